@@ -1,0 +1,60 @@
+"""Backend fixtures: the same test body runs on NumPy, array-api-strict and,
+where a GPU is present, CuPy (skipped with the reason otherwise)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+
+
+def _cupy_skip_reason():
+    try:
+        backend.set_backend("cupy")
+    except RuntimeError as exc:
+        return str(exc)
+    finally:
+        backend._state["name"] = None
+    return None
+
+
+_CUPY_REASON = _cupy_skip_reason()
+
+BACKENDS = [
+    "numpy",
+    "array_api_strict",
+    pytest.param("cupy", marks=pytest.mark.skipif(
+        _CUPY_REASON is not None, reason=f"no usable GPU: {_CUPY_REASON}")),
+]
+
+
+class Backend:
+    """A backend under test: moves NumPy test data there and back."""
+
+    def __init__(self, name):
+        self.name = name
+        self.xp = backend.namespace(name)
+
+    def asarray(self, a):
+        return backend.to_device(np.asarray(a), self.name)
+
+    def put(self, d):
+        return {k: (self.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+    @staticmethod
+    def host(a):
+        return np.asarray(backend.to_numpy(a))
+
+    def __repr__(self):
+        return self.name
+
+
+@pytest.fixture(params=BACKENDS)
+def xb(request):
+    with backend.use_backend(request.param):
+        yield Backend(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.RandomState(0)

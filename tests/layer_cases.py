@@ -1,0 +1,136 @@
+"""One table of every differentiable layer: how to build inputs, run it
+forward, run it backward, and which inputs get gradients.
+
+``make(r)`` returns NumPy float64 inputs (and fixed parameters); ``fwd(a)``
+runs the layer on a dict of backend arrays and returns (out, cache);
+``bwd(dout, cache)`` returns the gradients in the order of ``grads``.
+"""
+from __future__ import annotations
+
+from xpnn.layers import *  # noqa: F403
+
+CONV = {"stride": 2, "pad": 1}
+POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
+POOL_OVERLAP = {"pool_height": 3, "pool_width": 2, "stride": 1}
+
+
+def _tuple(f):
+    def g(dout, cache):
+        r = f(dout, cache)
+        return r if isinstance(r, tuple) else (r,)
+    return g
+
+
+def case(make, fwd, bwd, grads, scalar=False):
+    return dict(make=make, fwd=fwd, bwd=_tuple(bwd), grads=grads, scalar=scalar)
+
+
+CASES = {
+    "affine": case(
+        lambda r: dict(x=r.randn(4, 2, 3), w=r.randn(6, 5), b=r.randn(5)),
+        lambda a: affine_forward(a["x"], a["w"], a["b"]), affine_backward, ("x", "w", "b")),
+    "relu": case(lambda r: dict(x=r.randn(5, 6)),
+                 lambda a: relu_forward(a["x"]), relu_backward, ("x",)),
+    "leaky_relu": case(lambda r: dict(x=r.randn(5, 6)),
+                       lambda a: leaky_relu_forward(a["x"], 0.1), leaky_relu_backward, ("x",)),
+    "sigmoid": case(lambda r: dict(x=3 * r.randn(5, 6)),
+                    lambda a: sigmoid_forward(a["x"]), sigmoid_backward, ("x",)),
+    "tanh": case(lambda r: dict(x=r.randn(5, 6)),
+                 lambda a: tanh_forward(a["x"]), tanh_backward, ("x",)),
+    "dropout": case(lambda r: dict(x=r.randn(8, 9) + 10),
+                    lambda a: dropout_forward(a["x"], {"mode": "train", "p": 0.6, "seed": 123}),
+                    dropout_backward, ("x",)),
+    "batchnorm": case(
+        lambda r: dict(x=5 * r.randn(6, 5) + 12, gamma=r.randn(5), beta=r.randn(5)),
+        lambda a: batchnorm_forward(a["x"], a["gamma"], a["beta"], {"mode": "train"}),
+        batchnorm_backward, ("x", "gamma", "beta")),
+    "batchnorm_alt": case(
+        lambda r: dict(x=5 * r.randn(6, 5) + 12, gamma=r.randn(5), beta=r.randn(5)),
+        lambda a: batchnorm_forward(a["x"], a["gamma"], a["beta"], {"mode": "train"}),
+        batchnorm_backward_alt, ("x", "gamma", "beta")),
+    "batchnorm_test_mode": case(
+        lambda r: dict(x=r.randn(6, 5), gamma=r.randn(5), beta=r.randn(5),
+                       rm=r.randn(5), rv=r.rand(5) + 0.5),
+        lambda a: batchnorm_forward(a["x"], a["gamma"], a["beta"],
+                                    {"mode": "test", "running_mean": a["rm"],
+                                     "running_var": a["rv"]}),
+        batchnorm_backward, ("x", "gamma", "beta")),
+    "layernorm": case(
+        lambda r: dict(x=5 * r.randn(4, 7) + 12, gamma=r.randn(7), beta=r.randn(7)),
+        lambda a: layernorm_forward(a["x"], a["gamma"], a["beta"], {}),
+        layernorm_backward, ("x", "gamma", "beta")),
+    "spatial_batchnorm": case(
+        lambda r: dict(x=5 * r.randn(2, 3, 4, 5) + 12, gamma=r.randn(3), beta=r.randn(3)),
+        lambda a: spatial_batchnorm_forward(a["x"], a["gamma"], a["beta"], {"mode": "train"}),
+        spatial_batchnorm_backward, ("x", "gamma", "beta")),
+    "spatial_groupnorm": case(
+        lambda r: dict(x=5 * r.randn(2, 6, 4, 5) + 12, gamma=r.randn(1, 6, 1, 1),
+                       beta=r.randn(1, 6, 1, 1)),
+        lambda a: spatial_groupnorm_forward(a["x"], a["gamma"], a["beta"], 2, {}),
+        spatial_groupnorm_backward, ("x", "gamma", "beta")),
+    "conv_naive": case(
+        lambda r: dict(x=r.randn(2, 2, 5, 5), w=r.randn(3, 2, 3, 3), b=r.randn(3)),
+        lambda a: conv_forward_naive(a["x"], a["w"], a["b"], CONV),
+        conv_backward_naive, ("x", "w", "b")),
+    "conv_fast": case(
+        lambda r: dict(x=r.randn(2, 3, 7, 6), w=r.randn(4, 3, 3, 2), b=r.randn(4)),
+        lambda a: conv_forward_fast(a["x"], a["w"], a["b"], {"stride": 2, "pad": 2}),
+        conv_backward_fast, ("x", "w", "b")),
+    "conv_fast_stride1": case(
+        lambda r: dict(x=r.randn(2, 2, 5, 5), w=r.randn(3, 2, 3, 3), b=r.randn(3)),
+        lambda a: conv_forward_fast(a["x"], a["w"], a["b"], {"stride": 1, "pad": 1}),
+        conv_backward_fast, ("x", "w", "b")),
+    "max_pool_naive": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 6)),
+        lambda a: max_pool_forward_naive(a["x"], POOL), max_pool_backward_naive, ("x",)),
+    "max_pool_fast": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 7)),
+        lambda a: max_pool_forward_fast(a["x"], POOL), max_pool_backward_fast, ("x",)),
+    "max_pool_fast_overlap": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 5)),
+        lambda a: max_pool_forward_fast(a["x"], POOL_OVERLAP), max_pool_backward_fast, ("x",)),
+    "avg_pool": case(
+        lambda r: dict(x=r.randn(2, 2, 5, 6)),
+        lambda a: avg_pool_forward(a["x"], POOL), avg_pool_backward, ("x",)),
+    "avg_pool_overlap": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 5)),
+        lambda a: avg_pool_forward(a["x"], POOL_OVERLAP), avg_pool_backward, ("x",)),
+    "global_avg_pool": case(
+        lambda r: dict(x=r.randn(2, 3, 4, 5)),
+        lambda a: global_avg_pool_forward(a["x"]), global_avg_pool_backward, ("x",)),
+    "affine_relu": case(
+        lambda r: dict(x=r.randn(4, 6), w=r.randn(6, 5), b=r.randn(5)),
+        lambda a: affine_relu_forward(a["x"], a["w"], a["b"]), affine_relu_backward,
+        ("x", "w", "b")),
+    "affine_bn_relu": case(
+        lambda r: dict(x=r.randn(5, 6), w=r.randn(6, 4), b=r.randn(4),
+                       gamma=r.randn(4), beta=r.randn(4)),
+        lambda a: affine_bn_relu_forward(a["x"], a["w"], a["b"], a["gamma"], a["beta"],
+                                         {"mode": "train"}),
+        affine_bn_relu_backward, ("x", "w", "b", "gamma", "beta")),
+    "affine_ln_relu": case(
+        lambda r: dict(x=r.randn(5, 6), w=r.randn(6, 4), b=r.randn(4),
+                       gamma=r.randn(4), beta=r.randn(4)),
+        lambda a: affine_ln_relu_forward(a["x"], a["w"], a["b"], a["gamma"], a["beta"], {}),
+        affine_ln_relu_backward, ("x", "w", "b", "gamma", "beta")),
+    "conv_relu": case(
+        lambda r: dict(x=r.randn(2, 2, 5, 5), w=r.randn(3, 2, 3, 3), b=r.randn(3)),
+        lambda a: conv_relu_forward(a["x"], a["w"], a["b"], {"stride": 1, "pad": 1}),
+        conv_relu_backward, ("x", "w", "b")),
+    "conv_relu_pool": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 6), w=r.randn(3, 2, 3, 3), b=r.randn(3)),
+        lambda a: conv_relu_pool_forward(a["x"], a["w"], a["b"], {"stride": 1, "pad": 1}, POOL),
+        conv_relu_pool_backward, ("x", "w", "b")),
+    "conv_bn_relu": case(
+        lambda r: dict(x=r.randn(2, 2, 5, 5), w=r.randn(3, 2, 3, 3), b=r.randn(3),
+                       gamma=r.randn(3), beta=r.randn(3)),
+        lambda a: conv_bn_relu_forward(a["x"], a["w"], a["b"], a["gamma"], a["beta"],
+                                       {"stride": 1, "pad": 1}, {"mode": "train"}),
+        conv_bn_relu_backward, ("x", "w", "b", "gamma", "beta")),
+    "conv_bn_relu_pool": case(
+        lambda r: dict(x=r.randn(2, 2, 6, 6), w=r.randn(3, 2, 3, 3), b=r.randn(3),
+                       gamma=r.randn(3), beta=r.randn(3)),
+        lambda a: conv_bn_relu_pool_forward(a["x"], a["w"], a["b"], a["gamma"], a["beta"],
+                                            {"stride": 1, "pad": 1}, {"mode": "train"}, POOL),
+        conv_bn_relu_pool_backward, ("x", "w", "b", "gamma", "beta")),
+}

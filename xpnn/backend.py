@@ -1,0 +1,235 @@
+"""The one place that knows which array library is in use.
+
+xpnn layers are written against the Python array-API standard; this module
+chooses the array library (NumPy, CuPy or array-api-strict), moves data
+between host and device, draws random numbers, and checks that the arrays of
+one call come from one library. Nothing else in xpnn imports ``cupy``.
+
+The active backend comes from the ``XPNN_BACKEND`` environment variable
+(``numpy`` when unset) and can be changed with :func:`set_backend` or, for a
+block of code, :func:`use_backend`.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from typing import Any, Iterator
+
+import numpy as np
+import array_api_compat
+
+__all__ = [
+    "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
+    "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
+    "random_uniform", "random_normal", "synchronize",
+]
+
+VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
+
+_state: dict[str, str | None] = {"name": None}
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or name.strip().lower() not in VALID_BACKENDS:
+        raise ValueError(
+            f"unknown xpnn backend {name!r}; valid names are "
+            f"{', '.join(VALID_BACKENDS)} (set XPNN_BACKEND or call set_backend)")
+    return name.strip().lower()
+
+
+def _import_cupy():
+    """Import CuPy and prove a GPU is usable, or say exactly why not."""
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError as exc:
+        raise RuntimeError(
+            "the 'cupy' backend needs CuPy, which is not installed "
+            f"({exc}); install it with: pip install 'xpnn[gpu]'") from exc
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError: no driver, or driver too old
+        raise RuntimeError(
+            "the 'cupy' backend cannot reach a CUDA driver: "
+            f"{type(exc).__name__}: {exc}. Install an NVIDIA driver or use "
+            "XPNN_BACKEND=numpy") from exc
+    if count < 1:
+        raise RuntimeError(
+            "the 'cupy' backend found a CUDA driver but no GPU device; "
+            "use XPNN_BACKEND=numpy")
+    return cupy
+
+
+def get_backend() -> str:
+    """Name of the active backend: 'numpy', 'cupy' or 'array_api_strict'."""
+    if _state["name"] is None:
+        set_backend(os.environ.get("XPNN_BACKEND", "numpy") or "numpy")
+    return _state["name"]  # type: ignore[return-value]
+
+
+def set_backend(name: str) -> None:
+    """Make ``name`` the active backend (checked: CuPy must find a GPU)."""
+    name = _check_name(name)
+    if name == "cupy":
+        _import_cupy()
+    elif name == "array_api_strict":
+        importlib.import_module("array_api_strict")
+    _state["name"] = name
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[str]:
+    """Context manager: run a block on backend ``name``, then restore."""
+    previous = get_backend()
+    set_backend(name)
+    try:
+        yield _state["name"]  # type: ignore[misc]
+    finally:
+        _state["name"] = previous
+
+
+def _module(name: str):
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        return _import_cupy()
+    return importlib.import_module("array_api_strict")
+
+
+def namespace(name: str | None = None):
+    """Array-API namespace of the active (or named) backend."""
+    name = get_backend() if name is None else _check_name(name)
+    if name == "numpy":
+        import array_api_compat.numpy as xp
+        return xp
+    if name == "cupy":
+        _import_cupy()
+        import array_api_compat.cupy as xp
+        return xp
+    return importlib.import_module("array_api_strict")
+
+
+def backend_of(x: Any) -> str | None:
+    """Backend name an array belongs to, or None for a non-array."""
+    mod = type(x).__module__.split(".", 1)[0]
+    if mod == "numpy" and isinstance(x, (np.ndarray, np.generic)):
+        return "numpy"
+    if mod == "cupy":
+        return "cupy"
+    if mod == "array_api_strict":
+        return "array_api_strict"
+    return None
+
+
+def is_host(x: Any) -> bool:
+    """True for NumPy arrays (where Cython kernels and cheap checks apply)."""
+    return isinstance(x, np.ndarray)
+
+
+def namespace_of(**arrays: Any):
+    """Namespace shared by the named arrays (None values are skipped).
+
+    Raises TypeError naming the argument when the arrays come from two
+    backends, or when an argument is not an array at all.
+    """
+    first_name = first_backend = None
+    present = []
+    for arg, value in arrays.items():
+        if value is None:
+            continue
+        b = backend_of(value)
+        if b is None:
+            raise TypeError(
+                f"argument {arg!r} must be an array of the numpy, cupy or "
+                f"array_api_strict backend, got {type(value).__name__}")
+        if first_backend is None:
+            first_name, first_backend = arg, b
+        elif b != first_backend:
+            raise TypeError(
+                f"argument {arg!r} is a {b} array but {first_name!r} is a "
+                f"{first_backend} array; move both to one backend first "
+                "(xpnn.backend.to_device or to_numpy)")
+        present.append(value)
+    if not present:
+        return namespace()
+    return array_api_compat.array_namespace(*present)
+
+
+def _to_host_array(x: Any) -> np.ndarray:
+    b = backend_of(x)
+    if b == "cupy":
+        return x.get()
+    if b == "array_api_strict":
+        return np.asarray(x)
+    return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+def _walk(obj: Any, leaf):
+    if isinstance(obj, dict):
+        return type(obj)((k, _walk(v, leaf)) for k, v in obj.items())
+    if isinstance(obj, list):
+        return [_walk(v, leaf) for v in obj]
+    if isinstance(obj, tuple):
+        return type(obj)(_walk(v, leaf) for v in obj) if not hasattr(obj, "_fields") \
+            else type(obj)(*(_walk(v, leaf) for v in obj))
+    return leaf(obj)
+
+
+def to_numpy(obj: Any) -> Any:
+    """Copy arrays to NumPy, walking dicts, lists and tuples; others as is."""
+    return _walk(obj, lambda v: _to_host_array(v) if backend_of(v) else v)
+
+
+def to_device(obj: Any, backend: str | None = None) -> Any:
+    """Move arrays to ``backend`` (default: the active one), walking
+    dicts, lists and tuples. Arrays already there are returned unchanged;
+    non-array values (numbers, strings, None) are left alone."""
+    name = get_backend() if backend is None else _check_name(backend)
+    mod = _module(name)
+
+    def leaf(v):
+        b = backend_of(v)
+        if b is None or (b == name and not isinstance(v, np.generic)):
+            return v
+        host = _to_host_array(v)
+        return host if name == "numpy" else mod.asarray(host)
+    return _walk(obj, leaf)
+
+
+# ---------------------------------------------------------------- randomness
+def _host_rng_draw(kind: str, shape, seed):
+    """Draw from NumPy's global RandomState, reseeding first when asked,
+    exactly as the course code does (so seeded notebooks repeat)."""
+    if seed is not None:
+        np.random.seed(seed)
+    return np.random.rand(*shape) if kind == "uniform" else np.random.randn(*shape)
+
+
+def _draw(kind: str, shape, like, seed):
+    b = backend_of(like) if like is not None else get_backend()
+    if b == "cupy":
+        cupy = _import_cupy()
+        if seed is not None:
+            cupy.random.seed(seed)
+        return cupy.random.rand(*shape) if kind == "uniform" else cupy.random.randn(*shape)
+    host = _host_rng_draw(kind, shape, seed)
+    if b == "array_api_strict":
+        import array_api_strict as xps
+        return xps.asarray(host)
+    return host
+
+
+def random_uniform(shape, like=None, seed=None):
+    """Uniform [0, 1) float64 samples on the backend of ``like``."""
+    return _draw("uniform", tuple(shape), like, seed)
+
+
+def random_normal(shape, like=None, seed=None):
+    """Standard-normal float64 samples on the backend of ``like``."""
+    return _draw("normal", tuple(shape), like, seed)
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work (a no-op off the GPU); for benchmarks."""
+    if get_backend() == "cupy":
+        _import_cupy().cuda.get_current_stream().synchronize()

@@ -1,0 +1,101 @@
+"""Numerical gradients by centred differences, for checking backward passes.
+
+The functions take arrays of any backend. ``x`` is perturbed in place (course
+code often checks ``lambda _: model.loss(X, y)[0]`` against a parameter the
+function reads from the model), one element at a time, and restored; the
+function's values are brought to the host and combined in float64. Check
+in float64: in float32 the differences drown in round-off.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from .backend import to_numpy
+
+__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array",
+           "eval_numerical_gradient_blobs", "grad_check_sparse", "rel_error"]
+
+
+def _host64(v) -> np.ndarray:
+    return np.asarray(to_numpy(v), dtype=np.float64)
+
+
+def _get(x, idx) -> float:
+    return float(_host64(x[idx]))
+
+
+def _nudge(x, idx, value):
+    x[idx] = value
+
+
+def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
+    """Gradient of the scalar function ``f`` at ``x``; a NumPy float64 array
+    of x's shape. Prints each entry when verbose, as the course code does."""
+    grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    for idx in np.ndindex(*x.shape):
+        old = _get(x, idx)
+        _nudge(x, idx, old + h)
+        fxph = float(_host64(f(x)))
+        _nudge(x, idx, old - h)
+        fxmh = float(_host64(f(x)))
+        _nudge(x, idx, old)
+        grad[idx] = (fxph - fxmh) / (2 * h)
+        if verbose:
+            print(idx, grad[idx])
+    return grad
+
+
+def eval_numerical_gradient_array(f, x, df, h=1e-5):
+    """Numerical gradient of ``sum(f(x) * df)`` for an array-valued ``f``;
+    ``df`` is the upstream gradient. Returns a NumPy float64 array."""
+    grad = np.zeros(tuple(x.shape), dtype=np.float64)
+    df64 = _host64(df)
+    for idx in np.ndindex(*x.shape):
+        old = _get(x, idx)
+        _nudge(x, idx, old + h)
+        pos = _host64(f(x))
+        _nudge(x, idx, old - h)
+        neg = _host64(f(x))
+        _nudge(x, idx, old)
+        grad[idx] = np.sum((pos - neg) * df64) / (2 * h)
+    return grad
+
+
+def eval_numerical_gradient_blobs(f, inputs, output, h=1e-5):
+    """Numerical gradients of ``sum(f(*inputs) * output_grad)`` for each of
+    several inputs; ``output`` is the upstream gradient. Returns a list."""
+    return [eval_numerical_gradient_array(lambda _: f(*inputs), x, output, h)
+            for x in inputs]
+
+
+def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None):
+    """Compare ``analytic_grad`` with centred differences at ``num_checks``
+    random entries of ``x``, printing each; returns the relative errors."""
+    rng = random.Random(seed) if seed is not None else random
+    ag = _host64(analytic_grad)
+    errors = []
+    for _ in range(num_checks):
+        idx = tuple(rng.randrange(m) for m in x.shape)
+        old = _get(x, idx)
+        _nudge(x, idx, old + h)
+        fxph = float(_host64(f(x)))
+        _nudge(x, idx, old - h)
+        fxmh = float(_host64(f(x)))
+        _nudge(x, idx, old)
+        num = (fxph - fxmh) / (2 * h)
+        ana = float(ag[idx])
+        denom = abs(num) + abs(ana)
+        err = abs(num - ana) / denom if denom > 0 else 0.0
+        errors.append(err)
+        print("numerical: %f analytic: %f, relative error: %e" % (num, ana, err))
+    return errors
+
+
+def rel_error(x, y) -> float:
+    """Largest elementwise relative error ``|x-y| / max(1e-8, |x|+|y|)``."""
+    a, b = _host64(x), _host64(y)
+    if a.shape != b.shape and a.size != 1 and b.size != 1:
+        raise ValueError(f"rel_error: shapes {a.shape} and {b.shape} differ")
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))))

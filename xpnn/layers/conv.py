@@ -1,0 +1,124 @@
+"""2-D convolution (cross-correlation, as in the course): naive loops for
+teaching, and a fast im2col + matmul version."""
+from __future__ import annotations
+
+from ._kernels import col2im, im2col
+from ._util import check_int, check_ndim, pad_hw, shape_str, xp_of, zeros_like_shape
+
+__all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast",
+           "conv_backward_fast", "conv_forward_im2col", "conv_backward_im2col"]
+
+
+def _conv_geometry(x, w, b, conv_param, fn):
+    """Validate a convolution's inputs; return (stride, pad, Ho, Wo)."""
+    check_ndim(f"{fn}: x", x, 4, "(N, C, H, W)")
+    check_ndim(f"{fn}: w", w, 4, "(F, C, HH, WW)")
+    if not isinstance(conv_param, dict):
+        raise TypeError(f"{fn}: conv_param must be a dict with 'stride' and 'pad'")
+    N, C, H, W = x.shape
+    F, Cw, HH, WW = w.shape
+    if C != Cw:
+        raise ValueError(f"{fn}: x {shape_str(x)} has {C} channels but w "
+                         f"{shape_str(w)} expects {Cw}; w must be (F, {C}, HH, WW)")
+    if b.shape != (F,):
+        raise ValueError(f"{fn}: b must have shape ({F},) for w {shape_str(w)}, "
+                         f"got {shape_str(b)}")
+    stride = check_int(f"{fn}: conv_param['stride']", conv_param.get("stride", 1), 1)
+    pad = check_int(f"{fn}: conv_param['pad']", conv_param.get("pad", 0), 0)
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    for axis, size, k in (("height", Hp, HH), ("width", Wp, WW)):
+        if k > size:
+            raise ValueError(
+                f"{fn}: filter {axis} {k} exceeds the padded input {axis} {size} "
+                f"(x {shape_str(x)}, pad {pad}, w {shape_str(w)})")
+        if (size - k) % stride:
+            raise ValueError(
+                f"{fn}: stride {stride} does not fit: padded input {axis} {size} "
+                f"minus filter {axis} {k} must be divisible by the stride "
+                f"(x {shape_str(x)}, w {shape_str(w)}, pad {pad})")
+    return stride, pad, (Hp - HH) // stride + 1, (Wp - WW) // stride + 1
+
+
+def conv_forward_naive(x, w, b, conv_param):
+    """Convolution by explicit loops over samples, filters and positions.
+
+    x: (N, C, H, W); w: (F, C, HH, WW); b: (F,); conv_param: 'stride', 'pad'
+    (zero padding on each side). Output (N, F, H', W') with
+    H' = 1 + (H + 2 pad - HH) / stride (must be an integer).
+    Returns out and cache (x, w, b, conv_param).
+    """
+    xp = xp_of(x=x, w=w, b=b)
+    s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_forward_naive")
+    N, F = x.shape[0], w.shape[0]
+    HH, WW = w.shape[2], w.shape[3]
+    xpad = pad_hw(xp, x, pad)
+    out = zeros_like_shape(xp, x, (N, F, Ho, Wo), dtype=xp.result_type(x, w))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    patch = xpad[n, :, i * s:i * s + HH, j * s:j * s + WW]
+                    out[n, f, i, j] = xp.sum(patch * w[f, ...]) + b[f]
+    return out, (x, w, b, conv_param)
+
+
+def conv_backward_naive(dout, cache):
+    """Backward of :func:`conv_forward_naive` by the same loops: dx, dw, db."""
+    x, w, b, conv_param = cache
+    xp = xp_of(dout=dout, x=x, w=w)
+    s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_naive")
+    N, F = x.shape[0], w.shape[0]
+    HH, WW = w.shape[2], w.shape[3]
+    xpad = pad_hw(xp, x, pad)
+    dxpad = zeros_like_shape(xp, xpad, xpad.shape)
+    dw = zeros_like_shape(xp, w, w.shape)
+    db = xp.sum(dout, axis=(0, 2, 3))
+    for n in range(N):
+        for f in range(F):
+            for i in range(Ho):
+                for j in range(Wo):
+                    rows, cols = slice(i * s, i * s + HH), slice(j * s, j * s + WW)
+                    g = dout[n, f, i, j]
+                    dw[f, ...] += g * xpad[n, :, rows, cols]
+                    dxpad[n, :, rows, cols] += g * w[f, ...]
+    H, W = x.shape[2], x.shape[3]
+    return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+def conv_forward_fast(x, w, b, conv_param):
+    """Convolution as im2col + one matmul per batch item.
+
+    Same arguments and output as :func:`conv_forward_naive`; any stride,
+    padding and (non-square) filter. Cache: (x, w, b, conv_param, cols).
+    """
+    xp = xp_of(x=x, w=w, b=b)
+    s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_forward_fast")
+    N = x.shape[0]
+    F, C, HH, WW = w.shape
+    cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (N, K, P)
+    out = xp.reshape(w, (F, C * HH * WW)) @ cols + xp.reshape(b, (1, F, 1))
+    return xp.reshape(out, (N, F, Ho, Wo)), (x, w, b, conv_param, cols)
+
+
+def conv_backward_fast(dout, cache):
+    """Backward of :func:`conv_forward_fast`: dx, dw, db."""
+    x, w, b, conv_param, cols = cache
+    xp = xp_of(dout=dout, x=x, w=w)
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    s, pad = int(conv_param.get("stride", 1)), int(conv_param.get("pad", 0))
+    Ho, Wo = dout.shape[2], dout.shape[3]
+    if dout.shape != (N, F, Ho, Wo) or Ho * Wo != cols.shape[2]:
+        raise ValueError(f"conv_backward_fast: dout has shape {shape_str(dout)}, "
+                         f"expected the forward output's ({N}, {F}, H', W')")
+    d3 = xp.reshape(dout, (N, F, Ho * Wo))
+    db = xp.sum(d3, axis=(0, 2))
+    dw = xp.reshape(xp.tensordot(d3, cols, axes=([0, 2], [0, 2])), w.shape)
+    dcols = xp.matrix_transpose(xp.reshape(w, (F, C * HH * WW))) @ d3
+    dxpad = col2im(xp, dcols, C, H + 2 * pad, W + 2 * pad, HH, WW, s, Ho, Wo)
+    return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+# The course's fast_layers module also names the im2col route explicitly.
+conv_forward_im2col = conv_forward_fast
+conv_backward_im2col = conv_backward_fast

@@ -1,0 +1,139 @@
+"""Affine, elementwise activations and dropout."""
+from __future__ import annotations
+
+from .. import backend
+from ._util import check_ndim, prod, shape_str, xp_of
+
+__all__ = [
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward",
+    "leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
+    "sigmoid_backward", "tanh_forward", "tanh_backward", "dropout_forward",
+    "dropout_backward",
+]
+
+
+def affine_forward(x, w, b):
+    """Fully connected layer: ``out = x.reshape(N, D) @ w + b``.
+
+    x: (N, d_1, ..., d_k) with D = d_1 * ... * d_k; w: (D, M); b: (M,).
+    Returns out (N, M) and cache (x, w, b).
+    """
+    xp = xp_of(x=x, w=w, b=b)
+    if x.ndim < 1:
+        raise ValueError("affine_forward: x must have a batch axis, got a 0-D array")
+    check_ndim("affine_forward: w", w, 2, "(D, M)")
+    N, D = x.shape[0], prod(x.shape[1:])
+    if w.shape[0] != D:
+        raise ValueError(
+            f"affine_forward: x of shape {shape_str(x)} flattens to (N, {D}) "
+            f"but w has shape {shape_str(w)}; expected w of shape ({D}, M)")
+    if b.shape != (w.shape[1],):
+        raise ValueError(f"affine_forward: b must have shape ({w.shape[1]},) to "
+                         f"match w {shape_str(w)}, got {shape_str(b)}")
+    out = xp.reshape(x, (N, D)) @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    """Backward of :func:`affine_forward`: returns dx (x's shape), dw, db."""
+    x, w, b = cache
+    xp = xp_of(dout=dout, x=x)
+    N = x.shape[0]
+    x2 = xp.reshape(x, (N, prod(x.shape[1:])))
+    dx = xp.reshape(dout @ xp.matrix_transpose(w), x.shape)
+    dw = xp.matrix_transpose(x2) @ dout
+    db = xp.sum(dout, axis=0)
+    return dx, dw, db
+
+
+def relu_forward(x):
+    """ReLU, ``max(0, x)``; cache is x."""
+    xp = xp_of(x=x)
+    return xp.where(x > 0, x, xp.zeros_like(x)), x
+
+
+def relu_backward(dout, cache):
+    x = cache
+    xp = xp_of(dout=dout, x=x)
+    return xp.where(x > 0, dout, xp.zeros_like(dout))
+
+
+def leaky_relu_forward(x, alpha=0.01):
+    """Leaky ReLU, ``x`` where positive else ``alpha * x``; cache (x, alpha)."""
+    xp = xp_of(x=x)
+    return xp.where(x > 0, x, alpha * x), (x, alpha)
+
+
+def leaky_relu_backward(dout, cache):
+    x, alpha = cache
+    xp = xp_of(dout=dout, x=x)
+    return xp.where(x > 0, dout, alpha * dout)
+
+
+def sigmoid_forward(x):
+    """Logistic sigmoid, computed without overflow; cache is the output."""
+    xp = xp_of(x=x)
+    e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
+    out = xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    s = cache
+    return dout * s * (1.0 - s)
+
+
+def tanh_forward(x):
+    """Hyperbolic tangent; cache is the output."""
+    xp = xp_of(x=x)
+    out = xp.tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    t = cache
+    return dout * (1.0 - t * t)
+
+
+def _dropout_config(dropout_param):
+    if not isinstance(dropout_param, dict):
+        raise TypeError("dropout_param must be a dict with keys 'mode', 'p' "
+                        f"and optionally 'seed', got {type(dropout_param).__name__}")
+    mode = dropout_param.get("mode", "train")
+    if mode not in ("train", "test"):
+        raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
+    if "p" not in dropout_param:
+        raise ValueError("dropout_param needs 'p', the keep probability in (0, 1]")
+    p = float(dropout_param["p"])
+    if not 0.0 < p <= 1.0:
+        raise ValueError(
+            f"dropout_param['p'] is the probability of KEEPING a unit and must be "
+            f"in (0, 1], got {dropout_param['p']!r}")
+    return mode, p, dropout_param.get("seed")
+
+
+def dropout_forward(x, dropout_param):
+    """Inverted dropout.
+
+    dropout_param: 'mode' ('train' or 'test'), 'p' (keep probability, in
+    (0, 1]) and optional 'seed' (reseeds the generator first, as the course
+    code does, for gradient checks). At train time each unit is kept with
+    probability p and scaled by 1/p, so test time is the identity.
+    On NumPy the mask is drawn from NumPy's global RandomState.
+    Cache: (dropout_param, mask); mask is None at test time.
+    """
+    xp = xp_of(x=x)
+    mode, p, seed = _dropout_config(dropout_param)
+    if mode == "test":
+        return x, (dropout_param, None)
+    r = backend.random_uniform(x.shape, like=x, seed=seed)
+    mask = xp.astype(r < p, x.dtype) / p
+    return x * mask, (dropout_param, mask)
+
+
+def dropout_backward(dout, cache):
+    dropout_param, mask = cache
+    if mask is None:
+        return dout
+    xp_of(dout=dout, mask=mask)
+    return dout * mask

@@ -1,0 +1,213 @@
+"""Batch, layer, spatial batch and spatial group normalization.
+
+All of them standardise x over some axes, ``xhat = (x - mean) / sqrt(var + eps)``
+with the biased variance, then scale and shift: ``gamma * xhat + beta``. The
+shared backward is the closed form
+
+    dx = inv_std / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+
+with the sums over the M normalised elements. ``batchnorm_backward`` instead
+walks the computation graph node by node, as taught, and is checked against
+the closed form (``batchnorm_backward_alt``).
+"""
+from __future__ import annotations
+
+from ._util import check_int, check_ndim, prod, shape_str, xp_of, zeros_like_shape
+
+__all__ = [
+    "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
+    "layernorm_forward", "layernorm_backward", "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward", "spatial_groupnorm_forward",
+    "spatial_groupnorm_backward",
+]
+
+
+def _standardize(xp, x, axes, eps):
+    mean = xp.mean(x, axis=axes, keepdims=True)
+    var = xp.var(x, axis=axes, keepdims=True)
+    inv_std = 1.0 / xp.sqrt(var + eps)
+    return (x - mean) * inv_std, mean, var, inv_std
+
+
+def _standardize_backward(xp, dxhat, xhat, inv_std, axes):
+    M = prod(xhat.shape[a] for a in axes)
+    s1 = xp.sum(dxhat, axis=axes, keepdims=True)
+    s2 = xp.sum(dxhat * xhat, axis=axes, keepdims=True)
+    return (inv_std / M) * (M * dxhat - s1 - xhat * s2)
+
+
+def _check_param(fn, param, name="bn_param"):
+    if not isinstance(param, dict):
+        raise TypeError(f"{fn}: {name} must be a dict, got {type(param).__name__}")
+    eps = float(param.get("eps", 1e-5))
+    if not eps > 0:
+        raise ValueError(f"{fn}: {name}['eps'] must be > 0, got {eps}")
+    return eps
+
+
+def _check_affine(fn, gamma, beta, shape):
+    for nm, v in (("gamma", gamma), ("beta", beta)):
+        if tuple(v.shape) != tuple(shape):
+            raise ValueError(f"{fn}: {nm} must have shape {shape}, got {shape_str(v)}")
+
+
+def _bn_core(xp, x, gamma, beta, bn_param, axes, fn):
+    """Batch norm over ``axes`` with per-channel stats on axis 1 (or axis 1 of
+    2-D input); gamma/beta/running stats are 1-D of length C."""
+    eps = _check_param(fn, bn_param)
+    mode = bn_param.get("mode")
+    if mode not in ("train", "test"):
+        raise ValueError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
+    momentum = float(bn_param.get("momentum", 0.9))
+    C = x.shape[1]
+    _check_affine(fn, gamma, beta, (C,))
+    bshape = (1, C) + (1,) * (x.ndim - 2)
+    g = xp.reshape(gamma, bshape)
+    b = xp.reshape(beta, bshape)
+    rm = bn_param.get("running_mean")
+    rv = bn_param.get("running_var")
+    if rm is None:
+        rm = zeros_like_shape(xp, x, (C,))
+    if rv is None:
+        rv = zeros_like_shape(xp, x, (C,))
+    if mode == "train":
+        xhat, mean, var, inv_std = _standardize(xp, x, axes, eps)
+        bn_param["running_mean"] = momentum * rm + (1.0 - momentum) * xp.reshape(mean, (C,))
+        bn_param["running_var"] = momentum * rv + (1.0 - momentum) * xp.reshape(var, (C,))
+    else:
+        inv_std = 1.0 / xp.sqrt(xp.reshape(rv, bshape) + eps)
+        xhat = (x - xp.reshape(rm, bshape)) * inv_std
+        mean = var = None
+        bn_param["running_mean"], bn_param["running_var"] = rm, rv
+    out = g * xhat + b
+    cache = {"mode": mode, "x": x, "xhat": xhat, "mean": mean, "var": var,
+             "inv_std": inv_std, "gamma": g, "eps": eps, "axes": axes}
+    return out, cache
+
+
+def _bn_backward_core(xp, dout, cache):
+    axes = cache["axes"]
+    xhat, g = cache["xhat"], cache["gamma"]
+    dgamma = xp.sum(dout * xhat, axis=axes)
+    dbeta = xp.sum(dout, axis=axes)
+    dxhat = dout * g
+    if cache["mode"] == "test":  # running stats are constants: an affine map
+        return dxhat * cache["inv_std"], dgamma, dbeta
+    dx = _standardize_backward(xp, dxhat, xhat, cache["inv_std"], axes)
+    return dx, dgamma, dbeta
+
+
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization of x (N, D) over the batch.
+
+    bn_param: 'mode' ('train'/'test', required), 'eps' (1e-5), 'momentum'
+    (0.9), 'running_mean'/'running_var' (D,), created as zeros and updated
+    in place of the dict at train time:
+    ``running = momentum * running + (1 - momentum) * batch_stat``.
+    Returns out (N, D) and a cache dict.
+    """
+    xp = xp_of(x=x, gamma=gamma, beta=beta)
+    check_ndim("batchnorm_forward: x", x, 2, "(N, D)")
+    return _bn_core(xp, x, gamma, beta, bn_param, (0,), "batchnorm_forward")
+
+
+def batchnorm_backward_alt(dout, cache):
+    """Backward of batchnorm in closed form: returns dx, dgamma, dbeta."""
+    xp = xp_of(dout=dout, x=cache["x"])
+    return _bn_backward_core(xp, dout, cache)
+
+
+def batchnorm_backward(dout, cache):
+    """Backward of batchnorm, node by node through the computation graph
+    (mean, centring, variance, square root, inverse, scaling, shift)."""
+    xp = xp_of(dout=dout, x=cache["x"])
+    if cache["mode"] == "test" or cache["axes"] != (0,):
+        return _bn_backward_core(xp, dout, cache)
+    x, g, eps = cache["x"], cache["gamma"], cache["eps"]
+    N = x.shape[0]
+    mu = cache["mean"]
+    xmu = x - mu                                   # centring
+    var = cache["var"]
+    std = xp.sqrt(var + eps)                       # sqrt node
+    ivar = 1.0 / std                               # inverse node
+    xhat = xmu * ivar                              # normalise node
+    dbeta = xp.sum(dout, axis=0)
+    dgamma = xp.sum(dout * xhat, axis=0)
+    dxhat = dout * g
+    divar = xp.sum(dxhat * xmu, axis=0, keepdims=True)
+    dxmu1 = dxhat * ivar
+    dstd = -divar / (std * std)
+    dvar = 0.5 * dstd / std
+    dsq = dvar / N                                 # mean of squares node
+    dxmu2 = 2.0 * xmu * dsq
+    dx1 = dxmu1 + dxmu2
+    dmu = -xp.sum(dx1, axis=0, keepdims=True)
+    dx = dx1 + dmu / N                             # mean node
+    return dx, dgamma, dbeta
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """Batch normalization of x (N, C, H, W) per channel, over N, H and W.
+    gamma, beta: (C,). bn_param as for :func:`batchnorm_forward`."""
+    xp = xp_of(x=x, gamma=gamma, beta=beta)
+    check_ndim("spatial_batchnorm_forward: x", x, 4, "(N, C, H, W)")
+    return _bn_core(xp, x, gamma, beta, bn_param, (0, 2, 3), "spatial_batchnorm_forward")
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """Returns dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
+    xp = xp_of(dout=dout, x=cache["x"])
+    return _bn_backward_core(xp, dout, cache)
+
+
+def layernorm_forward(x, gamma, beta, ln_param):
+    """Layer normalization of x (N, D): each sample over its D features.
+    gamma, beta: (D,); ln_param: optional 'eps' (1e-5). Same at train and
+    test time. Returns out (N, D) and cache."""
+    xp = xp_of(x=x, gamma=gamma, beta=beta)
+    check_ndim("layernorm_forward: x", x, 2, "(N, D)")
+    eps = _check_param("layernorm_forward", ln_param, "ln_param")
+    _check_affine("layernorm_forward", gamma, beta, (x.shape[1],))
+    xhat, _, _, inv_std = _standardize(xp, x, (1,), eps)
+    return gamma * xhat + beta, (xhat, inv_std, gamma)
+
+
+def layernorm_backward(dout, cache):
+    """Returns dx (N, D), dgamma (D,), dbeta (D,)."""
+    xhat, inv_std, gamma = cache
+    xp = xp_of(dout=dout, xhat=xhat)
+    dx = _standardize_backward(xp, dout * gamma, xhat, inv_std, (1,))
+    return dx, xp.sum(dout * xhat, axis=0), xp.sum(dout, axis=0)
+
+
+def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
+    """Group normalization of x (N, C, H, W): the C channels form G groups of
+    C // G, each sample's group normalised over its channels and pixels.
+    gamma, beta: (1, C, 1, 1); gn_param: optional 'eps' (1e-5).
+    Returns out and cache."""
+    xp = xp_of(x=x, gamma=gamma, beta=beta)
+    fn = "spatial_groupnorm_forward"
+    check_ndim(f"{fn}: x", x, 4, "(N, C, H, W)")
+    eps = _check_param(fn, gn_param, "gn_param")
+    N, C, H, W = x.shape
+    G = check_int(f"{fn}: G", G, 1)
+    if C % G:
+        raise ValueError(f"{fn}: the number of groups G={G} must divide the "
+                         f"channel count C={C} of x {shape_str(x)}")
+    _check_affine(fn, gamma, beta, (1, C, 1, 1))
+    xg = xp.reshape(x, (N, G, (C // G) * H * W))
+    xhat_g, _, _, inv_std = _standardize(xp, xg, (2,), eps)
+    xhat = xp.reshape(xhat_g, x.shape)
+    return gamma * xhat + beta, (xhat_g, inv_std, gamma, G)
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Returns dx (N, C, H, W), dgamma (1, C, 1, 1), dbeta (1, C, 1, 1)."""
+    xhat_g, inv_std, gamma, G = cache
+    xp = xp_of(dout=dout, xhat=xhat_g)
+    xhat = xp.reshape(xhat_g, dout.shape)
+    dgamma = xp.sum(dout * xhat, axis=(0, 2, 3), keepdims=True)
+    dbeta = xp.sum(dout, axis=(0, 2, 3), keepdims=True)
+    dxhat = xp.reshape(dout * gamma, xhat_g.shape)
+    dx = _standardize_backward(xp, dxhat, xhat_g, inv_std, (2,))
+    return xp.reshape(dx, dout.shape), dgamma, dbeta
