@@ -1,0 +1,87 @@
+"""The backend switch: names, errors, context manager, device moves."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+
+
+def test_default_and_set_backend():
+    with backend.use_backend("numpy"):
+        assert backend.get_backend() == "numpy"
+        with backend.use_backend("array_api_strict") as name:
+            assert name == "array_api_strict" == backend.get_backend()
+            import array_api_strict
+            assert backend.namespace() is array_api_strict
+        assert backend.get_backend() == "numpy"
+
+
+def test_use_backend_restores_after_error():
+    with backend.use_backend("numpy"):
+        with pytest.raises(KeyError):
+            with backend.use_backend("array_api_strict"):
+                raise KeyError("boom")
+        assert backend.get_backend() == "numpy"
+
+
+def test_unknown_backend_lists_valid_names():
+    with pytest.raises(ValueError, match="valid names are numpy, cupy, array_api_strict"):
+        backend.set_backend("torch")
+
+
+def test_env_variable_selects_backend():
+    code = "from xpnn import get_backend; print(get_backend())"
+    env = dict(os.environ, XPNN_BACKEND="array_api_strict")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "array_api_strict", out.stderr
+    env["XPNN_BACKEND"] = "tensorflow"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode != 0 and "valid names are" in out.stderr
+
+
+def test_cupy_without_gpu_says_why():
+    try:
+        import cupy  # noqa: F401
+        has_cupy = True
+    except ImportError:
+        has_cupy = False
+    if has_cupy:
+        pytest.skip("CuPy is installed here; the no-GPU message is checked where it is not")
+    with pytest.raises(RuntimeError, match=r"needs CuPy, which is not installed.*xpnn\[gpu\]"):
+        backend.set_backend("cupy")
+    assert backend.get_backend() in backend.VALID_BACKENDS
+
+
+def test_to_device_and_back_walks_containers(xb):
+    state = {"params": {"W1": np.ones((2, 3)), "b1": np.zeros(3)},
+             "configs": [{"learning_rate": 1e-3, "m": np.full(3, 2.0), "t": 5}],
+             "bn": ({"mode": "train", "running_mean": np.arange(3.0)},),
+             "name": "net"}
+    moved = backend.to_device(state, xb.name)
+    assert backend.backend_of(moved["params"]["W1"]) == xb.name
+    assert backend.backend_of(moved["configs"][0]["m"]) == xb.name
+    assert backend.backend_of(moved["bn"][0]["running_mean"]) == xb.name
+    assert moved["configs"][0]["learning_rate"] == 1e-3 and moved["name"] == "net"
+    assert isinstance(moved["bn"], tuple)
+    back = backend.to_numpy(moved)
+    assert type(back["params"]["W1"]) is np.ndarray
+    np.testing.assert_array_equal(back["bn"][0]["running_mean"], np.arange(3.0))
+    np.testing.assert_array_equal(back["configs"][0]["m"], np.full(3, 2.0))
+
+
+def test_to_device_is_noop_when_already_there(xb):
+    a = xb.asarray(np.ones(3))
+    assert backend.to_device(a, xb.name) is a
+
+
+def test_random_draws_follow_numpy_global_state():
+    np.random.seed(3)
+    expected = np.random.rand(4)
+    np.random.seed(3)
+    np.testing.assert_array_equal(backend.random_uniform((4,)), expected)
+    np.testing.assert_array_equal(backend.random_uniform((4,), seed=3), expected)

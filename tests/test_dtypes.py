@@ -1,0 +1,42 @@
+"""float32 in, float32 out, for every layer; and float32 results agree with
+float64 ones to float32 precision (normwise)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.layers import softmax_loss, svm_loss
+
+from layer_cases import CASES
+
+
+def _normwise(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32_stays_float32_and_matches_float64(xb, name):
+    c = CASES[name]
+    raw = c["make"](np.random.RandomState(5))
+    results = {}
+    for dtype in (np.float64, np.float32):
+        a = xb.put({k: v.astype(dtype) for k, v in raw.items()})
+        out, cache = c["fwd"](a)
+        dout = xb.asarray(np.random.RandomState(1).randn(*out.shape).astype(dtype))
+        grads = c["bwd"](dout, cache)
+        for arr in (out, *grads):
+            assert xb.host(arr).dtype == dtype, f"{name}: got {arr.dtype} for {dtype.__name__}"
+        results[dtype] = [xb.host(v).astype(np.float64) for v in (out, *grads)]
+    for r32, r64 in zip(results[np.float32], results[np.float64]):
+        assert _normwise(r32, r64) < 1e-5
+
+
+@pytest.mark.parametrize("loss_fn", [svm_loss, softmax_loss])
+def test_loss_float32(xb, loss_fn):
+    r = np.random.RandomState(0)
+    x, y = r.randn(30, 5), r.randint(5, size=30)
+    l64, d64 = loss_fn(xb.asarray(x), xb.asarray(y))
+    l32, d32 = loss_fn(xb.asarray(x.astype(np.float32)), xb.asarray(y))
+    assert xb.host(d32).dtype == np.float32 and xb.host(l32).dtype == np.float32
+    assert abs(float(xb.host(l32)) - float(xb.host(l64))) < 1e-5 * abs(float(xb.host(l64)))
+    assert _normwise(xb.host(d32).astype(np.float64), xb.host(d64)) < 1e-5

@@ -1,0 +1,101 @@
+"""Bad input gets a ValueError/TypeError that says what was wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.layers import *  # noqa: F403
+
+
+def test_conv_stride_that_does_not_fit(xb):
+    x, w, b = (xb.asarray(np.zeros((2, 3, 8, 8))), xb.asarray(np.zeros((4, 3, 3, 3))),
+               xb.asarray(np.zeros(4)))
+    with pytest.raises(ValueError, match=r"stride 2 does not fit.*\(2, 3, 8, 8\).*\(4, 3, 3, 3\)"):
+        conv_forward_fast(x, w, b, {"stride": 2, "pad": 0})
+
+
+@pytest.mark.parametrize("param, match", [
+    ({"stride": 1, "pad": -1}, r"pad'\] must be an integer >= 0, got -1"),
+    ({"stride": 0, "pad": 0}, r"stride'\] must be an integer >= 1, got 0"),
+    ({"stride": 1.5, "pad": 0}, r"stride'\] must be an integer"),
+])
+def test_conv_bad_params(xb, param, match):
+    x, w, b = (xb.asarray(np.zeros((1, 1, 5, 5))), xb.asarray(np.zeros((1, 1, 3, 3))),
+               xb.asarray(np.zeros(1)))
+    for fwd in (conv_forward_fast, conv_forward_naive):
+        with pytest.raises(ValueError, match=match):
+            fwd(x, w, b, param)
+
+
+def test_conv_mismatched_channels_and_ranks(xb):
+    x, b = xb.asarray(np.zeros((1, 3, 5, 5))), xb.asarray(np.zeros(2))
+    with pytest.raises(ValueError, match=r"3 channels but w \(2, 4, 3, 3\) expects 4"):
+        conv_forward_fast(x, xb.asarray(np.zeros((2, 4, 3, 3))), b, {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\), got shape \(3, 5, 5\)"):
+        conv_forward_fast(xb.asarray(np.zeros((3, 5, 5))), xb.asarray(np.zeros((2, 3, 3, 3))),
+                          b, {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"b must have shape \(2,\)"):
+        conv_forward_fast(x, xb.asarray(np.zeros((2, 3, 3, 3))), xb.asarray(np.zeros(3)),
+                          {"stride": 1, "pad": 1})
+    with pytest.raises(ValueError, match=r"filter height 7 exceeds the padded input height 5"):
+        conv_forward_fast(x, xb.asarray(np.zeros((2, 3, 7, 3))), b, {"stride": 1, "pad": 0})
+
+
+def test_affine_shape_mismatch(xb):
+    with pytest.raises(ValueError, match=r"flattens to \(N, 6\).*expected w of shape \(6, M\)"):
+        affine_forward(xb.asarray(np.zeros((4, 2, 3))), xb.asarray(np.zeros((5, 2))),
+                       xb.asarray(np.zeros(2)))
+
+
+def test_pool_bad_params(xb):
+    x = xb.asarray(np.zeros((1, 1, 4, 4)))
+    with pytest.raises(ValueError, match="larger than the input"):
+        max_pool_forward_fast(x, {"pool_height": 5, "pool_width": 2, "stride": 1})
+    with pytest.raises(ValueError, match="missing 'stride'"):
+        max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2})
+    with pytest.raises(ValueError, match=r"stride'\] must be an integer >= 1"):
+        avg_pool_forward(x, {"pool_height": 2, "pool_width": 2, "stride": 0})
+
+
+def test_dropout_keep_probability_checked(xb):
+    x = xb.asarray(np.ones((2, 2)))
+    for p in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match="KEEPING"):
+            dropout_forward(x, {"mode": "train", "p": p})
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        dropout_forward(x, {"mode": "eval", "p": 0.5})
+
+
+def test_norm_errors(xb):
+    x = xb.asarray(np.ones((2, 6, 3, 3)))
+    g = xb.asarray(np.ones((1, 6, 1, 1)))
+    with pytest.raises(ValueError, match="G=4 must divide the channel count C=6"):
+        spatial_groupnorm_forward(x, g, g, 4, {})
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        batchnorm_forward(xb.asarray(np.ones((2, 3))), xb.asarray(np.ones(4)),
+                          xb.asarray(np.ones(3)), {"mode": "train"})
+    with pytest.raises(ValueError, match="bn_param\\['mode'\\] must be 'train' or 'test'"):
+        batchnorm_forward(xb.asarray(np.ones((2, 3))), xb.asarray(np.ones(3)),
+                          xb.asarray(np.ones(3)), {})
+
+
+def test_loss_label_errors(xb):
+    x = xb.asarray(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
+        softmax_loss(x, xb.asarray(np.zeros(2, dtype=np.int64)))
+    with pytest.raises(TypeError, match="integer class labels"):
+        svm_loss(x, xb.asarray(np.zeros(3)))
+
+
+def test_loss_label_range_on_host():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\]"):
+        softmax_loss(np.zeros((3, 4)), np.array([0, 4, 1]))
+
+
+def test_mixed_backends_name_the_argument():
+    import array_api_strict as xps
+    with pytest.raises(TypeError, match=r"argument 'w' is a array_api_strict array but 'x' "
+                                         r"is a numpy array"):
+        affine_forward(np.ones((2, 3)), xps.ones((3, 2), dtype=xps.float64), np.ones(2))
+    with pytest.raises(TypeError, match="argument 'x' must be an array"):
+        relu_forward([1.0, -1.0])

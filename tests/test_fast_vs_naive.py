@@ -1,0 +1,78 @@
+"""Fast layers against the naive loops: odd sizes, non-square kernels,
+strides, overlapping and non-tiling pools, and ties."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.layers import *  # noqa: F403
+
+GEOMETRIES = [  # x shape, w shape, stride, pad
+    ((2, 3, 7, 5), (4, 3, 3, 1), 2, 1),
+    ((1, 2, 6, 9), (3, 2, 2, 4), 1, 0),
+    ((3, 1, 5, 5), (2, 1, 5, 5), 1, 2),
+    ((2, 2, 10, 7), (2, 2, 3, 3), 3, 1),
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, pad", GEOMETRIES)
+def test_conv_fast_equals_naive(xb, xs, ws, stride, pad):
+    r = np.random.RandomState(7)
+    x, w, b = (xb.asarray(r.randn(*xs)), xb.asarray(r.randn(*ws)), xb.asarray(r.randn(ws[0])))
+    p = {"stride": stride, "pad": pad}
+    out_n, cache_n = conv_forward_naive(x, w, b, p)
+    out_f, cache_f = conv_forward_fast(x, w, b, p)
+    np.testing.assert_allclose(xb.host(out_f), xb.host(out_n), rtol=1e-12, atol=1e-13)
+    dout = xb.asarray(r.randn(*out_n.shape))
+    for gn, gf in zip(conv_backward_naive(dout, cache_n), conv_backward_fast(dout, cache_f)):
+        np.testing.assert_allclose(xb.host(gf), xb.host(gn), rtol=1e-12, atol=1e-13)
+
+
+POOLS = [(2, 2, 2), (3, 3, 2), (2, 3, 1), (3, 2, 3), (1, 1, 1)]
+
+
+@pytest.mark.parametrize("ph, pw, s", POOLS)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_fast_equals_naive(xb, ph, pw, s, ties):
+    r = np.random.RandomState(3)
+    x = r.randint(0, 3, size=(2, 3, 7, 8)).astype(np.float64) if ties else r.randn(2, 3, 7, 8)
+    p = {"pool_height": ph, "pool_width": pw, "stride": s}
+    out_n, cache_n = max_pool_forward_naive(xb.asarray(x), p)
+    out_f, cache_f = max_pool_forward_fast(xb.asarray(x), p)
+    np.testing.assert_array_equal(xb.host(out_f), xb.host(out_n))
+    dout = xb.asarray(r.randn(*out_n.shape))
+    np.testing.assert_allclose(xb.host(max_pool_backward_fast(dout, cache_f)),
+                               xb.host(max_pool_backward_naive(dout, cache_n)), rtol=1e-14)
+
+
+def test_max_pool_ties_go_to_first_maximum(xb):
+    x = xb.asarray(np.ones((1, 1, 2, 2)))
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    for fwd, bwd in ((max_pool_forward_naive, max_pool_backward_naive),
+                     (max_pool_forward_fast, max_pool_backward_fast)):
+        _, cache = fwd(x, pool)
+        dx = xb.host(bwd(xb.asarray(np.full((1, 1, 1, 1), 5.0)), cache))
+        np.testing.assert_array_equal(dx, [[[[5.0, 0.0], [0.0, 0.0]]]])
+
+
+def test_course_naive_vs_fast_cell(xb):
+    """The notebook's naive-vs-fast comparison (batch cut to keep it quick)."""
+    r = np.random.RandomState(231)
+    x, w, b = r.randn(4, 3, 31, 31), r.randn(25, 3, 3, 3), r.randn(25)
+    p = {"stride": 2, "pad": 1}
+    out_n, cn = conv_forward_naive(xb.asarray(x), xb.asarray(w), xb.asarray(b), p)
+    out_f, cf = conv_forward_fast(xb.asarray(x), xb.asarray(w), xb.asarray(b), p)
+    assert out_f.shape == (4, 25, 16, 16)
+    np.testing.assert_allclose(xb.host(out_f), xb.host(out_n), rtol=1e-11, atol=1e-12)
+    dout = xb.asarray(r.randn(*out_n.shape))
+    for gn, gf in zip(conv_backward_naive(dout, cn), conv_backward_fast(dout, cf)):
+        np.testing.assert_allclose(xb.host(gf), xb.host(gn), rtol=1e-11, atol=1e-11)
+
+
+def test_avg_and_global_pool_values(xb):
+    x = np.arange(2 * 3 * 4 * 6, dtype=np.float64).reshape(2, 3, 4, 6)
+    out, _ = avg_pool_forward(xb.asarray(x), {"pool_height": 2, "pool_width": 3, "stride": 1})
+    ref = np.mean(np.stack([x[:, :, i:i + 3, j:j + 4] for i in range(2) for j in range(3)]), 0)
+    np.testing.assert_allclose(xb.host(out), ref, rtol=1e-14)
+    g, _ = global_avg_pool_forward(xb.asarray(x))
+    np.testing.assert_allclose(xb.host(g), x.mean(axis=(2, 3)), rtol=1e-14)
