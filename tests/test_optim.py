@@ -1,0 +1,99 @@
+"""Update rules: the seed notebooks' expected values, on every backend,
+and state that stays on the device."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+from xpnn.gradient_check import rel_error
+from xpnn.optim import adagrad, adam, get_update_rule, rmsprop, sgd, sgd_momentum, \
+    sgd_nesterov_momentum
+
+N, D = 4, 5
+
+
+def _lin(a, b):
+    return np.linspace(a, b, num=N * D).reshape(N, D)
+
+
+def test_sgd_momentum(xb):
+    config = {"learning_rate": 1e-3, "velocity": xb.asarray(_lin(0.6, 0.9))}
+    next_w, config = sgd_momentum(xb.asarray(_lin(-0.4, 0.6)), xb.asarray(_lin(-0.6, 0.4)), config)
+    expected_w = [[0.1406, 0.20738947, 0.27417895, 0.34096842, 0.40775789],
+                  [0.47454737, 0.54133684, 0.60812632, 0.67491579, 0.74170526],
+                  [0.80849474, 0.87528421, 0.94207368, 1.00886316, 1.07565263],
+                  [1.14244211, 1.20923158, 1.27602105, 1.34281053, 1.4096]]
+    expected_v = [[0.5406, 0.55475789, 0.56891579, 0.58307368, 0.59723158],
+                  [0.61138947, 0.62554737, 0.63970526, 0.65386316, 0.66802105],
+                  [0.68217895, 0.69633684, 0.71049474, 0.72465263, 0.73881053],
+                  [0.75296842, 0.76712632, 0.78128421, 0.79544211, 0.8096]]
+    assert rel_error(next_w, np.array(expected_w)) < 1e-8
+    assert rel_error(config["velocity"], np.array(expected_v)) < 1e-8
+    assert backend.backend_of(next_w) == backend.backend_of(config["velocity"]) == xb.name
+
+
+def test_rmsprop(xb):
+    config = {"learning_rate": 1e-2, "cache": xb.asarray(_lin(0.6, 0.9))}
+    next_w, config = rmsprop(xb.asarray(_lin(-0.4, 0.6)), xb.asarray(_lin(-0.6, 0.4)), config)
+    expected_w = [[-0.39223849, -0.34037513, -0.28849239, -0.23659121, -0.18467247],
+                  [-0.132737, -0.08078555, -0.02881884, 0.02316247, 0.07515774],
+                  [0.12716641, 0.17918792, 0.23122175, 0.28326742, 0.33532447],
+                  [0.38739248, 0.43947102, 0.49155973, 0.54365823, 0.59576619]]
+    expected_cache = [[0.5976, 0.6126277, 0.6277108, 0.64284931, 0.65804321],
+                      [0.67329252, 0.68859723, 0.70395734, 0.71937285, 0.73484377],
+                      [0.75037008, 0.7659518, 0.78158892, 0.79728144, 0.81302936],
+                      [0.82883269, 0.84469141, 0.86060554, 0.87657507, 0.8926]]
+    assert rel_error(next_w, np.array(expected_w)) < 1e-7
+    assert rel_error(config["cache"], np.array(expected_cache)) < 1e-8
+
+
+def test_adam(xb):
+    config = {"learning_rate": 1e-2, "m": xb.asarray(_lin(0.6, 0.9)),
+              "v": xb.asarray(_lin(0.7, 0.5)), "t": 5}
+    next_w, config = adam(xb.asarray(_lin(-0.4, 0.6)), xb.asarray(_lin(-0.6, 0.4)), config)
+    expected_w = [[-0.40094747, -0.34836187, -0.29577703, -0.24319299, -0.19060977],
+                  [-0.1380274, -0.08544591, -0.03286534, 0.01971428, 0.0722929],
+                  [0.1248705, 0.17744702, 0.23002243, 0.28259667, 0.33516969],
+                  [0.38774145, 0.44031188, 0.49288093, 0.54544852, 0.59801459]]
+    expected_v = [[0.69966, 0.68908382, 0.67851319, 0.66794809, 0.65738853],
+                  [0.64683452, 0.63628604, 0.6257431, 0.61520571, 0.60467385],
+                  [0.59414753, 0.58362676, 0.57311152, 0.56260183, 0.55209767],
+                  [0.54159906, 0.53110598, 0.52061845, 0.51013645, 0.49966]]
+    expected_m = [[0.48, 0.49947368, 0.51894737, 0.53842105, 0.55789474],
+                  [0.57736842, 0.59684211, 0.61631579, 0.63578947, 0.65526316],
+                  [0.67473684, 0.69421053, 0.71368421, 0.73315789, 0.75263158],
+                  [0.77210526, 0.79157895, 0.81105263, 0.83052632, 0.85]]
+    assert rel_error(next_w, np.array(expected_w)) < 1e-6
+    assert rel_error(config["v"], np.array(expected_v)) < 1e-8
+    assert rel_error(config["m"], np.array(expected_m)) < 1e-8
+    assert config["t"] == 6
+
+
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam,
+                                  adagrad])
+def test_rules_minimise_a_quadratic_with_defaults(xb, rule):
+    """Each rule, from its default config, decreases f(w) = 0.5 ||w - 3||^2."""
+    w = xb.asarray(np.zeros(6))
+    config = {"learning_rate": 0.5 if rule is adagrad else 0.05}  # adagrad steps shrink as 1/sqrt(t)
+    for _ in range(300):
+        w, config = rule(w, w - 3.0, config)
+    assert np.abs(xb.host(w) - 3.0).max() < 0.5
+    for v in config.values():
+        b = backend.backend_of(v)
+        assert b in (None, xb.name)
+
+
+def test_nesterov_first_step_matches_formula():
+    w, dw = np.ones(3), np.full(3, 2.0)
+    next_w, cfg = sgd_nesterov_momentum(w, dw, {"learning_rate": 0.1, "momentum": 0.9})
+    v = -0.1 * dw
+    np.testing.assert_allclose(next_w, w + 1.9 * v)
+    np.testing.assert_allclose(cfg["velocity"], v)
+
+
+def test_bad_rule_and_shapes():
+    with pytest.raises(ValueError, match="unknown update rule 'sgdd'; valid rules are sgd"):
+        get_update_rule("sgdd")
+    with pytest.raises(ValueError, match=r"dw has shape \(2,\) but w has \(3,\)"):
+        sgd(np.ones(3), np.ones(2))
