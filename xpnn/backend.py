@@ -22,7 +22,7 @@ import array_api_compat
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
-    "random_uniform", "random_normal", "synchronize",
+    "random_uniform", "random_normal", "fits_on_device", "synchronize",
 ]
 
 VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -227,6 +227,16 @@ def random_uniform(shape, like=None, seed=None):
 def random_normal(shape, like=None, seed=None):
     """Standard-normal float64 samples on the backend of ``like``."""
     return _draw("normal", tuple(shape), like, seed)
+
+
+def fits_on_device(nbytes: int, fraction: float = 0.5) -> bool:
+    """Whether an array of ``nbytes`` should live on the active device whole:
+    always on the host backends; on a GPU, when it takes at most ``fraction``
+    of the free memory."""
+    if get_backend() != "cupy":
+        return True
+    free, _total = _import_cupy().cuda.runtime.memGetInfo()
+    return nbytes <= fraction * free
 
 
 def synchronize() -> None:

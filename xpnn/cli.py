@@ -1,0 +1,198 @@
+"""The ``xpnn`` command line: ``xpnn train`` trains a model and reports
+validation and test accuracy. Run ``xpnn train --help`` for every option."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import backend
+
+MODEL_CHOICES = ("convnet", "threelayer", "fc", "twolayer")
+DATASETS = ("digits", "cifar10", "cinic10")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {s!r}")
+    return v
+
+
+def _positive_float(s):
+    v = _nonneg_float(s)
+    if v == 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {s!r}")
+    return v
+
+
+def build_parser():
+    from .optim import UPDATE_RULES
+    p = _Parser(prog="xpnn", description="xpnn: CS231n-style neural networks on NumPy or CuPy.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    t = sub.add_parser("train", help="train a model and report val/test accuracy",
+                       description="Train a model with the Solver and report validation and "
+                                   "test accuracy. With no options: a ConvNet on the "
+                                   "handwritten-digits set that ships with scikit-learn.")
+    t.add_argument("--model", choices=MODEL_CHOICES, default="convnet",
+                   help="convnet: [conv-bn-relu-pool]x2 - affine-bn-relu - affine; threelayer: "
+                        "the course ThreeLayerConvNet; fc: FullyConnectedNet [100, 100] with "
+                        "batchnorm; twolayer: TwoLayerNet (default: %(default)s)")
+    t.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits needs no download; cifar10 and cinic10 read --data-dir "
+                        "(default: %(default)s)")
+    t.add_argument("--data-dir", metavar="PATH",
+                   help="cifar10: the cifar-10-batches-py folder; cinic10: the folder with "
+                        "train/valid/test")
+    t.add_argument("--classes", metavar="A,B,...",
+                   help="cinic10 only: a subset of class names, e.g. airplane,bird,cat")
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="number of epochs (default 15; with --resume, the checkpoint's)")
+    t.add_argument("--batch-size", type=_positive_int, default=50,
+                   help="minibatch size (default: %(default)s)")
+    t.add_argument("--lr", type=_positive_float, default=2e-3,
+                   help="learning rate (default: %(default)s)")
+    t.add_argument("--lr-decay", type=_positive_float, default=0.9,
+                   help="learning-rate factor applied after each epoch (default: %(default)s)")
+    t.add_argument("--update-rule", choices=sorted(UPDATE_RULES), default="adam",
+                   help="update rule (default: %(default)s)")
+    t.add_argument("--reg", type=_nonneg_float, default=1e-4,
+                   help="L2 regularisation strength (default: %(default)s)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating type of the model (default: %(default)s)")
+    t.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
+                   help="array backend (default: $XPNN_BACKEND or numpy)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of NumPy's global RNG: weights and minibatches (default: 0)")
+    t.add_argument("--checkpoint", metavar="PREFIX",
+                   help="write PREFIX_epoch_<n>.npz after every epoch")
+    t.add_argument("--resume", metavar="PATH",
+                   help="continue training from a checkpoint written with --checkpoint")
+    t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
+                   help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
+    t.add_argument("--quiet", action="store_true", help="print only the final accuracies")
+    return p
+
+
+def _load_data(args):
+    from . import data as D
+    if args.dataset == "digits":
+        return D.get_digits_data()
+    if not args.data_dir:
+        raise ValueError(f"--dataset {args.dataset} needs --data-dir PATH")
+    if args.dataset == "cifar10":
+        return D.get_CIFAR10_data(args.data_dir)
+    classes = args.classes.split(",") if args.classes else None
+    return D.get_CINIC10_data(args.data_dir, classes=classes)
+
+
+def _build_model(args, data):
+    from .models import ConvNet, FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
+    input_dim = tuple(data["X_train"].shape[1:])
+    num_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
+    flat = int(np.prod(input_dim))
+    if args.model == "convnet":
+        return ConvNet(input_dim=input_dim, conv_blocks=((16,), (32,)), hidden_dims=(64,),
+                       num_classes=num_classes, reg=args.reg, dtype=args.dtype)
+    if args.model == "threelayer":
+        return ThreeLayerConvNet(input_dim=input_dim, num_filters=16, filter_size=3,
+                                 hidden_dim=64, num_classes=num_classes, weight_scale=1e-2,
+                                 reg=args.reg, dtype=args.dtype)
+    if args.model == "fc":
+        return FullyConnectedNet([100, 100], input_dim=flat, num_classes=num_classes,
+                                 normalization="batchnorm", reg=args.reg, weight_scale=5e-2,
+                                 dtype=args.dtype)
+    return TwoLayerNet(input_dim=flat, hidden_dim=100, num_classes=num_classes,
+                       weight_scale=1e-2, reg=args.reg)
+
+
+def cmd_train(args):
+    from .checkpoint import load_npz
+    from .models import build_model
+    from .solver import Solver
+    if args.backend:
+        backend.set_backend(args.backend)
+    backend.get_backend()
+    np.random.seed(args.seed)
+    t0 = time.perf_counter()
+    data = _load_data(args)
+    verbose = not args.quiet
+    if args.resume:
+        meta, _ = load_npz(args.resume)
+        m = meta.get("model", {})
+        model = build_model(m.get("class"), m.get("init_kwargs"))
+        s = meta["solver"]
+        solver = Solver(model, data, update_rule=s["update_rule"], optim_config=s["optim_config"],
+                        lr_decay=s["lr_decay"], batch_size=s["batch_size"],
+                        num_epochs=args.epochs or s["num_epochs"],
+                        num_train_samples=s["num_train_samples"],
+                        num_val_samples=s["num_val_samples"], print_every=s["print_every"],
+                        checkpoint_name=args.checkpoint, verbose=verbose)
+        solver.load_checkpoint(args.resume)
+        if verbose:
+            print(f"resumed {args.resume} at epoch {solver.epoch}, iteration {solver.iteration}")
+    else:
+        model = _build_model(args, data)
+        solver = Solver(model, data, update_rule=args.update_rule,
+                        optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
+                        batch_size=args.batch_size, num_epochs=args.epochs or 15,
+                        num_train_samples=1000, print_every=50, checkpoint_name=args.checkpoint,
+                        verbose=verbose)
+    if verbose:
+        n = data["X_train"].shape[0]
+        print(f"training {model!r}\n  on {args.dataset} ({n} training images), backend "
+              f"{backend.get_backend()}, {solver.num_epochs} epochs of batch {solver.batch_size}")
+    solver.train()
+    val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
+    test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
+    print(f"val accuracy: {val_acc:.4f}  test accuracy: {test_acc:.4f}  "
+          f"({time.perf_counter() - t0:.1f} s)")
+    if args.plot and args.plot.lower() != "none":
+        from .vis import plot_history
+        plot_history(solver, args.plot, title=f"{type(model).__name__} on {args.dataset}")
+        print(f"wrote {os.path.abspath(args.plot)}")
+    if solver.last_checkpoint:
+        print(f"last checkpoint: {solver.last_checkpoint}")
+    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return cmd_train(args)
+    except KeyboardInterrupt:
+        print("xpnn: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError,
+            OSError) as exc:
+        print(f"xpnn: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Data sets in N, C, H, W layout, with the course's loaders.
+
+- :func:`get_digits_data`: the 8x8 handwritten digits that ship inside
+  scikit-learn (no download), the default for ``xpnn train``.
+- :func:`load_CIFAR10` / :func:`get_CIFAR10_data`: the CIFAR-10 python
+  batches, read with an unpickler that accepts only the types the format
+  holds, so a crafted file is refused instead of run.
+- :func:`get_CINIC10_data`: the CINIC-10 image-folder layout
+  ``<root>/{train,valid,test}/<class>/*.png``, optionally a class subset.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+
+import numpy as np
+
+__all__ = ["load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
+           "CINIC10_CLASSES"]
+
+CINIC10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Allows only what a CIFAR-10 batch holds: builtins containers and the
+    NumPy array reconstruction functions."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR-10 batch "
+                                     "holds only dicts, lists, bytes, str, int and arrays")
+
+
+def _load_cifar_batch(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"CIFAR-10 batch {path!r} is missing; expected the "
+                                "'cifar-10-batches-py' folder with data_batch_1..5 and test_batch")
+    try:
+        with open(path, "rb") as fh:
+            d = _BatchUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
+        X, Y = d["data"], d["labels"]
+        X = np.asarray(X, dtype=np.uint8)
+        if X.ndim != 2 or X.shape[1] != 3072 or len(Y) != X.shape[0]:
+            raise ValueError(f"data has shape {X.shape} and {len(Y)} labels; expected "
+                             "(n, 3072) uint8 rows and n labels")
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
+        raise ValueError(f"{path!r} is not a valid CIFAR-10 python batch: {exc}") from None
+    X = X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
+    return X, np.asarray(Y, dtype=np.int64)
+
+
+def load_CIFAR10(root):
+    """(X_train, y_train, X_test, y_test) from the CIFAR-10 python batches in
+    ``root``; X as float64 (N, 32, 32, 3), as the course loader returns."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"CIFAR-10 folder {root!r} does not exist; expected the "
+                                "extracted 'cifar-10-batches-py' folder")
+    parts = [_load_cifar_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
+    Xtr = np.concatenate([p[0] for p in parts])
+    Ytr = np.concatenate([p[1] for p in parts])
+    Xte, Yte = _load_cifar_batch(os.path.join(root, "test_batch"))
+    return Xtr, Ytr, Xte, Yte
+
+
+def _split_and_center(X_train, y_train, X_val, y_val, X_test, y_test, subtract_mean):
+    if subtract_mean:
+        mean = X_train.mean(axis=0)
+        X_train, X_val, X_test = X_train - mean, X_val - mean, X_test - mean
+    return {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val,
+            "X_test": X_test, "y_test": y_test}
+
+
+def get_CIFAR10_data(cifar10_dir="cifar-10-batches-py", num_training=49000,
+                     num_validation=1000, num_test=1000, subtract_mean=True):
+    """The course split: the first num_training training images for training,
+    the next num_validation for validation, the first num_test test images;
+    per-pixel mean of the training part subtracted; N, C, H, W layout."""
+    X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
+    if num_training + num_validation > X_train.shape[0]:
+        raise ValueError(f"num_training + num_validation = {num_training + num_validation} "
+                         f"exceeds the {X_train.shape[0]} training images")
+    X_val = X_train[num_training:num_training + num_validation]
+    y_val = y_train[num_training:num_training + num_validation]
+    X_train, y_train = X_train[:num_training], y_train[:num_training]
+    X_test, y_test = X_test[:num_test], y_test[:num_test]
+    data = _split_and_center(X_train, y_train, X_val, y_val, X_test, y_test, subtract_mean)
+    for k in ("X_train", "X_val", "X_test"):
+        data[k] = np.ascontiguousarray(data[k].transpose(0, 3, 1, 2))
+    return data
+
+
+def _read_png(path):
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.float64)
+    except Exception as exc:
+        raise ValueError(f"cannot read image {path!r}: {exc}") from None
+
+
+def _load_cinic_split(root, split, classes, limit):
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"CINIC-10 split folder {folder!r} is missing; expected "
+                                f"{root}/{{train,valid,test}}/<class>/*.png")
+    xs, ys = [], []
+    for label, cls in enumerate(classes):
+        cdir = os.path.join(folder, cls)
+        if not os.path.isdir(cdir):
+            raise FileNotFoundError(f"CINIC-10 class folder {cdir!r} is missing")
+        files = sorted(f for f in os.listdir(cdir) if f.lower().endswith(".png"))
+        if limit is not None:
+            files = files[:limit]
+        for f in files:
+            img = _read_png(os.path.join(cdir, f))
+            if img.shape != (32, 32, 3):
+                raise ValueError(f"image {os.path.join(cdir, f)!r} is {img.shape[1]}x"
+                                 f"{img.shape[0]}; CINIC-10 images are 32x32 RGB")
+            xs.append(img)
+            ys.append(label)
+    if not xs:
+        raise ValueError(f"no .png images found under {folder!r} for classes {list(classes)}")
+    return np.stack(xs).transpose(0, 3, 1, 2), np.asarray(ys, dtype=np.int64)
+
+
+def get_CINIC10_data(root, classes=None, num_per_class=None, subtract_mean=True):
+    """CINIC-10 from ``root/{train,valid,test}/<class>/*.png``.
+
+    classes: names of a subset (labels follow the given order), default all
+    ten; num_per_class: read at most this many images per class and split
+    (for quick experiments). Returns the course dict, N, C, H, W float64.
+    """
+    classes = tuple(classes) if classes is not None else CINIC10_CLASSES
+    unknown = [c for c in classes if c not in CINIC10_CLASSES]
+    if unknown:
+        raise ValueError(f"unknown CINIC-10 classes {unknown}; valid are {list(CINIC10_CLASSES)}")
+    parts = [_load_cinic_split(root, s, classes, num_per_class) for s in ("train", "valid",
+                                                                          "test")]
+    (Xtr, ytr), (Xva, yva), (Xte, yte) = parts
+    return _split_and_center(Xtr, ytr, Xva, yva, Xte, yte, subtract_mean)
+
+
+def get_digits_data(num_validation=270, num_test=270, subtract_mean=True, seed=0):
+    """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes) as
+    (N, 1, 8, 8) float64 scaled to [0, 1], shuffled with its own seeded RNG
+    (NumPy's global state is untouched) and split into train/val/test."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    X = (d.images / 16.0).reshape(-1, 1, 8, 8)
+    y = d.target.astype(np.int64)
+    n = X.shape[0]
+    if num_validation + num_test >= n:
+        raise ValueError(f"num_validation + num_test must leave training images out of {n}")
+    perm = np.random.RandomState(seed).permutation(n)
+    X, y = X[perm], y[perm]
+    te, va = slice(0, num_test), slice(num_test, num_test + num_validation)
+    tr = slice(num_test + num_validation, n)
+    return _split_and_center(X[tr], y[tr], X[va], y[va], X[te], y[te], subtract_mean)

@@ -1,0 +1,91 @@
+"""The course's monolithic two-layer network with its own train()/predict().
+
+Weights are stored as W1 (H, D) and W2 (C, H), as in that notebook, so its
+seeded cells print the same scores and losses.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["TwoLayerNet"]
+
+
+class TwoLayerNet:
+    """input - fully connected - ReLU - fully connected - softmax.
+
+    input_size D, hidden_size H, output_size C; weights drawn as
+    ``std * randn`` from NumPy's global RandomState (W1 first), biases zero.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, std=1e-4):
+        self.params = backend.to_device({
+            "W1": std * np.random.randn(hidden_size, input_size),
+            "b1": np.zeros(hidden_size),
+            "W2": std * np.random.randn(output_size, hidden_size),
+            "b2": np.zeros(output_size),
+        })
+
+    def _sync(self, *arrays):
+        self.params = backend.to_device(self.params)
+        return backend.namespace(), [None if a is None else backend.to_device(a) for a in arrays]
+
+    def loss(self, X, y=None, reg=0.0):
+        """Scores (N, C) if y is None, else (loss, grads): softmax loss plus
+        ``0.5 * reg * (||W1||^2 + ||W2||^2)``."""
+        xp, (X, y) = self._sync(X, y)
+        W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
+        a1 = X @ xp.matrix_transpose(W1) + b1
+        h1 = xp.where(a1 > 0, a1, xp.zeros_like(a1))
+        scores = h1 @ xp.matrix_transpose(W2) + b2
+        if y is None:
+            return scores
+        N, C = scores.shape
+        shifted = scores - xp.max(scores, axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        probs = exp / xp.sum(exp, axis=1, keepdims=True)
+        hot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype)[None, :], scores.dtype)
+        data_loss = -xp.sum(hot * xp.log(probs)) / N
+        loss = data_loss + 0.5 * reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
+        dscores = (probs - hot) / N
+        grads = {"W2": xp.matrix_transpose(dscores) @ h1 + reg * W2,
+                 "b2": xp.sum(dscores, axis=0)}
+        dh1 = xp.where(a1 > 0, dscores @ W2, xp.zeros_like(a1))
+        grads["W1"] = xp.matrix_transpose(dh1) @ X + reg * W1
+        grads["b1"] = xp.sum(dh1, axis=0)
+        return loss, grads
+
+    def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
+              reg=1e-5, num_iters=100, batch_size=200, verbose=False):
+        """Minibatch SGD; minibatches drawn with replacement by
+        ``np.random.choice``. Returns loss/train-acc/val-acc histories."""
+        xp, (X, y, X_val, y_val) = self._sync(X, y, X_val, y_val)
+        num_train = X.shape[0]
+        iterations_per_epoch = max(num_train // batch_size, 1)
+        loss_history, train_acc_history, val_acc_history = [], [], []
+        for it in range(num_iters):
+            idx = np.random.choice(np.arange(num_train), min(num_train, batch_size))
+            idx = backend.to_device(idx)
+            X_batch, y_batch = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
+            loss, grads = self.loss(X_batch, y=y_batch, reg=reg)
+            loss_history.append(loss)
+            for k in self.params:
+                self.params[k] = self.params[k] - learning_rate * grads[k]
+            if verbose and it % 100 == 0:
+                print(f"iteration {it} / {num_iters}: loss {float(loss)}")
+            if it % iterations_per_epoch == 0:
+                train_acc_history.append(_accuracy(xp, self.predict(X_batch), y_batch))
+                val_acc_history.append(_accuracy(xp, self.predict(X_val), y_val))
+                learning_rate *= learning_rate_decay
+        return {"loss_history": [float(v) for v in backend.to_numpy(loss_history)],
+                "train_acc_history": train_acc_history, "val_acc_history": val_acc_history}
+
+    def predict(self, X):
+        """Predicted class labels (N,)."""
+        xp = backend.namespace()
+        return xp.argmax(self.loss(X), axis=1)
+
+
+def _accuracy(xp, pred, y):
+    return float(xp.mean(xp.astype(pred == y, xp.float64)))

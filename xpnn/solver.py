@@ -1,0 +1,310 @@
+"""Training loop with the course's Solver interface.
+
+    solver = Solver(model, data, update_rule='adam',
+                    optim_config={'learning_rate': 1e-3}, lr_decay=0.95,
+                    num_epochs=10, batch_size=100, print_every=100)
+    solver.train()
+
+data holds X_train, y_train, X_val, y_val. Minibatches are drawn with
+``np.random.choice`` from NumPy's global RandomState, in the course's order,
+on every backend (so NumPy and CuPy runs see the same batches). At the end
+the model holds the parameters with the best validation accuracy.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import backend
+from .checkpoint import flatten_state, load_npz, save_npz_atomic, unflatten_state
+from .optim import get_update_rule
+
+__all__ = ["Solver"]
+
+_KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, batch_size=100,
+               num_epochs=10, num_train_samples=1000, num_val_samples=None,
+               checkpoint_name=None, print_every=10, verbose=True)
+
+
+class Solver:
+    """Trains a model (anything with ``params`` and ``loss(X, y=None)``).
+
+    Keyword arguments (all optional, course defaults): update_rule ('sgd',
+    a name from xpnn.optim or a callable), optim_config (dict copied per
+    parameter), lr_decay (per epoch), batch_size, num_epochs,
+    num_train_samples / num_val_samples (subsample sizes for the accuracy
+    checks; None = all), checkpoint_name (write
+    ``<name>_epoch_<e>.npz`` after every epoch), print_every, verbose
+    (print progress and show a progress bar). Unknown keywords raise.
+    """
+
+    def __init__(self, model, data, **kwargs):
+        unknown = sorted(set(kwargs) - set(_KWARGS))
+        if unknown:
+            raise ValueError(f"Unrecognized arguments {', '.join(unknown)}; Solver accepts "
+                             f"{', '.join(_KWARGS)}")
+        opts = {**_KWARGS, **kwargs}
+        self.model = model
+        for key in ("X_train", "y_train", "X_val", "y_val"):
+            if key not in data:
+                raise ValueError(f"data must contain X_train, y_train, X_val and y_val; "
+                                 f"missing {key!r}")
+        self.X_train, self.y_train = data["X_train"], data["y_train"]
+        self.X_val, self.y_val = data["X_val"], data["y_val"]
+        for xk, yk in (("X_train", "y_train"), ("X_val", "y_val")):
+            if data[xk].shape[0] != data[yk].shape[0]:
+                raise ValueError(f"{xk} has {data[xk].shape[0]} samples but {yk} has "
+                                 f"{data[yk].shape[0]}")
+        self.update_rule_name = (opts["update_rule"] if isinstance(opts["update_rule"], str)
+                                 else getattr(opts["update_rule"], "__name__", "custom"))
+        self.update_rule = get_update_rule(opts["update_rule"])
+        self.optim_config = dict(opts["optim_config"] or {})
+        self.lr_decay = float(opts["lr_decay"])
+        self.batch_size = int(opts["batch_size"])
+        self.num_epochs = int(opts["num_epochs"])
+        if self.batch_size < 1 or self.num_epochs < 0:
+            raise ValueError(f"batch_size must be >= 1 and num_epochs >= 0, got "
+                             f"{self.batch_size} and {self.num_epochs}")
+        self.num_train_samples = opts["num_train_samples"]
+        self.num_val_samples = opts["num_val_samples"]
+        self.checkpoint_name = opts["checkpoint_name"]
+        self.print_every = max(int(opts["print_every"]), 1)
+        self.verbose = bool(opts["verbose"])
+        self._data_cache: dict = {}
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self):
+        self.epoch = 0
+        self.iteration = 0  # iterations completed
+        self.best_val_acc = 0.0
+        self.best_params: dict = {}
+        self.loss_history: list = []
+        self._checked = 0  # losses verified finite so far
+        self.train_acc_history: list = []
+        self.val_acc_history: list = []
+        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+        self.last_checkpoint = None
+
+    def _device_data(self, X):
+        """X on the active backend when it fits there (whole data set
+        resident), else None and minibatches are moved one at a time."""
+        name = backend.get_backend()
+        key = (id(X), name)
+        if key not in self._data_cache:
+            self._data_cache[key] = (backend.to_device(X, name)
+                                     if backend.fits_on_device(X.nbytes) else None)
+        return self._data_cache[key]
+
+    def _rows(self, X, idx):
+        """Rows ``idx`` (a NumPy index array) of X, on the active backend."""
+        dev = self._device_data(X)
+        if dev is None:  # too big for the device: gather on the host, move the batch
+            return backend.to_device(np.asarray(backend.to_numpy(X))[idx])
+        if backend.is_host(dev):
+            return dev[idx]
+        return backend.namespace().take(dev, backend.to_device(idx), axis=0)
+
+    # ------------------------------------------------------------------ steps
+    def _step(self):
+        num_train = self.X_train.shape[0]
+        batch_mask = np.random.choice(num_train, self.batch_size)
+        X_batch, y_batch = self._rows(self.X_train, batch_mask), self._rows(self.y_train,
+                                                                           batch_mask)
+        loss, grads = self.model.loss(X_batch, y_batch)
+        self.loss_history.append(loss)
+        for p, w in self.model.params.items():
+            next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
+            self.model.params[p] = next_w
+            self.optim_configs[p] = next_config
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+        """Fraction of (a random subsample of num_samples of) X classified as y."""
+        N = X.shape[0]
+        idx = None
+        if num_samples is not None and N > num_samples:
+            idx = np.random.choice(N, num_samples)
+            N = num_samples
+        xp = backend.namespace()
+        correct = 0
+        for start in range(0, N, batch_size):
+            sel = np.arange(start, min(start + batch_size, N))
+            rows = idx[sel] if idx is not None else sel
+            scores = self.model.loss(self._rows(X, rows))
+            pred = xp.argmax(scores, axis=1)
+            yb = self._rows(y, rows)
+            correct = correct + xp.sum(xp.astype(pred == xp.astype(yb, pred.dtype), xp.int64))
+        return float(correct) / N if N else 0.0
+
+    def _loss_value(self, i):
+        v = self.loss_history[i]
+        if backend.backend_of(v) is not None:
+            v = float(backend.to_numpy(v))
+            self.loss_history[i] = v
+        return v
+
+    def _check_finite(self):
+        """Raise if a loss recorded since the last check is NaN or infinite,
+        naming the first such iteration; the model keeps the best params."""
+        for i in range(self._checked, len(self.loss_history)):
+            v = self._loss_value(i)
+            if not math.isfinite(v):
+                if self.best_params:
+                    self.model.params = dict(self.best_params)
+                raise FloatingPointError(
+                    f"training diverged: the loss is {v} at iteration {i + 1}; lower the "
+                    f"learning rate. The model keeps the best parameters so far "
+                    f"(val acc {self.best_val_acc:.4f}).")
+        self._checked = len(self.loss_history)
+
+    def train(self):
+        """Run (or continue) the optimisation for num_epochs epochs."""
+        num_train = self.X_train.shape[0]
+        iterations_per_epoch = max(num_train // self.batch_size, 1)
+        num_iterations = self.num_epochs * iterations_per_epoch
+        bar = _progress(num_iterations, self.iteration, self.verbose)
+        try:
+            for t in range(self.iteration, num_iterations):
+                self._step()
+                self.iteration = t + 1
+                # reading the loss back costs a device sync: on a GPU, only now and then
+                if backend.get_backend() != "cupy" or t % self.print_every == 0:
+                    self._check_finite()
+                if self.verbose and t % self.print_every == 0:
+                    _write(bar, "(Iteration %d / %d) loss: %f"
+                           % (t + 1, num_iterations, self._loss_value(t)))
+                bar.update(1)
+                epoch_end = (t + 1) % iterations_per_epoch == 0
+                if epoch_end:
+                    self.epoch += 1
+                    for cfg in self.optim_configs.values():
+                        if "learning_rate" in cfg:
+                            cfg["learning_rate"] *= self.lr_decay
+                if t == 0 or t == num_iterations - 1 or epoch_end:
+                    self._check_finite()
+                    train_acc = self.check_accuracy(self.X_train, self.y_train,
+                                                    num_samples=self.num_train_samples)
+                    val_acc = self.check_accuracy(self.X_val, self.y_val,
+                                                  num_samples=self.num_val_samples)
+                    self.train_acc_history.append(train_acc)
+                    self.val_acc_history.append(val_acc)
+                    if self.verbose:
+                        _write(bar, "(Epoch %d / %d) train acc: %f; val_acc: %f"
+                               % (self.epoch, self.num_epochs, train_acc, val_acc))
+                    if val_acc > self.best_val_acc:
+                        self.best_val_acc = val_acc
+                        self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
+                    if epoch_end or t == num_iterations - 1:
+                        self._save_checkpoint()
+        finally:
+            bar.close()
+        self.loss_history = [self._loss_value(i) for i in range(len(self.loss_history))]
+        if self.best_params:
+            self.model.params = dict(self.best_params)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self):
+        return {
+            "model": {"class": type(self.model).__name__,
+                      "init_kwargs": getattr(self.model, "init_kwargs", None),
+                      "params": self.model.params,
+                      "bn_params": getattr(self.model, "bn_params", []),
+                      "reg": getattr(self.model, "reg", None)},
+            "solver": {"update_rule": self.update_rule_name, "optim_config": self.optim_config,
+                       "lr_decay": self.lr_decay, "batch_size": self.batch_size,
+                       "num_epochs": self.num_epochs,
+                       "num_train_samples": self.num_train_samples,
+                       "num_val_samples": self.num_val_samples, "print_every": self.print_every},
+            "epoch": self.epoch, "iteration": self.iteration,
+            "best_val_acc": self.best_val_acc, "best_params": self.best_params,
+            "optim_configs": self.optim_configs,
+            "loss_history": [self._loss_value(i) for i in range(len(self.loss_history))],
+            "train_acc_history": self.train_acc_history,
+            "val_acc_history": self.val_acc_history,
+            "rng": _rng_state(),
+        }
+
+    def save_checkpoint(self, path):
+        """Write the whole training state to ``path`` (atomically)."""
+        arrays: dict = {}
+        meta = flatten_state(self._state(), "", arrays)
+        meta["format"] = "xpnn-checkpoint-1"
+        save_npz_atomic(path, meta, arrays)
+        self.last_checkpoint = path
+        return path
+
+    def _save_checkpoint(self):
+        if self.checkpoint_name is None:
+            return
+        self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+
+    def load_checkpoint(self, path):
+        """Restore params, running stats, optimizer state, histories, epoch,
+        iteration and the NumPy RNG from ``path``; ``train()`` then
+        continues exactly where the saved run was."""
+        meta, arrays = load_npz(path)
+        if meta.get("format") != "xpnn-checkpoint-1":
+            raise ValueError(f"{path!r} is not an xpnn solver checkpoint")
+        state = unflatten_state(meta, arrays)
+        m = state["model"]
+        if set(m["params"]) != set(self.model.params):
+            raise ValueError(f"checkpoint {path!r} holds params {sorted(m['params'])} but the "
+                             f"model has {sorted(self.model.params)}")
+        for k, v in m["params"].items():
+            if tuple(v.shape) != tuple(self.model.params[k].shape):
+                raise ValueError(f"checkpoint {path!r}: param {k} has shape {v.shape}, the "
+                                 f"model expects {tuple(self.model.params[k].shape)}")
+        self.model.params = backend.to_device(m["params"])
+        if hasattr(self.model, "bn_params"):
+            self.model.bn_params[:] = backend.to_device(m["bn_params"])
+        self.epoch, self.iteration = state["epoch"], state["iteration"]
+        self.best_val_acc = state["best_val_acc"]
+        self.best_params = backend.to_device(state["best_params"])
+        self.optim_configs = backend.to_device(state["optim_configs"])
+        self.loss_history = list(state["loss_history"])
+        self._checked = len(self.loss_history)
+        self.train_acc_history = list(state["train_acc_history"])
+        self.val_acc_history = list(state["val_acc_history"])
+        _set_rng_state(state["rng"])
+        return self
+
+
+def _copy(v):
+    xp = backend.namespace_of(v=v)
+    return xp.asarray(v, copy=True)
+
+
+def _rng_state():
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": keys, "pos": int(pos), "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached)}
+
+
+def _set_rng_state(s):
+    np.random.set_state((s["name"], np.asarray(s["keys"], dtype=np.uint32), s["pos"],
+                         s["has_gauss"], s["cached_gaussian"]))
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _progress(total, initial, verbose):
+    if not verbose:
+        return _NoBar()
+    from tqdm.auto import tqdm
+    # disable=None: a bar on terminals, nothing in logs and pipes
+    return tqdm(total=total, initial=initial, unit="it", leave=False, mininterval=0.5,
+                disable=None)
+
+
+def _write(bar, line):
+    if isinstance(bar, _NoBar):
+        print(line)
+    else:
+        bar.write(line)
