@@ -1,0 +1,54 @@
+"""The xpnn command line: help, one-line errors, a short run, resume."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from xpnn.cli import main
+
+
+def _xpnn(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "xpnn.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, env=dict(os.environ, XPNN_BACKEND="numpy"))
+
+
+def test_help_documents_every_option():
+    out = _xpnn("train", "--help")
+    assert out.returncode == 0
+    for opt in ("--model", "--dataset", "--data-dir", "--epochs", "--batch-size", "--lr",
+                "--update-rule", "--backend", "--checkpoint", "--resume", "--plot"):
+        assert opt in out.stdout
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
+    (["--lr", "fast"], "argument --lr: expected a number >= 0, got 'fast'"),
+    (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
+    (["--dataset", "cifar10"], "xpnn: error: --dataset cifar10 needs --data-dir PATH"),
+    (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "does not exist"),
+    (["--resume", "/nonexistent.npz"], "checkpoint '/nonexistent.npz' does not exist"),
+])
+def test_bad_values_give_one_line_errors(args, match):
+    out = _xpnn("train", *args)
+    assert out.returncode in (1, 2)
+    assert match in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_short_run_checkpoint_and_resume(tmp_path, capsys):
+    plot = tmp_path / "h.png"
+    prefix = str(tmp_path / "ck")
+    rc = main(["train", "--model", "fc", "--epochs", "1", "--plot", str(plot),
+               "--checkpoint", prefix, "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "val accuracy:" in out and "test accuracy:" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.path.isfile(prefix + "_epoch_1.npz")
+    rc = main(["train", "--resume", prefix + "_epoch_1.npz", "--epochs", "2", "--plot", "none"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "at epoch 1" in out and "(Epoch 2 / 2)" in out

@@ -1,0 +1,148 @@
+"""Solver: overfits a small set, resumes exactly, stops on NaN, writes
+checkpoints atomically, refuses unknown arguments."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+from xpnn.checkpoint import load_npz
+from xpnn.data import get_digits_data
+from xpnn.models import ConvNet, FullyConnectedNet, ThreeLayerConvNet
+from xpnn.solver import Solver
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return get_digits_data()
+
+
+def _small(digits, n=50):
+    return {"X_train": digits["X_train"][:n], "y_train": digits["y_train"][:n],
+            "X_val": digits["X_val"][:40], "y_val": digits["y_val"][:40]}
+
+
+def test_overfits_50_samples(xb, digits):
+    np.random.seed(0)
+    model = ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=8, filter_size=3, hidden_dim=50,
+                              weight_scale=1e-1, dtype=np.float64)
+    solver = Solver(model, _small(digits), num_epochs=30, batch_size=25, update_rule="adam",
+                    optim_config={"learning_rate": 1e-2}, verbose=False)
+    solver.train()
+    assert solver.train_acc_history[-1] == 1.0
+    assert len(solver.val_acc_history) == 31 and len(solver.loss_history) == 60
+    assert solver.best_val_acc == max(solver.val_acc_history)
+    # the model now holds the best-validation params, as in the course
+    assert solver.check_accuracy(solver.X_val, solver.y_val) == solver.best_val_acc
+
+
+def _run(digits, epochs, checkpoint_name=None, resume=None):
+    np.random.seed(1)
+    model = ConvNet(input_dim=(1, 8, 8), conv_blocks=((4,),), hidden_dims=(16,),
+                    dropout_keep_ratio=0.8, dtype=np.float64)
+    solver = Solver(model, _small(digits, 200), num_epochs=epochs, batch_size=40,
+                    update_rule="adam", optim_config={"learning_rate": 1e-2}, lr_decay=0.9,
+                    num_train_samples=100, checkpoint_name=checkpoint_name, verbose=False)
+    if resume:
+        np.random.seed(12345)  # a fresh process: the checkpoint must restore the RNG
+        solver.load_checkpoint(resume)
+    solver.train()
+    return solver
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(xb, digits, tmp_path):
+    full = _run(digits, 4)
+    prefix = str(tmp_path / "run")
+    _run(digits, 2, checkpoint_name=prefix)  # "killed" after epoch 2
+    assert os.path.isfile(prefix + "_epoch_2.npz")
+    resumed = _run(digits, 4, resume=prefix + "_epoch_2.npz")
+    for k in full.model.params:
+        np.testing.assert_array_equal(xb.host(resumed.model.params[k]),
+                                      xb.host(full.model.params[k]), err_msg=k)
+    assert resumed.loss_history == full.loss_history
+    assert resumed.val_acc_history == full.val_acc_history
+    for a, b in zip(resumed.model.bn_params, full.model.bn_params):
+        np.testing.assert_array_equal(xb.host(a["running_var"]), xb.host(b["running_var"]))
+
+
+def test_checkpoint_is_pickle_free_data(tmp_path, digits):
+    prefix = str(tmp_path / "c")
+    _run(digits, 1, checkpoint_name=prefix)
+    meta, arrays = load_npz(prefix + "_epoch_1.npz")  # allow_pickle=False inside
+    assert meta["model"]["class"] == "ConvNet" and meta["epoch"] == 1
+    assert all(a.dtype != object for a in arrays.values())
+    with np.load(prefix + "_epoch_1.npz", allow_pickle=False) as z:
+        assert "__meta__" in z.files
+
+
+def test_crash_while_writing_keeps_previous_checkpoint(tmp_path, digits, monkeypatch):
+    prefix = str(tmp_path / "c")
+    solver = _run(digits, 1, checkpoint_name=prefix)
+    path = prefix + "_epoch_1.npz"
+    before = open(path, "rb").read()
+
+    def torn_write(fh, **arrays):
+        fh.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", torn_write)
+    with pytest.raises(OSError, match="disk full"):
+        solver.save_checkpoint(path)
+    assert open(path, "rb").read() == before
+    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
+
+
+def test_nan_loss_stops_with_iteration_and_keeps_best(digits):
+    np.random.seed(0)
+    model = FullyConnectedNet([20], input_dim=64, num_classes=10, weight_scale=1e-2,
+                              dtype=np.float64)
+    data = _small(digits, 100)
+    data = {k: (v.reshape(len(v), -1) if k.startswith("X") else v) for k, v in data.items()}
+    solver = Solver(model, data, num_epochs=5, batch_size=50, update_rule="sgd",
+                    optim_config={"learning_rate": 1e-2}, verbose=False)
+    solver.train()
+    best = {k: v.copy() for k, v in solver.best_params.items()}
+    solver.num_epochs = 10
+    solver.optim_config = solver.optim_configs
+    for cfg in solver.optim_configs.values():
+        cfg["learning_rate"] = 1e300  # blow up
+    with pytest.raises(FloatingPointError, match=r"at iteration 1[1-9]"):
+        solver.train()
+    for k in best:
+        np.testing.assert_array_equal(model.params[k], best[k])
+
+
+def test_unknown_kwargs_and_bad_data(digits):
+    model = FullyConnectedNet([5], input_dim=64, num_classes=10)
+    with pytest.raises(ValueError, match="Unrecognized arguments learning_rate"):
+        Solver(model, _small(digits), learning_rate=1e-3)
+    with pytest.raises(ValueError, match="missing 'y_val'"):
+        Solver(model, {"X_train": 1, "y_train": 1, "X_val": 1})
+    with pytest.raises(ValueError, match="unknown update rule 'adamw'"):
+        Solver(model, _small(digits), update_rule="adamw")
+
+
+def test_loading_a_mismatched_checkpoint(tmp_path, digits):
+    prefix = str(tmp_path / "c")
+    _run(digits, 1, checkpoint_name=prefix)
+    other = FullyConnectedNet([5], input_dim=64, num_classes=10)
+    with pytest.raises(ValueError, match="holds params"):
+        Solver(other, _small(digits), verbose=False).load_checkpoint(prefix + "_epoch_1.npz")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Solver(other, _small(digits), verbose=False).load_checkpoint(str(tmp_path / "nope.npz"))
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable xpnn .npz checkpoint"):
+        Solver(other, _small(digits), verbose=False).load_checkpoint(str(bad))
+
+
+def test_verbose_prints_course_lines(capsys, digits):
+    np.random.seed(0)
+    model = FullyConnectedNet([10], input_dim=64, num_classes=10, dtype=np.float64)
+    data = {k: (v.reshape(len(v), -1) if k.startswith("X") else v)
+            for k, v in _small(digits, 100).items()}
+    Solver(model, data, num_epochs=1, batch_size=50, print_every=1).train()
+    out = capsys.readouterr().out
+    assert "(Iteration 1 / 2) loss:" in out and "(Epoch 1 / 1) train acc:" in out
