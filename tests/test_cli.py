@@ -52,3 +52,34 @@ def test_short_run_checkpoint_and_resume(tmp_path, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "at epoch 1" in out and "(Epoch 2 / 2)" in out
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """Kill a real training process after its 2nd epoch checkpoint, resume
+    from that file, and end with the same parameters as a run never stopped."""
+    import signal
+    import time
+
+    import numpy as np
+
+    from xpnn.checkpoint import load_npz
+
+    common = ["train", "--model", "threelayer", "--epochs", "5", "--plot", "none", "--quiet"]
+    full = _xpnn(*common, "--checkpoint", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    prefix = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", *common, "--checkpoint", prefix],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not os.path.exists(prefix + "_epoch_2.npz") and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = _xpnn("train", "--resume", prefix + "_epoch_2.npz", "--checkpoint", prefix,
+                    "--plot", "none", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    a = load_npz(str(tmp_path / "full_epoch_5.npz"))[1]
+    b = load_npz(prefix + "_epoch_5.npz")[1]
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
