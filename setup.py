@@ -1,12 +1,13 @@
 """Build of the Cython extension; all other metadata lives in pyproject.toml."""
-import sys
-
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-# OpenMP parallelises the batch loop; only where the compiler surely has it.
-openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+# The kernels are serial on purpose: they are memory-bound, and OpenMP
+# worker threads that spin between parallel regions (the default of most
+# OpenMP runtimes, fixed when the first one loads, e.g. by another library)
+# steal the cores OpenBLAS's matmul threads need. Serial kernels leave the
+# threads to the matmul.
 
 extensions = [
     Extension(
@@ -14,8 +15,7 @@ extensions = [
         ["xpnn/_cython/im2col.pyx"],
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-        extra_compile_args=["-O3", *openmp],
-        extra_link_args=openmp,
+        extra_compile_args=["-O3"],
     )
 ]
 

@@ -51,3 +51,25 @@ def test_missing_extension_warns_once(monkeypatch):
     msgs = [str(c.message) for c in caught if issubclass(c.category, RuntimeWarning)]
     assert len(msgs) == 1 and "pip install -e ." in msgs[0]
     assert float(out1[0, 0, 1, 1]) == 9.0
+
+
+@pytest.mark.parametrize("pool", [(2, 2, 2), (3, 2, 1), (3, 3, 2)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_max_pool_equals_portable_with_ties_and_nans(monkeypatch, pool, dtype):
+    if not _kernels.has_compiled():
+        pytest.skip("compiled extension not built")
+    from xpnn.layers import max_pool_backward_fast, max_pool_forward_fast
+    r = np.random.RandomState(1)
+    x = r.randint(0, 3, size=(2, 3, 8, 9)).astype(dtype)  # many ties
+    x[0, 0, 0, 1] = x[1, 2, 5, 5] = x[1, 2, 4, 4] = np.nan
+    p = {"pool_height": pool[0], "pool_width": pool[1], "stride": pool[2]}
+    out_c, cache_c = max_pool_forward_fast(x, p)
+    dout = r.randn(*out_c.shape).astype(dtype)
+    dx_c = max_pool_backward_fast(dout, cache_c)
+    monkeypatch.setattr(_kernels, "_cy", None)
+    monkeypatch.setattr(_kernels, "_warned", True)
+    out_p, cache_p = max_pool_forward_fast(x, p)
+    np.testing.assert_array_equal(out_c, out_p)
+    # overlapping windows add in a different order: equal up to rounding
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(dx_c, max_pool_backward_fast(dout, cache_p), rtol=tol, atol=tol)

@@ -1,0 +1,1 @@
+"""Compiled (Cython) kernels for the NumPy backend; see im2col.pyx."""

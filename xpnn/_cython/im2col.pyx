@@ -1,53 +1,162 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""im2col / col2im for the NumPy backend.
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Hot loops of the NumPy backend: im2col / col2im and max pooling.
 
-Layout: ``cols[n, (c*kh + i)*kw + j, oy*Wo + ox] = xpad[n, c, oy*s + i, ox*s + j]``,
-so a convolution is the batched matmul ``w.reshape(F, -1) @ cols``. All sizes
-are integers (the historical course kernel computed them as floats) and the
-kernel may be non-square. Each batch item is independent, so the batch loop
-runs in parallel without races.
+Column layout: ``cols[(c*kh + i)*kw + j, n*Ho*Wo + oy*Wo + ox] =
+xpad[n, c, oy*s + i, ox*s + j]``, so a convolution is ONE matmul
+``w.reshape(F, K) @ cols`` and the weight gradient ``dout2 @ cols.T`` is
+another, with no copy of the columns. All sizes are integers (the historical
+course kernel computed them as floats) and kernels may be non-square.
+The loops are serial: NumPy's matmul owns the threads.
 """
 import numpy as np
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange
 
 
 def im2col(floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
-    """(N, C, Hp, Wp) padded input -> (N, C*kh*kw, Ho*Wo) columns."""
+    """(N, C, Hp, Wp) padded input -> (C*kh*kw, N*Ho*Wo) columns."""
     cdef Py_ssize_t N = xpad.shape[0], C = xpad.shape[1]
+    cdef Py_ssize_t K = C * kh * kw, P = Ho * Wo
     dtype = np.float32 if floating is float else np.float64
-    cols_arr = np.empty((N, C * kh * kw, Ho * Wo), dtype=dtype)
-    cdef floating[:, :, ::1] cols = cols_arr
-    cdef Py_ssize_t n, c, i, j, oy, ox, row, base
-    for n in prange(N, nogil=True, schedule='static'):
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
-                    for oy in range(Ho):
-                        base = oy * Wo
+    cols_arr = np.empty((K, N * P), dtype=dtype)
+    cdef floating[:, ::1] cols = cols_arr
+    cdef Py_ssize_t row, c, i, j, n, oy, ox, base, y
+    with nogil:
+        for row in range(K):
+            c = row // (kh * kw)
+            i = (row // kw) % kh
+            j = row % kw
+            for n in range(N):
+                for oy in range(Ho):
+                    base = n * P + oy * Wo
+                    y = oy * stride + i
+                    if stride == 1:
                         for ox in range(Wo):
-                            cols[n, row, base + ox] = xpad[n, c, oy * stride + i, ox * stride + j]
+                            cols[row, base + ox] = xpad[n, c, y, ox + j]
+                    else:
+                        for ox in range(Wo):
+                            cols[row, base + ox] = xpad[n, c, y, ox * stride + j]
     return cols_arr
 
 
-def col2im(floating[:, :, ::1] cols, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
+def col2im(floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
-    """(N, C*kh*kw, Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps."""
-    cdef Py_ssize_t N = cols.shape[0]
+    """(C*kh*kw, N*Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps.
+    Each batch item owns its output plane, so the batch loop is parallel."""
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.zeros((N, C, Hp, Wp), dtype=dtype)
     cdef floating[:, :, :, ::1] out = out_arr
-    cdef Py_ssize_t n, c, i, j, oy, ox, row, base
-    for n in prange(N, nogil=True, schedule='static'):
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    row = (c * kh + i) * kw + j
-                    for oy in range(Ho):
-                        base = oy * Wo
-                        for ox in range(Wo):
-                            out[n, c, oy * stride + i, ox * stride + j] += cols[n, row, base + ox]
+    cdef Py_ssize_t P = Ho * Wo
+    cdef Py_ssize_t n, c, i, j, oy, ox, row, base, y
+    with nogil:
+        for n in range(N):
+            for c in range(C):
+                for i in range(kh):
+                    for j in range(kw):
+                        row = (c * kh + i) * kw + j
+                        for oy in range(Ho):
+                            base = n * P + oy * Wo
+                            y = oy * stride + i
+                            if stride == 1:
+                                for ox in range(Wo):
+                                    out[n, c, y, ox + j] += cols[row, base + ox]
+                            else:
+                                for ox in range(Wo):
+                                    out[n, c, y, ox * stride + j] += cols[row, base + ox]
     return out_arr
+
+
+def max_pool_forward(floating[:, :, :, ::1] x, Py_ssize_t ph, Py_ssize_t pw,
+                     Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
+    """Max over each window and the flat in-plane index (h*W + w) of its first
+    maximum in row-major window order (a NaN counts as the maximum)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    dtype = np.float32 if floating is float else np.float64
+    out_arr = np.empty((N, C, Ho, Wo), dtype=dtype)
+    idx_arr = np.empty((N, C, Ho, Wo), dtype=np.int32)
+    if N * C * Ho * Wo == 0:
+        return out_arr, idx_arr
+    cdef floating[:, :, :, ::1] out = out_arr
+    cdef int[:, :, :, ::1] idx = idx_arr
+    cdef floating* src = &x[0, 0, 0, 0]
+    cdef floating* dst = &out[0, 0, 0, 0]
+    cdef int* arg = &idx[0, 0, 0, 0]
+    cdef const floating* p
+    cdef Py_ssize_t plane, oy, ox, i, j, at, best_at, o
+    cdef floating best, v
+    cdef bint take
+    if ph == 2 and pw == 2 and stride == 2:
+        _max_pool_2x2(src, dst, arg, N * C, H, W, Ho, Wo)
+        return out_arr, idx_arr
+    with nogil:
+        for plane in range(N * C):
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    at = oy * stride * W + ox * stride   # window corner, in-plane
+                    p = src + plane * H * W + at
+                    best = p[0]
+                    best_at = at
+                    for i in range(ph):
+                        for j in range(pw):
+                            v = p[i * W + j]
+                            # branchless (random data defeats branch prediction):
+                            # take v if larger, or if it is the first NaN
+                            take = (v > best) | ((v != v) & (best == best))
+                            best_at = (at + i * W + j) if take else best_at
+                            best = v if take else best
+                    o = (plane * Ho + oy) * Wo + ox
+                    dst[o] = best
+                    arg[o] = <int>best_at
+    return out_arr, idx_arr
+
+
+cdef void _max_pool_2x2(const floating* src, floating* dst, int* arg, Py_ssize_t planes,
+                        Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """2x2 windows, stride 2: straight-line selects, first maximum in
+    row-major order (a, b / c, d); windows holding a NaN take the general rule."""
+    cdef Py_ssize_t plane, oy, ox, o, at, k1, k2
+    cdef const floating* r0
+    cdef floating a, b, c, d, m1, m2
+    for plane in range(planes):
+        for oy in range(Ho):
+            r0 = src + plane * H * W + 2 * oy * W
+            o = (plane * Ho + oy) * Wo
+            for ox in range(Wo):
+                a = r0[2 * ox]
+                b = r0[2 * ox + 1]
+                c = r0[W + 2 * ox]
+                d = r0[W + 2 * ox + 1]
+                at = 2 * oy * W + 2 * ox
+                k1 = 1 if b > a else 0
+                m1 = b if b > a else a
+                k2 = W + 1 if d > c else W
+                m2 = d if d > c else c
+                if (a != a) | (b != b) | (c != c) | (d != d):   # rare: first NaN wins
+                    k1 = 0 if a != a else (1 if b != b else (W if c != c else W + 1))
+                    dst[o + ox] = r0[2 * ox + k1]
+                    arg[o + ox] = <int>(at + k1)
+                    continue
+                dst[o + ox] = m2 if m2 > m1 else m1
+                arg[o + ox] = <int>(at + (k2 if m2 > m1 else k1))
+
+
+def max_pool_backward(floating[:, :, :, ::1] dout, int[:, :, :, ::1] idx,
+                      Py_ssize_t H, Py_ssize_t W):
+    """Send each window's gradient to its recorded maximum; overlapping
+    windows add up. Each (n, c) plane is independent."""
+    cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1]
+    cdef Py_ssize_t Ho = dout.shape[2], Wo = dout.shape[3]
+    dtype = np.float32 if floating is float else np.float64
+    dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    cdef floating[:, :, :, ::1] dx = dx_arr
+    cdef Py_ssize_t plane, n, c, oy, ox, k
+    with nogil:
+        for plane in range(N * C):
+            n = plane // C
+            c = plane % C
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    k = idx[n, c, oy, ox]
+                    dx[n, c, k // W, k % W] += dout[n, c, oy, ox]
+    return dx_arr

@@ -1,6 +1,9 @@
-"""im2col / col2im: the compiled kernels on NumPy, strided slices elsewhere.
+"""Kernels the array API lacks: the compiled ones on NumPy, portable
+strided-slice versions elsewhere.
 
-Column layout (both paths): ``cols[n, (c*kh + i)*kw + j, oy*Wo + ox]``.
+Column layout (both paths): ``cols[(c*kh + i)*kw + j, n*Ho*Wo + oy*Wo + ox]``,
+shape (C*kh*kw, N*Ho*Wo), so a convolution and its weight gradient are each
+a single matmul.
 """
 from __future__ import annotations
 
@@ -43,28 +46,46 @@ def _use_compiled(x) -> bool:
     return True
 
 
+def contiguous(x):
+    """A C-contiguous version of x on the host (kernels and reshapes want
+    it); other backends manage layout themselves."""
+    return np.ascontiguousarray(x) if backend.is_host(x) else x
+
+
 def im2col(xp, xpad, kh, kw, stride, Ho, Wo):
-    """(N, C, Hp, Wp) -> (N, C*kh*kw, Ho*Wo)."""
+    """(N, C, Hp, Wp) -> (C*kh*kw, N*Ho*Wo)."""
     if _use_compiled(xpad):
         return _cy.im2col(np.ascontiguousarray(xpad), kh, kw, stride, Ho, Wo)
     N, C = xpad.shape[:2]
-    cols = zeros_like_shape(xp, xpad, (N, C, kh, kw, Ho, Wo))
+    cols = zeros_like_shape(xp, xpad, (C, kh, kw, N, Ho, Wo))
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, i, j, :, :] = xpad[window(i, j, stride, Ho, Wo)]
-    return xp.reshape(cols, (N, C * kh * kw, Ho * Wo))
+            cols[:, i, j, ...] = xp.permute_dims(xpad[window(i, j, stride, Ho, Wo)],
+                                                 (1, 0, 2, 3))
+    return xp.reshape(cols, (C * kh * kw, N * Ho * Wo))
 
 
-def col2im(xp, dcols, C, Hp, Wp, kh, kw, stride, Ho, Wo):
-    """(N, C*kh*kw, Ho*Wo) -> (N, C, Hp, Wp), summing overlapping windows.
+def col2im(xp, dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
+    """(C*kh*kw, N*Ho*Wo) -> (N, C, Hp, Wp), summing overlapping windows.
     Within one kernel offset the strided slice has no repeated element, so a
     plain slice add is exact: no scatter-add is needed."""
     if _use_compiled(dcols):
-        return _cy.col2im(np.ascontiguousarray(dcols), C, Hp, Wp, kh, kw, stride, Ho, Wo)
-    N = dcols.shape[0]
-    d6 = xp.reshape(dcols, (N, C, kh, kw, Ho, Wo))
+        return _cy.col2im(np.ascontiguousarray(dcols), N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
+    d6 = xp.reshape(dcols, (C, kh, kw, N, Ho, Wo))
     dx = zeros_like_shape(xp, dcols, (N, C, Hp, Wp))
     for i in range(kh):
         for j in range(kw):
-            dx[window(i, j, stride, Ho, Wo)] += d6[:, :, i, j, :, :]
+            dx[window(i, j, stride, Ho, Wo)] += xp.permute_dims(d6[:, i, j, ...], (1, 0, 2, 3))
     return dx
+
+
+def max_pool_forward(x, ph, pw, stride, Ho, Wo):
+    """Compiled max pooling: (out, flat in-plane argmax), or None when the
+    portable path must be used."""
+    if not _use_compiled(x):
+        return None
+    return _cy.max_pool_forward(np.ascontiguousarray(x), ph, pw, stride, Ho, Wo)
+
+
+def max_pool_backward(dout, idx, H, W):
+    return _cy.max_pool_backward(np.ascontiguousarray(dout), idx, H, W)

@@ -2,7 +2,7 @@
 teaching, and a fast im2col + matmul version."""
 from __future__ import annotations
 
-from ._kernels import col2im, im2col
+from ._kernels import col2im, contiguous, im2col
 from ._util import check_int, check_ndim, pad_hw, shape_str, xp_of, zeros_like_shape
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast",
@@ -86,7 +86,7 @@ def conv_backward_naive(dout, cache):
 
 
 def conv_forward_fast(x, w, b, conv_param):
-    """Convolution as im2col + one matmul per batch item.
+    """Convolution as im2col + one matmul.
 
     Same arguments and output as :func:`conv_forward_naive`; any stride,
     padding and (non-square) filter. Cache: (x, w, b, conv_param, cols).
@@ -95,27 +95,38 @@ def conv_forward_fast(x, w, b, conv_param):
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_forward_fast")
     N = x.shape[0]
     F, C, HH, WW = w.shape
-    cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (N, K, P)
-    out = xp.reshape(w, (F, C * HH * WW)) @ cols + xp.reshape(b, (1, F, 1))
-    return xp.reshape(out, (N, F, Ho, Wo)), (x, w, b, conv_param, cols)
+    cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (K, N*P)
+    out = xp.reshape(w, (F, C * HH * WW)) @ cols
+    out += xp.reshape(b, (F, 1))  # in place: no second (F, N*P) temporary
+    out = contiguous(xp.permute_dims(xp.reshape(out, (F, N, Ho, Wo)), (1, 0, 2, 3)))
+    return out, (x, w, b, conv_param, cols)
 
 
 def conv_backward_fast(dout, cache):
     """Backward of :func:`conv_forward_fast`: dx, dw, db."""
+    return conv_backward_fast_params(dout, cache, need_dx=True)
+
+
+def conv_backward_fast_params(dout, cache, need_dx=False):
+    """:func:`conv_backward_fast` that skips dx (returned as None) unless
+    ``need_dx``: a network's first layer needs no input gradient, and dx
+    costs a matmul and a col2im."""
     x, w, b, conv_param, cols = cache
     xp = xp_of(dout=dout, x=x, w=w)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
     s, pad = int(conv_param.get("stride", 1)), int(conv_param.get("pad", 0))
     Ho, Wo = dout.shape[2], dout.shape[3]
-    if dout.shape != (N, F, Ho, Wo) or Ho * Wo != cols.shape[2]:
+    if dout.shape != (N, F, Ho, Wo) or N * Ho * Wo != cols.shape[1]:
         raise ValueError(f"conv_backward_fast: dout has shape {shape_str(dout)}, "
                          f"expected the forward output's ({N}, {F}, H', W')")
-    d3 = xp.reshape(dout, (N, F, Ho * Wo))
-    db = xp.sum(d3, axis=(0, 2))
-    dw = xp.reshape(xp.tensordot(d3, cols, axes=([0, 2], [0, 2])), w.shape)
-    dcols = xp.matrix_transpose(xp.reshape(w, (F, C * HH * WW))) @ d3
-    dxpad = col2im(xp, dcols, C, H + 2 * pad, W + 2 * pad, HH, WW, s, Ho, Wo)
+    d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
+    db = xp.sum(d2, axis=1)
+    dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)
+    if not need_dx:
+        return None, dw, db
+    dcols = xp.matrix_transpose(xp.reshape(w, (F, C * HH * WW))) @ d2
+    dxpad = col2im(xp, dcols, N, C, H + 2 * pad, W + 2 * pad, HH, WW, s, Ho, Wo)
     return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
 
 

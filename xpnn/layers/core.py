@@ -49,13 +49,13 @@ def affine_backward(dout, cache):
 def relu_forward(x):
     """ReLU, ``max(0, x)``; cache is x."""
     xp = xp_of(x=x)
-    return xp.where(x > 0, x, xp.zeros_like(x)), x
+    return xp.maximum(x, 0.0), x
 
 
 def relu_backward(dout, cache):
     x = cache
     xp = xp_of(dout=dout, x=x)
-    return xp.where(x > 0, dout, xp.zeros_like(dout))
+    return xp.where(x > 0, dout, 0.0)
 
 
 def leaky_relu_forward(x, alpha=0.01):

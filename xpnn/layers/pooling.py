@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array_api_compat import device as _device
 
+from . import _kernels
 from ._util import check_int, check_ndim, out_size, shape_str, window, xp_of, zeros_like_shape
 
 __all__ = [
@@ -106,21 +107,27 @@ def max_pool_forward_fast(x, pool_param):
     Cache holds the argmax index of every window, not the input."""
     xp = xp_of(x=x)
     ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_forward_fast")
+    compiled = _kernels.max_pool_forward(x, ph, pw, s, Ho, Wo)
+    if compiled is not None:  # flat in-plane argmax from the compiled kernel
+        out, idx = compiled
+        return out, (tuple(x.shape), idx, pool_param, "plane")
     win = _windows(xp, x, ph, pw, s, Ho, Wo)
     idx = xp.argmax(win, axis=-1)
     out = xp.max(win, axis=-1)
-    return out, (tuple(x.shape), idx, pool_param)
+    return out, (tuple(x.shape), idx, pool_param, "window")
 
 
 def max_pool_backward_fast(dout, cache):
     """Backward of :func:`max_pool_forward_fast`."""
-    shape, idx, pool_param = cache
+    shape, idx, pool_param, kind = cache
     xp = xp_of(dout=dout, idx=idx)
     ph, pw = int(pool_param["pool_height"]), int(pool_param["pool_width"])
     s = int(pool_param["stride"])
     if tuple(dout.shape) != tuple(idx.shape):
         raise ValueError(f"max_pool_backward_fast: dout has shape {shape_str(dout)}, "
                          f"expected the forward output's {shape_str(idx)}")
+    if kind == "plane":
+        return _kernels.max_pool_backward(dout, idx, shape[2], shape[3])
     Ho, Wo = idx.shape[2], idx.shape[3]
     offsets = xp.arange(ph * pw, dtype=idx.dtype, device=_device(idx))
     hit = idx[..., None] == offsets

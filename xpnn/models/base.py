@@ -18,8 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend
+from ..layers.conv import conv_backward_fast_params
 from ..layers import (affine_backward, affine_forward, batchnorm_backward_alt,
-                      batchnorm_forward, conv_backward_fast, conv_forward_fast,
+                      batchnorm_forward, conv_forward_fast,
                       dropout_backward, dropout_forward, global_avg_pool_backward,
                       global_avg_pool_forward, layernorm_backward, layernorm_forward,
                       max_pool_backward_fast, max_pool_forward_fast, relu_backward,
@@ -152,7 +153,7 @@ class LayeredModel:
             h, cache["d"] = dropout_forward(h, self.dropout_param)
         return h, cache
 
-    def _backward_layer(self, spec, dh, cache, grads):
+    def _backward_layer(self, spec, dh, cache, grads, need_dx=True):
         if "d" in cache:
             dh = dropout_backward(dh, cache["d"])
         if "g" in cache:
@@ -169,8 +170,11 @@ class LayeredModel:
             else:
                 dh, dg, db = batchnorm_backward_alt(dh, cache["n"])
             grads[spec["gamma"]], grads[spec["beta"]] = dg, db
-        bwd = conv_backward_fast if spec["kind"] == "conv" else affine_backward
-        dh, grads[spec["W"]], grads[spec["b"]] = bwd(dh, cache["w"])
+        if spec["kind"] == "conv":
+            dh, grads[spec["W"]], grads[spec["b"]] = conv_backward_fast_params(
+                dh, cache["w"], need_dx=need_dx)
+        else:
+            dh, grads[spec["W"]], grads[spec["b"]] = affine_backward(dh, cache["w"])
         return dh
 
     def loss(self, X, y=None):
@@ -188,8 +192,10 @@ class LayeredModel:
             return h
         loss, dh = softmax_loss(h, y)
         grads: dict = {}
+        first = self.layers[0]
         for spec, cache in zip(reversed(self.layers), reversed(caches)):
-            dh = self._backward_layer(spec, dh, cache, grads)
+            # nothing consumes the input gradient of the first layer: skip it
+            dh = self._backward_layer(spec, dh, cache, grads, need_dx=spec is not first)
         for spec in self.layers:
             W = self.params[spec["W"]]
             loss = loss + 0.5 * self.reg * xp.sum(W * W)
