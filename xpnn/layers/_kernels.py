@@ -89,3 +89,17 @@ def max_pool_forward(x, ph, pw, stride, Ho, Wo):
 
 def max_pool_backward(dout, idx, H, W):
     return _cy.max_pool_backward(np.ascontiguousarray(dout), idx, H, W)
+
+
+def channel_affine(u, a, b, v=None, k=None):
+    """``a*u + b (+ k*v)`` with per-channel coefficients (axis 1) in one
+    compiled pass, or None when the portable path must be used."""
+    if not _use_compiled(u) or (v is not None and v.dtype != u.dtype):
+        return None
+    N, C = u.shape[0], u.shape[1]
+    c = np.ascontiguousarray
+    dt = u.dtype
+    u3 = c(u).reshape(N, C, -1)
+    v3 = None if v is None else c(v).reshape(N, C, -1)
+    kk = None if k is None else c(k, dtype=dt)
+    return _cy.channel_affine(u3, c(a, dtype=dt), c(b, dtype=dt), v3, kk).reshape(u.shape)
