@@ -55,9 +55,10 @@ def main(argv=None):
         return out
 
     def compare(xp_fn, t_fn, repeat=args.repeat):
-        """Alternate xpnn and torch runs; return the two medians."""
+        """Alternate xpnn and torch; return the two medians. ``timed`` runs
+        each library once untimed before its timed call, so neither pays
+        for the other's threads still spinning down."""
         xs, ts = [], []
-        xp_fn(), t_fn()
         for _ in range(repeat):
             xs += timed(xp_fn, 1)
             ts += timed(t_fn, 1)
@@ -155,6 +156,22 @@ def main(argv=None):
         return compare(x_fn, t_fn), 1.5
     cases["spatial_batchnorm_64x32x16x16"] = sbn
 
+    def float64_vs_course():
+        """float64 ThreeLayerConvNet step: xpnn vs the course reference
+        algorithm (benchmarks/course_reference.py); target: not slower."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import course_reference as ref
+        N = 50
+        X = r.randn(N, 3, 32, 32)
+        y = r.randint(10, size=N)
+        model = ThreeLayerConvNet(dtype=np.float64, weight_scale=1e-2)
+        params = {k: np.asarray(v) for k, v in model.params.items()}
+        loss_ref, g_ref = ref.three_layer_step(params, X, y, 7)
+        loss, g = model.loss(X, y)
+        assert abs(float(loss) - loss_ref) < 1e-10 * abs(loss_ref)  # same computation
+        return compare(lambda: model.loss(X, y), lambda: ref.three_layer_step(params, X, y, 7)), 1.0
+    cases["three_layer_f64_vs_course_ref"] = float64_vs_course
+
     def naive_vs_fast():
         x = r.randn(100, 3, 31, 31)
         w = r.randn(25, 3, 3, 3)
@@ -179,7 +196,9 @@ def main(argv=None):
           f"{np.__version__}, torch {torch.__version__}, python {platform.python_version()}")
     print(f"# {platform.machine()}, {os.cpu_count()} cores visible, {args.threads} threads, "
           f"float32 unless noted, median of {args.repeat}, {time.strftime('%Y-%m-%d')}")
-    print(f"{'case':34s} {'xpnn ms':>9s} {'torch ms':>9s} {'ratio':>7s} {'target':>7s}")
+    print(f"{'case':34s} {'xpnn ms':>9s} {'peer ms':>9s} {'ratio':>7s} {'target':>7s}")
+    print("# peer: PyTorch CPU, except *_vs_course_ref (the course reference algorithm) and "
+          "naive_over_fast (xpnn's own naive loops over its fast layers)")
     ok = True
     for name in selected:
         (a, b), target = cases[name]()
