@@ -22,7 +22,7 @@ import array_api_compat
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
-    "random_uniform", "random_normal", "fits_on_device", "synchronize",
+    "random_uniform", "random_normal", "fits_on_device", "synchronize", "cupy_module",
 ]
 
 VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -58,6 +58,12 @@ def _import_cupy():
             "the 'cupy' backend found a CUDA driver but no GPU device; "
             "use XPNN_BACKEND=numpy")
     return cupy
+
+
+def cupy_module():
+    """The CuPy module, for the CUDA kernels (RuntimeError saying why if no
+    GPU is usable). Other modules reach CuPy only through this."""
+    return _import_cupy()
 
 
 def get_backend() -> str:

@@ -52,8 +52,15 @@ def contiguous(x):
     return np.ascontiguousarray(x) if backend.is_host(x) else x
 
 
+def _on_gpu(x) -> bool:
+    return backend.backend_of(x) == "cupy"
+
+
 def im2col(xp, xpad, kh, kw, stride, Ho, Wo):
     """(N, C, Hp, Wp) -> (C*kh*kw, N*Ho*Wo)."""
+    if _on_gpu(xpad):
+        from . import _cuda
+        return _cuda.im2col(xpad, kh, kw, stride, Ho, Wo)
     if _use_compiled(xpad):
         return _cy.im2col(np.ascontiguousarray(xpad), kh, kw, stride, Ho, Wo)
     N, C = xpad.shape[:2]
@@ -69,6 +76,9 @@ def col2im(xp, dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
     """(C*kh*kw, N*Ho*Wo) -> (N, C, Hp, Wp), summing overlapping windows.
     Within one kernel offset the strided slice has no repeated element, so a
     plain slice add is exact: no scatter-add is needed."""
+    if _on_gpu(dcols):
+        from . import _cuda
+        return _cuda.col2im(dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
     if _use_compiled(dcols):
         return _cy.col2im(np.ascontiguousarray(dcols), N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
     d6 = xp.reshape(dcols, (C, kh, kw, N, Ho, Wo))
@@ -82,12 +92,19 @@ def col2im(xp, dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
 def max_pool_forward(x, ph, pw, stride, Ho, Wo):
     """Compiled max pooling: (out, flat in-plane argmax), or None when the
     portable path must be used."""
+    if _on_gpu(x):
+        from . import _cuda
+        return _cuda.max_pool_forward(x, ph, pw, stride, Ho, Wo)
     if not _use_compiled(x):
         return None
     return _cy.max_pool_forward(np.ascontiguousarray(x), ph, pw, stride, Ho, Wo)
 
 
-def max_pool_backward(dout, idx, H, W):
+def max_pool_backward(dout, idx, H, W, ph, pw, stride):
+    """Backward of :func:`max_pool_forward` from its recorded argmax."""
+    if _on_gpu(dout):
+        from . import _cuda
+        return _cuda.max_pool_backward(dout, idx, H, W, ph, pw, stride)
     return _cy.max_pool_backward(np.ascontiguousarray(dout), idx, H, W)
 
 

@@ -127,7 +127,7 @@ def max_pool_backward_fast(dout, cache):
         raise ValueError(f"max_pool_backward_fast: dout has shape {shape_str(dout)}, "
                          f"expected the forward output's {shape_str(idx)}")
     if kind == "plane":
-        return _kernels.max_pool_backward(dout, idx, shape[2], shape[3])
+        return _kernels.max_pool_backward(dout, idx, shape[2], shape[3], ph, pw, s)
     Ho, Wo = idx.shape[2], idx.shape[3]
     offsets = xp.arange(ph * pw, dtype=idx.dtype, device=_device(idx))
     hit = idx[..., None] == offsets
