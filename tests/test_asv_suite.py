@@ -30,5 +30,6 @@ def test_asv_suite_runs_in_quick_mode(tmp_path):
     for bench in ("Conv.time_forward_backward", "MaxPool.time_forward_backward",
                   "BatchNorm.time_forward_backward", "TrainStep.time_three_layer_convnet_step",
                   "TrainStep.peakmem_three_layer_convnet_step",
-                  "SolverEpoch.time_digits_convnet_epoch"):
+                  "SolverEpoch.time_digits_convnet_epoch",
+                  "ShrinkInference.time_inference_batch256"):
         assert bench in log, f"{bench} did not run"

@@ -83,3 +83,30 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_prune_command_tables_and_plot(tmp_path, capsys):
+    prefix = str(tmp_path / "ck")
+    assert main(["train", "--epochs", "3", "--plot", "none", "--checkpoint", prefix,
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    plot = tmp_path / "p.png"
+    assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--amounts", "0.1,0.5",
+                 "--plot", str(plot), "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "amount sparsity  nonzero" in out and "  0.50    0.500" in out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--structured",
+                 "--amounts", "0.25", "--plot", "none", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "shrunk ms" in out and "speedup" in out
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--amounts", "0.1,1.2"], "amounts must be fractions in [0, 1]"),
+    (["--amounts", "x"], "expected comma-separated fractions"),
+])
+def test_prune_bad_amounts(args, match):
+    out = _xpnn("prune", "--checkpoint", "whatever.npz", *args)
+    assert out.returncode == 2 and match in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

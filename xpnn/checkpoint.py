@@ -14,7 +14,8 @@ import numpy as np
 
 from .backend import backend_of, to_numpy
 
-__all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state"]
+__all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
+           "load_model"]
 
 _META = "__meta__"
 
@@ -79,3 +80,44 @@ def load_npz(path: str) -> tuple[dict, dict]:
         raise ValueError(f"checkpoint {path!r} has no {_META} entry; not an xpnn checkpoint")
     meta = json.loads(str(arrays.pop(_META)))
     return meta, arrays
+
+
+def _model_section(model):
+    return {"class": type(model).__name__, "init_kwargs": getattr(model, "init_kwargs", None),
+            "params": model.params, "bn_params": getattr(model, "bn_params", []),
+            "masks": getattr(model, "masks", {}), "prune_kinds": getattr(model, "prune_kinds", {}),
+            "reg": getattr(model, "reg", None)}
+
+
+def save_model(model, path):
+    """Write a model (class, constructor arguments, params, batch-norm
+    running statistics, pruning masks) to ``path`` atomically."""
+    arrays: dict = {}
+    meta = {"format": "xpnn-model-1", "model": flatten_state(_model_section(model), "m", arrays)}
+    save_npz_atomic(path, meta, arrays)
+    return path
+
+
+def load_model(path):
+    """A model from :func:`save_model` or from a Solver checkpoint, on the
+    active backend, with its shapes (shrunk ones too) and masks."""
+    from . import backend
+    from .models import build_model
+    meta, arrays = load_npz(path)
+    if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or "model" not in meta:
+        raise ValueError(f"{path!r} holds neither an xpnn model nor a solver checkpoint")
+    m = unflatten_state(meta["model"], arrays)
+    kwargs = dict(m.get("init_kwargs") or {})
+    model = build_model(m.get("class"), {**kwargs, "rng": 0})
+    for k, v in m["params"].items():
+        if k not in model.params or tuple(v.shape) != tuple(model.params[k].shape):
+            raise ValueError(f"{path!r}: param {k} of shape {tuple(v.shape)} does not fit a "
+                             f"{m.get('class')} built from its stored arguments")
+    model.params = backend.to_device(m["params"])
+    if m.get("bn_params"):
+        model.bn_params[:] = backend.to_device(m["bn_params"])
+    model.masks = backend.to_device(m.get("masks") or {})
+    model.prune_kinds = dict(m.get("prune_kinds") or {})
+    if m.get("reg") is not None:
+        model.reg = float(m["reg"])
+    return model

@@ -92,7 +92,42 @@ def build_parser():
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
                    help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
     t.add_argument("--quiet", action="store_true", help="print only the final accuracies")
+
+    q = sub.add_parser("prune", help="prune a trained model and tabulate accuracy vs sparsity",
+                       description="Load a trained model (a checkpoint from xpnn train "
+                                   "--checkpoint, or a saved model), prune copies of it by each "
+                                   "amount and report sparsity, parameters, FLOPs and test "
+                                   "accuracy. Unstructured: global L1 over every conv and affine "
+                                   "weight. --structured: L1 filter pruning of every conv layer, "
+                                   "then shrink, with inference time before and after.")
+    q.add_argument("--checkpoint", metavar="PATH", required=True,
+                   help="checkpoint or model file (.npz) to prune")
+    q.add_argument("--structured", action="store_true",
+                   help="prune whole conv filters (ln_structured, n=1, dim=0) and shrink")
+    q.add_argument("--amounts", type=_amounts, default=None, metavar="A,B,...",
+                   help="fractions in [0, 1] (default 0.1,...,0.8 unstructured; "
+                        "0.1,0.2,0.3,0.5 structured)")
+    q.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="data the model was trained on (default: %(default)s)")
+    q.add_argument("--data-dir", metavar="PATH", help="as for xpnn train")
+    q.add_argument("--classes", metavar="A,B,...", help="as for xpnn train")
+    q.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
+                   help="array backend (default: $XPNN_BACKEND or numpy)")
+    q.add_argument("--repeat", type=_positive_int, default=7,
+                   help="inference timings per model, median reported (default: %(default)s)")
+    q.add_argument("--plot", metavar="PATH", default="xpnn_prune.png",
+                   help="PNG of accuracy vs sparsity; 'none' to skip (default: %(default)s)")
     return p
+
+
+def _amounts(s):
+    try:
+        vals = [float(v) for v in s.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {s!r}") from None
+    if not vals or any(not 0.0 <= v <= 1.0 for v in vals):
+        raise argparse.ArgumentTypeError(f"amounts must be fractions in [0, 1], got {s!r}")
+    return vals
 
 
 def _load_data(args):
@@ -177,6 +212,93 @@ def cmd_train(args):
     return 0
 
 
+def _accuracy(model, X, y, batch=500):
+    xp = backend.namespace()
+    correct = 0
+    for s in range(0, X.shape[0], batch):
+        pred = xp.argmax(model.loss(X[s:s + batch]), axis=1)
+        correct += int(np.sum(np.asarray(backend.to_numpy(pred)) == y[s:s + batch]))
+    return correct / X.shape[0]
+
+
+def _infer_ms(model, X, repeat):
+    model.loss(X)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        model.loss(X)
+        backend.synchronize()
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def cmd_prune(args):
+    import copy
+
+    from . import prune
+    from .checkpoint import load_model
+    if args.backend:
+        backend.set_backend(args.backend)
+    backend.get_backend()
+    model = load_model(args.checkpoint)
+    data = _load_data(args)
+    X, y = data["X_test"], data["y_test"]
+    want = tuple(model.init_kwargs.get("input_dim", ()) if isinstance(
+        model.init_kwargs.get("input_dim"), (list, tuple)) else ())
+    if want and tuple(X.shape[1:]) != want:
+        raise ValueError(f"the model expects inputs of shape {want} but {args.dataset} images "
+                         f"are {tuple(X.shape[1:])}; pass the data set it was trained on")
+    if not want:
+        X = X.reshape(len(X), -1)
+    structured = args.structured
+    amounts = args.amounts or ([0.1, 0.2, 0.3, 0.5] if structured else
+                               [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    base = prune.model_stats(model)
+    base_acc = _accuracy(model, X, y)
+    Xt = np.concatenate([X] * max(1, -(-2048 // len(X))))[:2048]  # a batch long enough to time
+    base_ms = _infer_ms(model, Xt, args.repeat)
+    print(f"{type(model).__name__} from {args.checkpoint}: {base['params']} params, "
+          f"{base['flops']} FLOPs/image, test accuracy {base_acc:.4f}, "
+          f"inference {base_ms:.2f} ms per {len(Xt)} images")
+    if structured:
+        print(f"{'amount':>6s} {'sparsity':>8s} {'params':>8s} {'FLOPs':>9s} {'test acc':>8s} "
+              f"{'masked ms':>9s} {'shrunk ms':>9s} {'speedup':>7s}")
+    else:
+        print(f"{'amount':>6s} {'sparsity':>8s} {'nonzero':>8s} {'FLOPs':>9s} {'test acc':>8s}")
+    rows = []
+    for a in amounts:
+        m = copy.deepcopy(model)
+        if structured:
+            convs = [s["W"] for s in m.layers if s["kind"] == "conv"]
+            if not convs:
+                raise ValueError(f"{type(model).__name__} has no conv layers to prune "
+                                 "structurally; drop --structured")
+            for w in convs:
+                prune.ln_structured(m, w, a, n=1, dim=0)
+            sp = prune.sparsity(m)["global"]
+            acc = _accuracy(m, X, y)
+            small = prune.shrink(m)
+            r = small.shrink_report
+            t_masked, t_small = _infer_ms(m, Xt, args.repeat), _infer_ms(small, Xt, args.repeat)
+            print(f"{a:6.2f} {sp:8.3f} {r['params_after']:8d} {r['flops_after']:9d} {acc:8.4f} "
+                  f"{t_masked:9.2f} {t_small:9.2f} {t_masked / t_small:6.2f}x")
+        else:
+            prune.global_unstructured(m, a)
+            prune.remove(m)
+            sp = prune.sparsity(m)["global"]
+            acc = _accuracy(m, X, y)
+            nonzero = sum(int(np.count_nonzero(backend.to_numpy(v))) for v in m.params.values())
+            print(f"{a:6.2f} {sp:8.3f} {nonzero:8d} {base['flops']:9d} {acc:8.4f}")
+        rows.append((a, sp, acc))
+    if not structured:
+        print("(unstructured zeros still cost dense FLOPs; --structured removes work)")
+    if args.plot and args.plot.lower() != "none":
+        from .vis import plot_pruning
+        plot_pruning(rows, base_acc, args.plot, structured=structured)
+        print(f"wrote {os.path.abspath(args.plot)}")
+    return 0
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -184,7 +306,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return cmd_train(args)
+        return cmd_prune(args) if args.command == "prune" else cmd_train(args)
     except KeyboardInterrupt:
         print("xpnn: interrupted", file=sys.stderr)
         return 130

@@ -118,6 +118,9 @@ class Solver:
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
+        # pruned entries stay exactly zero while fine-tuning (xpnn.prune)
+        for p, mask in getattr(self.model, "masks", {}).items():
+            self.model.params[p] = self.model.params[p] * mask
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of (a random subsample of num_samples of) X classified as y."""
@@ -227,6 +230,8 @@ class Solver:
                       "init_kwargs": getattr(self.model, "init_kwargs", None),
                       "params": self.model.params,
                       "bn_params": getattr(self.model, "bn_params", []),
+                      "masks": getattr(self.model, "masks", {}),
+                      "prune_kinds": getattr(self.model, "prune_kinds", {}),
                       "reg": getattr(self.model, "reg", None)},
             "solver": {"update_rule": self.update_rule_name, "optim_config": self.optim_config,
                        "lr_decay": self.lr_decay, "batch_size": self.batch_size,
@@ -275,6 +280,9 @@ class Solver:
         self.model.params = backend.to_device(m["params"])
         if hasattr(self.model, "bn_params"):
             self.model.bn_params[:] = backend.to_device(m["bn_params"])
+        if m.get("masks"):
+            self.model.masks = backend.to_device(m["masks"])
+            self.model.prune_kinds = dict(m.get("prune_kinds") or {})
         self.epoch, self.iteration = state["epoch"], state["iteration"]
         self.best_val_acc = state["best_val_acc"]
         self.best_params = backend.to_device(state["best_params"])

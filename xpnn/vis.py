@@ -9,7 +9,7 @@ import numpy as np
 
 from .backend import to_numpy
 
-__all__ = ["visualize_grid", "plot_filters", "plot_history"]
+__all__ = ["visualize_grid", "plot_filters", "plot_history", "plot_pruning"]
 
 
 def visualize_grid(Xs, ubound=255.0, padding=1):
@@ -86,6 +86,26 @@ def plot_history(history, path, title=None):
     a2.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def plot_pruning(rows, base_acc, path, structured=False):
+    """Write a PNG of test accuracy against sparsity; rows are
+    (amount, sparsity, accuracy) tuples, base_acc the unpruned accuracy."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    sp = [0.0] + [r[1] for r in rows]
+    acc = [base_acc] + [r[2] for r in rows]
+    ax.plot(sp, acc, "-o")
+    for (a, s, c) in rows:
+        ax.annotate(f"{a:.0%}", (s, c), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel("sparsity of the conv and affine weights")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("structured (filters removed)" if structured else "global unstructured L1")
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)

@@ -1,0 +1,219 @@
+"""Pruning: exact amounts, masks that survive fine-tuning and save/load,
+structured pruning whose shrunk model computes the same outputs."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from xpnn import backend, prune
+from xpnn.checkpoint import load_model, save_model
+from xpnn.data import get_digits_data
+from xpnn.models import ConvNet, FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
+from xpnn.solver import Solver
+
+
+def _zeros(model, name):
+    return int(np.count_nonzero(np.asarray(backend.to_numpy(model.params[name])) == 0))
+
+
+def _convnet(**kw):
+    args = dict(input_dim=(1, 8, 8), conv_blocks=((6, 6), (8,)), hidden_dims=(12,),
+                dtype=np.float64)
+    args.update(kw)
+    return ConvNet(**args)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A ConvNet trained briefly on the digits set (NumPy backend)."""
+    np.random.seed(0)
+    data = get_digits_data()
+    model = _convnet(conv_blocks=((8, 8), (16,)), hidden_dims=(32,))
+    Solver(model, data, update_rule="adam", optim_config={"learning_rate": 2e-3},
+           batch_size=50, num_epochs=6, verbose=False).train()
+    return model, data
+
+
+def _acc(m, data):
+    scores = np.asarray(backend.to_numpy(m.loss(data["X_test"])))
+    return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
+
+
+def test_l1_unstructured_exact_and_repruning(xb):
+    np.random.seed(1)
+    m = _convnet()
+    n = int(np.prod(m.params["W3"].shape))
+    prune.l1_unstructured(m, "W3", 0.5)
+    assert _zeros(m, "W3") == round(0.5 * n)
+    w = np.abs(np.asarray(backend.to_numpy(m.params["W3"])))
+    assert w[w > 0].min() >= 0  # survivors are the large ones:
+    prune.l1_unstructured(m, "W3", 0.5)  # acts on what is left
+    assert _zeros(m, "W3") == round(0.5 * n) + round(0.5 * (n - round(0.5 * n)))
+    prune.l1_unstructured(m, "W3", 3)  # an integer count
+    assert _zeros(m, "W3") == round(0.5 * n) + round(0.5 * (n - round(0.5 * n))) + 3
+    assert backend.backend_of(m.masks["W3"]) == xb.name
+
+
+def test_l1_prunes_the_smallest():
+    np.random.seed(2)
+    m = FullyConnectedNet([4], input_dim=3, num_classes=2, dtype=np.float64)
+    w = np.abs(m.params["W1"]).ravel()
+    prune.l1_unstructured(m, "W1", 4)
+    zero = np.flatnonzero(m.params["W1"].ravel() == 0)
+    assert set(zero) == set(np.argsort(w)[:4])
+
+
+def test_random_unstructured_is_seeded():
+    np.random.seed(3)
+    a, b = _convnet(), None
+    b = copy.deepcopy(a)
+    state = np.random.get_state()[1].copy()
+    prune.random_unstructured(a, "W2", 0.3, seed=7)
+    prune.random_unstructured(b, "W2", 0.3, seed=7)
+    assert np.array_equal(a.masks["W2"], b.masks["W2"])
+    assert _zeros(a, "W2") == round(0.3 * a.params["W2"].size)
+    assert np.array_equal(np.random.get_state()[1], state)
+
+
+def test_ln_structured_masks_filters_and_companions(xb):
+    np.random.seed(4)
+    m = _convnet()
+    W = np.asarray(backend.to_numpy(m.params["W1"]))
+    prune.ln_structured(m, "W1", 0.5, n=2, dim=0)
+    dead = np.sort(np.argsort(np.sqrt((W ** 2).sum(axis=(1, 2, 3))))[:3])
+    Wn = np.asarray(backend.to_numpy(m.params["W1"]))
+    assert np.all(Wn[dead] == 0) and np.all(np.abs(Wn[np.setdiff1d(np.arange(6), dead)]) > 0)
+    for comp in ("b1", "gamma1", "beta1"):
+        assert np.all(np.asarray(backend.to_numpy(m.params[comp]))[dead] == 0)
+    prune.ln_structured(m, "W1", 1, dim=0)  # one more of the 3 left
+    assert int(np.all(np.asarray(backend.to_numpy(m.params["W1"])) == 0, axis=(1, 2, 3)).sum()) == 4
+
+
+def test_global_sweep_gives_exact_sparsity_and_accuracy_table(trained):
+    model, data = trained
+    names = prune.prunable_names(model)
+    total = sum(model.params[n].size for n in names)
+    accs = []
+    for a in [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]:
+        m = copy.deepcopy(model)
+        prune.global_unstructured(m, a)
+        zeros = sum(_zeros(m, n) for n in names)
+        assert zeros == round(a * total)
+        assert prune.sparsity(m)["global"] == pytest.approx(round(a * total) / total, abs=0)
+        accs.append(_acc(m, data))
+    base = _acc(model, data)
+    assert base > 0.93 and accs[0] >= base - 0.03 and accs[-1] < accs[0]
+
+
+CASES = {
+    "convnet": lambda: _convnet(),
+    "convnet_global_pool": lambda: _convnet(global_pool=True),
+    "three_layer_bn": lambda: ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=6,
+                                                filter_size=3, hidden_dim=10, dtype=np.float64,
+                                                use_batchnorm=True, weight_scale=0.3),
+    "three_layer": lambda: ThreeLayerConvNet(input_dim=(1, 8, 8), num_filters=6, filter_size=3,
+                                             hidden_dim=10, dtype=np.float64, weight_scale=0.3),
+    "fc_bn": lambda: FullyConnectedNet([10, 8], input_dim=64, num_classes=10, dtype=np.float64,
+                                       normalization="batchnorm", weight_scale=0.2),
+    "two_layer": lambda: TwoLayerNet(input_dim=64, hidden_dim=10, weight_scale=0.2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_shrink_equals_masked_model(xb, case):
+    np.random.seed(5)
+    m = CASES[case]()
+    shape = m.init_kwargs["input_dim"]
+    X = np.random.randn(6, *(shape if isinstance(shape, list) else [shape]))
+    y = np.arange(6) % 10
+    m.loss(X, y)  # one training pass moves the batch-norm running statistics
+    for spec in m.layers[:-1]:
+        prune.ln_structured(m, spec["W"], 0.4, dim=0 if spec["kind"] == "conv" else 1)
+    small = prune.shrink(m)
+    assert type(small) is type(m)
+    rep = small.shrink_report
+    assert rep["params_after"] < rep["params_before"] and rep["flops_after"] < rep["flops_before"]
+    for s, t in ((m.loss(X), small.loss(X)), (m.loss(X, y)[0], small.loss(X, y)[0])):
+        s, t = np.asarray(backend.to_numpy(s)), np.asarray(backend.to_numpy(t))
+        assert np.max(np.abs(s - t)) <= 1e-12 * max(1.0, np.max(np.abs(s)))
+    assert not prune.is_pruned(small)  # every mask was structural: nothing left
+
+
+def test_shrink_refuses_what_it_cannot_remove():
+    m = _convnet()
+    with pytest.raises(ValueError, match="nothing to shrink"):
+        prune.shrink(m)
+    prune.l1_unstructured(m, "W2", 0.3)
+    with pytest.raises(ValueError, match="W2 has an unstructured mask; shrink removes whole "
+                                         "filters only"):
+        prune.shrink(m)
+    m = _convnet()
+    prune.ln_structured(m, "W1", 0.5, dim=1)
+    with pytest.raises(ValueError, match="W1 has a mask along dim 1"):
+        prune.shrink(m)
+    m = _convnet()
+    prune.ln_structured(m, "W5", 0.3, dim=1)
+    with pytest.raises(ValueError, match="output layer"):
+        prune.shrink(m)
+    m = FullyConnectedNet([6], input_dim=4, num_classes=3, normalization="layernorm")
+    prune.ln_structured(m, "W1", 0.5, dim=1)
+    with pytest.raises(ValueError, match="layer norm"):
+        prune.shrink(m)
+
+
+def test_bad_arguments():
+    m = _convnet()
+    for amount in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="amount"):
+            prune.l1_unstructured(m, "W1", amount)
+    with pytest.raises(ValueError, match=r"amount=1000 entries of W1 to prune, but only 54 "):
+        prune.l1_unstructured(m, "W1", 1000)
+    with pytest.raises(ValueError, match="unknown parameter 'W9'.*prunable weights: W1, W2"):
+        prune.global_unstructured(m, 0.2, names=["W9"])
+    with pytest.raises(ValueError, match=r"dim=4 does not exist for W1 of shape \(6, 1, 3, 3\)"):
+        prune.ln_structured(m, "W1", 0.2, dim=4)
+    with pytest.raises(ValueError, match="W3 is not pruned"):
+        prune.remove(m, "W3")
+
+
+def test_fine_tuning_keeps_zeros_and_remove_makes_permanent(trained):
+    model, data = trained
+    m = copy.deepcopy(model)
+    prune.global_unstructured(m, 0.5)
+    prune.ln_structured(m, "W2", 2, dim=0)
+    zero_at = {k: np.asarray(m.params[k]) == 0 for k in m.masks}
+    before = {k: np.asarray(m.params[k]).copy() for k in m.masks}
+    np.random.seed(1)
+    Solver(m, data, update_rule="adam", optim_config={"learning_rate": 1e-3}, batch_size=50,
+           num_epochs=1, verbose=False).train()
+    for k, z in zip(zero_at, zero_at.values()):
+        assert np.all(np.asarray(m.params[k])[z] == 0), k
+        assert not np.array_equal(np.asarray(m.params[k]), before[k])  # the rest trained
+    assert prune.is_pruned(m)
+    prune.remove(m, "W2")
+    assert "W2" not in m.masks and "b2" not in m.masks and "W1" in m.masks
+    prune.remove(m)
+    assert not prune.is_pruned(m)
+    assert np.all(np.asarray(m.params["W1"])[zero_at["W1"]] == 0)
+
+
+def test_save_load_keeps_masks_and_shapes(xb, tmp_path, trained):
+    model, _ = trained
+    m = copy.deepcopy(model).to_device(xb.name)
+    prune.ln_structured(m, "W1", 0.5, dim=0)
+    prune.global_unstructured(m, 0.3, names=["W4"])
+    path = save_model(m, str(tmp_path / "pruned.npz"))
+    back = load_model(path)
+    assert set(back.masks) == set(m.masks) and back.prune_kinds == m.prune_kinds
+    X = np.random.RandomState(0).randn(4, 1, 8, 8)
+    np.testing.assert_allclose(np.asarray(backend.to_numpy(back.loss(X))),
+                               np.asarray(backend.to_numpy(m.loss(X))), rtol=1e-12)
+    small = prune.shrink(m)
+    back = load_model(save_model(small, str(tmp_path / "small.npz")))
+    assert {k: tuple(v.shape) for k, v in back.params.items()} == \
+        {k: tuple(v.shape) for k, v in small.params.items()}
+    assert set(back.masks) == {"W4"}  # the unstructured mask of an unshrunk layer survives
+    np.testing.assert_allclose(np.asarray(backend.to_numpy(back.loss(X))),
+                               np.asarray(backend.to_numpy(m.loss(X))), rtol=1e-10)
