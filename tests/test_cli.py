@@ -97,7 +97,7 @@ def test_prune_command_tables_and_plot(tmp_path, capsys):
     assert "amount sparsity  nonzero" in out and "  0.50    0.500" in out
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--structured",
-                 "--amounts", "0.25", "--plot", "none", "--repeat", "1"]) == 0
+                 "--amounts", "0.25", "--plot", "none", "--repeat", "1", "--finetune", "1"]) == 0
     out = capsys.readouterr().out
     assert "shrunk ms" in out and "speedup" in out
 

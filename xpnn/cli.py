@@ -113,6 +113,9 @@ def build_parser():
     q.add_argument("--classes", metavar="A,B,...", help="as for xpnn train")
     q.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
                    help="array backend (default: $XPNN_BACKEND or numpy)")
+    q.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                   help="fine-tune each pruned copy for this many epochs (adam, lr 1e-3); "
+                        "pruned weights stay zero (default: 0)")
     q.add_argument("--repeat", type=_positive_int, default=7,
                    help="inference timings per model, median reported (default: %(default)s)")
     q.add_argument("--plot", metavar="PATH", default="xpnn_prune.png",
@@ -250,7 +253,16 @@ def cmd_prune(args):
                          f"are {tuple(X.shape[1:])}; pass the data set it was trained on")
     if not want:
         X = X.reshape(len(X), -1)
+    if args.finetune < 0:
+        raise ValueError(f"--finetune must be >= 0 epochs, got {args.finetune}")
     structured = args.structured
+
+    def finetune(m):
+        if args.finetune:
+            from .solver import Solver
+            Solver(m, data, update_rule="adam", optim_config={"learning_rate": 1e-3},
+                   batch_size=50, num_epochs=args.finetune, verbose=False).train()
+
     amounts = args.amounts or ([0.1, 0.2, 0.3, 0.5] if structured else
                                [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     base = prune.model_stats(model)
@@ -275,6 +287,7 @@ def cmd_prune(args):
                                  "structurally; drop --structured")
             for w in convs:
                 prune.ln_structured(m, w, a, n=1, dim=0)
+            finetune(m)
             sp = prune.sparsity(m)["global"]
             acc = _accuracy(m, X, y)
             small = prune.shrink(m)
@@ -284,6 +297,7 @@ def cmd_prune(args):
                   f"{t_masked:9.2f} {t_small:9.2f} {t_masked / t_small:6.2f}x")
         else:
             prune.global_unstructured(m, a)
+            finetune(m)
             prune.remove(m)
             sp = prune.sparsity(m)["global"]
             acc = _accuracy(m, X, y)
