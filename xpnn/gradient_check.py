@@ -30,17 +30,27 @@ def _nudge(x, idx, value):
     x[idx] = value
 
 
+def _at_both_sides(f, x, idx, h, read):
+    """``read(f(x))`` with x[idx] moved by +h and by -h, then restored."""
+    old = _get(x, idx)
+    _nudge(x, idx, old + h)
+    pos = read(f(x))
+    _nudge(x, idx, old - h)
+    neg = read(f(x))
+    _nudge(x, idx, old)
+    return pos, neg
+
+
+def _scalar(v) -> float:
+    return float(_host64(v))
+
+
 def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     """Gradient of the scalar function ``f`` at ``x``; a NumPy float64 array
     of x's shape. Prints each entry when verbose, as the course code does."""
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     for idx in np.ndindex(*x.shape):
-        old = _get(x, idx)
-        _nudge(x, idx, old + h)
-        fxph = float(_host64(f(x)))
-        _nudge(x, idx, old - h)
-        fxmh = float(_host64(f(x)))
-        _nudge(x, idx, old)
+        fxph, fxmh = _at_both_sides(f, x, idx, h, _scalar)
         grad[idx] = (fxph - fxmh) / (2 * h)
         if verbose:
             print(idx, grad[idx])
@@ -53,12 +63,7 @@ def eval_numerical_gradient_array(f, x, df, h=1e-5):
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     df64 = _host64(df)
     for idx in np.ndindex(*x.shape):
-        old = _get(x, idx)
-        _nudge(x, idx, old + h)
-        pos = _host64(f(x))
-        _nudge(x, idx, old - h)
-        neg = _host64(f(x))
-        _nudge(x, idx, old)
+        pos, neg = _at_both_sides(f, x, idx, h, _host64)
         grad[idx] = np.sum((pos - neg) * df64) / (2 * h)
     return grad
 
@@ -78,12 +83,7 @@ def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None):
     errors = []
     for _ in range(num_checks):
         idx = tuple(rng.randrange(m) for m in x.shape)
-        old = _get(x, idx)
-        _nudge(x, idx, old + h)
-        fxph = float(_host64(f(x)))
-        _nudge(x, idx, old - h)
-        fxmh = float(_host64(f(x)))
-        _nudge(x, idx, old)
+        fxph, fxmh = _at_both_sides(f, x, idx, h, _scalar)
         num = (fxph - fxmh) / (2 * h)
         ana = float(ag[idx])
         denom = abs(num) + abs(ana)
