@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 
-from xpnn import backend
 from xpnn.checkpoint import load_npz
 from xpnn.data import get_digits_data
 from xpnn.models import ConvNet, FullyConnectedNet, ThreeLayerConvNet
@@ -94,6 +93,7 @@ def test_crash_while_writing_keeps_previous_checkpoint(tmp_path, digits, monkeyp
     assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp-")] == []
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_nan_loss_stops_with_iteration_and_keeps_best(digits):
     np.random.seed(0)
     model = FullyConnectedNet([20], input_dim=64, num_classes=10, weight_scale=1e-2,

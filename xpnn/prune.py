@@ -85,9 +85,7 @@ def _set_mask(model, name, new_mask, kind):
     model.masks[name] = backend.to_device(combined.astype(_np_dtype(p)), dev)
     old = model.prune_kinds.get(name)
     model.prune_kinds[name] = kind if old in (None, kind) else "mixed"
-    xp = backend.namespace_of(p=p)
     model.params[name] = p * model.masks[name]
-    return xp
 
 
 def _np_dtype(a):
