@@ -82,6 +82,7 @@ class Solver:
         self.best_params: dict = {}
         self.loss_history: list = []
         self._checked = 0  # losses verified finite so far
+        self._floats = 0   # losses already read back to floats
         self.train_acc_history: list = []
         self.val_acc_history: list = []
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
@@ -152,7 +153,7 @@ class Solver:
         """Turn the recorded losses before ``upto`` into floats with ONE
         device-to-host transfer (a GPU step never waits for its loss)."""
         upto = len(self.loss_history) if upto is None else upto
-        pending = [i for i in range(upto) if not isinstance(self.loss_history[i], float)]
+        pending = list(range(self._floats, upto))  # entries before _floats are floats
         if not pending:
             return
         vals = [self.loss_history[i] for i in pending]
@@ -161,6 +162,7 @@ class Solver:
             vals = backend.to_numpy(xp.stack([xp.reshape(v, ()) for v in vals]))
         for i, v in zip(pending, vals):
             self.loss_history[i] = float(v)
+        self._floats = upto
 
     def _check_finite(self):
         """Raise if a loss recorded since the last check is NaN or infinite,
@@ -288,7 +290,7 @@ class Solver:
         self.best_params = backend.to_device(state["best_params"])
         self.optim_configs = backend.to_device(state["optim_configs"])
         self.loss_history = list(state["loss_history"])
-        self._checked = len(self.loss_history)
+        self._checked = self._floats = len(self.loss_history)
         self.train_acc_history = list(state["train_acc_history"])
         self.val_acc_history = list(state["val_acc_history"])
         _set_rng_state(state["rng"])
