@@ -238,57 +238,44 @@ def sparsity(model, names=None):
 
 
 # ----------------------------------------------------------------- shrinking
-def _spatial(model):
-    """Per layer: the (C, H, W) of a conv layer's output after its pooling,
-    or None for affine layers."""
-    shapes, dims = [], model.init_kwargs.get("input_dim")
+def _geometry(model):
+    """Walk the layers once from the input size. Per layer: (pixels of a conv
+    layer's output before pooling, (C, H, W) after its pooling), or
+    (None, None) for affine layers."""
+    from .layers._util import out_size
+    dims = model.init_kwargs.get("input_dim")
     h = w = None
     if isinstance(dims, (list, tuple)):
         _, h, w = dims
+    geo = []
     for spec in model.layers:
-        if spec["kind"] == "conv":
-            F, _, kh, kw = model.params[spec["W"]].shape
-            s, p = spec["conv_param"]["stride"], spec["conv_param"]["pad"]
-            h, w = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
-            if spec["pool"] is not None:
-                q = spec["pool"]
-                h = (h - q["pool_height"]) // q["stride"] + 1
-                w = (w - q["pool_width"]) // q["stride"] + 1
-            shapes.append((F, 1, 1) if spec["global_pool"] else (F, h, w))
-        else:
-            shapes.append(None)
-    return shapes
+        if spec["kind"] != "conv":
+            geo.append((None, None))
+            continue
+        F, _, kh, kw = model.params[spec["W"]].shape
+        s, p = spec["conv_param"]["stride"], spec["conv_param"]["pad"]
+        h, w = out_size(h + 2 * p, kh, s), out_size(w + 2 * p, kw, s)
+        pixels = h * w
+        if spec["pool"] is not None:
+            q = spec["pool"]
+            h, w = out_size(h, q["pool_height"], q["stride"]), out_size(w, q["pool_width"],
+                                                                        q["stride"])
+        geo.append((pixels, (F, 1, 1) if spec["global_pool"] else (F, h, w)))
+    return geo
 
 
 def model_stats(model):
     """{'params': number of parameters, 'flops': multiply-adds per sample}."""
     params = sum(int(np.prod(v.shape)) for v in model.params.values())
     flops = 0
-    for spec in getattr(model, "layers", []):
+    layers = getattr(model, "layers", [])
+    for spec, (pixels, _) in zip(layers, _geometry(model) if layers else []):
         W = model.params[spec["W"]]
         if spec["kind"] == "conv":
-            F, C, kh, kw = W.shape
-            flops += F * C * kh * kw * _conv_out_pixels(model, spec)
+            flops += int(np.prod(W.shape)) * pixels
         else:
             flops += int(W.shape[0]) * int(W.shape[1])
     return {"params": params, "flops": int(flops)}
-
-
-def _conv_out_pixels(model, target):
-    _, h, w = model.init_kwargs["input_dim"]
-    for spec in model.layers:
-        if spec["kind"] != "conv":
-            break
-        _, _, kh, kw = model.params[spec["W"]].shape
-        s, p = spec["conv_param"]["stride"], spec["conv_param"]["pad"]
-        h, w = (h + 2 * p - kh) // s + 1, (w + 2 * p - kw) // s + 1
-        if spec is target:
-            return h * w
-        if spec["pool"] is not None:
-            q = spec["pool"]
-            h = (h - q["pool_height"]) // q["stride"] + 1
-            w = (w - q["pool_width"]) // q["stride"] + 1
-    raise ValueError("conv layer not found")
 
 
 def _new_kwargs(model, keep):
@@ -354,7 +341,7 @@ def shrink(model):
                              "Call prune.remove to keep other zeros in place instead.")
         raise ValueError("nothing to shrink: no layer has filters or units pruned with "
                          "ln_structured along its output dimension")
-    shapes = _spatial(model)
+    shapes = [shape for _, shape in _geometry(model)]
     owner = {}  # param name -> layer index
     for li, spec in enumerate(layers):
         for key in ("W", "b", "gamma", "beta"):
