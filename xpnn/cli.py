@@ -215,15 +215,6 @@ def cmd_train(args):
     return 0
 
 
-def _accuracy(model, X, y, batch=500):
-    xp = backend.namespace()
-    correct = 0
-    for s in range(0, X.shape[0], batch):
-        pred = xp.argmax(model.loss(X[s:s + batch]), axis=1)
-        correct += int(np.sum(np.asarray(backend.to_numpy(pred)) == y[s:s + batch]))
-    return correct / X.shape[0]
-
-
 def _infer_ms(model, X, repeat):
     model.loss(X)
     times = []
@@ -246,6 +237,11 @@ def cmd_prune(args):
     model = load_model(args.checkpoint)
     data = _load_data(args)
     X, y = data["X_test"], data["y_test"]
+
+    def accuracy(m):
+        from .solver import Solver
+        return Solver(m, data, verbose=False).check_accuracy(X, y, batch_size=500)
+
     want = tuple(model.init_kwargs.get("input_dim", ()) if isinstance(
         model.init_kwargs.get("input_dim"), (list, tuple)) else ())
     if want and tuple(X.shape[1:]) != want:
@@ -266,7 +262,7 @@ def cmd_prune(args):
     amounts = args.amounts or ([0.1, 0.2, 0.3, 0.5] if structured else
                                [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     base = prune.model_stats(model)
-    base_acc = _accuracy(model, X, y)
+    base_acc = accuracy(model)
     Xt = np.concatenate([X] * max(1, -(-2048 // len(X))))[:2048]  # a batch long enough to time
     base_ms = _infer_ms(model, Xt, args.repeat)
     print(f"{type(model).__name__} from {args.checkpoint}: {base['params']} params, "
@@ -289,7 +285,7 @@ def cmd_prune(args):
                 prune.ln_structured(m, w, a, n=1, dim=0)
             finetune(m)
             sp = prune.sparsity(m)["global"]
-            acc = _accuracy(m, X, y)
+            acc = accuracy(m)
             small = prune.shrink(m)
             r = small.shrink_report
             t_masked, t_small = _infer_ms(m, Xt, args.repeat), _infer_ms(small, Xt, args.repeat)
@@ -300,7 +296,7 @@ def cmd_prune(args):
             finetune(m)
             prune.remove(m)
             sp = prune.sparsity(m)["global"]
-            acc = _accuracy(m, X, y)
+            acc = accuracy(m)
             nonzero = sum(int(np.count_nonzero(backend.to_numpy(v))) for v in m.params.values())
             print(f"{a:6.2f} {sp:8.3f} {nonzero:8d} {base['flops']:9d} {acc:8.4f}")
         rows.append((a, sp, acc))

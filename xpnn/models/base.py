@@ -126,7 +126,7 @@ class LayeredModel:
         if self.use_dropout:
             self.dropout_param["mode"] = mode
 
-    def _forward_layer(self, xp, spec, h):
+    def _forward_layer(self, spec, h):
         P = self.params
         cache = {}
         if spec["kind"] == "conv":
@@ -186,7 +186,7 @@ class LayeredModel:
         self._set_mode("test" if y is None else "train")
         caches = []
         for spec in self.layers:
-            h, cache = self._forward_layer(xp, spec, h)
+            h, cache = self._forward_layer(spec, h)
             caches.append(cache)
         if y is None:
             return h
