@@ -124,37 +124,28 @@ def main(argv=None):
         return compare(x_fn, t_fn), 1.5
     cases["maxpool_2x2_100x3x32x32"] = pool
 
-    def bn():
-        x = r.randn(256, 512).astype(np.float32)
-        g, be = np.ones(512, np.float32), np.zeros(512, np.float32)
-        dout = r.randn(256, 512).astype(np.float32)
-        xt, gt, bt, dt = tt(x, True), tt(g, True), tt(be, True), tt(dout)
+    def batchnorm_case(shape, fwd, bwd):
+        """Batch norm fwd+bwd on ``shape``; channels on axis 1."""
+        def run():
+            x = r.randn(*shape).astype(np.float32)
+            C = shape[1]
+            g, be = np.ones(C, np.float32), np.zeros(C, np.float32)
+            dout = r.randn(*shape).astype(np.float32)
+            xt, gt, bt, dt = tt(x, True), tt(g, True), tt(be, True), tt(dout)
 
-        def x_fn():
-            out, cache = batchnorm_forward(x, g, be, {"mode": "train"})
-            batchnorm_backward_alt(dout, cache)
+            def x_fn():
+                out, cache = fwd(x, g, be, {"mode": "train"})
+                bwd(dout, cache)
 
-        def t_fn():
-            xt.grad = gt.grad = bt.grad = None
-            F.batch_norm(xt, None, None, gt, bt, training=True).backward(dt)
-        return compare(x_fn, t_fn), 1.5
-    cases["batchnorm_256x512"] = bn
-
-    def sbn():
-        x = r.randn(64, 32, 16, 16).astype(np.float32)
-        g, be = np.ones(32, np.float32), np.zeros(32, np.float32)
-        dout = r.randn(*x.shape).astype(np.float32)
-        xt, gt, bt, dt = tt(x, True), tt(g, True), tt(be, True), tt(dout)
-
-        def x_fn():
-            out, cache = spatial_batchnorm_forward(x, g, be, {"mode": "train"})
-            spatial_batchnorm_backward(dout, cache)
-
-        def t_fn():
-            xt.grad = gt.grad = bt.grad = None
-            F.batch_norm(xt, None, None, gt, bt, training=True).backward(dt)
-        return compare(x_fn, t_fn), 1.5
-    cases["spatial_batchnorm_64x32x16x16"] = sbn
+            def t_fn():
+                xt.grad = gt.grad = bt.grad = None
+                F.batch_norm(xt, None, None, gt, bt, training=True).backward(dt)
+            return compare(x_fn, t_fn), 1.5
+        return run
+    cases["batchnorm_256x512"] = batchnorm_case((256, 512), batchnorm_forward,
+                                                batchnorm_backward_alt)
+    cases["spatial_batchnorm_64x32x16x16"] = batchnorm_case(
+        (64, 32, 16, 16), spatial_batchnorm_forward, spatial_batchnorm_backward)
 
     def float64_vs_course():
         """float64 ThreeLayerConvNet step: xpnn vs the course reference
