@@ -29,6 +29,7 @@ def main(argv=None):
     ap.add_argument("--only", default=None, help="comma-separated case names")
     args = ap.parse_args(argv)
     _set_threads(args.threads)  # before NumPy/OpenBLAS and torch load
+    os.environ["XPNN_BACKEND"] = "numpy"  # a CPU comparison, whatever the shell says
 
     import numpy as np
     import torch

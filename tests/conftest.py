@@ -28,6 +28,20 @@ BACKENDS = [
 ]
 
 
+def host(a):
+    """Any array (or a dict/list of them) as NumPy, through the backend's own
+    device-to-host copy: what a test must use on params, grads and outputs,
+    since CuPy (and the simulated device of array-api-strict) refuse
+    ``np.asarray``."""
+    return backend.to_numpy(a) if isinstance(a, (dict, list, tuple)) else \
+        np.asarray(backend.to_numpy(a))
+
+
+#: backends whose arrays live off the host (array-api-strict's simulated
+#: device on every machine, CuPy where a GPU is usable)
+DEVICE_BACKENDS = BACKENDS[1:]
+
+
 class Backend:
     """A backend under test: moves NumPy test data there and back."""
 
@@ -41,9 +55,7 @@ class Backend:
     def put(self, d):
         return {k: (self.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
-    @staticmethod
-    def host(a):
-        return np.asarray(backend.to_numpy(a))
+    host = staticmethod(host)
 
     def __repr__(self):
         return self.name

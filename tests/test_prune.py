@@ -13,9 +13,11 @@ from xpnn.data import get_digits_data
 from xpnn.models import ConvNet, FullyConnectedNet, ThreeLayerConvNet, TwoLayerNet
 from xpnn.solver import Solver
 
+from conftest import host
+
 
 def _zeros(model, name):
-    return int(np.count_nonzero(np.asarray(backend.to_numpy(model.params[name])) == 0))
+    return int(np.count_nonzero(host(model.params[name]) == 0))
 
 
 def _convnet(**kw):
@@ -37,7 +39,7 @@ def trained():
 
 
 def _acc(m, data):
-    scores = np.asarray(backend.to_numpy(m.loss(data["X_test"])))
+    scores = host(m.loss(data["X_test"]))
     return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
 
 
@@ -47,7 +49,7 @@ def test_l1_unstructured_exact_and_repruning(xb):
     n = int(np.prod(m.params["W3"].shape))
     prune.l1_unstructured(m, "W3", 0.5)
     assert _zeros(m, "W3") == round(0.5 * n)
-    w = np.abs(np.asarray(backend.to_numpy(m.params["W3"])))
+    w = np.abs(host(m.params["W3"]))
     assert w[w > 0].min() >= 0  # survivors are the large ones:
     prune.l1_unstructured(m, "W3", 0.5)  # acts on what is left
     assert _zeros(m, "W3") == round(0.5 * n) + round(0.5 * (n - round(0.5 * n)))
@@ -59,9 +61,9 @@ def test_l1_unstructured_exact_and_repruning(xb):
 def test_l1_prunes_the_smallest():
     np.random.seed(2)
     m = FullyConnectedNet([4], input_dim=3, num_classes=2, dtype=np.float64)
-    w = np.abs(m.params["W1"]).ravel()
+    w = np.abs(host(m.params["W1"])).ravel()
     prune.l1_unstructured(m, "W1", 4)
-    zero = np.flatnonzero(m.params["W1"].ravel() == 0)
+    zero = np.flatnonzero(host(m.params["W1"]).ravel() == 0)
     assert set(zero) == set(np.argsort(w)[:4])
 
 
@@ -72,7 +74,7 @@ def test_random_unstructured_is_seeded():
     state = np.random.get_state()[1].copy()
     prune.random_unstructured(a, "W2", 0.3, seed=7)
     prune.random_unstructured(b, "W2", 0.3, seed=7)
-    assert np.array_equal(a.masks["W2"], b.masks["W2"])
+    assert np.array_equal(host(a.masks["W2"]), host(b.masks["W2"]))
     assert _zeros(a, "W2") == round(0.3 * a.params["W2"].size)
     assert np.array_equal(np.random.get_state()[1], state)
 
@@ -80,15 +82,15 @@ def test_random_unstructured_is_seeded():
 def test_ln_structured_masks_filters_and_companions(xb):
     np.random.seed(4)
     m = _convnet()
-    W = np.asarray(backend.to_numpy(m.params["W1"]))
+    W = host(m.params["W1"])
     prune.ln_structured(m, "W1", 0.5, n=2, dim=0)
     dead = np.sort(np.argsort(np.sqrt((W ** 2).sum(axis=(1, 2, 3))))[:3])
-    Wn = np.asarray(backend.to_numpy(m.params["W1"]))
+    Wn = host(m.params["W1"])
     assert np.all(Wn[dead] == 0) and np.all(np.abs(Wn[np.setdiff1d(np.arange(6), dead)]) > 0)
     for comp in ("b1", "gamma1", "beta1"):
-        assert np.all(np.asarray(backend.to_numpy(m.params[comp]))[dead] == 0)
+        assert np.all(host(m.params[comp])[dead] == 0)
     prune.ln_structured(m, "W1", 1, dim=0)  # one more of the 3 left
-    assert int(np.all(np.asarray(backend.to_numpy(m.params["W1"])) == 0, axis=(1, 2, 3)).sum()) == 4
+    assert int(np.all(host(m.params["W1"]) == 0, axis=(1, 2, 3)).sum()) == 4
 
 
 def test_global_sweep_gives_exact_sparsity_and_accuracy_table(trained):
@@ -136,7 +138,7 @@ def test_shrink_equals_masked_model(xb, case):
     rep = small.shrink_report
     assert rep["params_after"] < rep["params_before"] and rep["flops_after"] < rep["flops_before"]
     for s, t in ((m.loss(X), small.loss(X)), (m.loss(X, y)[0], small.loss(X, y)[0])):
-        s, t = np.asarray(backend.to_numpy(s)), np.asarray(backend.to_numpy(t))
+        s, t = host(s), host(t)
         assert np.max(np.abs(s - t)) <= 1e-12 * max(1.0, np.max(np.abs(s)))
     assert not prune.is_pruned(small)  # every mask was structural: nothing left
 
@@ -183,20 +185,20 @@ def test_fine_tuning_keeps_zeros_and_remove_makes_permanent(trained):
     m = copy.deepcopy(model)
     prune.global_unstructured(m, 0.5)
     prune.ln_structured(m, "W2", 2, dim=0)
-    zero_at = {k: np.asarray(m.params[k]) == 0 for k in m.masks}
-    before = {k: np.asarray(m.params[k]).copy() for k in m.masks}
+    zero_at = {k: host(m.params[k]) == 0 for k in m.masks}
+    before = {k: host(m.params[k]) for k in m.masks}
     np.random.seed(1)
     Solver(m, data, update_rule="adam", optim_config={"learning_rate": 1e-3}, batch_size=50,
            num_epochs=1, verbose=False).train()
     for k, z in zip(zero_at, zero_at.values()):
-        assert np.all(np.asarray(m.params[k])[z] == 0), k
-        assert not np.array_equal(np.asarray(m.params[k]), before[k])  # the rest trained
+        assert np.all(host(m.params[k])[z] == 0), k
+        assert not np.array_equal(host(m.params[k]), before[k])  # the rest trained
     assert prune.is_pruned(m)
     prune.remove(m, "W2")
     assert "W2" not in m.masks and "b2" not in m.masks and "W1" in m.masks
     prune.remove(m)
     assert not prune.is_pruned(m)
-    assert np.all(np.asarray(m.params["W1"])[zero_at["W1"]] == 0)
+    assert np.all(host(m.params["W1"])[zero_at["W1"]] == 0)
 
 
 def test_save_load_keeps_masks_and_shapes(xb, tmp_path, trained):
@@ -208,12 +210,12 @@ def test_save_load_keeps_masks_and_shapes(xb, tmp_path, trained):
     back = load_model(path)
     assert set(back.masks) == set(m.masks) and back.prune_kinds == m.prune_kinds
     X = np.random.RandomState(0).randn(4, 1, 8, 8)
-    np.testing.assert_allclose(np.asarray(backend.to_numpy(back.loss(X))),
-                               np.asarray(backend.to_numpy(m.loss(X))), rtol=1e-12)
+    np.testing.assert_allclose(host(back.loss(X)),
+                               host(m.loss(X)), rtol=1e-12)
     small = prune.shrink(m)
     back = load_model(save_model(small, str(tmp_path / "small.npz")))
     assert {k: tuple(v.shape) for k, v in back.params.items()} == \
         {k: tuple(v.shape) for k, v in small.params.items()}
     assert set(back.masks) == {"W4"}  # the unstructured mask of an unshrunk layer survives
-    np.testing.assert_allclose(np.asarray(backend.to_numpy(back.loss(X))),
-                               np.asarray(backend.to_numpy(m.loss(X))), rtol=1e-10)
+    np.testing.assert_allclose(host(back.loss(X)),
+                               host(m.loss(X)), rtol=1e-10)

@@ -22,7 +22,7 @@ import array_api_compat
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
-    "random_uniform", "random_normal", "fits_on_device", "synchronize", "cupy_module",
+    "random_uniform", "random_normal", "rng_state", "set_rng_state", "fits_on_device", "synchronize", "cupy_module",
 ]
 
 VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -161,13 +161,43 @@ def namespace_of(**arrays: Any):
     return array_api_compat.array_namespace(*present)
 
 
+# array-api-strict stands in for a GPU in the tests: its arrays live on a
+# separate simulated device, which (like CuPy) refuses np.asarray and any
+# mixing with host arrays, so code that forgets a device move fails on the
+# host exactly as it would on a GPU.
+STRICT_DEVICE_NAME = "device1"
+
+
+def _strict_device():
+    import array_api_strict as xps
+    return xps.Device(STRICT_DEVICE_NAME)
+
+
+#: device-to-host copies made so far (every one goes through _to_host_array)
+transfers = {"to_host": 0}
+
+
 def _to_host_array(x: Any) -> np.ndarray:
+    """The one device-to-host path; counts each copy in ``transfers``."""
     b = backend_of(x)
     if b == "cupy":
+        transfers["to_host"] += 1
         return x.get()
     if b == "array_api_strict":
-        return np.asarray(x)
+        import array_api_strict as xps
+        transfers["to_host"] += 1
+        return np.asarray(x.to_device(xps.Device("CPU_DEVICE")))
     return np.asarray(x) if isinstance(x, np.generic) else x
+
+
+def _to_device_array(host: np.ndarray, name: str) -> Any:
+    """The one host-to-device path (never counted as a read-back)."""
+    if name == "numpy":
+        return host
+    if name == "cupy":
+        return _import_cupy().asarray(host)
+    import array_api_strict as xps
+    return xps.asarray(host, device=_strict_device())
 
 
 def _walk(obj: Any, leaf):
@@ -191,18 +221,86 @@ def to_device(obj: Any, backend: str | None = None) -> Any:
     dicts, lists and tuples. Arrays already there are returned unchanged;
     non-array values (numbers, strings, None) are left alone."""
     name = get_backend() if backend is None else _check_name(backend)
-    mod = _module(name)
+    _module(name)
 
     def leaf(v):
         b = backend_of(v)
-        if b is None or (b == name and not isinstance(v, np.generic)):
+        if b is None or (b == name and not isinstance(v, np.generic)
+                         and (b != "array_api_strict" or v.device == _strict_device())):
             return v
+        if b == "numpy":
+            return _to_device_array(np.asarray(v), name)
         host = _to_host_array(v)
-        return host if name == "numpy" else mod.asarray(host)
+        return _to_device_array(host, name)
     return _walk(obj, leaf)
 
 
 # ---------------------------------------------------------------- randomness
+# On the host backends random numbers come from NumPy's global RandomState,
+# in the course's order, so seeded notebooks repeat. On a GPU they are drawn
+# there (masks never cross the bus) by a counter-based generator that is
+# reseeded for every draw from a small host stream owned by xpnn: the GPU's
+# whole random state is then that host stream's state, which
+# :func:`rng_state` returns and checkpoints keep, so a resumed run draws the
+# same dropout masks as an uninterrupted one.
+_device_rng: dict[str, Any] = {"stream": None, "gen": None}
+
+
+def _device_seed(seed=None) -> int:
+    """Next seed for a device draw. ``seed`` restarts the stream (the
+    course's ``dropout_param['seed']``); without one the stream starts from
+    NumPy's global state at first use, so ``np.random.seed`` repeats runs."""
+    if seed is not None:
+        _device_rng["stream"] = np.random.RandomState(seed)
+    elif _device_rng["stream"] is None:
+        _device_rng["stream"] = np.random.RandomState(np.random.randint(2 ** 31))
+    return int(_device_rng["stream"].randint(2 ** 62))
+
+
+def _cupy_generator(cupy):
+    gen = _device_rng["gen"]
+    if gen is None:
+        try:  # Philox: reseeding is cheap (no per-thread state to initialise)
+            from cupy.cuda import curand
+            gen = cupy.random.RandomState(0, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+        except (ImportError, AttributeError, TypeError):
+            gen = cupy.random.RandomState(0)
+        _device_rng["gen"] = gen
+    return gen
+
+
+def rng_state() -> dict:
+    """All of xpnn's random state, as plain data for a checkpoint: NumPy's
+    global RandomState and the device draws' seed stream (None until a
+    device draw has happened)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"numpy": {"name": name, "keys": keys, "pos": int(pos),
+                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+             "device": None}
+    if _device_rng["stream"] is not None:
+        _, dkeys, dpos, dg, dc = _device_rng["stream"].get_state()
+        state["device"] = {"keys": dkeys, "pos": int(dpos), "has_gauss": int(dg),
+                           "cached_gaussian": float(dc)}
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned (also the older checkpoint
+    form that held NumPy's state alone)."""
+    npst = state["numpy"] if "numpy" in state else state
+    np.random.set_state((npst["name"], np.asarray(npst["keys"], dtype=np.uint32),
+                         int(npst["pos"]), int(npst["has_gauss"]),
+                         float(npst["cached_gaussian"])))
+    dev = state.get("device")
+    if dev is None:
+        _device_rng["stream"] = None
+    else:
+        rs = np.random.RandomState()
+        rs.set_state(("MT19937", np.asarray(dev["keys"], dtype=np.uint32), int(dev["pos"]),
+                      int(dev["has_gauss"]), float(dev["cached_gaussian"])))
+        _device_rng["stream"] = rs
+
+
 def _host_rng_draw(kind: str, shape, seed):
     """Draw from NumPy's global RandomState, reseeding first when asked,
     exactly as the course code does (so seeded notebooks repeat)."""
@@ -215,14 +313,11 @@ def _draw(kind: str, shape, like, seed):
     b = backend_of(like) if like is not None else get_backend()
     if b == "cupy":
         cupy = _import_cupy()
-        if seed is not None:
-            cupy.random.seed(seed)
-        return cupy.random.rand(*shape) if kind == "uniform" else cupy.random.randn(*shape)
+        gen = _cupy_generator(cupy)
+        gen.seed(_device_seed(seed))
+        return gen.random_sample(shape) if kind == "uniform" else gen.standard_normal(shape)
     host = _host_rng_draw(kind, shape, seed)
-    if b == "array_api_strict":
-        import array_api_strict as xps
-        return xps.asarray(host)
-    return host
+    return _to_device_array(host, b) if b == "array_api_strict" else host
 
 
 def random_uniform(shape, like=None, seed=None):

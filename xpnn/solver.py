@@ -157,7 +157,7 @@ class Solver:
         if not pending:
             return
         vals = [self.loss_history[i] for i in pending]
-        if backend.backend_of(vals[0]) in ("cupy", "array_api_strict"):
+        if not backend.is_host(vals[0]) and backend.backend_of(vals[0]) is not None:
             xp = backend.namespace_of(loss=vals[0])
             vals = backend.to_numpy(xp.stack([xp.reshape(v, ()) for v in vals]))
         for i, v in zip(pending, vals):
@@ -189,8 +189,8 @@ class Solver:
             for t in range(self.iteration, num_iterations):
                 self._step()
                 self.iteration = t + 1
-                # reading the loss back costs a device sync: on a GPU, only now and then
-                if backend.get_backend() != "cupy" or t % self.print_every == 0:
+                # reading the loss back costs a device sync: off the host, only now and then
+                if backend.get_backend() == "numpy" or t % self.print_every == 0:
                     self._check_finite()
                 if self.verbose and t % self.print_every == 0:
                     _write(bar, "(Iteration %d / %d) loss: %f"
@@ -246,7 +246,7 @@ class Solver:
             "loss_history": list(self.loss_history),
             "train_acc_history": self.train_acc_history,
             "val_acc_history": self.val_acc_history,
-            "rng": _rng_state(),
+            "rng": backend.rng_state(),
         }
 
     def save_checkpoint(self, path):
@@ -265,7 +265,7 @@ class Solver:
 
     def load_checkpoint(self, path):
         """Restore params, running stats, optimizer state, histories, epoch,
-        iteration and the NumPy RNG from ``path``; ``train()`` then
+        iteration and the random state (NumPy's and the GPU's) from ``path``; ``train()`` then
         continues exactly where the saved run was."""
         meta, arrays = load_npz(path)
         if meta.get("format") != "xpnn-checkpoint-1":
@@ -293,24 +293,13 @@ class Solver:
         self._checked = self._floats = len(self.loss_history)
         self.train_acc_history = list(state["train_acc_history"])
         self.val_acc_history = list(state["val_acc_history"])
-        _set_rng_state(state["rng"])
+        backend.set_rng_state(state["rng"])
         return self
 
 
 def _copy(v):
     xp = backend.namespace_of(v=v)
     return xp.asarray(v, copy=True)
-
-
-def _rng_state():
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": keys, "pos": int(pos), "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached)}
-
-
-def _set_rng_state(s):
-    np.random.set_state((s["name"], np.asarray(s["keys"], dtype=np.uint32), s["pos"],
-                         s["has_gauss"], s["cached_gaussian"]))
 
 
 class _NoBar:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from array_api_compat import device as _device
+
 from .. import backend
 
 __all__ = ["TwoLayerNet"]
@@ -45,7 +47,7 @@ class TwoLayerNet:
         shifted = scores - xp.max(scores, axis=1, keepdims=True)
         exp = xp.exp(shifted)
         probs = exp / xp.sum(exp, axis=1, keepdims=True)
-        hot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype)[None, :], scores.dtype)
+        hot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype, device=_device(y))[None, :], scores.dtype)
         data_loss = -xp.sum(hot * xp.log(probs)) / N
         loss = data_loss + 0.5 * reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
         dscores = (probs - hot) / N

@@ -1,0 +1,47 @@
+"""Training on a device never waits for the device every step: losses are
+read back in one batched copy per print point, accuracy once per check.
+array-api-strict's simulated device stands in for a GPU on the host; the
+count is of device-to-host copies only (host-to-device moves, such as each
+minibatch's index array, are not read-backs)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+from xpnn.data import get_digits_data
+from xpnn.models import FullyConnectedNet
+from xpnn.solver import Solver
+
+from conftest import DEVICE_BACKENDS
+
+
+@pytest.mark.parametrize("name", DEVICE_BACKENDS)
+def test_training_reads_back_only_when_printing(name):
+    data = get_digits_data()
+    flat = {k: (v.reshape(len(v), -1) if k.startswith("X") else v) for k, v in data.items()}
+    with backend.use_backend(name):
+        np.random.seed(0)
+        model = FullyConnectedNet([32], input_dim=64, num_classes=10, dtype=np.float32)
+        solver = Solver(model, flat, batch_size=50, num_epochs=1, print_every=8,
+                        verbose=False, update_rule="sgd")
+        before = backend.transfers["to_host"]
+        solver.train()
+        copies = backend.transfers["to_host"] - before
+    iters = len(solver.loss_history)                 # 25
+    prints = len(range(0, iters, 8))                 # 4: iterations 1, 9, 17, 25
+    checks = len(solver.val_acc_history)             # 2: first and last iteration
+    # a loss read per print point and per accuracy check, two accuracy reads
+    # per check, one final read; a label-range check once per data set
+    assert copies <= prints + 3 * checks + 1 + 2, copies
+    assert copies < iters
+    assert all(isinstance(v, float) for v in solver.loss_history)
+
+
+def test_host_to_device_moves_are_not_counted():
+    with backend.use_backend("array_api_strict"):
+        before = backend.transfers["to_host"]
+        dev = backend.to_device({"a": np.ones(3), "b": [np.zeros(2)]})
+        assert backend.transfers["to_host"] == before
+        backend.to_numpy(dev)
+        assert backend.transfers["to_host"] == before + 2
