@@ -70,3 +70,21 @@ def xb(request):
 @pytest.fixture
 def rng():
     return np.random.RandomState(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """With XPNN_TEST_UNPARAMETRIZED_ONLY=1, keep only the tests that run on
+    the default backend (the one XPNN_BACKEND names): the backend-
+    parametrized ones choose their backend themselves. That is the run
+    tests/test_suite_on_device.py makes on the simulated device."""
+    import os
+    if os.environ.get("XPNN_TEST_UNPARAMETRIZED_ONLY") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        skip = "xb" in fixtures or item.get_closest_marker("whole_suite") is not None
+        (drop if skip else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

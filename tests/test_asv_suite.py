@@ -17,6 +17,7 @@ SUITE = os.path.join(ROOT, "asv_benchmarks")
 @pytest.mark.skipif(shutil.which("asv") is None and
                     not os.path.exists(os.path.join(os.path.dirname(sys.executable), "asv")),
                     reason="asv is not installed (pip install -e '.[test]')")
+@pytest.mark.whole_suite
 def test_asv_suite_runs_in_quick_mode(tmp_path):
     asv = shutil.which("asv") or os.path.join(os.path.dirname(sys.executable), "asv")
     env = dict(os.environ, HOME=str(tmp_path))  # asv keeps its machine file in HOME

@@ -99,3 +99,29 @@ def test_mixed_backends_name_the_argument():
         affine_forward(np.ones((2, 3)), xps.ones((3, 2), dtype=xps.float64), np.ones(2))
     with pytest.raises(TypeError, match="argument 'x' must be an array"):
         relu_forward([1.0, -1.0])
+
+
+def test_out_of_range_labels_are_refused_on_every_backend(xb):
+    """Off the host the range check used to be skipped: a label of 7 for 5
+    classes gave a silently wrong loss."""
+    from xpnn.layers import softmax_loss, svm_loss
+    x = xb.asarray(np.zeros((3, 5)))
+    for bad in ([0, 1, 7], [0, -1, 2]):
+        y = xb.asarray(np.array(bad))
+        for fn in (softmax_loss, svm_loss):
+            with pytest.raises(ValueError, match=r"labels must lie in \[0, 4\]"):
+                fn(x, y)
+
+
+def test_solver_checks_every_label_once_on_every_backend(xb):
+    from xpnn.models import FullyConnectedNet
+    from xpnn.solver import Solver
+    r = np.random.RandomState(0)
+    data = {"X_train": r.randn(40, 6), "y_train": r.randint(3, size=40),
+            "X_val": r.randn(10, 6), "y_val": r.randint(3, size=10)}
+    data["y_val"][4] = 3     # one bad label among the validation set
+    model = FullyConnectedNet([4], input_dim=6, num_classes=3)
+    solver = Solver(model, data, batch_size=10, num_epochs=1, verbose=False)
+    with pytest.raises(ValueError, match=r"y_val holds labels in \[0, 3\] but the model "
+                                         r"scores 3 classes"):
+        solver.train()

@@ -22,7 +22,8 @@ import array_api_compat
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
-    "random_uniform", "random_normal", "rng_state", "set_rng_state", "fits_on_device", "synchronize", "cupy_module",
+    "random_uniform", "random_normal", "rng_state", "set_rng_state", "labels_checked",
+    "label_range", "fits_on_device", "synchronize", "cupy_module",
 ]
 
 VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -328,6 +329,33 @@ def random_uniform(shape, like=None, seed=None):
 def random_normal(shape, like=None, seed=None):
     """Standard-normal float64 samples on the backend of ``like``."""
     return _draw("normal", tuple(shape), like, seed)
+
+
+# ---------------------------------------------------------------- label checks
+_labels = {"trusted": 0}
+
+
+@contextlib.contextmanager
+def labels_checked() -> Iterator[None]:
+    """Inside this block the loss functions skip their label-range check off
+    the host (it would wait for the device every step). For a caller that
+    has already checked every label it will pass, as the Solver does once
+    per data set."""
+    _labels["trusted"] += 1
+    try:
+        yield
+    finally:
+        _labels["trusted"] -= 1
+
+
+def label_range(y) -> tuple[int, int]:
+    """(min, max) of an integer label array of any backend, with at most one
+    device-to-host copy."""
+    if is_host(y):
+        return int(y.min()), int(y.max())
+    xp = array_api_compat.array_namespace(y)
+    lo_hi = to_numpy(xp.stack([xp.min(y), xp.max(y)]))
+    return int(lo_hi[0]), int(lo_hi[1])
 
 
 def fits_on_device(nbytes: int, fraction: float = 0.5) -> bool:

@@ -72,6 +72,7 @@ class Solver:
         self.print_every = max(int(opts["print_every"]), 1)
         self.verbose = bool(opts["verbose"])
         self._data_cache: dict = {}
+        self._labels_ok = False
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -113,7 +114,8 @@ class Solver:
         batch_mask = np.random.choice(num_train, self.batch_size)
         X_batch, y_batch = self._rows(self.X_train, batch_mask), self._rows(self.y_train,
                                                                            batch_mask)
-        loss, grads = self.model.loss(X_batch, y_batch)
+        with backend.labels_checked():  # every label was checked once, in train()
+            loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
         for p, w in self.model.params.items():
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
@@ -122,6 +124,27 @@ class Solver:
         # pruned entries stay exactly zero while fine-tuning (xpnn.prune)
         for p, mask in getattr(self.model, "masks", {}).items():
             self.model.params[p] = self.model.params[p] * mask
+
+    def _check_labels(self):
+        """Check every training and validation label once, against the
+        number of classes the model scores (one sample's forward pass), so
+        the steps need not check (off the host, each check waits for the
+        device)."""
+        if self._labels_ok or self.X_train.shape[0] == 0:
+            return
+        scores = self.model.loss(self._rows(self.X_train, np.arange(1)))
+        C = int(scores.shape[-1])
+        for name, y in (("y_train", self.y_train), ("y_val", self.y_val)):
+            xp = backend.namespace_of(**{name: y})
+            if not xp.isdtype(y.dtype, "integral"):
+                raise TypeError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+            if y.shape[0]:
+                lo, hi = backend.label_range(y)
+                if lo < 0 or hi >= C:
+                    raise ValueError(
+                        f"{name} holds labels in [{lo}, {hi}] but the model scores {C} "
+                        f"classes; labels must lie in [0, {C - 1}]")
+        self._labels_ok = True
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of (a random subsample of num_samples of) X classified as y."""
@@ -184,6 +207,8 @@ class Solver:
         num_train = self.X_train.shape[0]
         iterations_per_epoch = max(num_train // self.batch_size, 1)
         num_iterations = self.num_epochs * iterations_per_epoch
+        if self.iteration < num_iterations:
+            self._check_labels()
         bar = _progress(num_iterations, self.iteration, self.verbose)
         try:
             for t in range(self.iteration, num_iterations):

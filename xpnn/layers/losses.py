@@ -18,9 +18,13 @@ def _one_hot(xp, x, y, fn):
                          f"got {shape_str(y)}")
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(f"{fn}: y must hold integer class labels, got dtype {y.dtype}")
-    if backend.is_host(y) and N and (int(y.min()) < 0 or int(y.max()) >= C):
-        raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for {C} classes, "
-                         f"got values in [{int(y.min())}, {int(y.max())}]")
+    # off the host this reads two numbers back (a device sync), unless the
+    # caller has checked every label already (backend.labels_checked)
+    if N and (backend.is_host(y) or not backend._labels["trusted"]):
+        lo, hi = backend.label_range(y)
+        if lo < 0 or hi >= C:
+            raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for {C} classes, "
+                             f"got values in [{lo}, {hi}]")
     classes = xp.arange(C, dtype=y.dtype, device=_device(x))
     return y[:, None] == classes[None, :]
 
