@@ -123,3 +123,52 @@ def test_rng_state_survives_a_checkpoint_round_trip(tmp_path):
     m, a = load_npz(str(tmp_path / "r.npz"))
     backend.set_rng_state(unflatten_state(m, a)["rng"])
     assert [backend._device_seed(), float(np.random.rand())] == expect
+
+
+class _FakeCupy:
+    """Stand-in for a CuPy whose CUDA libraries are partly missing: each
+    operation raises the loader error the real one gives."""
+    __version__ = "14.0.0"
+    float32 = "float32"
+
+    def __init__(self, broken):
+        self.broken = broken
+        test = self
+
+        class _Arr:
+            def __matmul__(self, other):
+                test._fail("cublas", "libcublasLt.so.13: cannot open shared object file")
+                return self
+
+            def get(self):
+                return np.zeros(2)
+
+        class _Random:
+            @staticmethod
+            def RandomState(seed):
+                test._fail("curand", "libcurand.so.10: cannot open shared object file")
+                return type("R", (), {"random_sample": lambda self, n: _Arr()})()
+
+        self._Arr, self.random = _Arr, _Random
+
+    def _fail(self, lib, msg):
+        if self.broken == lib:
+            raise ImportError(msg)
+
+    def ones(self, shape, dtype=None):
+        return self._Arr()
+
+    zeros = ones
+
+    def ElementwiseKernel(self, *args):
+        self._fail("nvrtc", "libnvrtc.so.13: cannot open shared object file")
+        return lambda x: self._Arr()
+
+
+@pytest.mark.parametrize("lib, label", [("cublas", "cuBLAS"), ("nvrtc", "NVRTC"),
+                                        ("curand", "cuRAND")])
+def test_cuda_library_probe_names_what_is_missing(lib, label):
+    with pytest.raises(RuntimeError, match=rf"found a GPU but {label} does not work .*"
+                                           rf"{lib}.*xpnn\[gpu-cuda13\]"):
+        backend.probe_cuda_libraries(_FakeCupy(lib))
+    backend.probe_cuda_libraries(_FakeCupy(None))  # all present: no error

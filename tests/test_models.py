@@ -180,3 +180,20 @@ def test_model_argument_errors():
         ThreeLayerConvNet(filter_size=4)
     with pytest.raises(ValueError, match="halve the 8x8 input below 1 pixel"):
         ConvNet(input_dim=(1, 8, 8), conv_blocks=((2,),) * 4)
+
+
+def test_reg_zero_adds_no_reg_term(xb):
+    """reg == 0 must mean no regularisation work at all (on a GPU each term
+    is kernel launches): a weight whose square overflows, on an input that
+    is always zero, leaves the loss finite only if 0 * sum(W**2) is never
+    computed."""
+    np.random.seed(0)
+    model = FullyConnectedNet([4], input_dim=3, num_classes=2, reg=0.0, dtype=np.float64)
+    W1 = host(model.params["W1"])
+    W1[0, :] = 1e200                      # W1**2 overflows to inf
+    model.params["W1"] = xb.asarray(W1)
+    X = np.random.randn(5, 3)
+    X[:, 0] = 0.0                         # ... but this input never uses it
+    loss, grads = model.loss(xb.asarray(X), xb.asarray(np.array([0, 1, 0, 1, 1])))
+    assert np.isfinite(float(host(loss)))
+    assert np.all(np.isfinite(host(grads["W1"])))

@@ -23,7 +23,7 @@ __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
     "random_uniform", "random_normal", "rng_state", "set_rng_state", "labels_checked",
-    "label_range", "fits_on_device", "synchronize", "cupy_module",
+    "label_range", "fits_on_device", "probe_cuda_libraries", "synchronize", "cupy_module",
 ]
 
 VALID_BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -58,7 +58,49 @@ def _import_cupy():
         raise RuntimeError(
             "the 'cupy' backend found a CUDA driver but no GPU device; "
             "use XPNN_BACKEND=numpy")
+    if not _probed.get("ok"):
+        probe_cuda_libraries(cupy)
+        _probed["ok"] = True
     return cupy
+
+
+_probed: dict[str, bool] = {}
+
+# what xpnn needs of CUDA beyond the driver, and how each is proved
+_CUDA_LIBRARIES = (
+    ("cuBLAS", "cublas", "a float32 matrix product"),
+    ("NVRTC", "nvrtc", "compiling a small elementwise kernel"),
+    ("cuRAND", "curand", "drawing random numbers"),
+)
+
+
+def probe_cuda_libraries(cupy) -> None:
+    """Prove that the CUDA libraries xpnn uses load and work, with one tiny
+    operation each; else raise RuntimeError naming the library that failed
+    and how to install it. (A CuPy wheel without the CUDA libraries imports
+    and counts the GPU, then fails at the first matmul with a loader error.)"""
+    def matmul():
+        a = cupy.ones((2, 2), dtype=cupy.float32)
+        return (a @ a).get()
+
+    def compile_kernel():
+        k = cupy.ElementwiseKernel("T x", "T y", "y = x + 1", "xpnn_probe")
+        return k(cupy.zeros(2, dtype=cupy.float32)).get()
+
+    def draw():
+        return cupy.random.RandomState(0).random_sample(2).get()
+
+    for (label, _, what), action in zip(_CUDA_LIBRARIES, (matmul, compile_kernel, draw)):
+        try:
+            action()
+        except Exception as exc:  # loader errors come as several types
+            raise RuntimeError(
+                f"the 'cupy' backend found a GPU but {label} does not work ({what} "
+                f"failed: {type(exc).__name__}: {exc}). CuPy {getattr(cupy, '__version__', '?')}"
+                " needs the CUDA libraries of its CUDA version: install them with "
+                "pip install 'xpnn[gpu-cuda13]' (CuPy 14, CUDA 13) or 'xpnn[gpu-cuda12]' "
+                "(CuPy 13, CUDA 12), or use a CUDA toolkit of that version "
+                "(CUDA_PATH); or use XPNN_BACKEND=numpy") from exc
 
 
 def cupy_module():
