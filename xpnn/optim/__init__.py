@@ -8,6 +8,7 @@ arrays are created on ``w``'s device and never leave it.
 from __future__ import annotations
 
 from ..backend import namespace_of
+from ._cuda import fused
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adagrad",
            "get_update_rule", "UPDATE_RULES"]
@@ -39,6 +40,9 @@ def _state(xp, config, key, w):
 def sgd(w, dw, config=None):
     """Vanilla SGD: ``w -= learning_rate * dw``. config: learning_rate (1e-2)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2)
+    k = fused("sgd", w, dw)
+    if k is not None:
+        return k(w, dw, float(config["learning_rate"])), config
     return w - config["learning_rate"] * dw, config
 
 
@@ -46,6 +50,11 @@ def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * dw; w += v``.
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, momentum=0.9)
+    k = fused("sgd_momentum", w, dw, _state(xp, config, "velocity", w))
+    if k is not None:
+        w, config["velocity"] = k(w, dw, config["velocity"], float(config["learning_rate"]),
+                                  float(config["momentum"]))
+        return w, config
     v = config["momentum"] * _state(xp, config, "velocity", w) - config["learning_rate"] * dw
     config["velocity"] = v
     return w + v, config
@@ -58,6 +67,11 @@ def sgd_nesterov_momentum(w, dw, config=None):
     xp, config = _setup(w, dw, config, learning_rate=1e-2, momentum=0.9)
     mu = config["momentum"]
     v_prev = _state(xp, config, "velocity", w)
+    k = fused("sgd_nesterov_momentum", w, dw, v_prev)
+    if k is not None:
+        w, config["velocity"] = k(w, dw, v_prev, float(config["learning_rate"]), float(mu),
+                                  1.0 + float(mu))
+        return w, config
     v = mu * v_prev - config["learning_rate"] * dw
     config["velocity"] = v
     return w - mu * v_prev + (1.0 + mu) * v, config
@@ -69,6 +83,11 @@ def rmsprop(w, dw, config=None):
     decay_rate (0.99), epsilon (1e-8), cache (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, decay_rate=0.99, epsilon=1e-8)
     d = config["decay_rate"]
+    k = fused("rmsprop", w, dw, _state(xp, config, "cache", w))
+    if k is not None:
+        w, config["cache"] = k(w, dw, config["cache"], float(config["learning_rate"]), float(d),
+                               1.0 - float(d), float(config["epsilon"]))
+        return w, config
     cache = d * _state(xp, config, "cache", w) + (1.0 - d) * (dw * dw)
     config["cache"] = cache
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
@@ -78,6 +97,11 @@ def adagrad(w, dw, config=None):
     """Adagrad: ``cache += dw**2; w -= lr * dw / (sqrt(cache) + eps)``.
     config: learning_rate (1e-2), epsilon (1e-8), cache (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, epsilon=1e-8)
+    k = fused("adagrad", w, dw, _state(xp, config, "cache", w))
+    if k is not None:
+        w, config["cache"] = k(w, dw, config["cache"], float(config["learning_rate"]),
+                               float(config["epsilon"]))
+        return w, config
     cache = _state(xp, config, "cache", w) + dw * dw
     config["cache"] = cache
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
@@ -91,6 +115,13 @@ def adam(w, dw, config=None):
                         epsilon=1e-8, t=0)
     b1, b2 = config["beta1"], config["beta2"]
     config["t"] = t = int(config["t"]) + 1
+    k = fused("adam", w, dw, _state(xp, config, "m", w), _state(xp, config, "v", w))
+    if k is not None:
+        b1, b2 = float(b1), float(b2)
+        w, config["m"], config["v"] = k(
+            w, dw, config["m"], config["v"], float(config["learning_rate"]), b1, 1.0 - b1, b2,
+            1.0 - b2, 1.0 - b1 ** t, 1.0 - b2 ** t, float(config["epsilon"]))
+        return w, config
     m = b1 * _state(xp, config, "m", w) + (1.0 - b1) * dw
     v = b2 * _state(xp, config, "v", w) + (1.0 - b2) * (dw * dw)
     config["m"], config["v"] = m, v
