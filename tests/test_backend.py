@@ -54,7 +54,8 @@ def test_cupy_without_gpu_says_why():
         has_cupy = False
     if has_cupy:
         pytest.skip("CuPy is installed here; the no-GPU message is checked where it is not")
-    with pytest.raises(RuntimeError, match=r"needs CuPy, which is not installed.*xpnn\[gpu\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"needs CuPy, which is not installed.*xpnn\[gpu-cuda13\]"):
         backend.set_backend("cupy")
     assert backend.get_backend() in backend.VALID_BACKENDS
 

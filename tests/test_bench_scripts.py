@@ -28,4 +28,4 @@ def test_compare_torch_runs():
 def test_compare_torch_cuda_cpu_check_runs():
     out = _run("benchmarks/compare_torch_cuda.py", "--cpu-check")
     assert out.returncode == 0, out.stderr
-    assert "three_layer" in out.stdout and "deep_convnet" in out.stdout
+    assert "three_layer" in out.stdout and "challenge" in out.stdout, out.stdout

@@ -46,7 +46,8 @@ def _import_cupy():
     except ImportError as exc:
         raise RuntimeError(
             "the 'cupy' backend needs CuPy, which is not installed "
-            f"({exc}); install it with: pip install 'xpnn[gpu]'") from exc
+            f"({exc}); install it with: pip install 'xpnn[gpu-cuda13]' (CUDA 13) or "
+            "'xpnn[gpu-cuda12]' (CUDA 12)") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError: no driver, or driver too old

@@ -8,10 +8,15 @@ with the Python-side scalars cast to the array's type first (as NumPy does
 with a Python float) and no fused multiply-add contraction, so the GPU
 computes the same numbers the host does.
 
+``XPNN_NO_FUSED_KERNELS=1`` turns them off (the array-API path runs), to
+count launches with and without them or to rule them out when debugging.
+
 Each body is plain C; ``tests/test_cuda_kernels_on_host.py`` compiles the
 same strings for the host and compares them with the NumPy path.
 """
 from __future__ import annotations
+
+import os
 
 from .. import backend
 
@@ -56,6 +61,8 @@ def fused(name, *arrays):
     """The fused kernel for rule ``name`` when every array is a CuPy array
     of one floating dtype, else None (the array-API path is used)."""
     if any(backend.backend_of(a) != "cupy" for a in arrays):
+        return None
+    if os.environ.get("XPNN_NO_FUSED_KERNELS") == "1":  # to count or bisect
         return None
     if len({a.dtype for a in arrays}) != 1 or arrays[0].dtype.kind != "f":
         return None
