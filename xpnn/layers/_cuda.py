@@ -130,3 +130,116 @@ def max_pool_backward(dout, idx, H, W, ph, pw, stride):
     dx = cp.empty((N, C, H, W), dtype=dout.dtype)
     _kernel("pool_bwd")(cp.ascontiguousarray(dout), idx, H, W, ph, pw, stride, Ho, Wo, dx)
     return dx
+
+
+# ------------------------------------------------------------------ batch norm
+# Training-mode batch norm in 5 launches forward and 4 backward (the array
+# expressions take about 20 each). x is viewed as (N, C, L); statistics are
+# per channel, reduced over N and L. The centred input is never stored: the
+# backward recomputes x - mean inside its kernels. The expressions follow
+# the array path's operation order (only the order of the sums differs).
+
+#: per-channel reductions over axes (0, 2): (inputs, output, map, reduce,
+#: post-map, identity); inputs named m* are per-channel, shape (1, C, 1)
+CHANNEL_REDUCTIONS = {
+    "chan_sum": ("T x", "T y", "x", "a + b", "y = a", "0"),
+    "chan_sqdev": ("T x, T m", "T y", "(x - m) * (x - m)", "a + b", "y = a", "0"),
+    "chan_dotdev": ("T d, T x, T m", "T y", "d * (x - m)", "a + b", "y = a", "0"),
+}
+
+#: elementwise kernels (inputs, outputs, body), per channel or per element
+BN_ELEMENTWISE = {
+    # per channel, after the two reductions: variance, 1/std, scale and the
+    # running statistics
+    "bn_stats": ("T sq, T mean, T gamma, T rm, T rv, float64 M, float64 eps, float64 mom, "
+                 "float64 one_minus_mom",
+                 "T var, T inv, T scale, T rm_out, T rv_out",
+                 "T v = sq / (T)M;\n"
+                 "T s = (T)1 / sqrt(v + (T)eps);\n"
+                 "var = v;\n"
+                 "inv = s;\n"
+                 "scale = gamma * s;\n"
+                 "rm_out = (T)mom * rm + (T)one_minus_mom * mean;\n"
+                 "rv_out = (T)mom * rv + (T)one_minus_mom * v;"),
+    # per element: the normalised, scaled and shifted output
+    "bn_apply": ("T x, T m, T scale, T beta", "T out",
+                 "out = (x - m) * scale + beta;"),
+    # per channel, after the backward's two reductions
+    "bn_coef": ("T raw, T dbeta, T gamma, T inv, float64 M",
+                "T dgamma, T gi, T bco, T kco",
+                "T dg = raw * inv;\n"
+                "T g = gamma * inv;\n"
+                "dgamma = dg;\n"
+                "gi = g;\n"
+                "bco = -g * dbeta / (T)M;\n"
+                "kco = -g * inv * dg / (T)M;"),
+    # per element: the input gradient
+    "bn_dx": ("T d, T x, T m, T gi, T bco, T kco", "T dx",
+              "dx = d * gi + bco + (x - m) * kco;"),
+    # ReLU's backward in one pass (the array form is a compare and a select)
+    "relu_bwd": ("T d, T x", "T dx", "dx = x > (T)0 ? d : (T)0;"),
+}
+
+_fused: dict = {}
+
+
+def fused_enabled(*arrays) -> bool:
+    """Whether the fused kernels apply: CuPy arrays of one floating dtype,
+    and not turned off with XPNN_NO_FUSED_KERNELS=1."""
+    import os
+    if os.environ.get("XPNN_NO_FUSED_KERNELS") == "1":
+        return False
+    if any(backend.backend_of(a) != "cupy" for a in arrays):
+        return False
+    return len({a.dtype for a in arrays}) == 1 and arrays[0].dtype.kind == "f"
+
+
+def _get(name):
+    if name not in _fused:
+        cp = backend.cupy_module()
+        if name in CHANNEL_REDUCTIONS:
+            ins, out, mp, red, post, ident = CHANNEL_REDUCTIONS[name]
+            _fused[name] = cp.ReductionKernel(ins, out, mp, red, post, ident, f"xpnn_{name}",
+                                              options=("--fmad=false",))
+        else:
+            ins, outs, body = BN_ELEMENTWISE[name]
+            _fused[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}",
+                                                options=("--fmad=false",))
+    return _fused[name]
+
+
+def _col(v):
+    return v.reshape(1, -1, 1)
+
+
+def bn_train_forward(x, gamma, beta, rm, rv, eps, momentum, kernel=None, xp=None):
+    """x (N, C) or (N, C, H, W) -> (out, mean, var, inv_std, running_mean,
+    running_var): out shaped like x, the rest per channel, shape (C,).
+    ``kernel`` and ``xp`` default to the CUDA kernels and CuPy; the host
+    tests pass compiled host versions of the same kernels and NumPy."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    x3 = xp.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    M = x3.shape[0] * x3.shape[2]
+    mean = kernel("chan_sum")(x3, axis=(0, 2)) / M
+    sq = kernel("chan_sqdev")(x3, _col(mean), axis=(0, 2))
+    var, inv, scale, rm_new, rv_new = kernel("bn_stats")(
+        sq, mean, gamma, rm, rv, float(M), float(eps), float(momentum), 1.0 - float(momentum))
+    out = kernel("bn_apply")(x3, _col(mean), _col(scale), _col(beta))
+    return out.reshape(x.shape), mean, var, inv, rm_new, rv_new
+
+
+def bn_train_backward(dout, x, mean, gamma, inv, kernel=None, xp=None):
+    """Gradients of :func:`bn_train_forward`: dx (x's shape), dgamma, dbeta."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    x3 = xp.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
+    d3 = xp.ascontiguousarray(dout).reshape(x3.shape)
+    M = x3.shape[0] * x3.shape[2]
+    dbeta = kernel("chan_sum")(d3, axis=(0, 2))
+    raw = kernel("chan_dotdev")(d3, x3, _col(mean), axis=(0, 2))
+    dgamma, gi, bco, kco = kernel("bn_coef")(raw, dbeta, gamma, inv, float(M))
+    dx = kernel("bn_dx")(d3, x3, _col(mean), _col(gi), _col(bco), _col(kco))
+    return dx.reshape(x.shape), dgamma, dbeta
+
+
+def relu_backward(dout, x):
+    return _get("relu_bwd")(dout, x)

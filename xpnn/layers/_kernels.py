@@ -56,6 +56,15 @@ def _on_gpu(x) -> bool:
     return backend.backend_of(x) == "cupy"
 
 
+def fused_enabled(*arrays) -> bool:
+    """Whether xpnn's fused CUDA kernels serve these arrays (CuPy arrays of
+    one floating dtype, XPNN_NO_FUSED_KERNELS unset)."""
+    if not all(_on_gpu(a) for a in arrays):
+        return False
+    from . import _cuda
+    return _cuda.fused_enabled(*arrays)
+
+
 def im2col(xp, xpad, kh, kw, stride, Ho, Wo):
     """(N, C, Hp, Wp) -> (C*kh*kw, N*Ho*Wo)."""
     if _on_gpu(xpad):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend
+from . import _kernels
 from ._util import check_ndim, prod, shape_str, xp_of
 
 __all__ = [
@@ -55,6 +56,9 @@ def relu_forward(x):
 def relu_backward(dout, cache):
     x = cache
     xp = xp_of(dout=dout, x=x)
+    if _kernels.fused_enabled(dout, x):
+        from . import _cuda
+        return _cuda.relu_backward(dout, x)
     return xp.where(x > 0, dout, 0.0)
 
 

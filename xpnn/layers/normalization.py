@@ -101,6 +101,13 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
         rm = zeros_like_shape(xp, x, (C,))
     if rv is None:
         rv = zeros_like_shape(xp, x, (C,))
+    if mode == "train" and _kernels.fused_enabled(x, gamma, beta, rm, rv):
+        from . import _cuda
+        out, mean, var, inv_std, bn_param["running_mean"], bn_param["running_var"] = \
+            _cuda.bn_train_forward(x, gamma, beta, rm, rv, eps, momentum)
+        cache = {"mode": mode, "x": x, "xc": None, "mean": mean, "var": var,
+                 "inv_std": inv_std, "gamma": gamma, "eps": eps, "M": M}
+        return out, cache
     if mode == "train":
         mean = _chan_sum(xp, x3) / M
         xc = x3 - col(mean)
@@ -122,6 +129,10 @@ def _bn_backward_core(xp, dout, cache):
     """dx, dgamma, dbeta with xhat = xc * inv_std never materialised:
     dgamma = inv * sum(dout * xc); in train mode
     dx = gamma*inv/M * (M*dout - dbeta - xc * inv * dgamma)."""
+    if cache["xc"] is None:  # the fused GPU forward: the fused backward
+        from . import _cuda
+        return _cuda.bn_train_backward(dout, cache["x"], cache["mean"], cache["gamma"],
+                                       cache["inv_std"])
     xc, inv, g, M = cache["xc"], cache["inv_std"], cache["gamma"], cache["M"]
     d3 = xp.reshape(dout, xc.shape)
     dbeta = _chan_sum(xp, d3)

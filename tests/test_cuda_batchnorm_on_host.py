@@ -1,0 +1,60 @@
+"""The fused CUDA batch norm (xpnn.layers._cuda): its kernels compiled for
+the host with CuPy's calling conventions emulated, driven by the very
+functions the GPU path runs, against the array path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.layers import _cuda, relu_backward, relu_forward
+from xpnn.layers.normalization import _bn_backward_core, _bn_core
+
+import cuda_host
+
+pytestmark = pytest.mark.skipif(cuda_host.CXX is None,
+                                reason="no C++ compiler to build the host harness")
+
+
+@pytest.fixture(scope="module", params=["double", "float"])
+def kernels(request, tmp_path_factory):
+    return cuda_host.HostKernels(_cuda.BN_ELEMENTWISE, _cuda.CHANNEL_REDUCTIONS, request.param,
+                                 tmp_path_factory.mktemp(request.param))
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5)])
+def test_fused_batchnorm_train_matches_the_array_path(kernels, shape):
+    import array_api_compat.numpy as xp
+    dt = kernels.dt
+    tol = 1e-12 if dt == np.float64 else 2e-5
+    r = np.random.RandomState(0)
+    x = (3 * r.randn(*shape) + 1.5).astype(dt)
+    C = shape[1]
+    gamma, beta = r.randn(C).astype(dt), r.randn(C).astype(dt)
+    rm, rv = r.randn(C).astype(dt), r.rand(C).astype(dt)
+    param = {"mode": "train", "eps": 1e-5, "momentum": 0.8, "running_mean": rm.copy(),
+             "running_var": rv.copy()}
+    ref, cache = _bn_core(xp, x, gamma, beta, param, "test")
+    out, mean, var, inv, rm_new, rv_new = _cuda.bn_train_forward(
+        x, gamma, beta, rm, rv, 1e-5, 0.8, kernel=kernels, xp=np)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rm_new, param["running_mean"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(rv_new, param["running_var"], rtol=tol, atol=tol)
+    np.testing.assert_allclose(inv, cache["inv_std"], rtol=tol)
+
+    dout = r.randn(*shape).astype(dt)
+    rdx, rdg, rdb = _bn_backward_core(xp, dout, cache)
+    dx, dg, db = _cuda.bn_train_backward(dout, x, mean, gamma, inv, kernel=kernels, xp=np)
+    assert dx.shape == x.shape
+    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dg, rdg, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol)
+
+
+def test_fused_relu_backward_matches(kernels):
+    r = np.random.RandomState(1)
+    x = r.randn(40).astype(kernels.dt)
+    x[:3] = 0.0
+    _, cache = relu_forward(x)
+    d = r.randn(40).astype(kernels.dt)
+    np.testing.assert_array_equal(kernels("relu_bwd")(d, x), relu_backward(d, cache))
