@@ -21,6 +21,12 @@ _CTYPES = {"float64": ("double", ctypes.c_double), "float32": ("float", ctypes.c
            "int32": ("int", ctypes.c_int32), "int64": ("long long", ctypes.c_longlong)}
 
 
+def _ctype(typ):
+    """C type of a CuPy parameter type: a named one, or a placeholder
+    letter other than T, which xpnn uses for integer labels (int64)."""
+    return "long long" if len(typ) == 1 else _CTYPES[typ][0]
+
+
 def _params(text):
     out = []
     for item in text.split(","):
@@ -34,20 +40,20 @@ def _params(text):
 def build(specs: dict, T: str, folder) -> ctypes.CDLL:
     """A shared library with one ``extern "C"`` function per spec, named
     like the spec, T = 'double' or 'float'."""
-    src = ["#include <cmath>", "#include <algorithm>", "using std::sqrt; using std::min;",
+    src = ["#include <cmath>", "#include <algorithm>", "using std::sqrt; using std::min; using std::exp; using std::log;",
            f"typedef {T} T;"]
     for name, (ins, outs, body) in specs.items():
         args, binds = [], []
         for raw, typ, nm in _params(ins):
-            ctype = "T" if typ == "T" else _CTYPES[typ][0]
-            if raw or typ == "T":
+            ctype = "T" if typ == "T" else _ctype(typ)
+            if raw or typ == "T" or len(typ) == 1:
                 args.append(f"const {ctype}* {nm}" + ("" if raw else "_p"))
                 if not raw:
                     binds.append(f"const {ctype} {nm} = {nm}_p[i];")
             else:
                 args.append(f"{ctype} {nm}")
         for _, typ, nm in _params(outs):
-            ctype = "T" if typ == "T" else _CTYPES[typ][0]
+            ctype = "T" if typ == "T" else _ctype(typ)
             args.append(f"{ctype}* {nm}_p")
             binds.append(f"{ctype}& {nm} = {nm}_p[i];")
         src.append(f'extern "C" void {name}({", ".join(args)}, long long n) {{\n'
@@ -60,15 +66,17 @@ def build(specs: dict, T: str, folder) -> ctypes.CDLL:
     return ctypes.CDLL(str(folder / "k.so"))
 
 
-def call(lib, specs, name, T, *args):
+def call(lib, specs, name, T, *args, size=None):
     """Run kernel ``name`` elementwise over NumPy arrays: ``args`` are the
-    inputs in the spec's order; returns the outputs as new arrays."""
+    inputs in the spec's order; returns the outputs as new arrays, of
+    ``size`` elements (default: that of the first non-raw array input)."""
     ins, outs, _ = specs[name]
     dt = np.float64 if T == "double" else np.float32
-    cargs, n = [], None
+    cargs, n = [], size
     for (raw, typ, _nm), a in zip(_params(ins), args):
-        if raw or typ == "T":
-            a = np.ascontiguousarray(a, dtype=dt if typ == "T" else typ)
+        if raw or typ == "T" or len(typ) == 1:
+            a = np.ascontiguousarray(a, dtype=dt if typ == "T" else
+                                     np.int64 if len(typ) == 1 else typ)
             n = a.size if n is None and not raw else n
             cargs.append(a.ctypes.data_as(ctypes.c_void_p))
         else:
@@ -141,10 +149,27 @@ class HostKernels:
         return out
 
     def _elementwise(self, name, args):
-        arr_at = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-        full = np.broadcast_arrays(*[args[i] for i in arr_at])
-        flat = list(args)
-        for i, b in zip(arr_at, full):
-            flat[i] = np.ascontiguousarray(b).ravel()
-        outs = [o.reshape(full[0].shape) for o in call(self.ew_lib, self.ew, name, self.T, *flat)]
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        """CuPy's rules: non-raw array inputs broadcast together, raw ones
+        are passed whole; output arrays given after the inputs are filled
+        (their size sets the index range), else new ones are returned."""
+        ins, outs, _ = self.ew[name]
+        params = _params(ins)
+        given_out = list(args[len(params):])
+        args = list(args[:len(params)])
+        bcast = [i for i, (raw, typ, _) in enumerate(params)
+                 if not raw and isinstance(args[i], np.ndarray)]
+        for i in bcast:  # labels (a placeholder type other than T) keep their int type
+            if len(params[i][1]) == 1 and params[i][1] != "T":
+                args[i] = args[i].astype(np.int64)
+        shape = np.broadcast_shapes(*[args[i].shape for i in bcast]) if bcast else None
+        if given_out:
+            shape = given_out[0].shape
+        for i in bcast:
+            args[i] = np.ascontiguousarray(np.broadcast_to(args[i], shape)).ravel()
+        results = call(self.ew_lib, self.ew, name, self.T, *args, size=int(np.prod(shape)))
+        results = [r.reshape(shape) for r in results]
+        for o, r in zip(given_out, results):
+            o[...] = r
+        if given_out:
+            return given_out[0] if len(given_out) == 1 else tuple(given_out)
+        return results[0] if len(results) == 1 else tuple(results)

@@ -81,6 +81,53 @@ dx = acc;
 """
 
 
+# The convolution as the GPU runs it with fused kernels: im2col reads the
+# unpadded input (no padded copy), the matmul's (F, N*P) result becomes the
+# N, C, H, W output with its bias in one pass, and the gather-form col2im
+# writes the unpadded input gradient directly.
+CONV_ELEMENTWISE = {
+    "im2col_pad": ("raw T x, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, "
+                   "int32 s, int32 pad, int32 Ho, int32 Wo", "T col",
+                   r"""
+long long P = (long long)Ho * Wo, NP = (long long)N * P;
+long long row = i / NP, q = i % NP;
+long long n = q / P, p = q % P;
+int oy = p / Wo, ox = p % Wo;
+int c = row / (kh * kw), ij = row % (kh * kw), ki = ij / kw, kj = ij % kw;
+int y = oy * s + ki - pad, xx = ox * s + kj - pad;
+col = (y >= 0 && y < H && xx >= 0 && xx < W) ? x[((n * C + c) * H + y) * W + xx] : (T)0;
+"""),
+    "col2im_unpad": ("raw T cols, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, "
+                     "int32 s, int32 pad, int32 Ho, int32 Wo", "T dx",
+                     r"""
+long long P = (long long)Ho * Wo, NP = (long long)N * P;
+int x = i % W + pad, y = (i / W) % H + pad;
+long long c = (i / ((long long)W * H)) % C, n = i / ((long long)W * H * C);
+T acc = 0;
+for (int ki = 0; ki < kh; ki++) {
+    int ty = y - ki;
+    if (ty < 0 || ty % s) continue;
+    int oy = ty / s;
+    if (oy >= Ho) continue;
+    for (int kj = 0; kj < kw; kj++) {
+        int tx = x - kj;
+        if (tx < 0 || tx % s) continue;
+        int ox = tx / s;
+        if (ox >= Wo) continue;
+        long long row = (c * kh + ki) * kw + kj;
+        acc += cols[row * NP + n * P + (long long)oy * Wo + ox];
+    }
+}
+dx = acc;
+"""),
+    "bias_nchw": ("raw T out2, raw T b, int32 N, int32 F, int32 P", "T out",
+                  r"""
+long long p = i % P, f = (i / P) % F, n = i / ((long long)P * F);
+out = out2[(f * N + n) * (long long)P + p] + b[f];
+"""),
+}
+
+
 def _kernel(name):
     if name not in _kernels:
         cp = backend.cupy_module()
@@ -176,6 +223,22 @@ BN_ELEMENTWISE = {
     # per element: the input gradient
     "bn_dx": ("T d, T x, T m, T gi, T bco, T kco", "T dx",
               "dx = d * gi + bco + (x - m) * kco;"),
+    # softmax cross-entropy, per row (one thread a row): max, log-sum-exp and
+    # the label's log-probability; labels must be in range (checked before)
+    "softmax_rows": ("raw T x, raw S y, int32 C", "T m_row, T lse_row, T lp_row",
+                     "long long base = i * (long long)C;\n"
+                     "T m = x[base];\n"
+                     "for (int j = 1; j < C; j++) { T v = x[base + j]; m = v > m ? v : m; }\n"
+                     "T acc = 0;\n"
+                     "for (int j = 0; j < C; j++) acc += exp(x[base + j] - m);\n"
+                     "T L = log(acc);\n"
+                     "m_row = m;\n"
+                     "lse_row = L;\n"
+                     "lp_row = x[base + y[i]] - m - L;"),
+    # ... and its gradient, per element, the row values broadcast
+    "softmax_dx": ("T x, T m, T lse, S y, int32 C, float64 N", "T dx",
+                   "T hot = (long long)(i % C) == (long long)y ? (T)1 : (T)0;\n"
+                   "dx = (exp(x - m - lse) - hot) / (T)N;"),
     # ReLU's backward in one pass (the array form is a compare and a select)
     "relu_bwd": ("T d, T x", "T dx", "dx = x > (T)0 ? d : (T)0;"),
 }
@@ -197,7 +260,10 @@ def fused_enabled(*arrays) -> bool:
 def _get(name):
     if name not in _fused:
         cp = backend.cupy_module()
-        if name in CHANNEL_REDUCTIONS:
+        if name in CONV_ELEMENTWISE:
+            ins, outs, body = CONV_ELEMENTWISE[name]
+            _fused[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}")
+        elif name in CHANNEL_REDUCTIONS:
             ins, out, mp, red, post, ident = CHANNEL_REDUCTIONS[name]
             _fused[name] = cp.ReductionKernel(ins, out, mp, red, post, ident, f"xpnn_{name}",
                                               options=("--fmad=false",))
@@ -241,5 +307,41 @@ def bn_train_backward(dout, x, mean, gamma, inv, kernel=None, xp=None):
     return dx.reshape(x.shape), dgamma, dbeta
 
 
+def softmax_loss(x, y, kernel=None, xp=None):
+    """(loss, dx) of softmax cross-entropy in 4 launches; x (N, C)."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    x = xp.ascontiguousarray(x)
+    N, C = x.shape
+    m = xp.empty((N,), dtype=x.dtype)
+    lse, lp = xp.empty_like(m), xp.empty_like(m)
+    kernel("softmax_rows")(x, xp.ascontiguousarray(y), C, m, lse, lp)
+    dx = kernel("softmax_dx")(x, m[:, None], lse[:, None], y[:, None], C, float(N))
+    return -xp.sum(lp) / N, dx
+
+
 def relu_backward(dout, x):
     return _get("relu_bwd")(dout, x)
+
+
+def conv_forward(x, w, b, s, pad, Ho, Wo, kernel=None, xp=None):
+    """(out (N, F, Ho, Wo), cols (C*kh*kw, N*Ho*Wo)) in 3 launches: im2col
+    from the unpadded input, one matmul, bias and layout in one pass.
+    ``kernel``/``xp`` as for :func:`bn_train_forward`."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    x = xp.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    F, _, kh, kw = w.shape
+    cols = xp.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
+    kernel("im2col_pad")(x, N, C, H, W, kh, kw, s, pad, Ho, Wo, cols)
+    out2 = w.reshape(F, C * kh * kw) @ cols
+    out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
+    kernel("bias_nchw")(out2, xp.ascontiguousarray(b), N, F, Ho * Wo, out)
+    return out, cols
+
+
+def conv_input_grad(dcols, N, C, H, W, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):
+    """The input gradient (N, C, H, W) from the column gradient, unpadded."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    dx = xp.empty((N, C, H, W), dtype=dcols.dtype)
+    kernel("col2im_unpad")(xp.ascontiguousarray(dcols), N, C, H, W, kh, kw, s, pad, Ho, Wo, dx)
+    return dx

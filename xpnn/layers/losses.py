@@ -4,6 +4,7 @@ from __future__ import annotations
 from array_api_compat import device as _device
 
 from .. import backend
+from ._kernels import fused_enabled
 from ._util import check_ndim, shape_str, xp_of
 
 __all__ = ["softmax_loss", "svm_loss"]
@@ -11,6 +12,12 @@ __all__ = ["softmax_loss", "svm_loss"]
 
 def _one_hot(xp, x, y, fn):
     """(N, C) 0/1 matrix of the labels, after checking y against x."""
+    _check_labels(xp, x, y, fn)
+    classes = xp.arange(x.shape[1], dtype=y.dtype, device=_device(x))
+    return y[:, None] == classes[None, :]
+
+
+def _check_labels(xp, x, y, fn):
     check_ndim(f"{fn}: x", x, 2, "scores (N, C)")
     N, C = x.shape
     if y.ndim != 1 or y.shape[0] != N:
@@ -25,8 +32,6 @@ def _one_hot(xp, x, y, fn):
         if lo < 0 or hi >= C:
             raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for {C} classes, "
                              f"got values in [{lo}, {hi}]")
-    classes = xp.arange(C, dtype=y.dtype, device=_device(x))
-    return y[:, None] == classes[None, :]
 
 
 def softmax_loss(x, y):
@@ -36,6 +41,10 @@ def softmax_loss(x, y):
     Returns (loss, dx) with loss a 0-d value of x's dtype and dx (N, C).
     """
     xp = xp_of(x=x, y=y)
+    if fused_enabled(x) and x.shape[0] and x.shape[1]:  # on a GPU: 4 launches
+        _check_labels(xp, x, y, "softmax_loss")
+        from . import _cuda
+        return _cuda.softmax_loss(x, y)
     hot = _one_hot(xp, x, y, "softmax_loss")
     N = x.shape[0]
     shifted = x - xp.max(x, axis=1, keepdims=True)

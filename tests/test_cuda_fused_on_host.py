@@ -1,4 +1,5 @@
-"""The fused CUDA batch norm (xpnn.layers._cuda): its kernels compiled for
+"""The fused CUDA batch norm, softmax loss and ReLU backward
+(xpnn.layers._cuda): their kernels compiled for
 the host with CuPy's calling conventions emulated, driven by the very
 functions the GPU path runs, against the array path."""
 from __future__ import annotations
@@ -58,3 +59,16 @@ def test_fused_relu_backward_matches(kernels):
     _, cache = relu_forward(x)
     d = r.randn(40).astype(kernels.dt)
     np.testing.assert_array_equal(kernels("relu_bwd")(d, x), relu_backward(d, cache))
+
+
+@pytest.mark.parametrize("N, C", [(5, 10), (1, 3), (64, 6)])
+def test_fused_softmax_loss_matches(kernels, N, C):
+    from xpnn.layers import softmax_loss
+    r = np.random.RandomState(N)
+    x = (4 * r.randn(N, C)).astype(kernels.dt)
+    y = r.randint(C, size=N)
+    ref_loss, ref_dx = softmax_loss(x, y)
+    loss, dx = _cuda.softmax_loss(x, y, kernel=kernels, xp=np)
+    tol = 1e-12 if kernels.dt == np.float64 else 1e-5
+    np.testing.assert_allclose(float(loss), float(ref_loss), rtol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
