@@ -13,9 +13,21 @@ cimport cython
 from cython cimport floating
 
 
-def im2col(floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
+cdef _check_windows(str fn, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw,
+                    Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
+    """Every window lies inside the (H, W) plane: the loops below index
+    without bounds checks, so a kernel refuses any geometry it was not
+    built for instead of reading or writing out of bounds."""
+    if kh < 1 or kw < 1 or stride < 1 or Ho < 0 or Wo < 0 or (
+            Ho > 0 and (Ho - 1) * stride + kh > H) or (Wo > 0 and (Wo - 1) * stride + kw > W):
+        raise ValueError(f"{fn}: windows of {kh}x{kw}, stride {stride}, giving {Ho}x{Wo} "
+                         f"outputs, do not fit a {H}x{W} input")
+
+
+def im2col(const floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
     """(N, C, Hp, Wp) padded input -> (C*kh*kw, N*Ho*Wo) columns."""
+    _check_windows("im2col", xpad.shape[2], xpad.shape[3], kh, kw, stride, Ho, Wo)
     cdef Py_ssize_t N = xpad.shape[0], C = xpad.shape[1]
     cdef Py_ssize_t K = C * kh * kw, P = Ho * Wo
     dtype = np.float32 if floating is float else np.float64
@@ -40,10 +52,16 @@ def im2col(floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
     return cols_arr
 
 
-def col2im(floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp,
-           Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
+def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp,
+           Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t Ho,
+           Py_ssize_t Wo):
     """(C*kh*kw, N*Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps.
     Each batch item owns its output plane, so the batch loop is parallel."""
+    _check_windows("col2im", Hp, Wp, kh, kw, stride, Ho, Wo)
+    if N < 0 or C < 0 or cols.shape[0] != C * kh * kw or cols.shape[1] != N * Ho * Wo:
+        raise ValueError(f"col2im: columns of shape ({cols.shape[0]}, {cols.shape[1]}) do not "
+                         f"match ({C * kh * kw}, {N * Ho * Wo}) for N={N}, C={C}, a {kh}x{kw} "
+                         f"window and {Ho}x{Wo} outputs")
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.zeros((N, C, Hp, Wp), dtype=dtype)
     cdef floating[:, :, :, ::1] out = out_arr
@@ -67,10 +85,11 @@ def col2im(floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp, Py_
     return out_arr
 
 
-def max_pool_forward(floating[:, :, :, ::1] x, Py_ssize_t ph, Py_ssize_t pw,
+def max_pool_forward(const floating[:, :, :, ::1] x, Py_ssize_t ph, Py_ssize_t pw,
                      Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
     """Max over each window and the flat in-plane index (h*W + w) of its first
     maximum in row-major window order (a NaN counts as the maximum)."""
+    _check_windows("max_pool_forward", x.shape[2], x.shape[3], ph, pw, stride, Ho, Wo)
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.empty((N, C, Ho, Wo), dtype=dtype)
@@ -79,7 +98,7 @@ def max_pool_forward(floating[:, :, :, ::1] x, Py_ssize_t ph, Py_ssize_t pw,
         return out_arr, idx_arr
     cdef floating[:, :, :, ::1] out = out_arr
     cdef int[:, :, :, ::1] idx = idx_arr
-    cdef floating* src = &x[0, 0, 0, 0]
+    cdef const floating* src = &x[0, 0, 0, 0]
     cdef floating* dst = &out[0, 0, 0, 0]
     cdef int* arg = &idx[0, 0, 0, 0]
     cdef const floating* p
@@ -141,10 +160,17 @@ cdef void _max_pool_2x2(const floating* src, floating* dst, int* arg, Py_ssize_t
                 arg[o + ox] = <int>(at + (k2 if m2 > m1 else k1))
 
 
-def max_pool_backward(floating[:, :, :, ::1] dout, int[:, :, :, ::1] idx,
+def max_pool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] idx,
                       Py_ssize_t H, Py_ssize_t W):
     """Send each window's gradient to its recorded maximum; overlapping
     windows add up. Each (n, c) plane is independent."""
+    cdef Py_ssize_t d
+    for d in range(4):
+        if dout.shape[d] != idx.shape[d]:
+            raise ValueError("max_pool_backward: dout and the recorded argmax differ in shape")
+    idx_np = np.asarray(idx)
+    if idx_np.size and (int(idx_np.min()) < 0 or int(idx_np.max()) >= H * W):
+        raise ValueError(f"max_pool_backward: recorded argmax outside the {H}x{W} plane")
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1]
     cdef Py_ssize_t Ho = dout.shape[2], Wo = dout.shape[3]
     dtype = np.float32 if floating is float else np.float64
@@ -162,11 +188,18 @@ def max_pool_backward(floating[:, :, :, ::1] dout, int[:, :, :, ::1] idx,
     return dx_arr
 
 
-def channel_affine(floating[:, :, ::1] u, floating[::1] a, floating[::1] b,
-                   floating[:, :, ::1] v=None, floating[::1] k=None):
+def channel_affine(const floating[:, :, ::1] u, const floating[::1] a,
+                   const floating[::1] b, const floating[:, :, ::1] v=None,
+                   const floating[::1] k=None):
     """out[n, c, l] = a[c] * u[n, c, l] + b[c] (+ k[c] * v[n, c, l]) in one
     pass: batch norm's output and input gradient without temporaries.
     Plain contiguous loops, so the compiler vectorises them."""
+    if a.shape[0] != u.shape[1] or b.shape[0] != u.shape[1] or (k is not None and (
+            v is None or k.shape[0] != u.shape[1])) or (v is not None and (
+            k is None or v.shape[0] != u.shape[0] or v.shape[1] != u.shape[1]
+            or v.shape[2] != u.shape[2])):
+        raise ValueError("channel_affine: coefficients must have one entry per channel and "
+                         "v the shape of u")
     cdef Py_ssize_t N = u.shape[0], C = u.shape[1], L = u.shape[2], n, c, l, row
     dtype = np.float32 if floating is float else np.float64
     out_arr = np.empty((N, C, L), dtype=dtype)

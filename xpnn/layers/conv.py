@@ -39,6 +39,16 @@ def _conv_geometry(x, w, b, conv_param, fn):
     return stride, pad, (Hp - HH) // stride + 1, (Wp - WW) // stride + 1
 
 
+def _check_dout(fn, xp, dout, shape):
+    """A backward's dout must have exactly the forward output's shape (a
+    compiled kernel indexes by it) and a floating dtype."""
+    if tuple(int(d) for d in dout.shape) != tuple(shape):
+        raise ValueError(f"{fn}: dout has shape {shape_str(dout)}, expected the forward "
+                         f"output's shape {tuple(shape)}")
+    if not xp.isdtype(dout.dtype, "real floating"):
+        raise TypeError(f"{fn}: dout must be a floating array, got dtype {dout.dtype}")
+
+
 def conv_forward_naive(x, w, b, conv_param):
     """Convolution by explicit loops over samples, filters and positions.
 
@@ -59,7 +69,7 @@ def conv_forward_naive(x, w, b, conv_param):
                 for j in range(Wo):
                     patch = xpad[n, :, i * s:i * s + HH, j * s:j * s + WW]
                     out[n, f, i, j] = xp.sum(patch * w[f, ...]) + b[f]
-    return out, (x, w, b, conv_param)
+    return out, (x, w, b, {"stride": s, "pad": pad})
 
 
 def conv_backward_naive(dout, cache):
@@ -67,6 +77,7 @@ def conv_backward_naive(dout, cache):
     x, w, b, conv_param = cache
     xp = xp_of(dout=dout, x=x, w=w)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_naive")
+    _check_dout("conv_backward_naive", xp, dout, (x.shape[0], w.shape[0], Ho, Wo))
     N, F = x.shape[0], w.shape[0]
     HH, WW = w.shape[2], w.shape[3]
     xpad = pad_hw(xp, x, pad)
@@ -98,12 +109,12 @@ def conv_forward_fast(x, w, b, conv_param):
     if fused_enabled(x, w, b):  # on a GPU: 3 launches, no padded copy, N, C, H, W out
         from . import _cuda
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
-        return out, (x, w, b, conv_param, cols)
+        return out, (x, w, b, {"stride": s, "pad": pad}, cols)
     cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (K, N*P)
     out = xp.reshape(w, (F, C * HH * WW)) @ cols
     out += xp.reshape(b, (F, 1))  # in place: no second (F, N*P) temporary
     out = contiguous(xp.permute_dims(xp.reshape(out, (F, N, Ho, Wo)), (1, 0, 2, 3)))
-    return out, (x, w, b, conv_param, cols)
+    return out, (x, w, b, {"stride": s, "pad": pad}, cols)
 
 
 def conv_backward_fast(dout, cache):
@@ -119,11 +130,9 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
     xp = xp_of(dout=dout, x=x, w=w)
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
-    s, pad = int(conv_param.get("stride", 1)), int(conv_param.get("pad", 0))
-    Ho, Wo = dout.shape[2], dout.shape[3]
-    if dout.shape != (N, F, Ho, Wo) or N * Ho * Wo != cols.shape[1]:
-        raise ValueError(f"conv_backward_fast: dout has shape {shape_str(dout)}, "
-                         f"expected the forward output's ({N}, {F}, H', W')")
+    # the geometry the forward saw (its cache holds a copy of conv_param)
+    s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_fast")
+    _check_dout("conv_backward_fast", xp, dout, (N, F, Ho, Wo))
     d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
     db = xp.sum(d2, axis=1)
     dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)

@@ -110,11 +110,17 @@ def max_pool_forward_fast(x, pool_param):
     compiled = _kernels.max_pool_forward(x, ph, pw, s, Ho, Wo)
     if compiled is not None:  # flat in-plane argmax from the compiled kernel
         out, idx = compiled
-        return out, (tuple(x.shape), idx, pool_param, "plane")
+        return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "plane")
     win = _windows(xp, x, ph, pw, s, Ho, Wo)
     idx = xp.argmax(win, axis=-1)
     out = xp.max(win, axis=-1)
-    return out, (tuple(x.shape), idx, pool_param, "window")
+    return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "window")
+
+
+def _snapshot(ph, pw, s):
+    """The validated pool_param the forward used, for its backward (the
+    caller's dict may change in between)."""
+    return {"pool_height": ph, "pool_width": pw, "stride": s}
 
 
 def max_pool_backward_fast(dout, cache):
@@ -127,6 +133,9 @@ def max_pool_backward_fast(dout, cache):
         raise ValueError(f"max_pool_backward_fast: dout has shape {shape_str(dout)}, "
                          f"expected the forward output's {shape_str(idx)}")
     if kind == "plane":
+        if str(dout.dtype) not in ("float32", "float64"):
+            raise TypeError(f"max_pool_backward_fast: dout must be float32 or float64 (the "
+                            f"forward input's types), got dtype {dout.dtype}")
         return _kernels.max_pool_backward(dout, idx, shape[2], shape[3], ph, pw, s)
     Ho, Wo = idx.shape[2], idx.shape[3]
     offsets = xp.arange(ph * pw, dtype=idx.dtype, device=_device(idx))

@@ -114,7 +114,7 @@ class LayeredModel:
     def _input(self, X, y):
         xp = backend.namespace()
         X = backend.to_device(X)
-        X = xp.astype(X, getattr(xp, self.dtype.name))
+        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)  # no copy (no GPU launch) if typed
         if y is not None:
             y = backend.to_device(y)
         return xp, X, y

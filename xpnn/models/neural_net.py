@@ -47,7 +47,8 @@ class TwoLayerNet:
         shifted = scores - xp.max(scores, axis=1, keepdims=True)
         exp = xp.exp(shifted)
         probs = exp / xp.sum(exp, axis=1, keepdims=True)
-        hot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype, device=_device(y))[None, :], scores.dtype)
+        classes = xp.arange(C, dtype=y.dtype, device=_device(y))
+        hot = xp.astype(y[:, None] == classes[None, :], scores.dtype)
         data_loss = -xp.sum(hot * xp.log(probs)) / N
         loss = data_loss + 0.5 * reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
         dscores = (probs - hot) / N
