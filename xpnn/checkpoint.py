@@ -15,9 +15,15 @@ import numpy as np
 from .backend import backend_of, to_numpy
 
 __all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
-           "load_model"]
+           "load_model", "model_class_name"]
 
 _META = "__meta__"
+
+
+def model_class_name(model) -> str:
+    """The xpnn model class that rebuilds ``model`` from its init_kwargs (a
+    course edition's variant names the xpnn class it stands for)."""
+    return getattr(model, "checkpoint_class", type(model).__name__)
 
 
 def flatten_state(tree: Any, prefix: str, arrays: dict) -> Any:
@@ -83,7 +89,7 @@ def load_npz(path: str) -> tuple[dict, dict]:
 
 
 def _model_section(model):
-    return {"class": type(model).__name__, "init_kwargs": getattr(model, "init_kwargs", None),
+    return {"class": model_class_name(model), "init_kwargs": getattr(model, "init_kwargs", None),
             "params": model.params, "bn_params": getattr(model, "bn_params", []),
             "masks": getattr(model, "masks", {}), "prune_kinds": getattr(model, "prune_kinds", {}),
             "reg": getattr(model, "reg", None)}

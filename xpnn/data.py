@@ -17,7 +17,8 @@ import pickle
 import numpy as np
 
 __all__ = ["load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
-           "CINIC10_CLASSES"]
+           "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "load_CIFAR_batch",
+           "load_pickle"]
 
 CINIC10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
@@ -58,6 +59,24 @@ def _load_cifar_batch(path):
     return X, np.asarray(Y, dtype=np.int64)
 
 
+def load_CIFAR_batch(filename):
+    """One CIFAR-10 python batch: (X (10000, 32, 32, 3) float64, y (10000,)),
+    read with the restricted unpickler (a crafted file is refused)."""
+    return _load_cifar_batch(filename)
+
+
+def load_pickle(f):
+    """Load a pickle the way the course helper does (latin-1 strings), but
+    only the plain data the course files hold: dicts, lists, tuples,
+    strings, numbers and NumPy arrays. Anything else (a class instance, a
+    function) is refused with an error instead of being run."""
+    data = f.read() if hasattr(f, "read") else open(f, "rb").read()
+    try:
+        return _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"refusing to unpickle: {exc}") from None
+
+
 def load_CIFAR10(root):
     """(X_train, y_train, X_test, y_test) from the CIFAR-10 python batches in
     ``root``; X as float64 (N, 32, 32, 3), as the course loader returns."""
@@ -79,11 +98,41 @@ def _split_and_center(X_train, y_train, X_val, y_val, X_test, y_test, subtract_m
             "X_test": X_test, "y_test": y_test}
 
 
-def get_CIFAR10_data(cifar10_dir="cifar-10-batches-py", num_training=49000,
-                     num_validation=1000, num_test=1000, subtract_mean=True):
+#: where the no-argument loaders look, after $XPNN_DATA, relative to the
+#: working directory (the folders the course editions keep data sets in)
+DATA_FOLDERS = ("datasets", "cs231n/datasets", "nndl/datasets", "utils/datasets",
+                "ece662/datasets", ".")
+
+
+def find_dataset(name, marker, folders=DATA_FOLDERS):
+    """The folder of data set ``name`` (e.g. 'cifar-10-batches-py'): the first
+    of ``$XPNN_DATA/<name>``, ``$XPNN_DATA`` itself, then ``<folder>/<name>``
+    for each of ``folders`` (relative to the working directory), that holds
+    ``marker`` (a file or folder inside the data set). FileNotFoundError
+    listing every place looked, and how to fix it, if none does."""
+    places = []
+    env = os.environ.get("XPNN_DATA")
+    if env:
+        places += [os.path.join(env, name), env]
+    places += [os.path.normpath(os.path.join(f, name)) for f in folders]
+    for place in places:
+        if os.path.exists(os.path.join(place, marker)):
+            return place
+    raise FileNotFoundError(
+        f"data set {name!r} not found; looked for {marker!r} in: " + ", ".join(
+            repr(os.path.abspath(p)) for p in places) +
+        f". Download and extract it into one of these, or set XPNN_DATA to the folder "
+        f"that holds {name!r}")
+
+
+def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000,
+                     num_test=1000, subtract_mean=True):
     """The course split: the first num_training training images for training,
     the next num_validation for validation, the first num_test test images;
-    per-pixel mean of the training part subtracted; N, C, H, W layout."""
+    per-pixel mean of the training part subtracted; N, C, H, W layout.
+    cifar10_dir None: found by :func:`find_dataset`."""
+    if cifar10_dir is None:
+        cifar10_dir = find_dataset("cifar-10-batches-py", "data_batch_1")
     X_train, y_train, X_test, y_test = load_CIFAR10(cifar10_dir)
     if num_training + num_validation > X_train.shape[0]:
         raise ValueError(f"num_training + num_validation = {num_training + num_validation} "
@@ -132,13 +181,16 @@ def _load_cinic_split(root, split, classes, limit):
     return np.stack(xs).transpose(0, 3, 1, 2), np.asarray(ys, dtype=np.int64)
 
 
-def get_CINIC10_data(root, classes=None, num_per_class=None, subtract_mean=True):
-    """CINIC-10 from ``root/{train,valid,test}/<class>/*.png``.
+def get_CINIC10_data(root=None, classes=None, num_per_class=None, subtract_mean=True):
+    """CINIC-10 from ``root/{train,valid,test}/<class>/*.png`` (root None:
+    found by :func:`find_dataset`).
 
     classes: names of a subset (labels follow the given order), default all
     ten; num_per_class: read at most this many images per class and split
     (for quick experiments). Returns the course dict, N, C, H, W float64.
     """
+    if root is None:
+        root = find_dataset("CINIC-10", "train")
     classes = tuple(classes) if classes is not None else CINIC10_CLASSES
     unknown = [c for c in classes if c not in CINIC10_CLASSES]
     if unknown:

@@ -22,6 +22,7 @@ import copy
 import numpy as np
 
 from . import backend
+from .checkpoint import model_class_name
 
 __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_unstructured",
            "remove", "is_pruned", "sparsity", "apply_masks", "shrink", "model_stats",
@@ -281,7 +282,7 @@ def model_stats(model):
 def _new_kwargs(model, keep):
     kw = copy.deepcopy(model.init_kwargs)
     sizes = {i: len(k) for i, k in keep.items()}
-    cls = type(model).__name__
+    cls = model_class_name(model)
     if cls == "FullyConnectedNet":
         kw["hidden_dims"] = [sizes.get(i, h) for i, h in enumerate(kw["hidden_dims"])]
     elif cls == "TwoLayerNet":
@@ -370,7 +371,7 @@ def shrink(model):
 
     before = model_stats(model)
     kwargs = _new_kwargs(model, keep)
-    new = build_model(type(model).__name__, {**kwargs, "rng": 0})
+    new = build_model(model_class_name(model), {**kwargs, "rng": 0})
     dev = backend.backend_of(next(iter(model.params.values())))
     new.params = backend.to_device(
         {k: cut(k, _host(v)).astype(_np_dtype(v)) for k, v in model.params.items()}, dev)

@@ -17,7 +17,8 @@ import math
 import numpy as np
 
 from . import backend
-from .checkpoint import flatten_state, load_npz, save_npz_atomic, unflatten_state
+from .checkpoint import (flatten_state, load_npz, model_class_name, save_npz_atomic,
+                         unflatten_state)
 from .optim import get_update_rule
 
 __all__ = ["Solver"]
@@ -39,6 +40,9 @@ class Solver:
     (print progress and show a progress bar). Unknown keywords raise.
     """
 
+    #: update rules by name; None: xpnn.optim's (a course edition sets its own)
+    update_rules = None
+
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_KWARGS))
         if unknown:
@@ -58,7 +62,13 @@ class Solver:
                                  f"{data[yk].shape[0]}")
         self.update_rule_name = (opts["update_rule"] if isinstance(opts["update_rule"], str)
                                  else getattr(opts["update_rule"], "__name__", "custom"))
-        self.update_rule = get_update_rule(opts["update_rule"])
+        rule = opts["update_rule"]
+        if isinstance(rule, str) and self.update_rules is not None:
+            if rule not in self.update_rules:
+                raise ValueError(f"unknown update rule {rule!r}; valid rules are "
+                                 f"{', '.join(self.update_rules)}")
+            rule = self.update_rules[rule]
+        self.update_rule = get_update_rule(rule)
         self.optim_config = dict(opts["optim_config"] or {})
         self.lr_decay = float(opts["lr_decay"])
         self.batch_size = int(opts["batch_size"])
@@ -89,10 +99,20 @@ class Solver:
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
         self.last_checkpoint = None
 
-    def _device_data(self, X):
-        """X on the active backend when it fits there (whole data set
-        resident), else None and minibatches are moved one at a time."""
+    def _backend(self):
+        """Where the model computes: the active backend, except for a model
+        whose params are all NumPy arrays that it does not move itself (a
+        course-written model): that one gets NumPy batches."""
         name = backend.get_backend()
+        if name != "numpy" and not hasattr(self.model, "to_device") and self.model.params \
+                and all(backend.is_host(v) for v in self.model.params.values()):
+            return "numpy"
+        return name
+
+    def _device_data(self, X):
+        """X on the model's backend when it fits there (whole data set
+        resident), else None and minibatches are moved one at a time."""
+        name = self._backend()
         key = (id(X), name)
         if key not in self._data_cache:
             self._data_cache[key] = (backend.to_device(X, name)
@@ -102,11 +122,12 @@ class Solver:
     def _rows(self, X, idx):
         """Rows ``idx`` (a NumPy index array) of X, on the active backend."""
         dev = self._device_data(X)
+        name = self._backend()
         if dev is None:  # too big for the device: gather on the host, move the batch
-            return backend.to_device(np.asarray(backend.to_numpy(X))[idx])
+            return backend.to_device(np.asarray(backend.to_numpy(X))[idx], name)
         if backend.is_host(dev):
             return dev[idx]
-        return backend.namespace().take(dev, backend.to_device(idx), axis=0)
+        return backend.namespace(name).take(dev, backend.to_device(idx, name), axis=0)
 
     # ------------------------------------------------------------------ steps
     def _step(self):
@@ -153,7 +174,7 @@ class Solver:
         if num_samples is not None and N > num_samples:
             idx = np.random.choice(N, num_samples)
             N = num_samples
-        xp = backend.namespace()
+        xp = backend.namespace(self._backend())
         correct = 0
         for start in range(0, N, batch_size):
             sel = np.arange(start, min(start + batch_size, N))
@@ -215,7 +236,7 @@ class Solver:
                 self._step()
                 self.iteration = t + 1
                 # reading the loss back costs a device sync: off the host, only now and then
-                if backend.get_backend() == "numpy" or t % self.print_every == 0:
+                if self._backend() == "numpy" or t % self.print_every == 0:
                     self._check_finite()
                 if self.verbose and t % self.print_every == 0:
                     _write(bar, "(Iteration %d / %d) loss: %f"
@@ -253,7 +274,7 @@ class Solver:
     def _state(self):
         self._read_losses()
         return {
-            "model": {"class": type(self.model).__name__,
+            "model": {"class": model_class_name(self.model),
                       "init_kwargs": getattr(self.model, "init_kwargs", None),
                       "params": self.model.params,
                       "bn_params": getattr(self.model, "bn_params", []),
@@ -304,16 +325,17 @@ class Solver:
             if tuple(v.shape) != tuple(self.model.params[k].shape):
                 raise ValueError(f"checkpoint {path!r}: param {k} has shape {v.shape}, the "
                                  f"model expects {tuple(self.model.params[k].shape)}")
-        self.model.params = backend.to_device(m["params"])
+        dev = self._backend()  # decided before the params are replaced
+        self.model.params = backend.to_device(m["params"], dev)
         if hasattr(self.model, "bn_params"):
-            self.model.bn_params[:] = backend.to_device(m["bn_params"])
+            self.model.bn_params[:] = backend.to_device(m["bn_params"], dev)
         if m.get("masks"):
-            self.model.masks = backend.to_device(m["masks"])
+            self.model.masks = backend.to_device(m["masks"], dev)
             self.model.prune_kinds = dict(m.get("prune_kinds") or {})
         self.epoch, self.iteration = state["epoch"], state["iteration"]
         self.best_val_acc = state["best_val_acc"]
-        self.best_params = backend.to_device(state["best_params"])
-        self.optim_configs = backend.to_device(state["optim_configs"])
+        self.best_params = backend.to_device(state["best_params"], dev)
+        self.optim_configs = backend.to_device(state["optim_configs"], dev)
         self.loss_history = list(state["loss_history"])
         self._checked = self._floats = len(self.loss_history)
         self.train_acc_history = list(state["train_acc_history"])

@@ -19,15 +19,31 @@ class TwoLayerNet:
 
     input_size D, hidden_size H, output_size C; weights drawn as
     ``std * randn`` from NumPy's global RandomState (W1 first), biases zero.
+
+    The course editions differ in three details, kept as class attributes
+    (``xpnn.compat`` sets them per edition): ``w_layout`` 'out_in' stores
+    W1 (H, D) and W2 (C, H) (UCLA), 'in_out' W1 (D, H) and W2 (H, C)
+    (CS231n); ``reg_scale`` is the factor of ``reg * sum(W**2)`` in the loss
+    (0.5 UCLA, 1 CS231n); ``cap_batch`` draws min(N, batch_size) rows per
+    step (True) or batch_size rows with replacement whatever N is;
+    ``default_reg`` is train()'s default reg.
     """
 
+    w_layout = "out_in"
+    reg_scale = 0.5
+    cap_batch = True
+    default_reg = 1e-5
+
     def __init__(self, input_size, hidden_size, output_size, std=1e-4):
-        self.params = backend.to_device({
-            "W1": std * np.random.randn(hidden_size, input_size),
-            "b1": np.zeros(hidden_size),
-            "W2": std * np.random.randn(output_size, hidden_size),
-            "b2": np.zeros(output_size),
-        })
+        if self.w_layout == "out_in":
+            shapes = ((hidden_size, input_size), (output_size, hidden_size))
+        else:
+            shapes = ((input_size, hidden_size), (hidden_size, output_size))
+        self.params = {"W1": std * np.random.randn(*shapes[0])}
+        self.params["b1"] = np.zeros(hidden_size)
+        self.params["W2"] = std * np.random.randn(*shapes[1])
+        self.params["b2"] = np.zeros(output_size)
+        self.params = backend.to_device(self.params)
 
     def _sync(self, *arrays):
         self.params = backend.to_device(self.params)
@@ -35,12 +51,14 @@ class TwoLayerNet:
 
     def loss(self, X, y=None, reg=0.0):
         """Scores (N, C) if y is None, else (loss, grads): softmax loss plus
-        ``0.5 * reg * (||W1||^2 + ||W2||^2)``."""
+        ``reg_scale * reg * (||W1||^2 + ||W2||^2)``."""
         xp, (X, y) = self._sync(X, y)
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
-        a1 = X @ xp.matrix_transpose(W1) + b1
+        t = xp.matrix_transpose
+        out_in = self.w_layout == "out_in"
+        a1 = X @ (t(W1) if out_in else W1) + b1
         h1 = xp.where(a1 > 0, a1, xp.zeros_like(a1))
-        scores = h1 @ xp.matrix_transpose(W2) + b2
+        scores = h1 @ (t(W2) if out_in else W2) + b2
         if y is None:
             return scores
         N, C = scores.shape
@@ -50,25 +68,30 @@ class TwoLayerNet:
         classes = xp.arange(C, dtype=y.dtype, device=_device(y))
         hot = xp.astype(y[:, None] == classes[None, :], scores.dtype)
         data_loss = -xp.sum(hot * xp.log(probs)) / N
-        loss = data_loss + 0.5 * reg * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
+        k = self.reg_scale * reg
+        loss = data_loss + k * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
         dscores = (probs - hot) / N
-        grads = {"W2": xp.matrix_transpose(dscores) @ h1 + reg * W2,
-                 "b2": xp.sum(dscores, axis=0)}
-        dh1 = xp.where(a1 > 0, dscores @ W2, xp.zeros_like(a1))
-        grads["W1"] = xp.matrix_transpose(dh1) @ X + reg * W1
+        dW2 = t(dscores) @ h1 if out_in else t(h1) @ dscores
+        grads = {"W2": dW2 + 2 * k * W2, "b2": xp.sum(dscores, axis=0)}
+        dh1 = xp.where(a1 > 0, dscores @ (W2 if out_in else t(W2)), xp.zeros_like(a1))
+        dW1 = t(dh1) @ X if out_in else t(X) @ dh1
+        grads["W1"] = dW1 + 2 * k * W1
         grads["b1"] = xp.sum(dh1, axis=0)
         return loss, grads
 
     def train(self, X, y, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95,
-              reg=1e-5, num_iters=100, batch_size=200, verbose=False):
+              reg=None, num_iters=100, batch_size=200, verbose=False):
         """Minibatch SGD; minibatches drawn with replacement by
-        ``np.random.choice``. Returns loss/train-acc/val-acc histories."""
+        ``np.random.choice``. reg defaults to ``default_reg``. Returns the
+        loss/train-acc/val-acc histories."""
+        reg = self.default_reg if reg is None else reg
         xp, (X, y, X_val, y_val) = self._sync(X, y, X_val, y_val)
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train // batch_size, 1)
         loss_history, train_acc_history, val_acc_history = [], [], []
+        rows = min(num_train, batch_size) if self.cap_batch else batch_size
         for it in range(num_iters):
-            idx = np.random.choice(np.arange(num_train), min(num_train, batch_size))
+            idx = np.random.choice(np.arange(num_train), rows)
             idx = backend.to_device(idx)
             X_batch, y_batch = xp.take(X, idx, axis=0), xp.take(y, idx, axis=0)
             loss, grads = self.loss(X_batch, y=y_batch, reg=reg)

@@ -1,0 +1,42 @@
+"""Builds an edition's module tree from a table.
+
+An edition (``xpnn.compat.cs231n_2017`` and friends) is a handful of
+modules, each a list of names taken from xpnn or from the edition's
+variants. Writing each as a file would repeat the same imports fifty times;
+instead :func:`install` creates them as module objects and registers them in
+``sys.modules`` under their dotted names, which is where the import system
+looks for a submodule once its parent is imported. So
+``from xpnn.compat.cs231n_2017.classifiers.fc_net import *`` works as it
+does for a package on disk.
+"""
+from __future__ import annotations
+
+import sys
+import types
+
+
+def install(edition_module, modules: dict[str, dict], docs: dict[str, str]) -> None:
+    """Create ``<edition>.<path>`` for every dotted ``path`` in ``modules``
+    (with its parents), holding the given names; ``__all__`` lists the
+    public ones, so a star import brings what the course module would."""
+    root = edition_module.__name__
+    edition_module.__path__ = []  # a package: its submodules are found in sys.modules
+    for path in sorted(modules, key=lambda p: p.count(".")):
+        parent = edition_module
+        parts = path.split(".")
+        for depth, part in enumerate(parts):
+            full = ".".join([root, *parts[:depth + 1]])
+            mod = sys.modules.get(full)
+            if mod is None:
+                mod = types.ModuleType(full, docs.get(
+                    ".".join(parts[:depth + 1]),
+                    f"The course module {'.'.join(parts[:depth + 1])!r} of this edition, "
+                    f"over xpnn: see {root}."))
+                mod.__path__ = []
+                mod.__package__ = full
+                sys.modules[full] = mod
+                setattr(parent, part, mod)
+            parent = mod
+        names = modules[path]
+        parent.__dict__.update(names)
+        parent.__all__ = sorted(n for n in names if not n.startswith("_"))

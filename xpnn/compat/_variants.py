@@ -1,0 +1,152 @@
+"""What differs between the course editions, each written once as a thin
+wrapper over xpnn's single implementation.
+
+- Dropout's number: CS231n 2016-17 and UCLA's nndl give the probability of
+  DROPPING a unit (``p``, ``dropout=``); CS231n 2019+ and ECE 662 the
+  probability of keeping it (xpnn's own meaning).
+- Constructors: ``FullyConnectedNet(dropout=, use_batchnorm=)`` (2016-17,
+  UCLA), UCLA's modular ``TwoLayerNet(hidden_dims=, dropout=)``.
+- Update rules: CS231n 2016-17 Adam starts its step counter at t = 1; UCLA
+  names the state ``a`` (RMSProp's cache, Adam's second moment) and ``v``
+  (Adam's first moment).
+- The monolithic two-layer net: CS231n stores W1 (D, H), regularises with
+  ``reg * sum(W**2)`` and draws batch_size rows with replacement; UCLA's
+  W1 (H, D), ``0.5 * reg * sum(W**2)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import optim
+from ..layers import dropout_forward as _keep_dropout_forward
+from ..models import fc_net as _fc
+from ..models import neural_net as _nn
+from ..solver import Solver as _Solver
+
+
+# ------------------------------------------------------------------ dropout
+def _drop_probability(value, name):
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"{name} is the probability of DROPPING a unit in this course "
+                         f"edition and must be in [0, 1), got {value!r}")
+    return p
+
+
+def dropout_forward_drop_p(x, dropout_param):
+    """Inverted dropout where ``dropout_param['p']`` is the probability of
+    dropping a unit (CS231n 2016-17, UCLA): xpnn's dropout with keep
+    probability 1 - p, so the same random draws and the same mask."""
+    if not isinstance(dropout_param, dict) or "p" not in dropout_param:
+        raise TypeError("dropout_param must be a dict with 'p' (the probability of dropping "
+                        "a unit), 'mode' and optionally 'seed'")
+    keep = dict(dropout_param)
+    keep["p"] = 1.0 - _drop_probability(dropout_param["p"], "dropout_param['p']")
+    out, (_, mask) = _keep_dropout_forward(x, keep)
+    return out, (dropout_param, mask)
+
+
+def _named(cls, name):
+    cls.__name__ = cls.__qualname__ = name
+    return cls
+
+
+# ------------------------------------------------------------------ models
+@lambda c: _named(c, "FullyConnectedNet")
+class FullyConnectedNetDropP(_fc.FullyConnectedNet):
+    """FullyConnectedNet with the 2016-17 / UCLA signature: ``dropout`` is
+    the probability of DROPPING a unit (0: no dropout) and
+    ``use_batchnorm`` turns batch normalization on."""
+
+    checkpoint_class = "FullyConnectedNet"
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=0,
+                 use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
+                 normalization=None):
+        p = _drop_probability(dropout, "dropout")
+        norm = normalization if normalization is not None else (
+            "batchnorm" if use_batchnorm else None)
+        super().__init__(hidden_dims, input_dim=input_dim, num_classes=num_classes,
+                         dropout_keep_ratio=1.0 - p, normalization=norm, reg=reg,
+                         weight_scale=weight_scale, dtype=dtype, seed=seed)
+        self.use_batchnorm = norm == "batchnorm"
+
+
+@lambda c: _named(c, "TwoLayerNet")
+class TwoLayerNetNNDL(FullyConnectedNetDropP):
+    """UCLA's modular two-layer net: ``TwoLayerNet(input_dim, hidden_dims,
+    num_classes, dropout, weight_scale, reg)``, float64, dropout the
+    probability of dropping."""
+
+    def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10, dropout=0,
+                 weight_scale=1e-3, reg=0.0):
+        super().__init__([int(hidden_dims)], input_dim=input_dim, num_classes=num_classes,
+                         dropout=dropout, reg=reg, weight_scale=weight_scale,
+                         dtype=np.float64)
+
+
+@lambda c: _named(c, "TwoLayerNet")
+class TwoLayerNetCS231n(_nn.TwoLayerNet):
+    """CS231n assignment 1's two-layer net: W1 (D, H), W2 (H, C), loss
+    ``+ reg * sum(W**2)``, batch_size rows with replacement, reg 5e-6."""
+
+    w_layout = "in_out"
+    reg_scale = 1.0
+    cap_batch = False
+    default_reg = 5e-6
+
+
+@lambda c: _named(c, "TwoLayerNet")
+class TwoLayerNetUCLA(_nn.TwoLayerNet):
+    """UCLA ECE C147's two-layer net (winter 2026): as xpnn's, but
+    batch_size rows are drawn with replacement even from fewer."""
+
+    cap_batch = False
+
+
+# ------------------------------------------------------------------ update rules
+def adam_t1(w, dw, config=None):
+    """Adam whose step counter starts at t = 1 (CS231n 2016-17)."""
+    if config is None:
+        config = {}
+    config.setdefault("t", 1)
+    return optim.adam(w, dw, config)
+
+
+def _renamed(rule, names, doc):
+    """``rule`` with its state kept under the edition's keys: ``names``
+    maps an edition key to xpnn's."""
+    back = {v: k for k, v in names.items()}
+
+    def wrapped(w, dw, config=None):
+        if config is None:
+            config = {}
+        native = {names.get(k, k): v for k, v in config.items()}
+        next_w, native = rule(w, dw, native)
+        config.clear()
+        config.update({back.get(k, k): v for k, v in native.items()})
+        return next_w, config
+    wrapped.__name__ = wrapped.__qualname__ = rule.__name__
+    wrapped.__doc__ = doc
+    return wrapped
+
+
+rmsprop_nndl = _renamed(optim.rmsprop, {"a": "cache"},
+                        "RMSProp with its squared-gradient average in config['a'] (UCLA).")
+adam_nndl = _renamed(optim.adam, {"v": "m", "a": "v"},
+                     "Adam with the first moment in config['v'] and the second in "
+                     "config['a'] (UCLA); t starts at 0.")
+
+
+def update_rules(**overrides):
+    """xpnn's update rules by name, with an edition's replacements."""
+    return {**optim.UPDATE_RULES, **overrides}
+
+
+def solver_class(rules):
+    """A Solver whose ``update_rule='name'`` resolves to ``rules``."""
+    return _named(type("Solver", (_Solver,), {"update_rules": rules,
+                                              "__doc__": _Solver.__doc__}), "Solver")
