@@ -261,3 +261,36 @@ def test_solver_trains_a_course_written_model_on_any_backend():
             s.train()
             runs.append(s.loss_history)
     assert runs[0] == runs[1]
+
+
+def _fc_cls(edition):
+    return _mod(edition, "fc_net" if edition == "nndl" else "classifiers.fc_net") \
+        .FullyConnectedNet
+
+
+def _bn_kwargs(edition):
+    return {"use_batchnorm": True} if edition in ("cs231n_2017", "nndl") else \
+        {"normalization": "batchnorm"}
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_batchnorm_and_dropout_cells(xb, edition):
+    """BatchNormalization and Dropout notebooks' seeded initial losses, each
+    edition spelling batch norm and dropout its own way."""
+    if xb.name == "cupy":
+        pytest.skip("the GPU draws its own dropout masks; NumPy-seeded values do not apply")
+    FC = _fc_cls(edition)
+    np.random.seed(231)
+    X, y = np.random.randn(2, 15), np.random.randint(10, size=(2,))
+    bn = [float(host(FC([20, 30], input_dim=15, num_classes=10, reg=reg, weight_scale=5e-2,
+                        dtype=np.float64, **_bn_kwargs(edition)).loss(X, y)[0]))
+          for reg in (0, 3.14)]
+    assert bn == pytest.approx([2.2611955101340957, 6.996533220108303], rel=1e-13)
+    drop_meaning = edition in ("cs231n_2017", "nndl")
+    np.random.seed(231)        # the Dropout notebook's own cell
+    X, y = np.random.randn(2, 15), np.random.randint(10, size=(2,))
+    expected = {1: 2.3004790897684924, 0.75: 2.302371489704412, 0.5: 2.3042759220785896}
+    for keep, want in expected.items():
+        model = FC([20, 30], input_dim=15, num_classes=10, weight_scale=5e-2, dtype=np.float64,
+                   dropout=(1 - keep) if drop_meaning else keep, seed=123)
+        assert float(host(model.loss(X, y)[0])) == pytest.approx(want, rel=1e-13)
