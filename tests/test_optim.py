@@ -97,3 +97,31 @@ def test_bad_rule_and_shapes():
         get_update_rule("sgdd")
     with pytest.raises(ValueError, match=r"dw has shape \(2,\) but w has \(3,\)"):
         sgd(np.ones(3), np.ones(2))
+
+
+def test_sgd_reference_values(xb):
+    next_w, _ = sgd(xb.asarray(np.array([1.0, -2.0])), xb.asarray(np.array([0.5, 4.0])),
+                    {"learning_rate": 0.1})
+    np.testing.assert_allclose(xb.host(next_w), [0.95, -2.4], rtol=1e-15)
+
+
+def test_adagrad_accumulates_its_whole_history(xb):
+    w, cfg = xb.asarray(np.array([1.0, 1.0])), {"learning_rate": 0.5, "epsilon": 0.0}
+    w, cfg = adagrad(w, xb.asarray(np.array([3.0, 4.0])), cfg)
+    np.testing.assert_allclose(xb.host(w), [0.5, 0.5], rtol=1e-15)      # 1 - 0.5 * g/|g|
+    w, cfg = adagrad(w, xb.asarray(np.array([4.0, 3.0])), cfg)
+    np.testing.assert_allclose(xb.host(cfg["cache"]), [25.0, 25.0])
+    np.testing.assert_allclose(xb.host(w), [0.5 - 0.5 * 4 / 5, 0.5 - 0.5 * 3 / 5], rtol=1e-15)
+
+
+def test_nesterov_tracks_the_look_ahead_point_of_classic_nesterov(xb):
+    """On f(w) = a w^2 / 2, classic Nesterov (gradient at w + mu v) and the
+    look-ahead-free form must give phi = w + mu v at every step."""
+    a, lr, mu = 3.0, 0.05, 0.9
+    w_c, v_c = 2.0, 0.0
+    phi, cfg = xb.asarray(np.array([w_c])), {"learning_rate": lr, "momentum": mu}
+    for _ in range(6):
+        v_c = mu * v_c - lr * a * (w_c + mu * v_c)
+        w_c = w_c + v_c
+        phi, cfg = sgd_nesterov_momentum(phi, a * phi, cfg)
+        np.testing.assert_allclose(xb.host(phi)[0], w_c + mu * v_c, rtol=1e-12)

@@ -219,3 +219,19 @@ def test_save_load_keeps_masks_and_shapes(xb, tmp_path, trained):
     assert set(back.masks) == {"W4"}  # the unstructured mask of an unshrunk layer survives
     np.testing.assert_allclose(host(back.loss(X)),
                                host(m.loss(X)), rtol=1e-10)
+
+
+def test_masks_move_with_the_model():
+    """Prune on NumPy, move the model, fine-tune: the masks must follow (they
+    were left behind, and the Solver failed mixing two backends)."""
+    np.random.seed(0)
+    m = FullyConnectedNet([6], input_dim=4, num_classes=3)
+    prune.l1_unstructured(m, "W1", 0.5)
+    r = np.random.RandomState(0)
+    data = {"X_train": r.randn(20, 4), "y_train": r.randint(3, size=20),
+            "X_val": r.randn(5, 4), "y_val": r.randint(3, size=5)}
+    with backend.use_backend("array_api_strict"):
+        m.to_device("array_api_strict")
+        assert backend.backend_of(m.masks["W1"]) == "array_api_strict"
+        Solver(m, data, batch_size=10, num_epochs=1, verbose=False).train()
+        assert np.count_nonzero(host(m.params["W1"]) == 0) >= 12

@@ -130,7 +130,8 @@ def test_loading_a_mismatched_checkpoint(tmp_path, digits):
     prefix = str(tmp_path / "c")
     _run(digits, 1, checkpoint_name=prefix)
     other = FullyConnectedNet([5], input_dim=64, num_classes=10)
-    with pytest.raises(ValueError, match="holds params"):
+    with pytest.raises(ValueError, match="written by a ConvNet, the model is a "
+                                         "FullyConnectedNet"):
         Solver(other, _small(digits), verbose=False).load_checkpoint(prefix + "_epoch_1.npz")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Solver(other, _small(digits), verbose=False).load_checkpoint(str(tmp_path / "nope.npz"))
@@ -148,3 +149,14 @@ def test_verbose_prints_course_lines(capsys, digits):
     Solver(model, data, num_epochs=1, batch_size=50, print_every=1).train()
     out = capsys.readouterr().out
     assert "(Iteration 1 / 2) loss:" in out and "(Epoch 1 / 1) train acc:" in out
+
+
+def test_lr_decay_is_applied_once_per_epoch(digits):
+    model = FullyConnectedNet([5], input_dim=64, num_classes=10)
+    small = {k: (v.reshape(len(v), -1) if k.startswith("X") else v)
+             for k, v in _small(digits, 100).items()}
+    s = Solver(model, small, update_rule="sgd", optim_config={"learning_rate": 0.1},
+               lr_decay=0.5, batch_size=50, num_epochs=3, verbose=False)
+    s.train()
+    assert all(c["learning_rate"] == pytest.approx(0.1 * 0.5 ** 3)
+               for c in s.optim_configs.values())

@@ -135,6 +135,9 @@ def _amounts(s):
 
 def _load_data(args):
     from . import data as D
+    if args.classes and args.dataset != "cinic10":
+        raise ValueError(f"--classes selects CINIC-10 classes; it does not apply to "
+                         f"--dataset {args.dataset}")
     if args.dataset == "digits":
         return D.get_digits_data()
     if not args.data_dir:

@@ -48,15 +48,25 @@ def _load_cifar_batch(path):
     try:
         with open(path, "rb") as fh:
             d = _BatchUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
-        X, Y = d["data"], d["labels"]
-        X = np.asarray(X, dtype=np.uint8)
-        if X.ndim != 2 or X.shape[1] != 3072 or len(Y) != X.shape[0]:
-            raise ValueError(f"data has shape {X.shape} and {len(Y)} labels; expected "
-                             "(n, 3072) uint8 rows and n labels")
-    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as exc:
+        if not isinstance(d, dict):
+            raise ValueError(f"it holds a {type(d).__name__}, expected a dict with 'data' "
+                             "and 'labels'")
+        X, Y = np.asarray(d["data"]), np.asarray(d["labels"])
+        if X.dtype.kind not in "ui" or Y.dtype.kind not in "ui":
+            raise ValueError(f"data ({X.dtype}) and labels ({Y.dtype}) must be integers")
+        if X.ndim != 2 or X.shape[1] != 3072 or Y.shape != (X.shape[0],):
+            raise ValueError(f"data has shape {X.shape} and labels {Y.shape}; expected "
+                             "(n, 3072) pixel rows and n labels")
+        if X.size and (X.min() < 0 or X.max() > 255):
+            raise ValueError(f"pixel values lie in [{X.min()}, {X.max()}], expected [0, 255]")
+        if Y.size and (Y.min() < 0 or Y.max() > 9):
+            raise ValueError(f"labels lie in [{Y.min()}, {Y.max()}], expected 0..9")
+        X = X.astype(np.uint8)
+    except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError,
+            AttributeError, IndexError, MemoryError, OverflowError) as exc:
         raise ValueError(f"{path!r} is not a valid CIFAR-10 python batch: {exc}") from None
     X = X.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.float64)
-    return X, np.asarray(Y, dtype=np.int64)
+    return X, Y.astype(np.int64)
 
 
 def load_CIFAR_batch(filename):
@@ -167,6 +177,8 @@ def _load_cinic_split(root, split, classes, limit):
         if not os.path.isdir(cdir):
             raise FileNotFoundError(f"CINIC-10 class folder {cdir!r} is missing")
         files = sorted(f for f in os.listdir(cdir) if f.lower().endswith(".png"))
+        if not files:
+            raise ValueError(f"CINIC-10 class folder {cdir!r} holds no .png images")
         if limit is not None:
             files = files[:limit]
         for f in files:
@@ -192,6 +204,13 @@ def get_CINIC10_data(root=None, classes=None, num_per_class=None, subtract_mean=
     if root is None:
         root = find_dataset("CINIC-10", "train")
     classes = tuple(classes) if classes is not None else CINIC10_CLASSES
+    twice = sorted({c for c in classes if classes.count(c) > 1})
+    if twice or not classes:
+        raise ValueError(f"classes must name each class once, got {list(classes)}")
+    if num_per_class is not None and (isinstance(num_per_class, bool) or not isinstance(
+            num_per_class, (int, np.integer)) or num_per_class < 1):
+        raise ValueError(f"num_per_class must be a positive integer or None, got "
+                         f"{num_per_class!r}")
     unknown = [c for c in classes if c not in CINIC10_CLASSES]
     if unknown:
         raise ValueError(f"unknown CINIC-10 classes {unknown}; valid are {list(CINIC10_CLASSES)}")
@@ -206,6 +225,9 @@ def get_digits_data(num_validation=270, num_test=270, subtract_mean=True, seed=0
     (N, 1, 8, 8) float64 scaled to [0, 1], shuffled with its own seeded RNG
     (NumPy's global state is untouched) and split into train/val/test."""
     from sklearn.datasets import load_digits
+    for name, v in (("num_validation", num_validation), ("num_test", num_test)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
     d = load_digits()
     X = (d.images / 16.0).reshape(-1, 1, 8, 8)
     y = d.target.astype(np.int64)

@@ -12,6 +12,7 @@ the model holds the parameters with the best validation accuracy.
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -83,6 +84,7 @@ class Solver:
         self.verbose = bool(opts["verbose"])
         self._data_cache: dict = {}
         self._labels_ok = False
+        self._start_params = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -138,6 +140,8 @@ class Solver:
         with backend.labels_checked():  # every label was checked once, in train()
             loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
+        if self._backend() == "numpy" and not math.isfinite(float(loss)):
+            self._check_finite()  # raises before a NaN update reaches the weights
         for p, w in self.model.params.items():
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
@@ -166,6 +170,16 @@ class Solver:
                         f"{name} holds labels in [{lo}, {hi}] but the model scores {C} "
                         f"classes; labels must lie in [0, {C - 1}]")
         self._labels_ok = True
+
+    def _params_finite(self):
+        """Whether every parameter is finite (an overflowing model must not
+        become the best one); one read-back off the host."""
+        values = list(self.model.params.values())
+        if not values:
+            return True
+        xp = backend.namespace_of(p=values[0])
+        flags = xp.stack([xp.all(xp.isfinite(v)) for v in values])
+        return bool(np.all(backend.to_numpy(flags)))
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of (a random subsample of num_samples of) X classified as y."""
@@ -217,10 +231,17 @@ class Solver:
             if not math.isfinite(v):
                 if self.best_params:
                     self.model.params = dict(self.best_params)
+                    kept = (f"The model keeps the best parameters so far (val acc "
+                            f"{self.best_val_acc:.4f}).")
+                elif self._backend() == "numpy":  # checked before the update: still finite
+                    kept = "The model keeps its parameters from before that step."
+                else:
+                    self.model.params = dict(self._start_params or self.model.params)
+                    kept = ("The model is back at its parameters from the start of this "
+                            "train() call (there is no best yet).")
                 raise FloatingPointError(
                     f"training diverged: the loss is {v} at iteration {i + 1}; lower the "
-                    f"learning rate. The model keeps the best parameters so far "
-                    f"(val acc {self.best_val_acc:.4f}).")
+                    f"learning rate. {kept}")
         self._checked = len(self.loss_history)
 
     def train(self):
@@ -230,6 +251,10 @@ class Solver:
         num_iterations = self.num_epochs * iterations_per_epoch
         if self.iteration < num_iterations:
             self._check_labels()
+        # off the host a NaN is seen only at a check, after some updates: keep
+        # where this call started, to return to if there is no best yet
+        self._start_params = None if self._backend() == "numpy" else {
+            k: _copy(v) for k, v in self.model.params.items()}
         bar = _progress(num_iterations, self.iteration, self.verbose)
         try:
             for t in range(self.iteration, num_iterations):
@@ -259,7 +284,7 @@ class Solver:
                     if self.verbose:
                         _write(bar, "(Epoch %d / %d) train acc: %f; val_acc: %f"
                                % (self.epoch, self.num_epochs, train_acc, val_acc))
-                    if val_acc > self.best_val_acc:
+                    if val_acc > self.best_val_acc and self._params_finite():
                         self.best_val_acc = val_acc
                         self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
                     if epoch_end or t == num_iterations - 1:
@@ -311,37 +336,74 @@ class Solver:
 
     def load_checkpoint(self, path):
         """Restore params, running stats, optimizer state, histories, epoch,
-        iteration and the random state (NumPy's and the GPU's) from ``path``; ``train()`` then
-        continues exactly where the saved run was."""
+        iteration and the random state (NumPy's and the GPU's) from
+        ``path``; ``train()`` then continues exactly where the saved run
+        was. The checkpoint must come from a model like this one (same class
+        and settings, same parameter shapes); everything is checked before
+        anything changes, so a refused file leaves the Solver as it was."""
         meta, arrays = load_npz(path)
-        if meta.get("format") != "xpnn-checkpoint-1":
+        if not isinstance(meta, dict) or meta.get("format") != "xpnn-checkpoint-1":
             raise ValueError(f"{path!r} is not an xpnn solver checkpoint")
-        state = unflatten_state(meta, arrays)
-        m = state["model"]
-        if set(m["params"]) != set(self.model.params):
-            raise ValueError(f"checkpoint {path!r} holds params {sorted(m['params'])} but the "
-                             f"model has {sorted(self.model.params)}")
-        for k, v in m["params"].items():
-            if tuple(v.shape) != tuple(self.model.params[k].shape):
-                raise ValueError(f"checkpoint {path!r}: param {k} has shape {v.shape}, the "
-                                 f"model expects {tuple(self.model.params[k].shape)}")
+        try:
+            state = unflatten_state(meta, arrays)
+            m = state["model"]
+            params, bn = m["params"], m.get("bn_params") or []
+            fields = {k: state[k] for k in ("epoch", "iteration", "best_val_acc", "best_params",
+                                            "optim_configs", "loss_history",
+                                            "train_acc_history", "val_acc_history", "rng")}
+            self._check_same_model(path, m)
+            if set(params) != set(self.model.params):
+                raise ValueError(f"it holds params {sorted(params)} but the model has "
+                                 f"{sorted(self.model.params)}")
+            for k, v in params.items():
+                if tuple(v.shape) != tuple(self.model.params[k].shape):
+                    raise ValueError(f"param {k} has shape {v.shape}, the model expects "
+                                     f"{tuple(self.model.params[k].shape)}")
+            if hasattr(self.model, "bn_params") and len(bn) != len(self.model.bn_params):
+                raise ValueError(f"it holds {len(bn)} normalisation layers' state, the model "
+                                 f"has {len(self.model.bn_params)}")
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"checkpoint {path!r} is incomplete or malformed "
+                             f"({type(exc).__name__}: {exc})") from None
+        except ValueError as exc:
+            raise ValueError(f"checkpoint {path!r} does not fit this model: {exc}") from None
         dev = self._backend()  # decided before the params are replaced
-        self.model.params = backend.to_device(m["params"], dev)
+        self.model.params = backend.to_device(params, dev)
         if hasattr(self.model, "bn_params"):
-            self.model.bn_params[:] = backend.to_device(m["bn_params"], dev)
+            self.model.bn_params[:] = backend.to_device(bn, dev)
         if m.get("masks"):
             self.model.masks = backend.to_device(m["masks"], dev)
             self.model.prune_kinds = dict(m.get("prune_kinds") or {})
-        self.epoch, self.iteration = state["epoch"], state["iteration"]
-        self.best_val_acc = state["best_val_acc"]
-        self.best_params = backend.to_device(state["best_params"], dev)
-        self.optim_configs = backend.to_device(state["optim_configs"], dev)
-        self.loss_history = list(state["loss_history"])
+        self.epoch, self.iteration = fields["epoch"], fields["iteration"]
+        self.best_val_acc = fields["best_val_acc"]
+        self.best_params = backend.to_device(fields["best_params"], dev)
+        self.optim_configs = backend.to_device(fields["optim_configs"], dev)
+        self.loss_history = list(fields["loss_history"])
         self._checked = self._floats = len(self.loss_history)
-        self.train_acc_history = list(state["train_acc_history"])
-        self.val_acc_history = list(state["val_acc_history"])
-        backend.set_rng_state(state["rng"])
+        self.train_acc_history = list(fields["train_acc_history"])
+        self.val_acc_history = list(fields["val_acc_history"])
+        backend.set_rng_state(fields["rng"])
         return self
+
+    # settings that may differ between a checkpoint and the model resuming it
+    _FREE_SETTINGS = ("reg", "weight_scale", "seed")
+
+    def _check_same_model(self, path, m):
+        """The stored model class and settings (batch norm or layer norm,
+        dropout, sizes, dtype...) must be the model's own."""
+        mine_kw = getattr(self.model, "init_kwargs", None)
+        stored_kw = m.get("init_kwargs")
+        if mine_kw is None or stored_kw is None:
+            return  # a course-written model: only the params can be compared
+        if m.get("class") != model_class_name(self.model):
+            raise ValueError(f"it was written by a {m.get('class')}, the model is a "
+                             f"{model_class_name(self.model)}")
+        mine = json.loads(json.dumps(mine_kw, default=str))
+        differ = sorted(k for k in set(mine) | set(stored_kw)
+                        if k not in self._FREE_SETTINGS and mine.get(k) != stored_kw.get(k))
+        if differ:
+            raise ValueError("its model settings differ: " + ", ".join(
+                f"{k}={stored_kw.get(k)!r} there, {mine.get(k)!r} here" for k in differ))
 
 
 def _copy(v):

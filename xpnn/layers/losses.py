@@ -18,6 +18,9 @@ def _one_hot(xp, x, y, fn):
 
 
 def _check_labels(xp, x, y, fn):
+    if x.ndim == 2 and x.shape[0] == 0:
+        raise ValueError(f"{fn}: x {shape_str(x)} is an empty batch; the loss is an average "
+                         "over samples and needs at least one")
     check_ndim(f"{fn}: x", x, 2, "scores (N, C)")
     N, C = x.shape
     if y.ndim != 1 or y.shape[0] != N:
@@ -41,7 +44,7 @@ def softmax_loss(x, y):
     Returns (loss, dx) with loss a 0-d value of x's dtype and dx (N, C).
     """
     xp = xp_of(x=x, y=y)
-    if fused_enabled(x) and x.shape[0] and x.shape[1]:  # on a GPU: 4 launches
+    if fused_enabled(x) and x.ndim == 2 and x.shape[0] and x.shape[1]:  # GPU: 4 launches
         _check_labels(xp, x, y, "softmax_loss")
         from . import _cuda
         return _cuda.softmax_loss(x, y)

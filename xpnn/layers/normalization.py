@@ -92,11 +92,22 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
     momentum = float(bn_param.get("momentum", 0.9))
     N, C = x.shape[0], x.shape[1]
     _check_affine(fn, gamma, beta, (C,))
-    x3 = x if x.ndim == 2 else xp.reshape(x, (N, C, -1))
+    x3 = x if x.ndim == 2 else xp.reshape(x, (N, C, prod(x.shape[2:])))
     col = (lambda v: v) if x.ndim == 2 else (lambda v: v[:, None])  # (C,) -> broadcastable
     M = N * (1 if x.ndim == 2 else x3.shape[2])
     rm = bn_param.get("running_mean")
     rv = bn_param.get("running_var")
+    if mode == "test" and (rm is None or rv is None):
+        raise ValueError(f"{fn}: test mode needs bn_param['running_mean'] and "
+                         "['running_var'], which train-mode calls fill in; run the layer "
+                         "in 'train' mode first (or set them)")
+    if mode == "train" and M == 0:
+        raise ValueError(f"{fn}: x {shape_str(x)} holds no values to take batch statistics "
+                         "over (an empty batch)")
+    for key, v in (("running_mean", rm), ("running_var", rv)):
+        if v is not None and tuple(v.shape) != (C,):
+            raise ValueError(f"{fn}: bn_param[{key!r}] must have shape ({C},), got "
+                             f"{shape_str(v)}")
     if rm is None:
         rm = zeros_like_shape(xp, x, (C,))
     if rv is None:

@@ -69,6 +69,10 @@ class LayeredModel:
         """Cast params to the model dtype and move them to the active backend."""
         self.params = backend.to_device(
             {k: np.asarray(v).astype(self.dtype) for k, v in self.params.items()})
+        for p in self.bn_params:
+            for key in ("running_mean", "running_var"):
+                if key in p:
+                    p[key] = backend.to_device(np.asarray(p[key]).astype(self.dtype))
 
     def _add_layer(self, rng, kind, idx, w_shape, weight_scale, norm=None, **extra):
         W, b = f"W{idx}", f"b{idx}"
@@ -87,7 +91,11 @@ class LayeredModel:
             self.params[spec["gamma"]] = np.ones(out_dim)
             self.params[spec["beta"]] = np.zeros(out_dim)
             spec["bn_index"] = len(self.bn_params)
-            self.bn_params.append({"mode": "train"} if norm == "batchnorm" else {})
+            # zero running statistics, as the course's layers start from, so a
+            # test-mode pass before any training is defined (and repeats the course)
+            self.bn_params.append({"mode": "train", "running_mean": np.zeros(out_dim),
+                                   "running_var": np.zeros(out_dim)}
+                                  if norm == "batchnorm" else {})
         spec.update(extra)
         self.layers.append(spec)
         return spec
@@ -104,9 +112,15 @@ class LayeredModel:
             for key in ("running_mean", "running_var"):
                 if key in p and backend.backend_of(p[key]) != name:
                     p[key] = backend.to_device(p[key], name)
+        masks = getattr(self, "masks", None)  # pruning masks travel with their weights
+        if masks:
+            for k, m in masks.items():
+                if backend.backend_of(m) != name:
+                    masks[k] = backend.to_device(m, name)
 
     def to_device(self, name=None):
-        """Move params and normalisation running statistics to a backend."""
+        """Move params, normalisation running statistics and pruning masks
+        to a backend."""
         with backend.use_backend(name or backend.get_backend()):
             self._sync_device()
         return self

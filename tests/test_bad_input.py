@@ -1,0 +1,161 @@
+"""Inputs that once gave a silently wrong result, or lost work, now give
+the right result or an error that says what was wrong."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from xpnn import data as D
+from xpnn.layers import (batchnorm_forward, softmax_loss, spatial_batchnorm_forward,
+                         svm_loss)
+from xpnn.models import FullyConnectedNet
+from xpnn.solver import Solver
+
+from conftest import host
+
+
+def _toy_data(n=40, d=6, c=3, seed=0):
+    r = np.random.RandomState(seed)
+    return {"X_train": r.randn(n, d), "y_train": r.randint(c, size=n),
+            "X_val": r.randn(10, d), "y_val": r.randint(c, size=10)}
+
+
+# ------------------------------------------------------------------ lost work
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_at_the_first_step_leaves_the_weights_as_they_were(xb):
+    data = _toy_data()
+    np.random.seed(0)
+    model = FullyConnectedNet([5], input_dim=6, num_classes=3, dtype=np.float64)
+    before = host(model.params)
+    data["X_train"] = data["X_train"].copy()
+    data["X_train"][:] = np.nan                 # every batch gives a NaN loss
+    s = Solver(model, data, batch_size=10, num_epochs=1, verbose=False, print_every=1)
+    with pytest.raises(FloatingPointError, match="at iteration 1;.*(before that step|start "
+                                                 "of this train)"):
+        s.train()
+    after = host(model.params)
+    for k in before:
+        np.testing.assert_array_equal(after[k], before[k])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_best_params_are_never_non_finite(xb):
+    """An lr that overflows: a NaN model classifies everything as one class
+    (~1/3 here), which once counted as the best validation accuracy."""
+    data = _toy_data(seed=2)
+    np.random.seed(1)
+    model = FullyConnectedNet([5], input_dim=6, num_classes=3, dtype=np.float32,
+                              weight_scale=1e-3)
+    s = Solver(model, data, batch_size=40, num_epochs=3, verbose=False, update_rule="sgd",
+               optim_config={"learning_rate": 1e38})
+    try:
+        s.train()
+    except FloatingPointError:
+        pass
+    for v in host(s.best_params).values():
+        assert np.all(np.isfinite(v))
+    for v in host(model.params).values():
+        assert np.all(np.isfinite(v))
+
+
+# ------------------------------------------------------------------ silent wrong results
+def test_batchnorm_test_mode_without_running_statistics_is_refused(xb):
+    x = xb.asarray(np.random.RandomState(0).randn(4, 3))
+    g, b = xb.asarray(np.ones(3)), xb.asarray(np.zeros(3))
+    with pytest.raises(ValueError, match="test mode needs bn_param\\['running_mean'\\]"):
+        batchnorm_forward(x, g, b, {"mode": "test"})
+    with pytest.raises(ValueError, match="running_var'\\] must have shape \\(3,\\)"):
+        batchnorm_forward(x, g, b, {"mode": "train", "running_var": xb.asarray(np.ones(4))})
+
+
+def test_batchnorm_empty_batch_is_refused_and_keeps_the_running_mean(xb):
+    param = {"mode": "train", "running_mean": xb.asarray(np.ones(3)),
+             "running_var": xb.asarray(np.ones(3))}
+    with pytest.raises(ValueError, match="empty batch"):
+        spatial_batchnorm_forward(xb.asarray(np.zeros((0, 3, 2, 2))), xb.asarray(np.ones(3)),
+                                  xb.asarray(np.zeros(3)), param)
+    np.testing.assert_array_equal(host(param["running_mean"]), np.ones(3))
+
+
+def test_models_predict_before_training(xb):
+    """A model's test-mode pass before any training is defined (zero running
+    statistics, as the course's layers start from), not an error."""
+    m = FullyConnectedNet([4], input_dim=3, num_classes=2, normalization="batchnorm")
+    assert host(m.loss(xb.asarray(np.ones((2, 3))))).shape == (2, 2)
+
+
+def test_empty_batch_losses_are_refused(xb):
+    for fn in (softmax_loss, svm_loss):
+        with pytest.raises(ValueError, match="empty batch"):
+            fn(xb.asarray(np.zeros((0, 4))), xb.asarray(np.zeros(0, dtype=np.int64)))
+
+
+def _batch(path, data, labels):
+    with open(path, "wb") as fh:
+        pickle.dump({"data": data, "labels": labels}, fh, protocol=2)
+
+
+def test_cifar_batches_with_out_of_range_values_are_refused(tmp_path):
+    ok = np.zeros((2, 3072), dtype=np.int64)
+    bad_pixels = ok.copy()
+    bad_pixels[0, 5] = 300                       # once wrapped to 44
+    cases = [(bad_pixels, [1, 2], "pixel values lie in \\[0, 300\\]"),
+             (ok, [1, 12], "labels lie in \\[1, 12\\]"),
+             (ok, ["a", "b"], "must be integers"),
+             (ok.astype(float) + 0.5, [1, 2], "must be integers")]
+    for i, (X, y, msg) in enumerate(cases):
+        _batch(tmp_path / f"b{i}", X, y)
+        with pytest.raises(ValueError, match=msg):
+            D.load_CIFAR_batch(str(tmp_path / f"b{i}"))
+    with open(tmp_path / "list", "wb") as fh:
+        pickle.dump([1, 2, 3], fh)
+    with pytest.raises(ValueError, match="holds a list, expected a dict"):
+        D.load_CIFAR_batch(str(tmp_path / "list"))
+
+
+def _png(path):
+    from PIL import Image
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(path)
+
+
+def test_cinic_loader_refuses_what_would_mislead(tmp_path):
+    for split in ("train", "valid", "test"):
+        for cls in ("cat", "dog"):
+            for k in range(2):
+                _png(str(tmp_path / split / cls / f"{k}.png"))
+    assert D.get_CINIC10_data(str(tmp_path), classes=["cat", "dog"])["X_train"].shape[0] == 4
+    with pytest.raises(ValueError, match="name each class once"):
+        D.get_CINIC10_data(str(tmp_path), classes=["cat", "cat"])
+    for bad in (-1, 0, 1.5, True):
+        with pytest.raises(ValueError, match="num_per_class must be a positive integer"):
+            D.get_CINIC10_data(str(tmp_path), classes=["cat", "dog"], num_per_class=bad)
+    os.makedirs(tmp_path / "train" / "bird")
+    with pytest.raises(ValueError, match="bird' holds no .png images"):
+        D.get_CINIC10_data(str(tmp_path), classes=["cat", "bird"])
+
+
+def test_digits_split_sizes_are_checked():
+    with pytest.raises(ValueError, match="num_validation must be an integer >= 0, got -5"):
+        D.get_digits_data(num_validation=-5)
+    d = D.get_digits_data(num_validation=0, num_test=10)
+    assert d["X_val"].shape[0] == 0 and d["X_test"].shape[0] == 10
+
+
+def test_a_checkpoint_of_another_model_setting_is_refused(tmp_path):
+    data = _toy_data()
+    bn = FullyConnectedNet([5], input_dim=6, num_classes=3, normalization="batchnorm")
+    s = Solver(bn, data, batch_size=10, num_epochs=1, verbose=False,
+               checkpoint_name=str(tmp_path / "bn"))
+    s.train()
+    ln = FullyConnectedNet([5], input_dim=6, num_classes=3, normalization="layernorm")
+    s2 = Solver(ln, data, verbose=False)
+    before = host(ln.params)
+    with pytest.raises(ValueError, match="normalization='batchnorm' there, 'layernorm' here"):
+        s2.load_checkpoint(str(tmp_path / "bn_epoch_1.npz"))
+    assert s2.epoch == 0 and s2.loss_history == []          # nothing half-loaded
+    for k, v in host(ln.params).items():
+        np.testing.assert_array_equal(v, before[k])
