@@ -159,3 +159,70 @@ def test_a_checkpoint_of_another_model_setting_is_refused(tmp_path):
     assert s2.epoch == 0 and s2.loss_history == []          # nothing half-loaded
     for k, v in host(ln.params).items():
         np.testing.assert_array_equal(v, before[k])
+
+
+# ------------------------------------------------------------------ cryptic errors
+@pytest.mark.parametrize("param, msg", [
+    ({"stride": "2", "pad": 1}, TypeError), ({"stride": None, "pad": 1}, TypeError),
+    ({"stride": 2 ** 70, "pad": 1}, "stride'\\] must be at most 2147483647"),
+    ({"stride": 1, "pad": float("nan")}, "pad'\\] must be an integer"),
+])
+def test_conv_settings_of_the_wrong_kind_are_named(param, msg):
+    from xpnn.layers import conv_forward_fast
+    x, w, b = np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3)), np.zeros(1)
+    if msg is TypeError:
+        with pytest.raises(TypeError, match="conv_param\\['stride'\\] must be an integer"):
+            conv_forward_fast(x, w, b, param)
+    else:
+        with pytest.raises(ValueError, match=msg):
+            conv_forward_fast(x, w, b, param)
+
+
+def test_hyperparameters_of_the_wrong_kind_are_named():
+    from xpnn.layers import dropout_forward
+    from xpnn.optim import adam, sgd
+    x = np.ones((2, 2))
+    with pytest.raises(ValueError, match="KEEPING a unit and must be a number in \\(0, 1\\], "
+                                         "got 'half'"):
+        dropout_forward(x, {"mode": "train", "p": "half"})
+    with pytest.raises(TypeError, match="bn_param\\['eps'\\] must be a number, got None"):
+        batchnorm_forward(x, np.ones(2), np.zeros(2), {"mode": "train", "eps": None})
+    with pytest.raises(TypeError, match="config\\['learning_rate'\\] must be a number, got "
+                                        "'1e-3'"):
+        sgd(x, x, {"learning_rate": "1e-3"})
+    with pytest.raises(ValueError, match="config\\['beta1'\\] must be a finite number"):
+        adam(x, x, {"beta1": float("nan")})
+    model = FullyConnectedNet([3], input_dim=2, num_classes=2)
+    data = {"X_train": x, "y_train": np.array([0, 1]), "X_val": x, "y_val": np.array([0, 1])}
+    with pytest.raises(TypeError, match="batch_size must be an integer >= 1, got '10'"):
+        Solver(model, data, batch_size="10")
+    with pytest.raises(TypeError, match="data\\['X_train'\\] must be an array.*list"):
+        Solver(model, {**data, "X_train": [[1, 2], [3, 4]]})
+    with pytest.raises(ValueError, match="holds no samples"):
+        Solver(model, {**data, "X_train": np.zeros((0, 2)), "y_train": np.zeros(0, int)})
+
+
+def test_backwards_check_dout_against_what_their_forward_returned(xb):
+    from xpnn import layers as L
+    r = np.random.RandomState(0)
+    a = xb.asarray
+    x2, x4 = a(r.randn(4, 6)), a(r.randn(2, 4, 3, 5))
+    cases = [
+        (L.affine_backward, L.affine_forward(x2, a(r.randn(6, 3)), a(r.randn(3)))[1], (4, 1)),
+        (L.relu_backward, L.relu_forward(x2)[1], (4, 1)),
+        (L.leaky_relu_backward, L.leaky_relu_forward(x2)[1], (6, 4)),
+        (L.sigmoid_backward, L.sigmoid_forward(x2)[1], (1, 6)),
+        (L.tanh_backward, L.tanh_forward(x2)[1], (4,)),
+        (L.dropout_backward, L.dropout_forward(x2, {"mode": "train", "p": 0.5})[1], (4, 1)),
+        (L.batchnorm_backward, L.batchnorm_forward(x2, a(np.ones(6)), a(np.zeros(6)),
+                                                   {"mode": "train"})[1], (1, 6)),
+        (L.layernorm_backward, L.layernorm_forward(x2, a(np.ones(6)), a(np.zeros(6)),
+                                                   {})[1], (4, 1)),
+        (L.spatial_groupnorm_backward, L.spatial_groupnorm_forward(
+            x4, a(np.ones((1, 4, 1, 1))), a(np.zeros((1, 4, 1, 1))), 2, {})[1], (2, 4, 5, 3)),
+        (L.spatial_batchnorm_backward, L.spatial_batchnorm_forward(
+            x4, a(np.ones(4)), a(np.zeros(4)), {"mode": "train"})[1], (2, 4, 5, 3)),
+    ]
+    for fn, cache, bad in cases:
+        with pytest.raises(ValueError, match="dout has shape .*expected the forward output's"):
+            fn(a(np.ones(bad)), cache)

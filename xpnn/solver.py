@@ -20,6 +20,7 @@ import numpy as np
 from . import backend
 from .checkpoint import (flatten_state, load_npz, model_class_name, save_npz_atomic,
                          unflatten_state)
+from .layers._util import check_int, check_number
 from .optim import get_update_rule
 
 __all__ = ["Solver"]
@@ -51,10 +52,19 @@ class Solver:
                              f"{', '.join(_KWARGS)}")
         opts = {**_KWARGS, **kwargs}
         self.model = model
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict with X_train, y_train, X_val and y_val, "
+                            f"got {type(data).__name__}")
         for key in ("X_train", "y_train", "X_val", "y_val"):
             if key not in data:
                 raise ValueError(f"data must contain X_train, y_train, X_val and y_val; "
                                  f"missing {key!r}")
+        for key in ("X_train", "y_train", "X_val", "y_val"):
+            if backend.backend_of(data[key]) is None:
+                raise TypeError(f"data[{key!r}] must be an array (NumPy, CuPy or "
+                                f"array-api-strict), got {type(data[key]).__name__}")
+        if data["X_train"].shape[0] == 0:
+            raise ValueError("data['X_train'] holds no samples; there is nothing to train on")
         self.X_train, self.y_train = data["X_train"], data["y_train"]
         self.X_val, self.y_val = data["X_val"], data["y_val"]
         for xk, yk in (("X_train", "y_train"), ("X_val", "y_val")):
@@ -70,17 +80,20 @@ class Solver:
                                  f"{', '.join(self.update_rules)}")
             rule = self.update_rules[rule]
         self.update_rule = get_update_rule(rule)
+        if opts["optim_config"] is not None and not isinstance(opts["optim_config"], dict):
+            raise TypeError(f"optim_config must be a dict, got "
+                            f"{type(opts['optim_config']).__name__}")
         self.optim_config = dict(opts["optim_config"] or {})
-        self.lr_decay = float(opts["lr_decay"])
-        self.batch_size = int(opts["batch_size"])
-        self.num_epochs = int(opts["num_epochs"])
-        if self.batch_size < 1 or self.num_epochs < 0:
-            raise ValueError(f"batch_size must be >= 1 and num_epochs >= 0, got "
-                             f"{self.batch_size} and {self.num_epochs}")
+        self.lr_decay = check_number("lr_decay", opts["lr_decay"], 0.0)
+        self.batch_size = check_int("batch_size", opts["batch_size"], 1)
+        self.num_epochs = check_int("num_epochs", opts["num_epochs"], 0)
+        for key in ("num_train_samples", "num_val_samples"):
+            if opts[key] is not None:
+                check_int(key, opts[key], 1)
         self.num_train_samples = opts["num_train_samples"]
         self.num_val_samples = opts["num_val_samples"]
         self.checkpoint_name = opts["checkpoint_name"]
-        self.print_every = max(int(opts["print_every"]), 1)
+        self.print_every = check_int("print_every", opts["print_every"], 1)
         self.verbose = bool(opts["verbose"])
         self._data_cache: dict = {}
         self._labels_ok = False

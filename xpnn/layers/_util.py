@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from array_api_compat import device as _device
 
 from ..backend import namespace_of
 
-__all__ = ["xp_of", "zeros_like_shape", "check_ndim", "check_int", "pad_hw",
+__all__ = ["xp_of", "zeros_like_shape", "check_ndim", "check_int", "check_number", "check_dout", "pad_hw",
            "window", "out_size", "shape_str"]
 
 xp_of = namespace_of
@@ -28,14 +30,57 @@ def check_ndim(name: str, x, ndim: int, layout: str) -> None:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {shape_str(x)}")
 
 
-def check_int(name: str, value, minimum: int) -> int:
-    """``value`` as an int >= minimum, else a ValueError saying so."""
-    if isinstance(value, bool) or not float(value).is_integer():
+#: the largest size or stride a compiled kernel can index with
+MAX_INT = 2 ** 31 - 1
+
+
+def check_int(name: str, value, minimum: int, maximum: int = MAX_INT) -> int:
+    """``value`` as an int in [minimum, maximum], else a ValueError (or a
+    TypeError for a non-number) that names the setting and what it got."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
+                        f"({type(value).__name__})")
+    if not math.isfinite(value) or not float(value).is_integer():
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def check_number(name: str, value, low=None, high=None, low_inclusive=True,
+                 high_inclusive=True) -> float:
+    """``value`` as a finite float within the given bounds, else a
+    ValueError (TypeError for a non-number) naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    bad = not math.isfinite(v)
+    if low is not None:
+        bad = bad or (v < low if low_inclusive else v <= low)
+    if high is not None:
+        bad = bad or (v > high if high_inclusive else v >= high)
+    if bad:
+        lo = "-inf" if low is None else f"{low}"
+        hi = "inf" if high is None else f"{high}"
+        rng = f"{'[' if low_inclusive else '('}{lo}, {hi}{']' if high_inclusive else ')'}"
+        raise ValueError(f"{name} must be a finite number in {rng}, got {value!r}")
+    return v
+
+
+def check_dout(fn: str, xp, dout, shape) -> None:
+    """A backward's dout must have exactly the shape of its forward's output
+    (kept in the cache) and a floating dtype: a wrong one would broadcast,
+    or reshape into a silently wrong gradient, or reach a compiled kernel."""
+    if not hasattr(dout, "shape") or not hasattr(dout, "dtype"):
+        raise TypeError(f"{fn}: dout must be an array, got {type(dout).__name__}")
+    if tuple(int(d) for d in dout.shape) != tuple(int(d) for d in shape):
+        raise ValueError(f"{fn}: dout has shape {shape_str(dout)}, expected the forward "
+                         f"output's shape {tuple(int(d) for d in shape)}")
+    if not xp.isdtype(dout.dtype, "real floating"):
+        raise TypeError(f"{fn}: dout must be a floating array, got dtype {dout.dtype}")
 
 
 def out_size(size: int, k: int, stride: int) -> int:

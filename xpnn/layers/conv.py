@@ -3,7 +3,8 @@ teaching, and a fast im2col + matmul version."""
 from __future__ import annotations
 
 from ._kernels import col2im, contiguous, fused_enabled, im2col
-from ._util import check_int, check_ndim, pad_hw, shape_str, xp_of, zeros_like_shape
+from ._util import (check_dout, check_int, check_ndim, pad_hw, shape_str, xp_of,
+                    zeros_like_shape)
 
 __all__ = ["conv_forward_naive", "conv_backward_naive", "conv_forward_fast",
            "conv_backward_fast", "conv_forward_im2col", "conv_backward_im2col"]
@@ -39,16 +40,6 @@ def _conv_geometry(x, w, b, conv_param, fn):
     return stride, pad, (Hp - HH) // stride + 1, (Wp - WW) // stride + 1
 
 
-def _check_dout(fn, xp, dout, shape):
-    """A backward's dout must have exactly the forward output's shape (a
-    compiled kernel indexes by it) and a floating dtype."""
-    if tuple(int(d) for d in dout.shape) != tuple(shape):
-        raise ValueError(f"{fn}: dout has shape {shape_str(dout)}, expected the forward "
-                         f"output's shape {tuple(shape)}")
-    if not xp.isdtype(dout.dtype, "real floating"):
-        raise TypeError(f"{fn}: dout must be a floating array, got dtype {dout.dtype}")
-
-
 def conv_forward_naive(x, w, b, conv_param):
     """Convolution by explicit loops over samples, filters and positions.
 
@@ -77,7 +68,7 @@ def conv_backward_naive(dout, cache):
     x, w, b, conv_param = cache
     xp = xp_of(dout=dout, x=x, w=w)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_naive")
-    _check_dout("conv_backward_naive", xp, dout, (x.shape[0], w.shape[0], Ho, Wo))
+    check_dout("conv_backward_naive", xp, dout, (x.shape[0], w.shape[0], Ho, Wo))
     N, F = x.shape[0], w.shape[0]
     HH, WW = w.shape[2], w.shape[3]
     xpad = pad_hw(xp, x, pad)
@@ -132,7 +123,7 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
     F, _, HH, WW = w.shape
     # the geometry the forward saw (its cache holds a copy of conv_param)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_fast")
-    _check_dout("conv_backward_fast", xp, dout, (N, F, Ho, Wo))
+    check_dout("conv_backward_fast", xp, dout, (N, F, Ho, Wo))
     d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
     db = xp.sum(d2, axis=1)
     dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)

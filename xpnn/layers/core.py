@@ -1,9 +1,11 @@
 """Affine, elementwise activations and dropout."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend
 from . import _kernels
-from ._util import check_ndim, prod, shape_str, xp_of
+from ._util import check_dout, check_ndim, prod, shape_str, xp_of
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -40,6 +42,7 @@ def affine_backward(dout, cache):
     x, w, b = cache
     xp = xp_of(dout=dout, x=x)
     N = x.shape[0]
+    check_dout("affine_backward", xp, dout, (N, w.shape[1]))
     x2 = xp.reshape(x, (N, prod(x.shape[1:])))
     dx = xp.reshape(dout @ xp.matrix_transpose(w), x.shape)
     dw = xp.matrix_transpose(x2) @ dout
@@ -56,6 +59,7 @@ def relu_forward(x):
 def relu_backward(dout, cache):
     x = cache
     xp = xp_of(dout=dout, x=x)
+    check_dout("relu_backward", xp, dout, x.shape)
     if _kernels.fused_enabled(dout, x):
         from . import _cuda
         return _cuda.relu_backward(dout, x)
@@ -71,6 +75,7 @@ def leaky_relu_forward(x, alpha=0.01):
 def leaky_relu_backward(dout, cache):
     x, alpha = cache
     xp = xp_of(dout=dout, x=x)
+    check_dout("leaky_relu_backward", xp, dout, x.shape)
     return xp.where(x > 0, dout, alpha * dout)
 
 
@@ -84,6 +89,7 @@ def sigmoid_forward(x):
 
 def sigmoid_backward(dout, cache):
     s = cache
+    check_dout("sigmoid_backward", xp_of(dout=dout, s=s), dout, s.shape)
     return dout * s * (1.0 - s)
 
 
@@ -96,6 +102,7 @@ def tanh_forward(x):
 
 def tanh_backward(dout, cache):
     t = cache
+    check_dout("tanh_backward", xp_of(dout=dout, t=t), dout, t.shape)
     return dout * (1.0 - t * t)
 
 
@@ -108,11 +115,13 @@ def _dropout_config(dropout_param):
         raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
     if "p" not in dropout_param:
         raise ValueError("dropout_param needs 'p', the keep probability in (0, 1]")
-    p = float(dropout_param["p"])
-    if not 0.0 < p <= 1.0:
+    p = dropout_param["p"]
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
+            or not 0.0 < float(p) <= 1.0:
         raise ValueError(
             f"dropout_param['p'] is the probability of KEEPING a unit and must be "
-            f"in (0, 1], got {dropout_param['p']!r}")
+            f"a number in (0, 1], got {dropout_param['p']!r}")
+    p = float(p)
     return mode, p, dropout_param.get("seed")
 
 
@@ -139,5 +148,5 @@ def dropout_backward(dout, cache):
     dropout_param, mask = cache
     if mask is None:
         return dout
-    xp_of(dout=dout, mask=mask)
+    check_dout("dropout_backward", xp_of(dout=dout, mask=mask), dout, mask.shape)
     return dout * mask

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import backend
 from . import _kernels
-from ._util import check_int, check_ndim, prod, shape_str, xp_of, zeros_like_shape
+from ._util import (check_dout, check_int, check_ndim, check_number, prod, shape_str,
+                    xp_of, zeros_like_shape)
 
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt",
@@ -43,10 +44,8 @@ def _standardize_backward(xp, dxhat, xhat, inv_std, axes):
 def _check_param(fn, param, name="bn_param"):
     if not isinstance(param, dict):
         raise TypeError(f"{fn}: {name} must be a dict, got {type(param).__name__}")
-    eps = float(param.get("eps", 1e-5))
-    if not eps > 0:
-        raise ValueError(f"{fn}: {name}['eps'] must be > 0, got {eps}")
-    return eps
+    return check_number(f"{fn}: {name}['eps']", param.get("eps", 1e-5), 0.0,
+                        low_inclusive=False)
 
 
 def _check_affine(fn, gamma, beta, shape):
@@ -89,7 +88,8 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
     mode = bn_param.get("mode")
     if mode not in ("train", "test"):
         raise ValueError(f"{fn}: bn_param['mode'] must be 'train' or 'test', got {mode!r}")
-    momentum = float(bn_param.get("momentum", 0.9))
+    momentum = check_number(f"{fn}: bn_param['momentum']", bn_param.get("momentum", 0.9),
+                            0.0, 1.0)
     N, C = x.shape[0], x.shape[1]
     _check_affine(fn, gamma, beta, (C,))
     x3 = x if x.ndim == 2 else xp.reshape(x, (N, C, prod(x.shape[2:])))
@@ -173,6 +173,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
 def batchnorm_backward_alt(dout, cache):
     """Backward of batchnorm in closed form: returns dx, dgamma, dbeta."""
     xp = xp_of(dout=dout, x=cache["x"])
+    check_dout("batchnorm_backward_alt", xp, dout, cache["x"].shape)
     return _bn_backward_core(xp, dout, cache)
 
 
@@ -180,6 +181,7 @@ def batchnorm_backward(dout, cache):
     """Backward of batchnorm, node by node through the computation graph
     (mean, centring, variance, square root, inverse, scaling, shift)."""
     xp = xp_of(dout=dout, x=cache["x"])
+    check_dout("batchnorm_backward", xp, dout, cache["x"].shape)
     if cache["mode"] == "test" or cache["x"].ndim != 2:
         return _bn_backward_core(xp, dout, cache)
     x, g, eps = cache["x"], cache["gamma"], cache["eps"]
@@ -216,6 +218,7 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
 def spatial_batchnorm_backward(dout, cache):
     """Returns dx (N, C, H, W), dgamma (C,), dbeta (C,)."""
     xp = xp_of(dout=dout, x=cache["x"])
+    check_dout("spatial_batchnorm_backward", xp, dout, cache["x"].shape)
     return _bn_backward_core(xp, dout, cache)
 
 
@@ -235,6 +238,7 @@ def layernorm_backward(dout, cache):
     """Returns dx (N, D), dgamma (D,), dbeta (D,)."""
     xhat, inv_std, gamma = cache
     xp = xp_of(dout=dout, xhat=xhat)
+    check_dout("layernorm_backward", xp, dout, xhat.shape)
     dx = _standardize_backward(xp, dout * gamma, xhat, inv_std, (1,))
     return dx, xp.sum(dout * xhat, axis=0), xp.sum(dout, axis=0)
 
@@ -257,13 +261,14 @@ def spatial_groupnorm_forward(x, gamma, beta, G, gn_param):
     xg = xp.reshape(x, (N, G, (C // G) * H * W))
     xhat_g, _, _, inv_std = _standardize(xp, xg, (2,), eps)
     xhat = xp.reshape(xhat_g, x.shape)
-    return gamma * xhat + beta, (xhat_g, inv_std, gamma, G)
+    return gamma * xhat + beta, (xhat_g, inv_std, gamma, G, tuple(x.shape))
 
 
 def spatial_groupnorm_backward(dout, cache):
     """Returns dx (N, C, H, W), dgamma (1, C, 1, 1), dbeta (1, C, 1, 1)."""
-    xhat_g, inv_std, gamma, G = cache
+    xhat_g, inv_std, gamma, G, shape = cache
     xp = xp_of(dout=dout, xhat=xhat_g)
+    check_dout("spatial_groupnorm_backward", xp, dout, shape)
     xhat = xp.reshape(xhat_g, dout.shape)
     dgamma = xp.sum(dout * xhat, axis=(0, 2, 3), keepdims=True)
     dbeta = xp.sum(dout, axis=(0, 2, 3), keepdims=True)

@@ -8,6 +8,7 @@ arrays are created on ``w``'s device and never leave it.
 from __future__ import annotations
 
 from ..backend import namespace_of
+from ..layers._util import check_number
 from ._cuda import fused
 
 __all__ = ["sgd", "sgd_momentum", "sgd_nesterov_momentum", "rmsprop", "adam", "adagrad",
@@ -25,9 +26,8 @@ def _setup(w, dw, config, **defaults):
         raise TypeError(f"config must be a dict, got {type(config).__name__}")
     for k, v in defaults.items():
         config.setdefault(k, v)
-    lr = config["learning_rate"]
-    if not float(lr) >= 0:
-        raise ValueError(f"learning_rate must be >= 0, got {lr!r}")
+    for k in defaults:  # every hyperparameter is a finite number >= 0
+        check_number(f"update rule config[{k!r}]", config[k], 0.0)
     return xp, config
 
 
