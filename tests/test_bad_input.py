@@ -226,3 +226,72 @@ def test_backwards_check_dout_against_what_their_forward_returned(xb):
     for fn, cache, bad in cases:
         with pytest.raises(ValueError, match="dout has shape .*expected the forward output's"):
             fn(a(np.ones(bad)), cache)
+
+
+def _checkpoint(tmp_path):
+    data = _toy_data()
+    m = FullyConnectedNet([5], input_dim=6, num_classes=3)
+    s = Solver(m, data, batch_size=10, num_epochs=1, verbose=False,
+               checkpoint_name=str(tmp_path / "c"))
+    s.train()
+    return str(tmp_path / "c_epoch_1.npz"), data
+
+
+def _rewrite_meta(src, dst, meta_text):
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["__meta__"] = np.array(meta_text)
+    np.savez(dst, **arrays)
+
+
+def test_malformed_checkpoint_metadata_is_named_and_changes_nothing(tmp_path):
+    import json
+    from xpnn.checkpoint import load_model, load_npz
+    path, data = _checkpoint(tmp_path)
+    meta, _ = load_npz(path)
+    cases = {"notjson.npz": ("{not json", "metadata is not JSON"),
+             "list.npz": ("[1, 2]", "metadata is a list"),
+             "nokey.npz": (json.dumps({k: v for k, v in meta.items() if k != "loss_history"}),
+                           "incomplete or malformed.*loss_history")}
+    for name, (text, msg) in cases.items():
+        _rewrite_meta(path, tmp_path / name, text)
+        m = FullyConnectedNet([5], input_dim=6, num_classes=3)
+        s = Solver(m, data, verbose=False)
+        with pytest.raises(ValueError, match=msg):
+            s.load_checkpoint(str(tmp_path / name))
+        assert s.epoch == 0 and s.loss_history == [] and s.best_params == {}
+    huge = json.loads(json.dumps(meta))
+    huge["model"]["init_kwargs"]["hidden_dims"] = [10 ** 12]
+    _rewrite_meta(path, tmp_path / "huge.npz", json.dumps(huge))
+    with pytest.raises(ValueError, match="hidden_dims=\\[1000000000000\\] is larger than"):
+        load_model(str(tmp_path / "huge.npz"))
+
+
+def test_checkpoints_are_ordinary_files_and_killed_writers_leave_no_litter(tmp_path):
+    import subprocess
+    import sys
+    path, _ = _checkpoint(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".tmp-{dead}-abc.npz").write_bytes(b"torn")
+    _checkpoint(tmp_path)
+    assert not (tmp_path / f".tmp-{dead}-abc.npz").exists()
+
+
+def test_cli_refuses_early_and_clearly(tmp_path, capsys):
+    from xpnn.checkpoint import save_model
+    from xpnn.cli import main
+    m = FullyConnectedNet([5], input_dim=64, num_classes=10)
+    save_model(m, str(tmp_path / "model.npz"))
+    assert main(["train", "--quiet", "--resume", str(tmp_path / "model.npz")]) == 1
+    assert "--resume needs a checkpoint written by xpnn train" in capsys.readouterr().err
+    assert main(["train", "--quiet", "--classes", "cat,dog"]) == 1
+    assert "does not apply to --dataset digits" in capsys.readouterr().err
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")          # a folder that cannot exist, even for root
+    assert main(["train", "--quiet", "--epochs", "1", "--checkpoint",
+                 str(blocker / "runs" / "run")]) == 1
+    assert "cannot write checkpoints to" in capsys.readouterr().err

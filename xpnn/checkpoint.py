@@ -59,17 +59,64 @@ def save_npz_atomic(path: str, meta: dict, arrays: dict) -> None:
     os.makedirs(folder, exist_ok=True)
     payload = dict(arrays)
     payload[_META] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    _remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".npz", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **payload)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is a normal file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(folder: str) -> None:
+    """Delete temporary files that a killed writer left (``.tmp-<pid>-*``
+    whose process no longer exists), so they do not pile up."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if not (name.startswith(".tmp-") and name.endswith(".npz") and len(parts) >= 3
+                and parts[1].isdigit()):
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+        except OSError:
+            pass  # exists but is not ours to signal: leave it
+
+
+def check_writable(prefix: str) -> None:
+    """Fail now, not after the first epoch, if checkpoints cannot be written
+    next to ``prefix``."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".npz", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise OSError(f"cannot write checkpoints to {folder!r}: {exc.strerror or exc}") from None
 
 
 def load_npz(path: str) -> tuple[dict, dict]:
@@ -84,7 +131,13 @@ def load_npz(path: str) -> tuple[dict, dict]:
                          f"{type(exc).__name__}: {exc}") from exc
     if _META not in arrays:
         raise ValueError(f"checkpoint {path!r} has no {_META} entry; not an xpnn checkpoint")
-    meta = json.loads(str(arrays.pop(_META)))
+    try:
+        meta = json.loads(str(arrays.pop(_META)))
+    except ValueError as exc:
+        raise ValueError(f"checkpoint {path!r}: its metadata is not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"checkpoint {path!r}: its metadata is a {type(meta).__name__}, "
+                         "expected a JSON object")
     return meta, arrays
 
 
@@ -110,16 +163,43 @@ def load_model(path):
     from . import backend
     from .models import build_model
     meta, arrays = load_npz(path)
-    if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or "model" not in meta:
+    if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or \
+            not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path!r} holds neither an xpnn model nor a solver checkpoint")
-    m = unflatten_state(meta["model"], arrays)
-    kwargs = dict(m.get("init_kwargs") or {})
-    model = build_model(m.get("class"), {**kwargs, "rng": 0})
-    for k, v in m["params"].items():
+    try:
+        m = unflatten_state(meta["model"], arrays)
+        kwargs = dict(m.get("init_kwargs") or {})
+        params = m["params"]
+        stored = sum(int(np.prod(v.shape)) for v in params.values())
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ValueError(f"{path!r}: the model section is incomplete or malformed "
+                         f"({type(exc).__name__}: {exc})") from None
+    def sizes(v):
+        if isinstance(v, bool):
+            return []
+        if isinstance(v, int):
+            return [v]
+        return [x for item in v for x in sizes(item)] if isinstance(v, list) else []
+    for key, value in kwargs.items():
+        # a layer size can never exceed the number of values stored for the
+        # whole model: refuse before allocating (a huge size is a crash)
+        if key != "seed" and any(n > max(stored, 1) for n in sizes(value)):
+            raise ValueError(f"{path!r}: model setting {key}={value!r} is larger than the "
+                             f"{stored} parameter values the file holds; the metadata is "
+                             "not this file's")
+    try:
+        model = build_model(m.get("class"), {**kwargs, "rng": 0})
+    except MemoryError:
+        raise ValueError(f"{path!r}: its model settings {kwargs} ask for more memory than "
+                         f"there is; the file holds {stored} parameter values") from None
+    except TypeError as exc:
+        raise ValueError(f"{path!r}: its model settings do not build a {m.get('class')}: "
+                         f"{exc}") from None
+    for k, v in params.items():
         if k not in model.params or tuple(v.shape) != tuple(model.params[k].shape):
             raise ValueError(f"{path!r}: param {k} of shape {tuple(v.shape)} does not fit a "
                              f"{m.get('class')} built from its stored arguments")
-    model.params = backend.to_device(m["params"])
+    model.params = backend.to_device(params)
     if m.get("bn_params"):
         model.bn_params[:] = backend.to_device(m["bn_params"])
     model.masks = backend.to_device(m.get("masks") or {})

@@ -169,7 +169,7 @@ def _build_model(args, data):
 
 
 def cmd_train(args):
-    from .checkpoint import load_npz
+    from .checkpoint import check_writable, load_npz
     from .models import build_model
     from .solver import Solver
     if args.backend:
@@ -179,8 +179,15 @@ def cmd_train(args):
     t0 = time.perf_counter()
     data = _load_data(args)
     verbose = not args.quiet
+    if args.checkpoint:
+        check_writable(args.checkpoint)  # now, not after the first epoch
     if args.resume:
         meta, _ = load_npz(args.resume)
+        if meta.get("format") != "xpnn-checkpoint-1" or not isinstance(meta.get("solver"),
+                                                                        dict):
+            raise ValueError(f"--resume needs a checkpoint written by xpnn train --checkpoint; "
+                             f"{args.resume!r} is not one (a saved model holds no training "
+                             "state)")
         m = meta.get("model", {})
         model = build_model(m.get("class"), m.get("init_kwargs"))
         s = meta["solver"]

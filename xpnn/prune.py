@@ -329,6 +329,10 @@ def shrink(model):
             raise ValueError(f"{spec['W']} feeds a layer norm, whose statistics span all its "
                              "units: removing pruned units would change the others' outputs")
         keep[li] = np.flatnonzero(_mask_of(model, spec["b"]))
+        if keep[li].size == 0:
+            unit = "filter" if spec["kind"] == "conv" else "unit"
+            raise ValueError(f"every {unit} of {spec['W']} is pruned, so nothing would be "
+                             f"left to pass on; prune a fraction below 1")
     if not keep:
         for spec in layers:
             kind = model.prune_kinds.get(spec["W"])
