@@ -350,7 +350,8 @@ def _host_rng_draw(kind: str, shape, seed):
     exactly as the course code does (so seeded notebooks repeat)."""
     if seed is not None:
         np.random.seed(seed)
-    return np.random.rand(*shape) if kind == "uniform" else np.random.randn(*shape)
+    draw = np.random.rand(*shape) if kind == "uniform" else np.random.randn(*shape)
+    return np.asarray(draw)  # a 0-d shape gives a Python float: keep it an array
 
 
 def _draw(kind: str, shape, like, seed):

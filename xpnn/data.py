@@ -85,6 +85,8 @@ def load_pickle(f):
         return _BatchUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         raise ValueError(f"refusing to unpickle: {exc}") from None
+    except Exception as exc:  # a truncated or garbled pickle fails in many ways
+        raise ValueError(f"not a readable pickle: {type(exc).__name__}: {exc}") from None
 
 
 def load_CIFAR10(root):

@@ -105,6 +105,9 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
         raise ValueError(f"{fn}: x {shape_str(x)} holds no values to take batch statistics "
                          "over (an empty batch)")
     for key, v in (("running_mean", rm), ("running_var", rv)):
+        if v is not None and backend.backend_of(v) != backend.backend_of(x):
+            raise TypeError(f"{fn}: bn_param[{key!r}] must be an array of x's backend "
+                            f"({backend.backend_of(x)}), got {type(v).__name__}")
         if v is not None and tuple(v.shape) != (C,):
             raise ValueError(f"{fn}: bn_param[{key!r}] must have shape ({C},), got "
                              f"{shape_str(v)}")
