@@ -125,3 +125,32 @@ def test_nesterov_tracks_the_look_ahead_point_of_classic_nesterov(xb):
         w_c = w_c + v_c
         phi, cfg = sgd_nesterov_momentum(phi, a * phi, cfg)
         np.testing.assert_allclose(xb.host(phi)[0], w_c + mu * v_c, rtol=1e-12)
+
+
+@pytest.mark.parametrize("rule, defaults", [
+    (sgd, {"learning_rate": 1e-2}),
+    (sgd_momentum, {"learning_rate": 1e-2, "momentum": 0.9}),
+    (sgd_nesterov_momentum, {"learning_rate": 1e-2, "momentum": 0.9}),
+    (rmsprop, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}),
+    (adagrad, {"learning_rate": 1e-2, "epsilon": 1e-8}),
+    (adam, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 1}),
+])
+def test_documented_defaults_and_the_first_step(rule, defaults):
+    """The course defaults, and a first step from them computed by hand."""
+    w, g = np.array([1.0, -2.0]), np.array([0.5, 4.0])
+    next_w, cfg = rule(w.copy(), g.copy(), None)
+    for k, v in defaults.items():
+        assert cfg[k] == v, k
+    lr = defaults["learning_rate"]
+    expected = {
+        sgd: w - lr * g,
+        sgd_momentum: w - lr * g,                                   # v = -lr g
+        sgd_nesterov_momentum: w - (1 + 0.9) * lr * g,              # -mu*0 + (1+mu) v
+        rmsprop: w - lr * g / (np.sqrt(0.01 * g * g) + 1e-8),
+        adagrad: w - lr * g / (np.abs(g) + 1e-8),
+        adam: w - lr * g / (np.abs(g) + 1e-8),                      # bias-corrected: m=g, v=g^2
+    }[rule]
+    np.testing.assert_allclose(next_w, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="unknown update rule"):
+        get_update_rule("nope")
+    assert get_update_rule(rule) is rule and get_update_rule(rule.__name__) is rule
