@@ -88,9 +88,15 @@ def test_asv_history_publishes_an_offline_dashboard(tmp_path):
     assert all(h in revisions for h in hashes), (hashes, index["revision_to_hash"])
     for bench in ("bench_layers.Conv.time_forward_backward",
                   "bench_training.TrainStep.time_three_layer_convnet_step",
-                  "bench_prune.ShrinkInference.time_inference_batch256"):
+                  "bench_prune.ShrinkInference.time_inference_batch256",
+                  "bench_ratios.Ratios.track_three_layer_step_vs_torch_cpu",
+                  "bench_ratios.Ratios.track_three_layer_float64_vs_course_reference"):
         assert bench in index["benchmarks"], sorted(index["benchmarks"])
         assert list(html.glob(f"graphs/**/{bench}.json")), bench
+    ratio = list(html.glob("graphs/**/bench_ratios.Ratios.track_three_layer_float64_vs_"
+                           "course_reference.json"))[0]
+    points = [p[1] for p in json.loads(ratio.read_text()) if p[1] is not None]
+    assert len(points) == 2 and all(0 < v < 10 for v in points), points  # a ratio, measured
     page = (html / "index.html").read_text()
     assert "https://" not in page.replace("https://github.com", "")
     for src in re.findall(r'(?:src|href)="(vendor/[^"]+)"', page):
