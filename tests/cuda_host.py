@@ -58,12 +58,18 @@ def build(specs: dict, T: str, folder) -> ctypes.CDLL:
             binds.append(f"{ctype}& {nm} = {nm}_p[i];")
         src.append(f'extern "C" void {name}({", ".join(args)}, long long n) {{\n'
                    f"  for (long long i = 0; i < n; i++) {{ {' '.join(binds)}\n{body}\n  }}\n}}")
-    (folder / "k.cpp").write_text("\n".join(src) + "\n")
+    return _compile(src, folder, "k")
+
+
+def _compile(src, folder, stem):
+    """Build the C++ lines ``src`` into a shared library (no fused
+    multiply-add, as the GPU kernels are compiled) and load it."""
+    (folder / f"{stem}.cpp").write_text("\n".join(src) + "\n")
     res = subprocess.run([CXX, "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o",
-                          str(folder / "k.so"), str(folder / "k.cpp")],
+                          str(folder / f"{stem}.so"), str(folder / f"{stem}.cpp")],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    return ctypes.CDLL(str(folder / "k.so"))
+    return ctypes.CDLL(str(folder / f"{stem}.so"))
 
 
 def call(lib, specs, name, T, *args, size=None):
@@ -113,12 +119,7 @@ def build_channel_reductions(specs: dict, T: str, folder):
             f"    for (long long n = 0; n < N; n++) for (long long l = 0; l < L; l++) {{\n"
             f"      {binds}\n      T b = ({mp});\n      a = ({red});\n    }}\n"
             f"    T& {oname} = {oname}_p[c];\n    {post};\n  }}\n}}")
-    (folder / "r.cpp").write_text("\n".join(src) + "\n")
-    res = subprocess.run([CXX, "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o",
-                          str(folder / "r.so"), str(folder / "r.cpp")],
-                         capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
-    return ctypes.CDLL(str(folder / "r.so"))
+    return _compile(src, folder, "r")
 
 
 class HostKernels:

@@ -1,11 +1,12 @@
-"""The CUDA kernels' bodies, checked without a GPU.
+"""The CUDA pooling kernels' bodies, checked without a GPU (the
+convolution's are in test_cuda_conv_on_host.py).
 
 CuPy's ElementwiseKernel runs its body once per output index ``i``, with
 ``raw`` arrays indexed directly and output names bound to ``out[i]``. This
 test compiles the very same body strings from xpnn.layers._cuda as C++ in a
 host loop that does exactly that (T = double) and compares the results with
-the NumPy path, so the index arithmetic of im2col, the gather-form col2im
-and the argmax pooling is verified here; on a GPU the CuPy tests run them
+the NumPy path, so the index arithmetic of the argmax pooling and its
+gather backward is verified here; on a GPU the CuPy tests run them
 for real.
 """
 from __future__ import annotations
@@ -18,14 +19,12 @@ import numpy as np
 import pytest
 
 from xpnn.layers import _cuda, max_pool_backward_fast, max_pool_forward_fast
-from xpnn.layers import _kernels
 
 CXX = shutil.which("g++") or shutil.which("c++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host harness")
 
 D = ctypes.POINTER(ctypes.c_double)
 I = ctypes.POINTER(ctypes.c_int32)
-GEO = "int kh, int kw, int s, int Ho, int Wo"
 
 
 def _fn(name, args, outs, body):
@@ -39,10 +38,6 @@ def _fn(name, args, outs, body):
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory):
     src = "#include <algorithm>\nusing std::min;\ntypedef double T;\n"
-    src += _fn("im2col", f"const T* xpad, int N, int C, int Hp, int Wp, {GEO}", ["col"],
-               _cuda._IM2COL)
-    src += _fn("col2im", f"const T* cols, int N, int C, int Hp, int Wp, {GEO}", ["dx"],
-               _cuda._COL2IM)
     src += _fn("pool_fwd", "const T* x, int H, int W, int ph, int pw, int s, int Ho, int Wo",
                ["out", "idx"], _cuda._POOL_FWD)
     src += _fn("pool_bwd", "const T* dout, const int* idx, int H, int W, int ph, int pw, "
@@ -57,29 +52,6 @@ def lib(tmp_path_factory):
 
 def _p(a, kind=D):
     return a.ctypes.data_as(kind)
-
-
-GEOMS = [((2, 3, 7, 6), 3, 2, 2, 1), ((1, 2, 5, 5), 2, 3, 1, 0), ((3, 1, 9, 8), 3, 3, 3, 2)]
-
-
-@pytest.mark.parametrize("shape, kh, kw, s, pad", GEOMS)
-def test_im2col_and_gather_col2im(lib, shape, kh, kw, s, pad):
-    import array_api_compat.numpy as xp
-    r = np.random.RandomState(0)
-    N, C, H, W = shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = (Hp - kh) // s + 1, (Wp - kw) // s + 1
-    xpad = r.randn(N, C, Hp, Wp)
-    ref = _kernels.im2col(xp, xpad, kh, kw, s, Ho, Wo)
-    got = np.empty_like(ref)
-    lib.im2col(_p(xpad), N, C, Hp, Wp, kh, kw, s, Ho, Wo, _p(got), ctypes.c_longlong(got.size))
-    np.testing.assert_array_equal(got, ref)
-    dcols = r.randn(*ref.shape)
-    ref_dx = _kernels.col2im(xp, dcols, N, C, Hp, Wp, kh, kw, s, Ho, Wo)
-    got_dx = np.empty((N, C, Hp, Wp))
-    lib.col2im(_p(dcols), N, C, Hp, Wp, kh, kw, s, Ho, Wo, _p(got_dx),
-               ctypes.c_longlong(got_dx.size))
-    np.testing.assert_allclose(got_dx, ref_dx, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("ph, pw, s", [(2, 2, 2), (3, 2, 1), (3, 3, 2), (2, 3, 3)])

@@ -8,7 +8,7 @@ import pytest
 
 from xpnn import backend
 from xpnn.data import get_digits_data
-from xpnn.models import ConvNet, FullyConnectedNet
+from xpnn.models import ConvNet
 from xpnn.solver import Solver
 
 from conftest import _CUPY_REASON

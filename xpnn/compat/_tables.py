@@ -4,7 +4,6 @@ from __future__ import annotations
 from .. import data as _data
 from .. import gradient_check as _gc
 from .. import layers as _layers
-from .. import optim as _optim
 from ..layers import sandwich as _sandwich
 from ..models import cnn as _cnn
 from ..models import fc_net as _fc

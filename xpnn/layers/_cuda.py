@@ -1,6 +1,7 @@
 """CUDA kernels for the CuPy backend, compiled on first use.
 
-- im2col: one thread per column element.
+- im2col (CONV_ELEMENTWISE): one thread per column element, reading the
+  unpadded input (zeros outside it).
 - col2im in gather form: one thread per input pixel sums the column entries
   that read it, so there are no atomics and the result is deterministic.
 - max pooling: the forward records each window's first maximum as a flat
@@ -14,37 +15,6 @@ from __future__ import annotations
 from .. import backend
 
 _kernels: dict = {}
-
-_IM2COL = r"""
-long long P = (long long)Ho * Wo, NP = (long long)N * P;
-long long row = i / NP, q = i % NP;
-long long n = q / P, p = q % P;
-int oy = p / Wo, ox = p % Wo;
-int c = row / (kh * kw), ij = row % (kh * kw), ki = ij / kw, kj = ij % kw;
-col = xpad[((n * C + c) * Hp + oy * s + ki) * Wp + ox * s + kj];
-"""
-
-_COL2IM = r"""
-long long P = (long long)Ho * Wo, NP = (long long)N * P;
-int x = i % Wp, y = (i / Wp) % Hp;
-long long c = (i / ((long long)Wp * Hp)) % C, n = i / ((long long)Wp * Hp * C);
-T acc = 0;
-for (int ki = 0; ki < kh; ki++) {
-    int ty = y - ki;
-    if (ty < 0 || ty % s) continue;
-    int oy = ty / s;
-    if (oy >= Ho) continue;
-    for (int kj = 0; kj < kw; kj++) {
-        int tx = x - kj;
-        if (tx < 0 || tx % s) continue;
-        int ox = tx / s;
-        if (ox >= Wo) continue;
-        long long row = (c * kh + ki) * kw + kj;
-        acc += cols[row * NP + n * P + (long long)oy * Wo + ox];
-    }
-}
-dx = acc;
-"""
 
 _POOL_FWD = r"""
 int ox = i % Wo, oy = (i / Wo) % Ho;
@@ -131,12 +101,7 @@ out = out2[(f * N + n) * (long long)P + p] + b[f];
 def _kernel(name):
     if name not in _kernels:
         cp = backend.cupy_module()
-        geo = "int32 kh, int32 kw, int32 s, int32 Ho, int32 Wo"
         specs = {
-            "im2col": (f"raw T xpad, int32 N, int32 C, int32 Hp, int32 Wp, {geo}", "T col",
-                       _IM2COL),
-            "col2im": (f"raw T cols, int32 N, int32 C, int32 Hp, int32 Wp, {geo}", "T dx",
-                       _COL2IM),
             "pool_fwd": ("raw T x, int32 H, int32 W, int32 ph, int32 pw, int32 s, int32 Ho, "
                          "int32 Wo", "T out, int32 idx", _POOL_FWD),
             "pool_bwd": ("raw T dout, raw int32 idx, int32 H, int32 W, int32 ph, int32 pw, "
@@ -148,18 +113,18 @@ def _kernel(name):
 
 
 def im2col(xpad, kh, kw, stride, Ho, Wo):
+    """Columns of an already padded input: the padding-aware kernel, pad 0."""
     cp = backend.cupy_module()
     N, C, Hp, Wp = xpad.shape
     cols = cp.empty((C * kh * kw, N * Ho * Wo), dtype=xpad.dtype)
-    _kernel("im2col")(cp.ascontiguousarray(xpad), N, C, Hp, Wp, kh, kw, stride, Ho, Wo, cols)
+    _get("im2col_pad")(cp.ascontiguousarray(xpad), N, C, Hp, Wp, kh, kw, stride, 0, Ho, Wo,
+                       cols)
     return cols
 
 
 def col2im(dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
-    cp = backend.cupy_module()
-    dx = cp.empty((N, C, Hp, Wp), dtype=dcols.dtype)
-    _kernel("col2im")(cp.ascontiguousarray(dcols), N, C, Hp, Wp, kh, kw, stride, Ho, Wo, dx)
-    return dx
+    """The padded input's gradient: the gather-form kernel, pad 0."""
+    return conv_input_grad(dcols, N, C, Hp, Wp, kh, kw, stride, 0, Ho, Wo)
 
 
 def max_pool_forward(x, ph, pw, stride, Ho, Wo):
