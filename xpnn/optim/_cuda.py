@@ -16,9 +16,8 @@ same strings for the host and compares them with the NumPy path.
 """
 from __future__ import annotations
 
-import os
-
 from .. import backend
+from ..layers._cuda import fused_enabled
 
 # name: (inputs, outputs, body); scalars arrive as float64
 SPECS = {
@@ -60,11 +59,7 @@ _kernels: dict = {}
 def fused(name, *arrays):
     """The fused kernel for rule ``name`` when every array is a CuPy array
     of one floating dtype, else None (the array-API path is used)."""
-    if any(backend.backend_of(a) != "cupy" for a in arrays):
-        return None
-    if os.environ.get("XPNN_NO_FUSED_KERNELS") == "1":  # to count or bisect
-        return None
-    if len({a.dtype for a in arrays}) != 1 or arrays[0].dtype.kind != "f":
+    if not fused_enabled(*arrays):
         return None
     if name not in _kernels:
         cp = backend.cupy_module()
