@@ -9,8 +9,10 @@ runs made back to back moves far less, so the dashboard's trend line for a
 
 Peers: PyTorch CPU (float32 ThreeLayerConvNet train step, 2 threads each)
 and the course's reference "fast" algorithm (float64, the same step;
-benchmarks/course_reference.py). A peer that is not installed in the
-benchmark environment skips its benchmark with the reason.
+benchmarks/course_reference.py). The steps are those of
+benchmarks/compare_torch.py, whose worker runs each measurement. A peer that
+is not installed in the benchmark environment skips its benchmark with the
+reason.
 """
 import json
 import os
@@ -20,65 +22,25 @@ import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# one library's ThreeLayerConvNet step (batch 50), timed after warm-up; prints
-# the median step time in seconds as JSON
-_WORKER = r"""
-import json, os, sys, time, statistics
-lib, steps = sys.argv[1], int(sys.argv[2])
-import numpy as np
-r = np.random.RandomState(0)
-if lib == "torch":
-    import torch
-    torch.set_num_threads(2)
-    m = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 7, padding=3), torch.nn.ReLU(),
-                            torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-                            torch.nn.Linear(32 * 16 * 16, 100), torch.nn.ReLU(),
-                            torch.nn.Linear(100, 10))
-    X = torch.tensor(r.randn(50, 3, 32, 32).astype(np.float32))
-    y = torch.tensor(r.randint(10, size=50))
-    def step():
-        m.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(m(X), y).backward()
-else:
-    from xpnn import backend
-    backend.set_backend("numpy")
-    from xpnn.models import ThreeLayerConvNet
-    dtype = np.float64 if lib in ("xpnn64", "course") else np.float32
-    model = ThreeLayerConvNet(dtype=dtype, weight_scale=1e-2)
-    X = r.randn(50, 3, 32, 32).astype(dtype)
-    y = r.randint(10, size=50)
-    if lib == "course":
-        sys.path.insert(0, os.path.join(sys.argv[3], "benchmarks"))
-        import course_reference as ref
-        params = {k: np.asarray(v) for k, v in model.params.items()}
-        step = lambda: ref.three_layer_step(params, X, y, 7)
-    else:
-        step = lambda: model.loss(X, y)
-for _ in range(3):
-    step()
-times = []
-for _ in range(steps):
-    t = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t)
-print(json.dumps(statistics.median(times)))
-"""
+COMPARE = os.path.join(REPO, "benchmarks", "compare_torch.py")
 
 
-def _step_time(lib, steps=10):
+def _step_time(case, lib, steps=10):
+    """Median step time (s) of ``lib`` on ``case`` in a fresh process: the
+    worker of benchmarks/compare_torch.py, which builds only that library."""
     env = dict(os.environ, OMP_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
                MKL_NUM_THREADS="2", XPNN_BACKEND="numpy")
-    res = subprocess.run([sys.executable, "-c", _WORKER, lib, str(steps), REPO],
+    res = subprocess.run([sys.executable, COMPARE, "--worker", case, lib, str(steps), "2"],
                          capture_output=True, text=True, env=env, timeout=300)
     if res.returncode != 0:
         raise RuntimeError(f"{lib} worker failed: {res.stderr[-1500:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])["ms"] / 1e3
 
 
-def _ratio(mine, peer, pairs=3):
+def _ratio(case, peer, pairs=3):
     ratios = []
     for _ in range(pairs):  # alternating, so slow phases of the machine hit both
-        ratios.append(_step_time(mine) / _step_time(peer))
+        ratios.append(_step_time(case, "xpnn") / _step_time(case, peer))
     return statistics.median(ratios)
 
 
@@ -95,13 +57,13 @@ class Ratios:
 
     def track_three_layer_step_vs_torch_cpu(self):
         _require("torch", "add it with the asv.conf.json matrix, see the README")
-        return _ratio("xpnn32", "torch")
+        return _ratio("three_layer_convnet_step", "torch")
 
     track_three_layer_step_vs_torch_cpu.unit = "xpnn time / PyTorch time"
 
     def track_three_layer_float64_vs_course_reference(self):
         if not os.path.isfile(os.path.join(REPO, "benchmarks", "course_reference.py")):
             raise NotImplementedError("benchmarks/course_reference.py is not in this checkout")
-        return _ratio("xpnn64", "course")
+        return _ratio("three_layer_f64_vs_course_ref", "course")
 
     track_three_layer_float64_vs_course_reference.unit = "xpnn time / course reference time"

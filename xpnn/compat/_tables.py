@@ -62,11 +62,6 @@ DATA_UTILS = {
 }
 
 
-def optim(**overrides):
-    rules = _variants.update_rules(**overrides)
-    return rules, dict(rules)
-
-
 def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False):
     """The module table of one edition. CS231n layout: layers, fast_layers,
     layer_utils, optim, solver, gradient_check, data_utils, vis_utils,
@@ -74,14 +69,14 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False):
     top (as nndl.*), plus conv_layers, conv_layer_utils, fc_net, cnn,
     neural_net, and the cs231n.* and utils.* modules its notebooks import."""
     lay = layers(drop_p)
-    opt_rules, opt_names = optim(**rules)
+    opt_rules = _variants.update_rules(**rules)
     solver = {"Solver": _variants.solver_class(opt_rules)}
     models_fc = {**lay, **LAYER_UTILS, "TwoLayerNet": two_layer, "FullyConnectedNet": fc_net}
     models_cnn = {**lay, **FAST_LAYERS, **LAYER_UTILS, **CONV_LAYER_UTILS,
                   "ThreeLayerConvNet": _cnn.ThreeLayerConvNet}
     shared = {"fast_layers": FAST_LAYERS, "gradient_check": GRADIENT_CHECK,
               "data_utils": DATA_UTILS, "vis_utils": VIS_UTILS, "solver": solver,
-              "optim": opt_names, "layer_utils": {**lay, **LAYER_UTILS}}
+              "optim": dict(opt_rules), "layer_utils": {**lay, **LAYER_UTILS}}
     tree = {"layers": lay, **shared,
             "classifiers": {}, "classifiers.fc_net": models_fc, "classifiers.cnn": models_cnn,
             "classifiers.neural_net": {"TwoLayerNet": neural_net}}
