@@ -77,6 +77,8 @@ def call(lib, specs, name, T, *args, size=None):
     inputs in the spec's order; returns the outputs as new arrays, of
     ``size`` elements (default: that of the first non-raw array input)."""
     ins, outs, _ = specs[name]
+    assert len(args) == len(_params(ins)), \
+        f"{name} takes {len(_params(ins))} inputs ({ins}), got {len(args)}"
     dt = np.float64 if T == "double" else np.float32
     cargs, n = [], size
     for (raw, typ, _nm), a in zip(_params(ins), args):

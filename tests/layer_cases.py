@@ -7,6 +7,8 @@ runs the layer on a dict of backend arrays and returns (out, cache);
 """
 from __future__ import annotations
 
+import functools
+
 from xpnn.layers import *  # noqa: F403
 
 CONV = {"stride": 2, "pad": 1}
@@ -15,6 +17,7 @@ POOL_OVERLAP = {"pool_height": 3, "pool_width": 2, "stride": 1}
 
 
 def _tuple(f):
+    @functools.wraps(f)
     def g(dout, cache):
         r = f(dout, cache)
         return r if isinstance(r, tuple) else (r,)

@@ -8,6 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
+from xpnn import backend
 from xpnn import data as D
 from xpnn.layers import (batchnorm_forward, softmax_loss, spatial_batchnorm_forward,
                          svm_loss)
@@ -15,6 +16,7 @@ from xpnn.models import FullyConnectedNet
 from xpnn.solver import Solver
 
 from conftest import host
+from layer_cases import CASES
 
 
 def _toy_data(n=40, d=6, c=3, seed=0):
@@ -203,29 +205,39 @@ def test_hyperparameters_of_the_wrong_kind_are_named():
 
 
 def test_backwards_check_dout_against_what_their_forward_returned(xb):
+    """Each backward names itself, and 'dout', for a dout of the wrong shape,
+    of another backend or not an array at all."""
     from xpnn import layers as L
     r = np.random.RandomState(0)
     a = xb.asarray
     x2, x4 = a(r.randn(4, 6)), a(r.randn(2, 4, 3, 5))
     cases = [
-        (L.affine_backward, L.affine_forward(x2, a(r.randn(6, 3)), a(r.randn(3)))[1], (4, 1)),
-        (L.relu_backward, L.relu_forward(x2)[1], (4, 1)),
-        (L.leaky_relu_backward, L.leaky_relu_forward(x2)[1], (6, 4)),
-        (L.sigmoid_backward, L.sigmoid_forward(x2)[1], (1, 6)),
-        (L.tanh_backward, L.tanh_forward(x2)[1], (4,)),
-        (L.dropout_backward, L.dropout_forward(x2, {"mode": "train", "p": 0.5})[1], (4, 1)),
+        (L.affine_backward, L.affine_forward(x2, a(r.randn(6, 3)), a(r.randn(3))), (4, 1)),
+        (L.relu_backward, L.relu_forward(x2), (4, 1)),
+        (L.leaky_relu_backward, L.leaky_relu_forward(x2), (6, 4)),
+        (L.sigmoid_backward, L.sigmoid_forward(x2), (1, 6)),
+        (L.tanh_backward, L.tanh_forward(x2), (4,)),
+        (L.dropout_backward, L.dropout_forward(x2, {"mode": "train", "p": 0.5}), (4, 1)),
         (L.batchnorm_backward, L.batchnorm_forward(x2, a(np.ones(6)), a(np.zeros(6)),
-                                                   {"mode": "train"})[1], (1, 6)),
+                                                   {"mode": "train"}), (1, 6)),
         (L.layernorm_backward, L.layernorm_forward(x2, a(np.ones(6)), a(np.zeros(6)),
-                                                   {})[1], (4, 1)),
+                                                   {}), (4, 1)),
         (L.spatial_groupnorm_backward, L.spatial_groupnorm_forward(
-            x4, a(np.ones((1, 4, 1, 1))), a(np.zeros((1, 4, 1, 1))), 2, {})[1], (2, 4, 5, 3)),
+            x4, a(np.ones((1, 4, 1, 1))), a(np.zeros((1, 4, 1, 1))), 2, {}), (2, 4, 5, 3)),
         (L.spatial_batchnorm_backward, L.spatial_batchnorm_forward(
-            x4, a(np.ones(4)), a(np.zeros(4)), {"mode": "train"})[1], (2, 4, 5, 3)),
+            x4, a(np.ones(4)), a(np.zeros(4)), {"mode": "train"}), (2, 4, 5, 3)),
     ]
-    for fn, cache, bad in cases:
-        with pytest.raises(ValueError, match="dout has shape .*expected the forward output's"):
+    other = "numpy" if xb.name != "numpy" else "array_api_strict"
+    for fn, (out, cache), bad in cases:
+        name = fn.__name__
+        with pytest.raises(ValueError, match=f"^{name}: dout has shape .*expected the forward "
+                                             "output's"):
             fn(a(np.ones(bad)), cache)
+        shape = tuple(out.shape)
+        with pytest.raises(TypeError, match=f"'dout' is a {other} array"):
+            fn(backend.to_device(np.ones(shape), other), cache)
+        with pytest.raises(TypeError, match="argument 'dout' must be an array .* got list"):
+            fn(np.ones(shape).tolist(), cache)
 
 
 def _checkpoint(tmp_path):
@@ -295,3 +307,57 @@ def test_cli_refuses_early_and_clearly(tmp_path, capsys):
     assert main(["train", "--quiet", "--epochs", "1", "--checkpoint",
                  str(blocker / "runs" / "run")]) == 1
     assert "cannot write checkpoints to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_layer_names_the_argument_that_is_wrong(xb, name):
+    """Through each layer's forward and backward: an argument that is not an
+    array, or lives on another backend, is named; a dout of the wrong shape
+    is refused by the backward that was called, which names itself."""
+    c = CASES[name]
+    other = "numpy" if xb.name != "numpy" else "array_api_strict"
+    a = xb.put(c["make"](np.random.RandomState(0)))
+    out, cache = c["fwd"](a)
+    for arg in c["grads"]:
+        with pytest.raises(TypeError, match=f"argument '{arg}' must be an array .*got list"):
+            c["fwd"]({**a, arg: host(a[arg]).tolist()})
+        if len(c["grads"]) > 1:  # a lone input may be on any backend
+            with pytest.raises(TypeError, match=f"'{arg}' is a {other} array"):
+                c["fwd"]({**a, arg: backend.to_device(host(a[arg]), other)})
+    if a["x"].ndim == 4 and not name.startswith("conv_") or name in ("conv_fast", "conv_naive"):
+        fwd = c["bwd"].__name__.replace("backward", "forward")
+        with pytest.raises(ValueError, match=f"^{fwd}: x must be 4-D \\(N, C, H, W\\), got "
+                                             "shape \\("):
+            c["fwd"]({**a, "x": a["x"][0, ...]})
+    shape = tuple(out.shape)
+    if not name.endswith("avg_pool") and not name.endswith("avg_pool_overlap"):
+        # (average pooling keeps no arrays: its backward runs where dout is)
+        with pytest.raises(TypeError, match=f"'dout' is a {other} array"):
+            c["bwd"](backend.to_device(np.ones(shape), other), cache)
+    with pytest.raises(TypeError, match="argument 'dout' must be an array .*got list"):
+        c["bwd"](np.ones(shape).tolist(), cache)
+    bad = shape[:-1] + (shape[-1] + 1,)
+    # a sandwich is undone from its last layer, which names itself
+    fn = c["bwd"].__name__
+    if name.startswith(("affine_", "conv_")) and "_relu" in name:
+        fn = "max_pool_backward_fast" if name.endswith("pool") else "relu_backward"
+    with pytest.raises(ValueError, match=f"^{fn}: dout has shape"):
+        c["bwd"](xb.asarray(np.ones(bad)), cache)
+
+
+@pytest.mark.parametrize("loss_fn", [softmax_loss, svm_loss])
+def test_losses_name_what_is_wrong(xb, loss_fn):
+    name = loss_fn.__name__
+    other = "numpy" if xb.name != "numpy" else "array_api_strict"
+    x, y = np.zeros((3, 4)), np.array([0, 3, 1])
+    with pytest.raises(TypeError, match="argument 'x' must be an array .*got list"):
+        loss_fn(x.tolist(), xb.asarray(y))
+    with pytest.raises(TypeError, match="argument 'y' must be an array .*got list"):
+        loss_fn(xb.asarray(x), y.tolist())
+    with pytest.raises(TypeError, match=f"'y' is a {other} array"):
+        loss_fn(xb.asarray(x), backend.to_device(y, other))
+    with pytest.raises(ValueError, match=f"^{name}: labels must lie in \\[0, 3\\] for 4 "
+                                         "classes, got values in \\[0, 4\\]"):
+        loss_fn(xb.asarray(x), xb.asarray(np.array([0, 4, 1])))
+    with pytest.raises(ValueError, match=f"^{name}: x must be 2-D scores \\(N, C\\)"):
+        loss_fn(xb.asarray(np.zeros((3, 4, 1))), xb.asarray(y))

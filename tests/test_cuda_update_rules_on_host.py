@@ -21,50 +21,48 @@ def lib(request, tmp_path_factory):
                                           tmp_path_factory.mktemp(request.param))
 
 
-def _fused_step(lib, T, name, w, dw, cfg):
-    """What each rule's fused branch passes to its kernel."""
-    lr = float(cfg["learning_rate"])
-    run = lambda *a: cuda_host.call(lib, _cuda.SPECS, name, T, *a)  # noqa: E731
-    if name == "sgd":
-        return run(w, dw, lr)[0], {}
-    if name in ("sgd_momentum", "sgd_nesterov_momentum"):
-        mu = float(cfg["momentum"])
-        extra = (1.0 + mu,) if name == "sgd_nesterov_momentum" else ()
-        w, v = run(w, dw, cfg["velocity"], lr, mu, *extra)
-        return w, {"velocity": v}
-    if name == "rmsprop":
-        d = float(cfg["decay_rate"])
-        w, c = run(w, dw, cfg["cache"], lr, d, 1.0 - d, float(cfg["epsilon"]))
-        return w, {"cache": c}
-    if name == "adagrad":
-        w, c = run(w, dw, cfg["cache"], lr, float(cfg["epsilon"]))
-        return w, {"cache": c}
-    t = cfg["t"] + 1
-    b1, b2 = float(cfg["beta1"]), float(cfg["beta2"])
-    w, m, v = run(w, dw, cfg["m"], cfg["v"], lr, b1, 1.0 - b1, b2, 1.0 - b2, 1.0 - b1 ** t,
-                  1.0 - b2 ** t, float(cfg["epsilon"]))
-    return w, {"m": m, "v": v, "t": t}
+def _host_fused(so, T, calls):
+    """A stand-in for ``xpnn.optim._cuda.fused`` that hands each rule the
+    host build of its kernel (checking it is called with the very arrays it
+    was chosen for), called as CuPy calls an ElementwiseKernel
+    (one output: the array; several: a tuple), so the rule's own fused
+    branch runs here."""
+    def fused(name, *arrays):
+        assert arrays and all(isinstance(a, np.ndarray) for a in arrays), arrays
+
+        def kernel(*args):  # the arrays it was chosen for, then the scalars
+            calls.append(name)
+            assert all(a is b for a, b in zip(args, arrays)) and not any(
+                isinstance(a, np.ndarray) for a in args[len(arrays):]), name
+            outs = [o.reshape(args[0].shape)
+                    for o in cuda_host.call(so, _cuda.SPECS, name, T, *args)]
+            return outs[0] if len(outs) == 1 else tuple(outs)
+        return kernel
+    return fused
 
 
 @pytest.mark.parametrize("name", sorted(_cuda.SPECS))
-def test_fused_rule_equals_the_array_path(lib, name):
+def test_fused_rule_equals_the_array_path(lib, name, monkeypatch):
     T, so = lib
     dt = np.float64 if T == "double" else np.float32
     r = np.random.RandomState(0)
     w = r.randn(37).astype(dt)
     rule = optim.UPDATE_RULES[name]
     ref_w, ref_cfg = w.copy(), {"learning_rate": 3e-2}
-    got_w, got_cfg = w.copy(), None
+    got_w, got_cfg = w.copy(), {"learning_rate": 3e-2}
     for step in range(4):
         dw = r.randn(37).astype(dt)
         ref_w, ref_cfg = rule(ref_w, dw, ref_cfg)
-        if got_cfg is None:  # the defaults and zero state the rule itself made
-            got_cfg = {k: (np.zeros_like(w) if isinstance(v, np.ndarray) else v)
-                       for k, v in ref_cfg.items()}
-            got_cfg["t"] = 0 if "t" in got_cfg else None
-        got_w, state = _fused_step(so, T, name, got_w, dw, got_cfg)
-        got_cfg.update(state)
+        calls = []
+        with monkeypatch.context() as m:
+            m.setattr(optim, "fused", _host_fused(so, T, calls))
+            got_w, got_cfg = rule(got_w, dw, got_cfg)
+        assert calls == [name], "the rule did not run the fused kernel it was given"
+        assert got_w.dtype == ref_w.dtype
         np.testing.assert_array_equal(got_w, ref_w, err_msg=f"step {step}")
+        assert sorted(got_cfg) == sorted(ref_cfg)
         for k, v in ref_cfg.items():
             if isinstance(v, np.ndarray):
                 np.testing.assert_array_equal(got_cfg[k], v, err_msg=f"{k} at step {step}")
+            else:
+                assert got_cfg[k] == v, k

@@ -76,3 +76,23 @@ def test_avg_and_global_pool_values(xb):
     np.testing.assert_allclose(xb.host(out), ref, rtol=1e-14)
     g, _ = global_avg_pool_forward(xb.asarray(x))
     np.testing.assert_allclose(xb.host(g), x.mean(axis=(2, 3)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("ph, pw, s", POOLS + [(2, 3, 2), (3, 2, 2)])
+def test_avg_pool_equals_loops(xb, ph, pw, s):
+    """Average pooling (a reshape when windows tile, shifted slices
+    otherwise) against loops over the windows, forward and backward."""
+    r = np.random.RandomState(5)
+    x, p = r.randn(2, 3, 7, 8), {"pool_height": ph, "pool_width": pw, "stride": s}
+    Ho, Wo = (7 - ph) // s + 1, (8 - pw) // s + 1
+    out, cache = avg_pool_forward(xb.asarray(x), p)
+    dout = r.randn(2, 3, Ho, Wo)
+    ref, dref = np.zeros((2, 3, Ho, Wo)), np.zeros_like(x)
+    for i in range(Ho):
+        for j in range(Wo):
+            ref[:, :, i, j] = x[:, :, i * s:i * s + ph, j * s:j * s + pw].mean(axis=(2, 3))
+            share = dout[:, :, i:i + 1, j:j + 1] / (ph * pw)
+            dref[:, :, i * s:i * s + ph, j * s:j * s + pw] += share
+    np.testing.assert_allclose(xb.host(out), ref, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(xb.host(avg_pool_backward(xb.asarray(dout), cache)), dref,
+                               rtol=1e-13, atol=1e-15)

@@ -99,6 +99,23 @@ def test_bad_rule_and_shapes():
         sgd(np.ones(3), np.ones(2))
 
 
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam,
+                                  adagrad])
+def test_rules_name_the_bad_argument(rule):
+    w = np.ones(3)
+    strict = backend.to_device(w, "array_api_strict")
+    with pytest.raises(TypeError, match="argument 'dw' is a array_api_strict array but 'w' "
+                                        "is a numpy array"):
+        rule(w, strict)
+    with pytest.raises(TypeError, match="argument 'w' must be an array .* got list"):
+        rule([1.0, 1.0, 1.0], w)
+    with pytest.raises(TypeError, match="argument 'dw' must be an array .* got list"):
+        rule(w, [1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match=r"config\['learning_rate'\] must be a finite number "
+                                         r"in \[0.0, inf\], got -0.1"):
+        rule(w, w, {"learning_rate": -0.1})
+
+
 def test_sgd_reference_values(xb):
     next_w, _ = sgd(xb.asarray(np.array([1.0, -2.0])), xb.asarray(np.array([0.5, 4.0])),
                     {"learning_rate": 0.1})

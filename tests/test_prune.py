@@ -235,3 +235,42 @@ def test_masks_move_with_the_model():
         assert backend.backend_of(m.masks["W1"]) == "array_api_strict"
         Solver(m, data, batch_size=10, num_epochs=1, verbose=False).train()
         assert np.count_nonzero(host(m.params["W1"]) == 0) >= 12
+
+
+def test_unstructured_ties_counts_and_kinds():
+    """l1 ties go to the lowest flat index (a stable order, so a repeated
+    run prunes the same entries); a count beyond what is unpruned names the
+    parameter; each pruning records its kind, and two kinds make 'mixed'."""
+    model = FullyConnectedNet([10], input_dim=10, num_classes=3, dtype=np.float64)
+    # magnitudes 0, 1, 2 repeating, signs alternating: 34 zeros and 33 ones tie
+    w = (np.arange(100) % 3) * np.where(np.arange(100) % 2, -1.0, 1.0)
+    model.params["W1"] = w.reshape(10, 10)
+    prune.l1_unstructured(model, "W1", 40)
+    pruned = np.flatnonzero(host(model.masks["W1"]).ravel() == 0)
+    assert np.array_equal(pruned, np.sort(np.r_[np.arange(0, 100, 3), np.arange(1, 100, 3)[:6]]))
+    assert model.prune_kinds["W1"] == "unstructured"
+    prune.random_unstructured(model, "W1", 0.5, seed=1)
+    assert _zeros(model, "W1") == 40 + 30 and model.prune_kinds["W1"] == "unstructured"
+    with pytest.raises(ValueError, match="amount=31 entries of W1 to prune, but only 30"):
+        prune.random_unstructured(model, "W1", 31)
+    with pytest.raises(ValueError, match="amount=31 entries of W2 to prune, but only 30"):
+        prune.l1_unstructured(model, "W2", 31)
+    prune.random_unstructured(model, "W2", 3, seed=0)
+    assert model.prune_kinds["W2"] == "unstructured"
+    prune.ln_structured(model, "W2", 1, n=2, dim=1)
+    assert model.prune_kinds["W2"] == "mixed"
+
+
+def test_shrink_refuses_what_it_cannot_shrink_and_says_why():
+    class Bare:  # params but no layer list (a course-written model)
+        params = {"W1": np.ones((2, 2))}
+    with pytest.raises(ValueError, match="shrink needs a model with an explicit layer list"):
+        prune.shrink(Bare())
+    fc = FullyConnectedNet([4, 3], input_dim=5, num_classes=2, dtype=np.float64)
+    prune.ln_structured(fc, "W1", 1.0, dim=1)
+    with pytest.raises(ValueError, match="every unit of W1 is pruned"):
+        prune.shrink(fc)
+    conv = _convnet()
+    prune.ln_structured(conv, "W2", 1.0, dim=0)
+    with pytest.raises(ValueError, match="every filter of W2 is pruned"):
+        prune.shrink(conv)

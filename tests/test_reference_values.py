@@ -74,6 +74,15 @@ def test_svm_and_softmax_loss(xb):
     assert float(xb.host(softmax_loss(x, y)[0])) == pytest.approx(2.302545844500738, rel=1e-13)
 
 
+def test_svm_margin_exactly_zero_is_not_active(xb):
+    """A class scoring exactly 1 below the correct one has margin 0: no loss
+    and no gradient (the subgradient of max(0, m) the course uses at 0)."""
+    x = xb.asarray(np.array([[2.0, 1.0, 1.5], [0.0, 3.0, -1.0]]))
+    loss, dx = svm_loss(x, xb.asarray(np.array([0, 2])))
+    assert float(xb.host(loss)) == pytest.approx((0.5 + 2.0 + 5.0) / 2, rel=1e-15)
+    np.testing.assert_array_equal(xb.host(dx), np.array([[-1, 0, 1], [1, 1, -2]]) / 2)
+
+
 def _two_layer_activations(N, D1, D2, D3):
     np.random.seed(231)
     X = np.random.randn(N, D1)
@@ -194,3 +203,27 @@ def test_spatial_groupnorm_forward(xb):
     # the notebook prints 0.99999963 0.999999948 0.999999973 0.999999968 (sic)
     np.testing.assert_allclose(out_g.std(axis=1), [0.99999963, 0.99999948, 0.99999973,
                                                    0.99999968], rtol=1e-8)
+
+
+def test_activations_match_their_closed_forms(xb):
+    """The activations the notebooks print no values for, against closed
+    forms in float64, out to where exp overflows. A gradient check cannot
+    catch a wrong forward whose backward is computed from its own output
+    (sigmoid's s(1 - s) is self-consistent for a wrong s)."""
+    x = np.array([-800.0, -30.0, -2.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 2.0, 30.0, 800.0])
+    from scipy.special import expit  # SciPy comes with scikit-learn
+    s, s_cache = sigmoid_forward(xb.asarray(x))
+    np.testing.assert_allclose(xb.host(s), expit(x), rtol=1e-15, atol=0)
+    t, _ = tanh_forward(xb.asarray(x))
+    np.testing.assert_allclose(xb.host(t), np.tanh(x), rtol=1e-15, atol=0)
+    lr, lr_cache = leaky_relu_forward(xb.asarray(x), 0.1)
+    np.testing.assert_array_equal(xb.host(lr), np.where(x > 0, x, 0.1 * x))
+    # at 0 the slope is the negative side's (PyTorch's convention), as relu's is 0
+    ones = xb.asarray(np.ones_like(x))
+    np.testing.assert_array_equal(xb.host(leaky_relu_backward(ones, lr_cache)),
+                                  np.where(x > 0, 1.0, 0.1))
+    np.testing.assert_array_equal(xb.host(relu_backward(ones, relu_forward(xb.asarray(x))[1])),
+                                  np.where(x > 0, 1.0, 0.0))
+    np.testing.assert_allclose(xb.host(sigmoid_backward(ones, s_cache)),
+                               0.25 * (1.0 / np.cosh(x / 2)) ** 2,
+                               rtol=1e-12, atol=1e-15)  # 1 - s rounds at large x

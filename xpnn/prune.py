@@ -107,7 +107,8 @@ def _out_dim(spec):
 
 # ----------------------------------------------------------------- pruning
 def l1_unstructured(model, name, amount):
-    """Mask the ``amount`` smallest-magnitude unpruned entries of params[name]."""
+    """Mask the ``amount`` smallest-magnitude unpruned entries of params[name]
+    (among equal magnitudes, the lowest flat index goes first)."""
     _state(model)
     _check_name(model, name)
     w, m = np.abs(_host(model.params[name])), _mask_of(model, name)
@@ -320,7 +321,7 @@ def shrink(model):
     for li, spec in enumerate(layers):
         # removable outputs are those pruned by ln_structured along the output
         # dimension: it masks the bias too ("companion"), so they output zero
-        if not str(model.prune_kinds.get(spec["b"], "")).startswith("companion:"):
+        if not model.prune_kinds.get(spec["b"], "").startswith("companion:"):
             continue
         if li == len(layers) - 1:
             raise ValueError(f"{spec['W']} is the output layer: its units are the class "

@@ -11,7 +11,8 @@ from __future__ import annotations
 from array_api_compat import device as _device
 
 from . import _kernels
-from ._util import check_int, check_ndim, out_size, shape_str, window, xp_of, zeros_like_shape
+from ._util import (check_dout, check_int, check_ndim, out_size, shape_str, window, xp_of,
+                    zeros_like_shape)
 
 __all__ = [
     "max_pool_forward_naive", "max_pool_backward_naive", "max_pool_forward_fast",
@@ -90,6 +91,7 @@ def max_pool_backward_naive(dout, cache):
     xp = xp_of(dout=dout, x=x)
     ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_backward_naive")
     N, C = x.shape[:2]
+    check_dout("max_pool_backward_naive", xp, dout, (N, C, Ho, Wo))
     dx = zeros_like_shape(xp, x, x.shape)
     for n in range(N):
         for c in range(C):
@@ -145,7 +147,8 @@ def max_pool_backward_fast(dout, cache):
 
 
 def avg_pool_forward(x, pool_param):
-    """Average pooling; pool_param as for max pooling. Cache (shape, pool_param)."""
+    """Average pooling; pool_param as for max pooling. Cache: the input's shape
+    and the window geometry it was pooled with."""
     xp = xp_of(x=x)
     ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "avg_pool_forward")
     if _tiles(ph, pw, s):
@@ -155,16 +158,14 @@ def avg_pool_forward(x, pool_param):
         for k in range(1, ph * pw):
             out = out + x[window(k // pw, k % pw, s, Ho, Wo)]
         out = out / (ph * pw)
-    return out, (tuple(x.shape), pool_param)
+    return out, (tuple(x.shape), (ph, pw, s, Ho, Wo))
 
 
 def avg_pool_backward(dout, cache):
     """Backward of :func:`avg_pool_forward`."""
-    shape, pool_param = cache
+    shape, (ph, pw, s, Ho, Wo) = cache
     xp = xp_of(dout=dout)
-    ph, pw = int(pool_param["pool_height"]), int(pool_param["pool_width"])
-    s = int(pool_param["stride"])
-    Ho, Wo = dout.shape[2], dout.shape[3]
+    check_dout("avg_pool_backward", xp, dout, tuple(shape[:2]) + (Ho, Wo))
     share = dout / (ph * pw)
     if _tiles(ph, pw, s):
         dwin = xp.broadcast_to(share[..., None], tuple(dout.shape) + (ph * pw,))
@@ -185,5 +186,6 @@ def global_avg_pool_forward(x):
 def global_avg_pool_backward(dout, cache):
     shape = cache
     xp = xp_of(dout=dout)
+    check_dout("global_avg_pool_backward", xp, dout, tuple(shape[:2]))
     dx = zeros_like_shape(xp, dout, shape)
     return dx + dout[:, :, None, None] / (shape[2] * shape[3])

@@ -50,12 +50,13 @@ def sgd_momentum(w, dw, config=None):
     """SGD with momentum: ``v = momentum * v - lr * dw; w += v``.
     config: learning_rate (1e-2), momentum (0.9), velocity (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, momentum=0.9)
-    k = fused("sgd_momentum", w, dw, _state(xp, config, "velocity", w))
+    v_prev = _state(xp, config, "velocity", w)
+    k = fused("sgd_momentum", w, dw, v_prev)
     if k is not None:
-        w, config["velocity"] = k(w, dw, config["velocity"], float(config["learning_rate"]),
+        w, config["velocity"] = k(w, dw, v_prev, float(config["learning_rate"]),
                                   float(config["momentum"]))
         return w, config
-    v = config["momentum"] * _state(xp, config, "velocity", w) - config["learning_rate"] * dw
+    v = config["momentum"] * v_prev - config["learning_rate"] * dw
     config["velocity"] = v
     return w + v, config
 
@@ -83,12 +84,13 @@ def rmsprop(w, dw, config=None):
     decay_rate (0.99), epsilon (1e-8), cache (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, decay_rate=0.99, epsilon=1e-8)
     d = config["decay_rate"]
-    k = fused("rmsprop", w, dw, _state(xp, config, "cache", w))
+    cache = _state(xp, config, "cache", w)
+    k = fused("rmsprop", w, dw, cache)
     if k is not None:
-        w, config["cache"] = k(w, dw, config["cache"], float(config["learning_rate"]), float(d),
+        w, config["cache"] = k(w, dw, cache, float(config["learning_rate"]), float(d),
                                1.0 - float(d), float(config["epsilon"]))
         return w, config
-    cache = d * _state(xp, config, "cache", w) + (1.0 - d) * (dw * dw)
+    cache = d * cache + (1.0 - d) * (dw * dw)
     config["cache"] = cache
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
 
@@ -97,12 +99,13 @@ def adagrad(w, dw, config=None):
     """Adagrad: ``cache += dw**2; w -= lr * dw / (sqrt(cache) + eps)``.
     config: learning_rate (1e-2), epsilon (1e-8), cache (zeros)."""
     xp, config = _setup(w, dw, config, learning_rate=1e-2, epsilon=1e-8)
-    k = fused("adagrad", w, dw, _state(xp, config, "cache", w))
+    cache = _state(xp, config, "cache", w)
+    k = fused("adagrad", w, dw, cache)
     if k is not None:
-        w, config["cache"] = k(w, dw, config["cache"], float(config["learning_rate"]),
+        w, config["cache"] = k(w, dw, cache, float(config["learning_rate"]),
                                float(config["epsilon"]))
         return w, config
-    cache = _state(xp, config, "cache", w) + dw * dw
+    cache = cache + dw * dw
     config["cache"] = cache
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
 
@@ -115,15 +118,16 @@ def adam(w, dw, config=None):
                         epsilon=1e-8, t=0)
     b1, b2 = config["beta1"], config["beta2"]
     config["t"] = t = int(config["t"]) + 1
-    k = fused("adam", w, dw, _state(xp, config, "m", w), _state(xp, config, "v", w))
+    m, v = _state(xp, config, "m", w), _state(xp, config, "v", w)
+    k = fused("adam", w, dw, m, v)
     if k is not None:
         b1, b2 = float(b1), float(b2)
         w, config["m"], config["v"] = k(
-            w, dw, config["m"], config["v"], float(config["learning_rate"]), b1, 1.0 - b1, b2,
+            w, dw, m, v, float(config["learning_rate"]), b1, 1.0 - b1, b2,
             1.0 - b2, 1.0 - b1 ** t, 1.0 - b2 ** t, float(config["epsilon"]))
         return w, config
-    m = b1 * _state(xp, config, "m", w) + (1.0 - b1) * dw
-    v = b2 * _state(xp, config, "v", w) + (1.0 - b2) * (dw * dw)
+    m = b1 * m + (1.0 - b1) * dw
+    v = b2 * v + (1.0 - b2) * (dw * dw)
     config["m"], config["v"] = m, v
     mhat = m / (1.0 - b1 ** t)
     vhat = v / (1.0 - b2 ** t)
