@@ -324,7 +324,8 @@ def test_every_layer_names_the_argument_that_is_wrong(xb, name):
         if len(c["grads"]) > 1:  # a lone input may be on any backend
             with pytest.raises(TypeError, match=f"'{arg}' is a {other} array"):
                 c["fwd"]({**a, arg: backend.to_device(host(a[arg]), other)})
-    if a["x"].ndim == 4 and not name.startswith("conv_") or name in ("conv_fast", "conv_naive"):
+    if a["x"].ndim == 4 and not name.startswith(("conv_", "prelu")) \
+            or name in ("conv_fast", "conv_naive"):
         fwd = c["bwd"].__name__.replace("backward", "forward")
         with pytest.raises(ValueError, match=f"^{fwd}: x must be 4-D \\(N, C, H, W\\), got "
                                              "shape \\("):

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import backend
 
-MODEL_CHOICES = ("convnet", "threelayer", "fc", "twolayer")
+MODEL_CHOICES = ("convnet", "threelayer", "fc", "twolayer", "challenge")
 DATASETS = ("digits", "cifar10", "cinic10")
 
 
@@ -58,7 +58,13 @@ def build_parser():
     t.add_argument("--model", choices=MODEL_CHOICES, default="convnet",
                    help="convnet: [conv-bn-relu-pool]x2 - affine-bn-relu - affine; threelayer: "
                         "the course ThreeLayerConvNet; fc: FullyConnectedNet [100, 100] with "
-                        "batchnorm; twolayer: TwoLayerNet (default: %(default)s)")
+                        "batchnorm; twolayer: TwoLayerNet; challenge: the seed notebooks' "
+                        "[conv-bn-relu-pool-dropout]x3 64/128/256 - 512 - classes "
+                        "(default: %(default)s)")
+    t.add_argument("--arch", metavar="FILE.json",
+                   help="train the xpnn.nn Sequential described in this JSON file (a list of "
+                        "layers such as {\"type\": \"Conv2d\", \"in_channels\": 1, ...}); "
+                        "replaces --model; input shape and classes come from the data set")
     t.add_argument("--dataset", choices=DATASETS, default="digits",
                    help="digits needs no download; cifar10 and cinic10 read --data-dir "
                         "(default: %(default)s)")
@@ -153,6 +159,13 @@ def _build_model(args, data):
     input_dim = tuple(data["X_train"].shape[1:])
     num_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
     flat = int(np.prod(input_dim))
+    if args.arch:
+        from .nn import load_arch
+        return load_arch(args.arch, input_shape=input_dim, num_classes=num_classes,
+                         reg=args.reg, dtype=args.dtype)
+    if args.model == "challenge":
+        from .nn import challenge_net
+        return challenge_net(input_dim, num_classes, reg=args.reg, dtype=args.dtype)
     if args.model == "convnet":
         return ConvNet(input_dim=input_dim, conv_blocks=((16,), (32,)), hidden_dims=(64,),
                        num_classes=num_classes, reg=args.reg, dtype=args.dtype)
@@ -209,7 +222,9 @@ def cmd_train(args):
                         verbose=verbose)
     if verbose:
         n = data["X_train"].shape[0]
-        print(f"training {model!r}\n  on {args.dataset} ({n} training images), backend "
+        desc = repr(model)  # a Sequential describes itself as a table
+        print(f"training {desc}" if "\n" not in desc else f"training\n{desc}\n")
+        print(f"  on {args.dataset} ({n} training images), backend "
               f"{backend.get_backend()}, {solver.num_epochs} epochs of batch {solver.batch_size}")
     solver.train()
     val_acc = solver.check_accuracy(data["X_val"], data["y_val"])

@@ -5,11 +5,12 @@ import numpy as np
 
 from .. import backend
 from . import _kernels
-from ._util import check_dout, check_ndim, prod, shape_str, xp_of
+from ._util import check_dout, check_ndim, check_number, prod, shape_str, xp_of
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
-    "leaky_relu_forward", "leaky_relu_backward", "sigmoid_forward",
+    "leaky_relu_forward", "leaky_relu_backward", "elu_forward", "elu_backward",
+    "prelu_forward", "prelu_backward", "sigmoid_forward",
     "sigmoid_backward", "tanh_forward", "tanh_backward", "dropout_forward",
     "dropout_backward",
 ]
@@ -77,6 +78,53 @@ def leaky_relu_backward(dout, cache):
     xp = xp_of(dout=dout, x=x)
     check_dout("leaky_relu_backward", xp, dout, x.shape)
     return xp.where(x > 0, dout, alpha * dout)
+
+
+def elu_forward(x, alpha=1.0):
+    """ELU: ``x`` where positive, else ``alpha * (exp(x) - 1)``; cache
+    (x, alpha, out). ``exp`` is taken of ``min(x, 0)`` only, so large
+    positive inputs never overflow."""
+    xp = xp_of(x=x)
+    alpha = check_number("elu_forward: alpha", alpha, 0.0)
+    out = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0.0)))
+    return out, (x, alpha, out)
+
+
+def elu_backward(dout, cache):
+    x, alpha, out = cache
+    xp = xp_of(dout=dout, x=x)
+    check_dout("elu_backward", xp, dout, x.shape)
+    return xp.where(x > 0, dout, dout * (out + alpha))  # d/dx alpha (e^x - 1) = out + alpha
+
+
+def _prelu_shape(x, a):
+    """a broadcast over x: one slope per channel (axis 1), or one for all."""
+    if a.ndim != 1 or (a.shape[0] != 1 and (x.ndim < 2 or a.shape[0] != x.shape[1])):
+        C = x.shape[1] if x.ndim >= 2 else "C"
+        raise ValueError(f"prelu_forward: a must have shape (1,) or ({C},) (one slope per "
+                         f"channel of x {shape_str(x)}), got {shape_str(a)}")
+    return (1, a.shape[0]) + (1,) * (x.ndim - 2) if x.ndim >= 2 else (1,)
+
+
+def prelu_forward(x, a):
+    """PReLU: ``x`` where positive, else ``a * x`` with a learnt slope ``a``
+    of shape (1,) (shared) or (C,) (per channel, axis 1). Cache (x, a)."""
+    xp = xp_of(x=x, a=a)
+    ab = xp.reshape(a, _prelu_shape(x, a))
+    return xp.where(x > 0, x, ab * x), (x, a)
+
+
+def prelu_backward(dout, cache):
+    """Returns dx and da (a's shape)."""
+    x, a = cache
+    xp = xp_of(dout=dout, x=x)
+    check_dout("prelu_backward", xp, dout, x.shape)
+    shape = _prelu_shape(x, a)
+    dx = xp.where(x > 0, dout, xp.reshape(a, shape) * dout)
+    contrib = xp.where(x > 0, xp.zeros_like(x), x * dout)
+    axes = tuple(i for i in range(x.ndim) if i != 1 or a.shape[0] == 1)
+    da = xp.reshape(xp.sum(contrib, axis=axes), a.shape)
+    return dx, da
 
 
 def sigmoid_forward(x):

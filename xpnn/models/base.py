@@ -27,7 +27,7 @@ from ..layers import (affine_backward, affine_forward, batchnorm_backward_alt,
                       relu_forward, softmax_loss, spatial_batchnorm_backward,
                       spatial_batchnorm_forward)
 
-__all__ = ["LayeredModel", "draw_normal"]
+__all__ = ["DeviceModel", "LayeredModel", "draw_normal"]
 
 
 def draw_normal(rng, shape):
@@ -47,8 +47,11 @@ def _as_rng(seed_or_rng):
     return np.random.default_rng(seed_or_rng)
 
 
-class LayeredModel:
-    """Base class: params, reg, dtype, the layer specs, and loss()."""
+class DeviceModel:
+    """What every xpnn model shares: ``params`` (the dict the Solver
+    updates), ``reg``, ``dtype``, the batch-norm ``bn_params`` (running
+    statistics), and the moves of all of them (and pruning masks) between
+    backends."""
 
     #: set by subclasses: the constructor arguments, for checkpoints
     init_kwargs: dict
@@ -59,12 +62,8 @@ class LayeredModel:
         if self.dtype.kind != "f":
             raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype!r}")
         self.params: dict = {}
-        self.layers: list[dict] = []
         self.bn_params: list[dict] = []
-        self.dropout_param: dict = {}
-        self.use_dropout = False
 
-    # ------------------------------------------------------------ building
     def _finish_init(self):
         """Cast params to the model dtype and move them to the active backend."""
         self.params = backend.to_device(
@@ -73,32 +72,6 @@ class LayeredModel:
             for key in ("running_mean", "running_var"):
                 if key in p:
                     p[key] = backend.to_device(np.asarray(p[key]).astype(self.dtype))
-
-    def _add_layer(self, rng, kind, idx, w_shape, weight_scale, norm=None, **extra):
-        W, b = f"W{idx}", f"b{idx}"
-        if weight_scale is None:  # He initialisation: std sqrt(2 / fan_in)
-            fan_in = int(np.prod(w_shape[1:])) if kind == "conv" else w_shape[0]
-            scale = np.sqrt(2.0 / fan_in)
-        else:
-            scale = float(weight_scale)
-        out_dim = w_shape[0] if kind == "conv" else w_shape[1]
-        self.params[W] = scale * draw_normal(rng, w_shape)
-        self.params[b] = np.zeros(out_dim)
-        spec = {"kind": kind, "W": W, "b": b, "norm": norm, "relu": True, "pool": None,
-                "global_pool": False, "dropout": False}
-        if norm is not None:
-            spec["gamma"], spec["beta"] = f"gamma{idx}", f"beta{idx}"
-            self.params[spec["gamma"]] = np.ones(out_dim)
-            self.params[spec["beta"]] = np.zeros(out_dim)
-            spec["bn_index"] = len(self.bn_params)
-            # zero running statistics, as the course's layers start from, so a
-            # test-mode pass before any training is defined (and repeats the course)
-            self.bn_params.append({"mode": "train", "running_mean": np.zeros(out_dim),
-                                   "running_var": np.zeros(out_dim)}
-                                  if norm == "batchnorm" else {})
-        spec.update(extra)
-        self.layers.append(spec)
-        return spec
 
     # ------------------------------------------------------------ device moves
     def _sync_device(self):
@@ -132,6 +105,43 @@ class LayeredModel:
         if y is not None:
             y = backend.to_device(y)
         return xp, X, y
+
+
+class LayeredModel(DeviceModel):
+    """The course models' engine: the layer specs, and loss()."""
+
+    def __init__(self, reg=0.0, dtype=np.float32):
+        super().__init__(reg, dtype)
+        self.layers: list[dict] = []
+        self.dropout_param: dict = {}
+        self.use_dropout = False
+
+    # ------------------------------------------------------------ building
+    def _add_layer(self, rng, kind, idx, w_shape, weight_scale, norm=None, **extra):
+        W, b = f"W{idx}", f"b{idx}"
+        if weight_scale is None:  # He initialisation: std sqrt(2 / fan_in)
+            fan_in = int(np.prod(w_shape[1:])) if kind == "conv" else w_shape[0]
+            scale = np.sqrt(2.0 / fan_in)
+        else:
+            scale = float(weight_scale)
+        out_dim = w_shape[0] if kind == "conv" else w_shape[1]
+        self.params[W] = scale * draw_normal(rng, w_shape)
+        self.params[b] = np.zeros(out_dim)
+        spec = {"kind": kind, "W": W, "b": b, "norm": norm, "relu": True, "pool": None,
+                "global_pool": False, "dropout": False}
+        if norm is not None:
+            spec["gamma"], spec["beta"] = f"gamma{idx}", f"beta{idx}"
+            self.params[spec["gamma"]] = np.ones(out_dim)
+            self.params[spec["beta"]] = np.zeros(out_dim)
+            spec["bn_index"] = len(self.bn_params)
+            # zero running statistics, as the course's layers start from, so a
+            # test-mode pass before any training is defined (and repeats the course)
+            self.bn_params.append({"mode": "train", "running_mean": np.zeros(out_dim),
+                                   "running_var": np.zeros(out_dim)}
+                                  if norm == "batchnorm" else {})
+        spec.update(extra)
+        self.layers.append(spec)
+        return spec
 
     # ------------------------------------------------------------ forward/backward
     def _set_mode(self, mode):

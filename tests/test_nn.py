@@ -1,0 +1,301 @@
+"""xpnn.nn: layer objects composed with Sequential, on every backend.
+
+Every parametrised layer's gradient through a whole model against a
+numerical one (float64); PyTorch's floor rule for strided convs and pools
+checked against PyTorch itself; shape mismatches named; attributes that stay
+the model's params; training through the Solver."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+from xpnn.data import get_digits_data
+from xpnn.gradient_check import eval_numerical_gradient
+from xpnn.nn import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, ELU, Flatten,
+                     GlobalAvgPool2d, GroupNorm, LayerNorm, LeakyReLU, Linear, MaxPool2d, PReLU,
+                     ReLU, Residual, Sequential)
+from xpnn.solver import Solver
+
+from conftest import host
+
+NETS = {  # name: (layers, input shape); together they hold every layer class
+    "conv_bn_relu_maxpool": (lambda: [Conv2d(2, 3, 3, padding=1), BatchNorm2d(3), ReLU(),
+                                      MaxPool2d(2), Flatten(), Linear(27, 4)], (2, 6, 6)),
+    "strided_conv_floor": (lambda: [Conv2d(2, 3, (3, 2), stride=2, padding=1), LeakyReLU(0.1),
+                                    Flatten(), Linear(3 * 3 * 3, 3)], (2, 6, 5)),
+    "groupnorm_elu_avgpool": (lambda: [Conv2d(2, 4, 3), GroupNorm(2, 4), ELU(0.7),
+                                       AvgPool2d(3, stride=2), GlobalAvgPool2d(), Linear(4, 3)],
+                              (2, 8, 7)),
+    "residual_shortcut_prelu": (lambda: [
+        Residual([Conv2d(2, 4, 3, stride=2, padding=1), PReLU(4), Conv2d(4, 4, 3, padding=1)],
+                 Conv2d(2, 4, 1, stride=2)),
+        Residual([BatchNorm2d(4), PReLU()]), GlobalAvgPool2d(), Linear(4, 3)], (2, 5, 5)),
+    "mlp_bn1d_layernorm": (lambda: [Flatten(), Linear(12, 6), BatchNorm1d(6), ReLU(),
+                                    Linear(6, 5), LayerNorm(5), ELU(), Linear(5, 3)], (3, 2, 2)),
+}
+
+
+def _model(name, **kw):
+    layers, shape = NETS[name]
+    return Sequential(*layers(), input_shape=shape, dtype=np.float64, seed=0, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_every_param_gradient_through_the_model(xb, name):
+    model = _model(name, reg=0.1)
+    r = np.random.RandomState(1)
+    X = xb.asarray(r.randn(4, *model.input_shape))
+    y = xb.asarray(r.randint(model.num_classes, size=4))
+    model.to_device(xb.name)
+    loss, grads = model.loss(X, y)
+    assert sorted(grads) == sorted(model.params)
+    for pname in sorted(model.params):
+        num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[pname],
+                                      verbose=False, h=1e-6)
+        # (a bias before a batch norm has gradient 0: atol)
+        np.testing.assert_allclose(host(grads[pname]), num, rtol=1e-5, atol=1e-8,
+                                   err_msg=pname)
+    scores = model.loss(X)
+    assert tuple(scores.shape) == (4, model.num_classes)
+    assert backend.backend_of(scores) == xb.name
+
+
+def test_floor_rule_matches_pytorch():
+    """A strided conv and pool whose windows do not reach the last rows and
+    columns: output size and values (forward and input gradient) as
+    PyTorch's, which drops those rows; the course functions would refuse."""
+    torch = pytest.importorskip("torch")
+    r = np.random.RandomState(0)
+    x = r.randn(2, 3, 16, 15)
+    model = Sequential(Conv2d(3, 4, 3, stride=2, padding=1), MaxPool2d(3, stride=2),
+                       Flatten(), Linear(4 * 3 * 3, 2), input_shape=(3, 16, 15),
+                       dtype=np.float64, seed=0)
+    assert model[0].out_shape == (4, 8, 8) and model[1].out_shape == (4, 3, 3)
+    conv, pool = model[0], model[1]
+    h, c1 = conv.forward(x, True)
+    out, c2 = pool.forward(h, True)
+    tx = torch.tensor(x, requires_grad=True)
+    th = torch.nn.functional.conv2d(tx, torch.tensor(conv.W), torch.tensor(conv.b), stride=2,
+                                    padding=1)
+    tout = torch.nn.functional.max_pool2d(th, 3, stride=2)
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dout = r.randn(*out.shape)
+    tout.backward(torch.tensor(dout))
+    dh, _ = pool.backward(dout, c2)
+    dx, g = conv.backward(dh, c1)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    assert dx.shape == x.shape
+
+
+def test_mismatches_are_named():
+    with pytest.raises(ValueError, match=r"layer 2: Linear\(10, 3\): expects 10 input "
+                                         r"features, got input \(4, 3, 3\) \(36 features\)"):
+        Sequential(Conv2d(1, 4, 3), MaxPool2d(2), Linear(10, 3), input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"layer 0: Conv2d\(3, 4, 3\): expects input "
+                                         r"\(C=3, H, W\), got \(1, 8, 8\)"):
+        Sequential(Conv2d(3, 4, 3), input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match=r"body gives \(4, 4, 4\) but the shortcut gives "
+                                         r"\(1, 8, 8\)"):
+        Sequential(Residual(Conv2d(1, 4, 3, stride=2, padding=1)), GlobalAvgPool2d(),
+                   Linear(4, 2), input_shape=(1, 8, 8))
+    with pytest.raises(ValueError, match="num_classes=10 but the last layer Linear\\(4, 6\\) "
+                                         "outputs 6 scores"):
+        Sequential(Flatten(), Linear(4, 6), input_shape=(4,), num_classes=10)
+    with pytest.raises(ValueError, match="class scores must be 1-D"):
+        Sequential(Conv2d(1, 2, 3), input_shape=(1, 8, 8))
+    with pytest.raises(TypeError, match="layer 1 is 'relu', not an xpnn.nn layer"):
+        Sequential(Flatten(), "relu", input_shape=(4,))
+    model = Sequential(Flatten(), Linear(4, 2), input_shape=(1, 2, 2))
+    with pytest.raises(ValueError, match=r"X has shape \(3, 4\); this model takes \(N, 1, 2, 2\)"):
+        model.loss(np.zeros((3, 4)))
+
+
+def test_dropout_says_which_probability_it_takes():
+    for bad in ((0.2,), ()):
+        with pytest.raises(TypeError, match="exactly one of drop= .*DROPPING.* or keep= "
+                                            ".*KEEPING"):
+            Dropout(*bad)
+    with pytest.raises(TypeError, match="exactly one"):
+        Dropout(drop=0.2, keep=0.8)
+    with pytest.raises(ValueError, match="Dropout: drop must be a finite number in \\[0.0, 1.0\\)"):
+        Dropout(drop=1.0)
+    assert Dropout(drop=0.2).keep == pytest.approx(0.8) and Dropout(keep=0.3).keep == 0.3
+    np.random.seed(0)
+    x = np.ones((200, 50))
+    out, cache = Dropout(drop=0.2).forward(x, True)
+    assert set(np.unique(out)) == {0.0, 1.25} and abs((out > 0).mean() - 0.8) < 0.01
+    assert Dropout(drop=0.2).forward(x, False)[0] is x
+
+
+def test_layer_attributes_are_the_models_params(xb):
+    np.random.seed(0)
+    data = get_digits_data()
+    model = Sequential(Conv2d(1, 6, 3, padding=1), BatchNorm2d(6), ReLU(), MaxPool2d(2),
+                       Dropout(drop=0.1), Flatten(), Linear(96, 10), input_shape=(1, 8, 8),
+                       dtype=np.float64)
+    model.to_device(xb.name)
+    solver = Solver(model, data, num_epochs=3, batch_size=50, update_rule="adam",
+                    optim_config={"learning_rate": 1e-2}, verbose=False)
+    solver.train()
+    assert solver.best_val_acc > 0.9
+    # after the Solver replaced the arrays, the layers still show the model's
+    assert model[0].W is model.params["0.W"] and model[6].b is model.params["6.b"]
+    assert model[1].running_mean is model.bn_params[0]["running_mean"]
+    assert float(np.abs(host(model[1].running_var)).sum()) > 0
+    new = xb.asarray(np.zeros((10,)))
+    model[6].b = new
+    assert model.params["6.b"] is new
+    assert backend.backend_of(model.params["0.W"]) == xb.name
+
+
+def test_to_device_moves_params_and_running_statistics():
+    model = _model("residual_shortcut_prelu")
+    model.to_device("array_api_strict")
+    for v in model.params.values():
+        assert backend.backend_of(v) == "array_api_strict"
+    for p in model.bn_params:
+        assert backend.backend_of(p["running_mean"]) == "array_api_strict"
+    model.to_device("numpy")
+    assert all(backend.is_host(v) for v in model.params.values())
+
+
+def test_summary_table_counts_params_and_multiply_adds():
+    model = Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Residual([Conv2d(8, 16, 3, stride=2, padding=1)], Conv2d(8, 16, 1, stride=2)),
+                       GlobalAvgPool2d(), Linear(16, 10), input_shape=(3, 16, 16))
+    text = repr(model)
+    assert "Conv2d(3, 8, 3, padding=1)" in text and "8x16x16" in text
+    assert f"{8 * 16 * 16 * 3 * 9:,}" in text               # conv 0: F*Ho*Wo*C*kh*kw
+    assert f"{16 * 4 * 4 * 8 * 9:,}" in text and f"{16 * 4 * 4 * 8:,}" in text
+    total = sum(int(np.prod(v.shape)) for v in model.params.values())
+    assert total == 3 * 8 * 9 + 8 + 8 * 16 * 9 + 16 + 8 * 16 + 16 + 16 * 10 + 10
+    assert f"{total:,}" in text.splitlines()[-1]
+    assert "6.shortcut" not in text and "3.shortcut.0 Conv2d(8, 16, 1, stride=2)" in text
+
+
+def test_seeded_models_repeat_and_course_order_draws_from_numpy():
+    a, b = _model("conv_bn_relu_maxpool"), _model("conv_bn_relu_maxpool")
+    for k in a.params:
+        np.testing.assert_array_equal(host(a.params[k]), host(b.params[k]))
+    np.random.seed(3)
+    m = Sequential(Flatten(), Linear(4, 2), input_shape=(4,), dtype=np.float64)
+    np.random.seed(3)
+    np.testing.assert_array_equal(host(m.params["1.W"]), np.sqrt(2 / 4) * np.random.randn(4, 2))
+
+
+def test_architecture_is_json_and_survives_save_and_load(tmp_path):
+    import json
+    from xpnn.checkpoint import load_model, save_model
+    from xpnn.nn import load_arch
+    model = _model("residual_shortcut_prelu")
+    r = np.random.RandomState(0)
+    X, y = r.randn(6, 2, 5, 5), r.randint(3, size=6)
+    model.loss(X, y)                                  # running statistics move
+    arch = json.loads(json.dumps(model.init_kwargs))  # data, never code
+    path = str(tmp_path / "m.npz")
+    save_model(model, path)
+    back = load_model(path)
+    assert type(back).__name__ == "Sequential" and repr(back) == repr(model)
+    for k in model.params:
+        np.testing.assert_array_equal(host(back.params[k]), host(model.params[k]))
+    np.testing.assert_array_equal(host(back.loss(X)), host(model.loss(X)))  # test mode
+    f = tmp_path / "arch.json"
+    f.write_text(json.dumps({"layers": arch["layers"]}))
+    again = load_arch(str(f), input_shape=(2, 5, 5), num_classes=3, dtype=np.float64)
+    assert repr(again) == repr(model)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('[{"type": "Conv3d"}]', "layer 0: unknown layer type 'Conv3d'; known: Conv2d"),
+    ('[{"kind": "ReLU"}]', 'layer 0: expected an object with a "type"'),
+    ('[{"type": "Linear", "in_features": 4}]', "layer 0: Linear: .*missing 1 required"),
+    ('[{"type": "Flatten"}, {"type": "Linear", "in_features": 5, "out_features": 2}]',
+     r"layer 1: Linear\(5, 2\): expects 5 input features, got input \(4,\)"),
+    ('[{"type": "Residual", "body": {"type": "ReLU"}}]', 'a Residual needs "body": \\[layers\\]'),
+    ('[{"type": "Residual", "body": [{"type": "Relu"}]}]', "layer 0.body.0: unknown layer type"),
+    ('{"layers": [], "extra": 1}', 'expected a list of layers or an object with "layers"'),
+    ('{"layers": []}', 'an architecture needs "layers": a non-empty list'),
+    ("[{", "is not JSON"),
+])
+def test_bad_architecture_files_name_the_layer(tmp_path, text, match):
+    from xpnn.nn import load_arch
+    f = tmp_path / "a.json"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_arch(str(f), input_shape=(1, 2, 2))
+
+
+def test_the_seed_challenge_net():
+    from xpnn.nn import challenge_net
+    model = challenge_net((3, 32, 32), 6)
+    kinds = [type(la).__name__ for la in model]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Dropout"] * 3 + \
+        ["Flatten", "Linear", "ReLU", "Dropout", "Linear"]
+    assert model[0].W.shape == (64, 3, 5, 5) and model[5].W.shape == (128, 64, 3, 3)
+    assert model[16].W.shape == (4096, 512) and model[19].W.shape == (512, 6)
+    assert [model[i].keep for i in (4, 9, 14, 18)] == pytest.approx([0.8, 0.7, 0.6, 0.5])
+
+
+def test_cli_trains_an_architecture_file_and_the_challenge_net(tmp_path):
+    import json
+    import subprocess
+    import sys
+    arch = [{"type": "Conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3,
+             "padding": 1}, {"type": "BatchNorm2d", "num_features": 8}, {"type": "ReLU"},
+            {"type": "MaxPool2d", "kernel_size": 2}, {"type": "Flatten"},
+            {"type": "Linear", "in_features": 128, "out_features": 10}]
+    f = tmp_path / "arch.json"
+    f.write_text(json.dumps(arch))
+    env = dict(__import__("os").environ, XPNN_BACKEND="numpy")
+    for extra in (["--arch", str(f), "--epochs", "3"], ["--model", "challenge", "--epochs", "1"]):
+        out = subprocess.run([sys.executable, "-m", "xpnn.cli", "train", *extra, "--plot", "none",
+                              "--lr", "5e-3"], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert "0 Conv2d(1, " in out.stdout and "val accuracy:" in out.stdout
+        acc = float(out.stdout.split("val accuracy:")[1].split()[0])
+        assert acc > (0.85 if "--arch" in extra else 0.5), out.stdout
+
+
+def test_resumed_sequential_run_equals_the_uninterrupted_one(tmp_path, capsys):
+    """Dropout and batch norm included: the checkpoint holds the architecture,
+    params, running statistics, optimizer state and RNG."""
+    import json
+    from xpnn.cli import main
+    arch = [{"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3,
+             "padding": 1}, {"type": "BatchNorm2d", "num_features": 4}, {"type": "ReLU"},
+            {"type": "MaxPool2d", "kernel_size": 2}, {"type": "Dropout", "drop": 0.2},
+            {"type": "Flatten"}, {"type": "Linear", "in_features": 64, "out_features": 10}]
+    f = tmp_path / "arch.json"
+    f.write_text(json.dumps(arch))
+    common = ["--plot", "none", "--quiet", "--backend", "numpy"]
+    assert main(["train", "--arch", str(f), "--epochs", "2", *common]) == 0
+    whole = capsys.readouterr().out.splitlines()[0]
+    ck = str(tmp_path / "ck")
+    assert main(["train", "--arch", str(f), "--epochs", "1", "--checkpoint", ck, *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", ck + "_epoch_1.npz", "--epochs", "2", *common]) == 0
+    resumed = capsys.readouterr().out.splitlines()[0]
+    assert resumed.split("(")[0] == whole.split("(")[0]   # the same accuracies
+
+
+def _readme_blocks(section, lang):
+    import os
+    import re
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    body = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{lang}\n(.*?)```", body, re.S)
+
+
+def test_readme_section_runs_as_written(tmp_path, monkeypatch, capsys):
+    (code,), (arch,) = _readme_blocks("Composing networks", "python"), \
+        _readme_blocks("Composing networks", "json")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert "multiply-adds" in capsys.readouterr().out
+    assert namespace["model"][0].W is namespace["model"].params["0.W"]
+    from xpnn.nn import load_arch
+    (tmp_path / "net.json").write_text(arch)
+    assert len(load_arch("net.json", input_shape=(1, 8, 8), num_classes=10)) == 8

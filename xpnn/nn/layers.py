@@ -1,0 +1,624 @@
+"""Layer objects over the layer functions of :mod:`xpnn.layers`.
+
+A layer object knows its parameter names and shapes, infers its output shape
+from its input shape, runs ``forward``/``backward`` by calling the layer
+functions, and counts its multiply-adds. It holds no arrays itself: its
+parameters live in the flat ``params`` dict of the model it belongs to (the
+dict the Solver updates), and ``layer.W`` reads and writes that dict, so the
+two never drift apart.
+"""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from .. import layers as L
+from ..layers._util import check_int, check_number
+
+__all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm", "GroupNorm",
+           "ReLU", "LeakyReLU", "ELU", "PReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
+           "Dropout", "Flatten", "Residual"]
+
+
+def _pair(name, v, minimum):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+        return check_int(name, v[0], minimum), check_int(name, v[1], minimum)
+    v = check_int(name, v, minimum)
+    return v, v
+
+
+def _floor_out(size, k, stride, pad=0):
+    return (size + 2 * pad - k) // stride + 1
+
+
+class Layer:
+    """Base class. Subclasses set ``param_shapes`` in :meth:`build` (local
+    name -> (shape, initialiser)) and implement :meth:`forward` and
+    :meth:`backward`. ``forward(x, train) -> (out, cache)``;
+    ``backward(dout, cache) -> (dx, {local name: grad})``."""
+
+    #: local parameter names that are weights (L2-regularised, He-initialised)
+    weights: tuple = ()
+
+    def __init__(self):
+        object.__setattr__(self, "_model", None)
+        object.__setattr__(self, "_names", {})
+        self.param_shapes: dict = {}
+        self.in_shape = self.out_shape = None
+
+    # ------------------------------------------------ parameters in the model's dict
+    def _bind(self, model, prefix):
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_names", {k: f"{prefix}{k}" for k in self.param_shapes})
+
+    def __getattr__(self, name):
+        names = object.__getattribute__(self, "_names")
+        if name in names:
+            return object.__getattribute__(self, "_model").params[names[name]]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name in self.__dict__.get("_names", {}):
+            self._model.params[self._names[name]] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def p(self, name):
+        """The array behind local parameter ``name``."""
+        return self._model.params[self._names[name]]
+
+    @property
+    def param_names(self):
+        """Local name -> the name in the model's ``params``."""
+        return dict(self._names)
+
+    # ------------------------------------------------ shapes and cost
+    def in_shape_out(self, in_shape):
+        """Build for ``in_shape``, remember both shapes, return the output's."""
+        self.in_shape = tuple(int(d) for d in in_shape)
+        self.out_shape = tuple(int(d) for d in self.build(self.in_shape))
+        return self.out_shape
+
+    def build(self, in_shape):
+        """Check ``in_shape`` (per sample, no batch axis), declare parameters,
+        return the output shape."""
+        return in_shape
+
+    def macs(self):
+        """Multiply-adds per sample of the forward pass (convolutions and
+        matrix products; elementwise work is not counted)."""
+        return 0
+
+    def num_params(self):
+        return sum(int(np.prod(s)) for s, _ in self.param_shapes.values())
+
+    def children(self):
+        return []
+
+    def spec(self):
+        """This layer as JSON-ready data (type and constructor arguments)."""
+        return {"type": type(self).__name__, **self.config()}
+
+    def config(self):
+        return {}
+
+    def __repr__(self):
+        """Required arguments by position, the others only when not default."""
+        sig = inspect.signature(type(self).__init__).parameters
+        args = []
+        for k, v in self.config().items():
+            par = sig.get(k)
+            if par is None or par.default is inspect.Parameter.empty:
+                args.append(repr(v))
+            elif v != par.default:
+                args.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    def _mismatch(self, what):
+        return ValueError(f"{self!r}: {what}")
+
+
+class Conv2d(Layer):
+    """2-D convolution, ``W`` (out, in, kh, kw), ``b`` (out,). Output size
+    follows PyTorch's floor rule: rows or columns that no full window reaches
+    are not used (a 3x3 stride-2 pad-1 conv maps 16x16 to 8x8)."""
+
+    weights = ("W",)
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.in_channels = check_int("Conv2d: in_channels", in_channels, 1)
+        self.out_channels = check_int("Conv2d: out_channels", out_channels, 1)
+        self.kernel_size = _pair("Conv2d: kernel_size", kernel_size, 1)
+        self.stride = check_int("Conv2d: stride", stride, 1)
+        self.padding = check_int("Conv2d: padding", padding, 0)
+
+    def config(self):
+        kh, kw = self.kernel_size
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": kh if kh == kw else [kh, kw], "stride": self.stride,
+                "padding": self.padding}
+
+    def build(self, in_shape):
+        if len(in_shape) != 3 or in_shape[0] != self.in_channels:
+            raise self._mismatch(f"expects input (C={self.in_channels}, H, W), got {in_shape}")
+        C, H, W = in_shape
+        (kh, kw), s, p = self.kernel_size, self.stride, self.padding
+        if H + 2 * p < kh or W + 2 * p < kw:
+            raise self._mismatch(f"a {kh}x{kw} kernel does not fit the padded input "
+                                 f"{H + 2 * p}x{W + 2 * p}")
+        Ho, Wo = _floor_out(H, kh, s, p), _floor_out(W, kw, s, p)
+        # padded rows/columns beyond the last window: cropped before the conv
+        self._crop = (H + 2 * p - kh) % s, (W + 2 * p - kw) % s
+        fan_in = C * kh * kw
+        self.param_shapes = {"W": ((self.out_channels, C, kh, kw), ("normal", fan_in)),
+                             "b": ((self.out_channels,), ("zeros",))}
+        self.out_shape = (self.out_channels, Ho, Wo)
+        self._macs = self.out_channels * Ho * Wo * fan_in
+        return self.out_shape
+
+    def macs(self):
+        return self._macs
+
+    def forward(self, x, train):
+        p, (eh, ew) = self.padding, self._crop
+        if not (eh or ew):
+            return L.conv_forward_fast(x, self.p("W"), self.p("b"),
+                                       {"stride": self.stride, "pad": p})
+        from ..layers._util import pad_hw, xp_of
+        xp = xp_of(x=x)
+        xpad = pad_hw(xp, x, p)
+        xc = xpad[:, :, :xpad.shape[2] - eh, :xpad.shape[3] - ew]
+        out, cache = L.conv_forward_fast(xc, self.p("W"), self.p("b"),
+                                         {"stride": self.stride, "pad": 0})
+        return out, (cache, tuple(x.shape))
+
+    def backward(self, dout, cache):
+        p, (eh, ew) = self.padding, self._crop
+        if not (eh or ew):
+            dx, dw, db = L.conv_backward_fast(dout, cache)
+            return dx, {"W": dw, "b": db}
+        inner, shape = cache
+        dxc, dw, db = L.conv_backward_fast(dout, inner)
+        from ..layers._util import xp_of, zeros_like_shape
+        xp = xp_of(dout=dout)
+        N, C, H, W = shape
+        dxp = zeros_like_shape(xp, dxc, (N, C, H + 2 * p, W + 2 * p))
+        dxp[:, :, :dxc.shape[2], :dxc.shape[3]] = dxc
+        return dxp[:, :, p:p + H, p:p + W], {"W": dw, "b": db}
+
+
+class Linear(Layer):
+    """Fully connected: ``x.reshape(N, in) @ W + b`` with ``W`` stored
+    (in, out) as the course stores it. Flattens its input itself."""
+
+    weights = ("W",)
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.in_features = check_int("Linear: in_features", in_features, 1)
+        self.out_features = check_int("Linear: out_features", out_features, 1)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
+    def build(self, in_shape):
+        n = int(np.prod(in_shape))
+        if n != self.in_features:
+            raise self._mismatch(f"expects {self.in_features} input features, got input "
+                                 f"{in_shape} ({n} features)")
+        self.param_shapes = {"W": ((n, self.out_features), ("normal", n)),
+                             "b": ((self.out_features,), ("zeros",))}
+        return (self.out_features,)
+
+    def macs(self):
+        return self.in_features * self.out_features
+
+    def forward(self, x, train):
+        return L.affine_forward(x, self.p("W"), self.p("b"))
+
+    def backward(self, dout, cache):
+        dx, dw, db = L.affine_backward(dout, cache)
+        return dx, {"W": dw, "b": db}
+
+
+class _Norm(Layer):
+    """gamma/beta of shape (C,); batch norms keep running statistics in the
+    model's ``bn_params`` (what checkpoints store)."""
+
+    ndim = None
+    running = True
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.9):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = check_int(f"{name}: num_features", num_features, 1)
+        self.eps = check_number(f"{name}: eps", eps, 0.0, low_inclusive=False)
+        self.momentum = check_number(f"{name}: momentum", momentum, 0.0, 1.0)
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum}
+
+    def build(self, in_shape):
+        if len(in_shape) != self.ndim or in_shape[0] != self.num_features:
+            want = "(C, H, W)" if self.ndim == 3 else "(D,)"
+            raise self._mismatch(f"expects input {want} with {self.num_features} features on "
+                                 f"the first axis, got {in_shape}")
+        C = self.num_features
+        self.param_shapes = {"gamma": ((C,), ("ones",)), "beta": ((C,), ("zeros",))}
+        return in_shape
+
+    @property
+    def bn_param(self):
+        return self._model.bn_params[self._bn_index]
+
+    @property
+    def running_mean(self):
+        return self.bn_param.get("running_mean")
+
+    @property
+    def running_var(self):
+        return self.bn_param.get("running_var")
+
+    def new_bn_param(self):
+        C = self.num_features
+        return {"mode": "train", "eps": self.eps, "momentum": self.momentum,
+                "running_mean": np.zeros(C), "running_var": np.zeros(C)}
+
+
+class BatchNorm2d(_Norm):
+    ndim = 3
+
+    def forward(self, x, train):
+        bp = self.bn_param
+        bp["mode"] = "train" if train else "test"
+        return L.spatial_batchnorm_forward(x, self.p("gamma"), self.p("beta"), bp)
+
+    def backward(self, dout, cache):
+        dx, dg, db = L.spatial_batchnorm_backward(dout, cache)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class BatchNorm1d(_Norm):
+    ndim = 1
+
+    def forward(self, x, train):
+        bp = self.bn_param
+        bp["mode"] = "train" if train else "test"
+        return L.batchnorm_forward(x, self.p("gamma"), self.p("beta"), bp)
+
+    def backward(self, dout, cache):
+        dx, dg, db = L.batchnorm_backward_alt(dout, cache)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class LayerNorm(_Norm):
+    ndim = 1
+    running = False
+
+    def __init__(self, num_features, eps=1e-5):
+        super().__init__(num_features, eps)
+
+    def config(self):
+        return {"num_features": self.num_features, "eps": self.eps}
+
+    def forward(self, x, train):
+        return L.layernorm_forward(x, self.p("gamma"), self.p("beta"), {"eps": self.eps})
+
+    def backward(self, dout, cache):
+        dx, dg, db = L.layernorm_backward(dout, cache)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class GroupNorm(Layer):
+    """Group normalisation of (C, H, W) inputs over ``num_groups`` groups of
+    channels; ``gamma``/``beta`` of shape (1, C, 1, 1), as the course's
+    spatial_groupnorm takes them."""
+
+    def __init__(self, num_groups, num_channels, eps=1e-5):
+        super().__init__()
+        self.num_groups = check_int("GroupNorm: num_groups", num_groups, 1)
+        self.num_channels = check_int("GroupNorm: num_channels", num_channels, 1)
+        self.eps = check_number("GroupNorm: eps", eps, 0.0, low_inclusive=False)
+        if self.num_channels % self.num_groups:
+            raise ValueError(f"GroupNorm: num_channels={num_channels} is not divisible by "
+                             f"num_groups={num_groups}")
+
+    def config(self):
+        return {"num_groups": self.num_groups, "num_channels": self.num_channels,
+                "eps": self.eps}
+
+    def build(self, in_shape):
+        if len(in_shape) != 3 or in_shape[0] != self.num_channels:
+            raise self._mismatch(f"expects input (C={self.num_channels}, H, W), got {in_shape}")
+        C = self.num_channels
+        self.param_shapes = {"gamma": ((1, C, 1, 1), ("ones",)),
+                             "beta": ((1, C, 1, 1), ("zeros",))}
+        return in_shape
+
+    def forward(self, x, train):
+        return L.spatial_groupnorm_forward(x, self.p("gamma"), self.p("beta"), self.num_groups,
+                                           {"eps": self.eps})
+
+    def backward(self, dout, cache):
+        dx, dg, db = L.spatial_groupnorm_backward(dout, cache)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class ReLU(Layer):
+    def forward(self, x, train):
+        return L.relu_forward(x)
+
+    def backward(self, dout, cache):
+        return L.relu_backward(dout, cache), {}
+
+
+class LeakyReLU(Layer):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = check_number("LeakyReLU: negative_slope", negative_slope)
+
+    def config(self):
+        return {"negative_slope": self.negative_slope}
+
+    def forward(self, x, train):
+        return L.leaky_relu_forward(x, self.negative_slope)
+
+    def backward(self, dout, cache):
+        return L.leaky_relu_backward(dout, cache), {}
+
+
+class ELU(Layer):
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = check_number("ELU: alpha", alpha, 0.0)
+
+    def config(self):
+        return {"alpha": self.alpha}
+
+    def forward(self, x, train):
+        return L.elu_forward(x, self.alpha)
+
+    def backward(self, dout, cache):
+        return L.elu_backward(dout, cache), {}
+
+
+class PReLU(Layer):
+    """Leaky ReLU with a learnt slope ``a``: one shared (``num_parameters=1``)
+    or one per channel (``num_parameters=C``), starting at ``init``."""
+
+    def __init__(self, num_parameters=1, init=0.25):
+        super().__init__()
+        self.num_parameters = check_int("PReLU: num_parameters", num_parameters, 1)
+        self.init = check_number("PReLU: init", init)
+
+    def config(self):
+        return {"num_parameters": self.num_parameters, "init": self.init}
+
+    def build(self, in_shape):
+        if self.num_parameters != 1 and in_shape[0] != self.num_parameters:
+            raise self._mismatch(f"has {self.num_parameters} slopes but its input {in_shape} "
+                                 f"has {in_shape[0]} channels")
+        self.param_shapes = {"a": ((self.num_parameters,), ("full", self.init))}
+        return in_shape
+
+    def forward(self, x, train):
+        return L.prelu_forward(x, self.p("a"))
+
+    def backward(self, dout, cache):
+        dx, da = L.prelu_backward(dout, cache)
+        return dx, {"a": da}
+
+
+class _Pool(Layer):
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = _pair(f"{name}: kernel_size", kernel_size, 1)
+        self.stride = self.kernel_size[0] if stride is None else \
+            check_int(f"{name}: stride", stride, 1)
+
+    def config(self):
+        kh, kw = self.kernel_size
+        return {"kernel_size": kh if kh == kw else [kh, kw],
+                "stride": None if self.stride == kh else self.stride}
+
+    def build(self, in_shape):
+        if len(in_shape) != 3:
+            raise self._mismatch(f"expects input (C, H, W), got {in_shape}")
+        C, H, W = in_shape
+        (kh, kw), s = self.kernel_size, self.stride
+        if H < kh or W < kw:
+            raise self._mismatch(f"a {kh}x{kw} window does not fit the input {H}x{W}")
+        self.pool_param = {"pool_height": kh, "pool_width": kw, "stride": s}
+        return (C, _floor_out(H, kh, s), _floor_out(W, kw, s))
+
+
+class MaxPool2d(_Pool):
+    """Max pooling; ``stride`` defaults to the window size; floor rule."""
+
+    def forward(self, x, train):
+        return L.max_pool_forward_fast(x, self.pool_param)
+
+    def backward(self, dout, cache):
+        return L.max_pool_backward_fast(dout, cache), {}
+
+
+class AvgPool2d(_Pool):
+    """Average pooling; ``stride`` defaults to the window size; floor rule."""
+
+    def forward(self, x, train):
+        return L.avg_pool_forward(x, self.pool_param)
+
+    def backward(self, dout, cache):
+        return L.avg_pool_backward(dout, cache), {}
+
+
+class GlobalAvgPool2d(Layer):
+    """Mean over each channel's H x W: (C, H, W) -> (C,)."""
+
+    def build(self, in_shape):
+        if len(in_shape) != 3:
+            raise self._mismatch(f"expects input (C, H, W), got {in_shape}")
+        return (in_shape[0],)
+
+    def forward(self, x, train):
+        return L.global_avg_pool_forward(x)
+
+    def backward(self, dout, cache):
+        return L.global_avg_pool_backward(dout, cache), {}
+
+
+class Dropout(Layer):
+    """Inverted dropout, given by keyword only, as the probability a unit is
+    dropped (``Dropout(drop=0.2)``, PyTorch's meaning) or kept
+    (``Dropout(keep=0.8)``, the course's ``p``). Identity at test time."""
+
+    def __init__(self, *args, drop=None, keep=None):
+        super().__init__()
+        if args or (drop is None) == (keep is None):
+            raise TypeError("Dropout takes exactly one of drop= (probability of DROPPING a "
+                            "unit, as PyTorch's p) or keep= (probability of KEEPING it, as "
+                            f"the course's p), by keyword; got positional {args!r}, "
+                            f"drop={drop!r}, keep={keep!r}")
+        if drop is not None:
+            keep = 1.0 - check_number("Dropout: drop", drop, 0.0, 1.0, high_inclusive=False)
+        self.keep = check_number("Dropout: keep", keep, 0.0, 1.0, low_inclusive=False)
+
+    def config(self):
+        return {"keep": self.keep}
+
+    def __repr__(self):
+        return f"Dropout(keep={self.keep:g})"
+
+    def forward(self, x, train):
+        if not train or self.keep == 1.0:
+            return x, None
+        return L.dropout_forward(x, {"mode": "train", "p": self.keep})
+
+    def backward(self, dout, cache):
+        return (dout if cache is None else L.dropout_backward(dout, cache)), {}
+
+
+class Flatten(Layer):
+    """(C, H, W) -> (C*H*W,)."""
+
+    def build(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def forward(self, x, train):
+        from ..layers._util import xp_of
+        return xp_of(x=x).reshape(x, (x.shape[0], -1)), tuple(x.shape)
+
+    def backward(self, dout, cache):
+        from ..layers._util import xp_of
+        return xp_of(dout=dout).reshape(dout, cache), {}
+
+
+class Residual(Layer):
+    """``body(x) + shortcut(x)``: ``body`` a layer or a list of layers,
+    ``shortcut`` None (the identity) or a layer / list of layers, e.g. a 1x1
+    strided Conv2d where the body changes the shape."""
+
+    def __init__(self, body, shortcut=None):
+        super().__init__()
+        self.body = list(body) if isinstance(body, (list, tuple)) else [body]
+        self.shortcut = [] if shortcut is None else (
+            list(shortcut) if isinstance(shortcut, (list, tuple)) else [shortcut])
+        for layer in self.body + self.shortcut:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Residual: {layer!r} is not an xpnn.nn layer")
+        if not self.body:
+            raise ValueError("Residual needs a body of at least one layer")
+
+    def children(self):
+        return [("body", i, layer) for i, layer in enumerate(self.body)] + \
+            [("shortcut", i, layer) for i, layer in enumerate(self.shortcut)]
+
+    def config(self):
+        return {"body": [la.spec() for la in self.body],
+                "shortcut": [la.spec() for la in self.shortcut] or None}
+
+    def __repr__(self):
+        sc = "identity" if not self.shortcut else self.shortcut
+        return f"Residual(body={self.body}, shortcut={sc})"
+
+    def build(self, in_shape):
+        a = b = in_shape
+        for layer in self.body:
+            a = layer.in_shape_out(a)
+        for layer in self.shortcut:
+            b = layer.in_shape_out(b)
+        if tuple(a) != tuple(b):
+            raise self._mismatch(f"body gives {a} but the shortcut gives {b}; they must match "
+                                 "to be added (use a strided 1x1 Conv2d as the shortcut)")
+        return a
+
+    def macs(self):
+        return sum(la.macs() for la in self.body + self.shortcut)
+
+    def forward(self, x, train):
+        a, ca = _run(self.body, x, train)
+        b, cb = _run(self.shortcut, x, train)
+        return a + b, (ca, cb)
+
+    def backward(self, dout, cache):
+        ca, cb = cache
+        da, grads = _back(self.body, dout, ca)
+        db, g2 = _back(self.shortcut, dout, cb)
+        grads.update(g2)
+        return da + db, grads
+
+
+def _run(layers, x, train):
+    caches = []
+    for layer in layers:
+        x, c = layer.forward(x, train)
+        caches.append(c)
+    return x, caches
+
+
+def _back(layers, dout, caches):
+    """Backward through ``layers``; grads keyed by the model's param names."""
+    grads = {}
+    for layer, c in zip(reversed(layers), reversed(caches)):
+        dout, g = layer.backward(dout, c)
+        for k, v in g.items():
+            if k in layer._names:
+                grads[layer._names[k]] = v
+            else:  # a container's grads are already model names
+                grads[k] = v
+    return dout, grads
+
+
+
+def layer_from_spec(spec, where="layer"):
+    """A layer from its :meth:`Layer.spec` data (JSON): ``{"type": "Conv2d",
+    "in_channels": 3, ...}``; Residual bodies and shortcuts nest. Bad data
+    is a ValueError naming ``where`` and what was wrong."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ValueError(f"{where}: expected an object with a \"type\" such as "
+                         f"{{\"type\": \"ReLU\"}}, got {spec!r}")
+    kind = spec["type"]
+    cls = globals().get(kind) if kind in __all__ and kind not in ("Layer", "layer_from_spec") \
+        else None
+    if cls is None:
+        known = ", ".join(n for n in __all__ if n not in ("Layer", "layer_from_spec"))
+        raise ValueError(f"{where}: unknown layer type {kind!r}; known: {known}")
+    args = {k: v for k, v in spec.items() if k != "type"}
+    if cls is Residual:
+        body = args.pop("body", None)
+        shortcut = args.pop("shortcut", None)
+        if not isinstance(body, list) or (shortcut is not None and not isinstance(shortcut, list)):
+            raise ValueError(f"{where}: a Residual needs \"body\": [layers] and optionally "
+                             f"\"shortcut\": [layers], got {spec!r}")
+        args["body"] = [layer_from_spec(s, f"{where}.body.{i}") for i, s in enumerate(body)]
+        args["shortcut"] = None if not shortcut else \
+            [layer_from_spec(s, f"{where}.shortcut.{i}") for i, s in enumerate(shortcut)]
+    try:
+        return cls(**args)
+    except TypeError as exc:
+        raise ValueError(f"{where}: {kind}: {exc}") from None
