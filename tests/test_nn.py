@@ -107,7 +107,8 @@ def test_mismatches_are_named():
     with pytest.raises(TypeError, match="layer 1 is 'relu', not an xpnn.nn layer"):
         Sequential(Flatten(), "relu", input_shape=(4,))
     model = Sequential(Flatten(), Linear(4, 2), input_shape=(1, 2, 2))
-    with pytest.raises(ValueError, match=r"X has shape \(3, 4\); this model takes \(N, 1, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"X has shape \(3, 4\); this model takes "
+                                         r"\(N, 1, 2, 2\)"):
         model.loss(np.zeros((3, 4)))
 
 

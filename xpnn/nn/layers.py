@@ -16,7 +16,8 @@ import numpy as np
 from .. import layers as L
 from ..layers._util import check_int, check_number
 
-__all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm", "GroupNorm",
+__all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
+           "LayerNorm", "GroupNorm",
            "ReLU", "LeakyReLU", "ELU", "PReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
            "Dropout", "Flatten", "Residual"]
 
