@@ -163,7 +163,8 @@ def test_to_device_moves_params_and_running_statistics():
 
 def test_summary_table_counts_params_and_multiply_adds():
     model = Sequential(Conv2d(3, 8, 3, padding=1), ReLU(), MaxPool2d(2),
-                       Residual([Conv2d(8, 16, 3, stride=2, padding=1)], Conv2d(8, 16, 1, stride=2)),
+                       Residual([Conv2d(8, 16, 3, stride=2, padding=1)],
+                                Conv2d(8, 16, 1, stride=2)),
                        GlobalAvgPool2d(), Linear(16, 10), input_shape=(3, 16, 16))
     text = repr(model)
     assert "Conv2d(3, 8, 3, padding=1)" in text and "8x16x16" in text
