@@ -274,3 +274,81 @@ def test_shrink_refuses_what_it_cannot_shrink_and_says_why():
     prune.ln_structured(conv, "W2", 1.0, dim=0)
     with pytest.raises(ValueError, match="every filter of W2 is pruned"):
         prune.shrink(conv)
+    fc = FullyConnectedNet([4, 3], input_dim=5, num_classes=2, dtype=np.float64)
+    prune.ln_structured(fc, "W2", 1, dim=0)             # along its inputs
+    prune.l1_unstructured(fc, "W2", 2)
+    assert fc.prune_kinds["W2"] == "mixed"
+    with pytest.raises(ValueError, match=r"W2 has an unstructured mask; shrink removes whole "
+                                         r"units only \(prune.ln_structured\(model, 'W2', "
+                                         r"amount, dim=1\)\)"):
+        prune.shrink(fc)
+
+
+def test_model_stats_counts_params_and_multiply_adds_exactly():
+    """Against hand counts, and against xpnn.nn's own per-layer count of the
+    same network (two independent implementations)."""
+    from xpnn.nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+    m = ThreeLayerConvNet(input_dim=(3, 32, 30), num_filters=32, filter_size=7, hidden_dim=100)
+    conv = 32 * 3 * 7 * 7 * 32 * 30                    # pad 3, stride 1: 32x30 outputs
+    assert prune.model_stats(m) == {
+        "params": 32 * 3 * 49 + 32 + 32 * 16 * 15 * 100 + 100 + 100 * 10 + 10,
+        "flops": conv + 32 * 16 * 15 * 100 + 100 * 10}
+    seq = Sequential(Conv2d(3, 32, 7, padding=3), ReLU(), MaxPool2d(2), Flatten(),
+                     Linear(32 * 16 * 15, 100), ReLU(), Linear(100, 10), input_shape=(3, 32, 30))
+    assert sum(la.macs() for la in seq) == prune.model_stats(m)["flops"]
+    c = ConvNet(input_dim=(1, 9, 7), conv_blocks=((4, 6), (5,)), hidden_dims=(12, 7),
+                num_classes=3)
+    # block 1: two 3x3 pad-1 convs at 9x7, pool to 4x3; block 2: one conv at 4x3, pool to 2x1
+    flops = 4 * 9 * 63 + 6 * 4 * 9 * 63 + 5 * 6 * 9 * 12 + 5 * 2 * 1 * 12 + 12 * 7 + 7 * 3
+    assert prune.model_stats(c)["flops"] == flops
+
+    class Bare:  # a course-written model: params only
+        params = {"W1": np.zeros((4, 3)), "b1": np.zeros(3)}
+    assert prune.model_stats(Bare()) == {"params": 15, "flops": 0}
+
+
+def test_sparsity_counts_exact_zeros():
+    m = FullyConnectedNet([4], input_dim=5, num_classes=3, dtype=np.float64)
+    m.params["W1"] = np.array([[0, 1, 2, 0]] * 5, dtype=np.float64)   # 10 of 20 zero
+    m.params["W2"] = np.ones((4, 3))
+    m.params["W2"][0, 0] = 0.0                                         # 1 of 12
+    m.params["b1"] = np.zeros(4)                                       # not a weight
+    s = prune.sparsity(m)
+    assert s["per_param"] == {"W1": 0.5, "W2": 1 / 12}
+    assert s["global"] == 11 / 32
+    assert prune.sparsity(m, ["b1"]) == {"per_param": {"b1": 1.0}, "global": 1.0}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_shrunk_model_is_a_whole_model(xb, case, tmp_path):
+    """What shrink builds keeps reg, dtype, backend and the unstructured
+    masks that remain (their kind too), reports what it removed, and saves
+    and loads as itself: its constructor arguments give its shapes."""
+    np.random.seed(5)
+    m = CASES[case]()
+    m.reg = 0.25
+    m.to_device(xb.name)
+    shape = m.init_kwargs["input_dim"]
+    X = np.random.randn(6, *(shape if isinstance(shape, list) else [shape]))
+    y = np.arange(6) % 10
+    m.loss(X, y)
+    first, last = m.layers[0], m.layers[-1]
+    prune.ln_structured(m, first["W"], 3, dim=0 if first["kind"] == "conv" else 1)
+    prune.l1_unstructured(m, first["W"], 0.2)          # mixed: structured + unstructured
+    prune.l1_unstructured(m, last["W"], 0.3)
+    assert m.prune_kinds[first["W"]] == "mixed"
+    small = prune.shrink(m)
+    assert small.shrink_report["removed"] == {first["W"]: 3}
+    assert small.reg == 0.25
+    for k, v in small.params.items():
+        assert v.dtype == m.params[k].dtype and backend.backend_of(v) == xb.name, k
+    assert set(small.masks) == {first["W"], last["W"]}
+    assert small.prune_kinds == {first["W"]: "unstructured", last["W"]: "unstructured"}
+    for k, mask in small.masks.items():
+        assert tuple(mask.shape) == tuple(small.params[k].shape)
+        assert backend.backend_of(mask) == xb.name
+        assert np.all(host(small.params[k])[host(mask) == 0] == 0)
+    back = load_model(save_model(small, str(tmp_path / "small.npz")))
+    assert back.init_kwargs == small.init_kwargs
+    for s, t in ((m.loss(X), small.loss(X)), (m.loss(X), back.loss(X))):
+        np.testing.assert_allclose(host(t), host(s), rtol=1e-10, atol=1e-12)
