@@ -160,3 +160,71 @@ def test_lr_decay_is_applied_once_per_epoch(digits):
     s.train()
     assert all(c["learning_rate"] == pytest.approx(0.1 * 0.5 ** 3)
                for c in s.optim_configs.values())
+
+
+def _pruned_fc(seed=0):
+    from xpnn import prune
+    np.random.seed(seed)
+    m = FullyConnectedNet([20], input_dim=64, num_classes=10, normalization="batchnorm",
+                          reg=0.01, dtype=np.float64)
+    prune.l1_unstructured(m, "W1", 0.3)
+    return m
+
+
+def test_checkpoint_restores_masks_statistics_optimizer_and_settings(digits, tmp_path):
+    from xpnn.checkpoint import load_npz
+    X = {k: (v.reshape(len(v), -1) if k.startswith("X") else v) for k, v in digits.items()}
+    m = _pruned_fc()
+    s = Solver(m, X, update_rule="sgd_momentum", optim_config={"learning_rate": 1e-2},
+               lr_decay=0.8, batch_size=40, num_epochs=2, num_train_samples=300,
+               num_val_samples=200, print_every=7, verbose=False,
+               checkpoint_name=str(tmp_path / "ck"))
+    s.train()
+    meta, _ = load_npz(s.last_checkpoint)
+    assert meta["solver"] == {"update_rule": "sgd_momentum", "optim_config": {
+        "learning_rate": 1e-2}, "lr_decay": 0.8, "batch_size": 40, "num_epochs": 2,
+        "num_train_samples": 300, "num_val_samples": 200, "print_every": 7}
+    fresh = FullyConnectedNet([20], input_dim=64, num_classes=10, normalization="batchnorm",
+                              reg=0.01, dtype=np.float64)
+    t = Solver(fresh, X, update_rule="sgd_momentum", verbose=False).load_checkpoint(
+        s.last_checkpoint)
+    assert fresh.prune_kinds == {"W1": "unstructured"}
+    np.testing.assert_array_equal(host(fresh.masks["W1"]), host(m.masks["W1"]))
+    np.testing.assert_array_equal(host(fresh.bn_params[0]["running_var"]),
+                                  host(m.bn_params[0]["running_var"]))
+    for k in m.params:
+        np.testing.assert_array_equal(host(t.best_params[k]), host(s.best_params[k]))
+        np.testing.assert_array_equal(host(t.optim_configs[k]["velocity"]),
+                                      host(s.optim_configs[k]["velocity"]))
+    assert (t.epoch, t.iteration, t.best_val_acc) == (s.epoch, s.iteration, s.best_val_acc)
+
+
+class _CourseWritten:
+    """A model as a student writes it: NumPy params and loss(), nothing else."""
+
+    def __init__(self, like):
+        self.params = {k: np.array(host(v)) for k, v in like.params.items()}
+        self._like = like
+
+    def loss(self, X, y=None):
+        self._like.params = self.params
+        return self._like.loss(X, y)
+
+
+def test_course_written_model_stays_on_the_host_and_takes_any_checkpoint(digits, tmp_path):
+    from xpnn import backend
+    X = {k: (v.reshape(len(v), -1) if k.startswith("X") else v) for k, v in digits.items()}
+    np.random.seed(1)
+    fc = FullyConnectedNet([20], input_dim=64, num_classes=10, dtype=np.float64)
+    Solver(fc, X, num_epochs=1, batch_size=50, verbose=False,
+           checkpoint_name=str(tmp_path / "fc")).train()
+    inner = FullyConnectedNet([20], input_dim=64, num_classes=10, dtype=np.float64)
+    inner.to_device("numpy")
+    student = _CourseWritten(inner)
+    with backend.use_backend("array_api_strict"):   # a device backend is active
+        s = Solver(student, X, update_rule="adam", verbose=False)
+        s.load_checkpoint(str(tmp_path / "fc_epoch_1.npz"))   # written by an xpnn model
+        for d in (student.params, s.best_params):
+            assert all(backend.is_host(v) for v in d.values())
+        assert all(backend.is_host(v) for c in s.optim_configs.values()
+                   for v in c.values() if hasattr(v, "shape"))
