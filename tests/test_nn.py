@@ -301,3 +301,72 @@ def test_readme_section_runs_as_written(tmp_path, monkeypatch, capsys):
     from xpnn.nn import load_arch
     (tmp_path / "net.json").write_text(arch)
     assert len(load_arch("net.json", input_shape=(1, 8, 8), num_classes=10)) == 8
+
+
+def _resnet():
+    return [Conv2d(1, 8, 3, padding=1), BatchNorm2d(8), ReLU(),
+            Residual([Conv2d(8, 8, 3, padding=1), BatchNorm2d(8), ReLU(),
+                      Conv2d(8, 8, 3, padding=1), BatchNorm2d(8)]), ReLU(),
+            Residual([Conv2d(8, 16, 3, stride=2, padding=1), BatchNorm2d(16), ReLU(),
+                      Conv2d(16, 16, 3, padding=1), BatchNorm2d(16)],
+                     [Conv2d(8, 16, 1, stride=2), BatchNorm2d(16)]), ReLU(),
+            GlobalAvgPool2d(), Linear(16, 10)]
+
+
+def _torch_forward(torch, layers, x, P):
+    """The same network written with torch.nn.functional, reading the
+    xpnn model's params (a dict of torch tensors keyed like model.params)."""
+    F = torch.nn.functional
+    for layer in layers:
+        n = layer.param_names
+        if isinstance(layer, Conv2d):
+            x = F.conv2d(x, P[n["W"]], P[n["b"]], stride=layer.stride, padding=layer.padding)
+        elif isinstance(layer, BatchNorm2d):
+            x = F.batch_norm(x, None, None, P[n["gamma"]], P[n["beta"]], training=True,
+                             eps=layer.eps)
+        elif isinstance(layer, Linear):
+            x = x.reshape(x.shape[0], -1) @ P[n["W"]] + P[n["b"]]
+        elif isinstance(layer, ReLU):
+            x = F.relu(x)
+        elif isinstance(layer, MaxPool2d):
+            x = F.max_pool2d(x, layer.kernel_size, stride=layer.stride)
+        elif isinstance(layer, GlobalAvgPool2d):
+            x = x.mean(dim=(2, 3))
+        elif isinstance(layer, Flatten):
+            x = x.reshape(x.shape[0], -1)
+        elif isinstance(layer, Dropout):
+            assert layer.keep == 1.0
+        elif isinstance(layer, Residual):
+            x = _torch_forward(torch, layer.body, x, P) + \
+                (_torch_forward(torch, layer.shortcut, x, P) if layer.shortcut else x)
+        else:
+            raise AssertionError(layer)
+    return x
+
+
+@pytest.mark.parametrize("net", ["challenge", "resnet"])
+def test_loss_and_every_gradient_match_pytorch(net):
+    """The seed's challenge net (dropout off: keep=1) and a small ResNet with
+    a strided 1x1 shortcut, from the same float64 weights."""
+    torch = pytest.importorskip("torch")
+    from xpnn.nn import challenge_net
+    if net == "challenge":
+        model = challenge_net((3, 32, 32), 6, dtype=np.float64, seed=0)
+        for layer in model:
+            if isinstance(layer, Dropout):
+                layer.keep = 1.0
+    else:
+        model = Sequential(*_resnet(), input_shape=(1, 8, 8), dtype=np.float64, seed=0)
+    r = np.random.RandomState(0)
+    X = r.randn(3, *model.input_shape)
+    y = r.randint(model.num_classes, size=3)
+    loss, grads = model.loss(X, y)
+    P = {k: torch.tensor(host(v), requires_grad=True) for k, v in model.params.items()}
+    tloss = torch.nn.functional.cross_entropy(
+        _torch_forward(torch, model.modules, torch.tensor(X), P), torch.tensor(y))
+    tloss.backward()
+    assert abs(float(host(loss)) - tloss.item()) <= 1e-10 * abs(tloss.item())
+    for k, t in P.items():
+        g, tg = host(grads[k]), t.grad.numpy()
+        err = np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)
+        assert err < 1e-10 or np.abs(g - tg).max() < 1e-14, f"{k}: {err:.1e}"
