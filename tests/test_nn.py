@@ -370,3 +370,34 @@ def test_loss_and_every_gradient_match_pytorch(net):
         g, tg = host(grads[k]), t.grad.numpy()
         err = np.abs(g - tg).max() / max(np.abs(tg).max(), 1e-300)
         assert err < 1e-10 or np.abs(g - tg).max() < 1e-14, f"{k}: {err:.1e}"
+
+
+def test_pruning_a_sequential(tmp_path):
+    """Unstructured pruning over every weight, kept through training; along
+    a conv's outputs the bias and the next batch norm's entries go too, so
+    those channels output exactly zero; masks survive save and load."""
+    from xpnn import prune
+    from xpnn.checkpoint import load_model, save_model
+    np.random.seed(0)
+    model = Sequential(*_resnet(), input_shape=(1, 8, 8), dtype=np.float64, seed=0)
+    names = prune.prunable_names(model)
+    assert names == ["0.W", "3.body.0.W", "3.body.3.W", "5.body.0.W", "5.body.3.W",
+                     "5.shortcut.0.W", "8.W"]
+    prune.global_unstructured(model, 0.5)
+    assert prune.sparsity(model)["global"] == pytest.approx(0.5, abs=1e-3)
+    prune.ln_structured(model, "5.body.0.W", 4, dim=0)
+    assert {k for k, v in model.prune_kinds.items() if v == "companion:5.body.0.W"} == \
+        {"5.body.0.b", "5.body.1.gamma", "5.body.1.beta"}
+    data = {k: v[:200] for k, v in get_digits_data().items()}
+    Solver(model, data, num_epochs=1, batch_size=50, verbose=False).train()
+    for k, m in model.masks.items():
+        assert np.all(host(model.params[k])[host(m) == 0] == 0), k
+    dead = np.flatnonzero(host(model.masks["5.body.0.b"]) == 0)
+    h = np.asarray(data["X_val"][:5], dtype=np.float64)
+    for layer in model.modules[:5] + model[5].body[:3]:  # up to the ReLU after 5.body.1
+        h, _ = layer.forward(h, False)
+    assert dead.size == 4 and np.all(h[:, dead] == 0) and np.any(h != 0)
+    back = load_model(save_model(model, str(tmp_path / "p.npz")))
+    assert back.prune_kinds == model.prune_kinds
+    np.testing.assert_array_equal(host(back.loss(data["X_val"])), host(model.loss(data["X_val"])))
+

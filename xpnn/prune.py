@@ -42,6 +42,8 @@ def _state(model):
 
 def prunable_names(model):
     """The conv and affine weight names, in layer order."""
+    if hasattr(model, "weight_names"):  # an xpnn.nn Sequential knows its own
+        return model.weight_names()
     if getattr(model, "layers", None):
         return [spec["W"] for spec in model.layers]
     return sorted(k for k, v in model.params.items() if k.startswith("W") and v.ndim >= 2)
@@ -160,15 +162,24 @@ def ln_structured(model, name, amount, n=1, dim=0):
     index[dim] = dead
     new[tuple(index)] = 0
     _set_mask(model, name, new, f"structured:{dim}")
-    li, spec = _layer_of(model, name)
-    if spec is not None and dim == _out_dim(spec):
-        for key in ("b", "gamma", "beta"):
-            if key in spec:
-                comp = spec[key]
-                cm = np.ones(tuple(model.params[comp].shape))
-                cm[dead] = 0
-                _set_mask(model, comp, cm, f"companion:{name}")
+    out_dim, companions = _companions(model, name)
+    if dim == out_dim:
+        for comp in companions:
+            cm = np.ones(tuple(model.params[comp].shape))
+            cm.reshape(-1)[dead] = 0  # (C,) or GroupNorm-style (1, C, 1, 1)
+            _set_mask(model, comp, cm, f"companion:{name}")
     return model
+
+
+def _companions(model, name):
+    """(output dim of weight ``name``, the params whose entries follow its
+    outputs: its bias, and a batch norm's gamma/beta right after it)."""
+    if hasattr(model, "prune_companions"):
+        return model.prune_companions(name)
+    li, spec = _layer_of(model, name)
+    if spec is None:
+        return None, []
+    return _out_dim(spec), [spec[k] for k in ("b", "gamma", "beta") if k in spec]
 
 
 def global_unstructured(model, amount, names=None):
@@ -316,7 +327,8 @@ def shrink(model):
     layers = getattr(model, "layers", None)
     if not layers:
         raise ValueError("shrink needs a model with an explicit layer list "
-                         "(FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet, ConvNet)")
+                         "(FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet, ConvNet); "
+                         "an xpnn.nn Sequential can be pruned but not yet shrunk")
     keep = {}
     for li, spec in enumerate(layers):
         # removable outputs are those pruned by ln_structured along the output

@@ -117,6 +117,31 @@ class Sequential(DeviceModel):
         """The params that are weights (L2-regularised): every W of a Conv2d or Linear."""
         return [layer._names[w] for _, layer in _walk(self.modules) for w in layer.weights]
 
+    def prune_companions(self, name):
+        """For pruning along outputs: (the output dim of weight ``name``, the
+        params whose entries belong to those outputs: the layer's bias and
+        the gamma/beta of a batch norm directly after it)."""
+        from .layers import _Norm
+        for chain in self._chains():
+            for i, layer in enumerate(chain):
+                if layer.weights and layer._names.get("W") == name:
+                    comps = [layer._names["b"]]
+                    nxt = chain[i + 1] if i + 1 < len(chain) else None
+                    if isinstance(nxt, _Norm) and nxt.running:
+                        comps += [nxt._names["gamma"], nxt._names["beta"]]
+                    return (0 if isinstance(layer, Conv2d) else 1), comps
+        return None, []
+
+    def _chains(self):
+        """Every list of layers applied in sequence: the model's own, and
+        each Residual's body and shortcut."""
+        chains = [self.modules]
+        for _, layer in _walk(self.modules):
+            for branch in ("body", "shortcut"):
+                if getattr(layer, branch, None):
+                    chains.append(getattr(layer, branch))
+        return chains
+
     # ------------------------------------------------ the model
     def loss(self, X, y=None):
         """Scores (N, num_classes) when y is None (test mode); else
