@@ -7,7 +7,7 @@ import pytest
 
 from xpnn import backend
 from xpnn.gradient_check import rel_error
-from xpnn.optim import adagrad, adam, get_update_rule, rmsprop, sgd, sgd_momentum, \
+from xpnn.optim import adagrad, adam, adamw, get_update_rule, rmsprop, sgd, sgd_momentum, \
     sgd_nesterov_momentum
 
 N, D = 4, 5
@@ -70,7 +70,7 @@ def test_adam(xb):
     assert config["t"] == 6
 
 
-@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam,
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam, adamw,
                                   adagrad])
 def test_rules_minimise_a_quadratic_with_defaults(xb, rule):
     """Each rule, from its default config, decreases f(w) = 0.5 ||w - 3||^2."""
@@ -99,7 +99,7 @@ def test_bad_rule_and_shapes():
         sgd(np.ones(3), np.ones(2))
 
 
-@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam,
+@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam, adamw,
                                   adagrad])
 def test_rules_name_the_bad_argument(rule):
     w = np.ones(3)
@@ -151,6 +151,8 @@ def test_nesterov_tracks_the_look_ahead_point_of_classic_nesterov(xb):
     (rmsprop, {"learning_rate": 1e-2, "decay_rate": 0.99, "epsilon": 1e-8}),
     (adagrad, {"learning_rate": 1e-2, "epsilon": 1e-8}),
     (adam, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 1}),
+    (adamw, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+             "weight_decay": 1e-2, "t": 1}),
 ])
 def test_documented_defaults_and_the_first_step(rule, defaults):
     """The course defaults, and a first step from them computed by hand."""
@@ -166,8 +168,32 @@ def test_documented_defaults_and_the_first_step(rule, defaults):
         rmsprop: w - lr * g / (np.sqrt(0.01 * g * g) + 1e-8),
         adagrad: w - lr * g / (np.abs(g) + 1e-8),
         adam: w - lr * g / (np.abs(g) + 1e-8),                      # bias-corrected: m=g, v=g^2
+        adamw: w * (1 - lr * 1e-2) - lr * g / (np.abs(g) + 1e-8),
     }[rule]
     np.testing.assert_allclose(next_w, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="unknown update rule"):
         get_update_rule("nope")
     assert get_update_rule(rule) is rule and get_update_rule(rule.__name__) is rule
+
+
+def test_adamw_matches_pytorch(xb):
+    """Decoupled weight decay, step by step, against torch.optim.AdamW."""
+    torch = pytest.importorskip("torch")
+    r = np.random.RandomState(4)
+    w0 = r.randn(3, 4)
+    grads = [r.randn(3, 4) for _ in range(5)]
+    tw = torch.tensor(w0, requires_grad=True)
+    opt = torch.optim.AdamW([tw], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.3)
+    w, cfg = xb.asarray(w0), {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.95,
+                               "epsilon": 1e-6, "weight_decay": 0.3}
+    for g in grads:
+        tw.grad = torch.tensor(g)
+        opt.step()
+        w, cfg = adamw(w, xb.asarray(g), cfg)
+        np.testing.assert_allclose(xb.host(w), tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert cfg["t"] == 5
+    # with no decay it is Adam
+    a, _ = adam(xb.asarray(w0), xb.asarray(grads[0]), {"learning_rate": 0.1})
+    b, _ = adamw(xb.asarray(w0), xb.asarray(grads[0]), {"learning_rate": 0.1,
+                                                        "weight_decay": 0.0})
+    np.testing.assert_array_equal(xb.host(a), xb.host(b))

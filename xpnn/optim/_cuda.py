@@ -51,6 +51,17 @@ SPECS = {
              "T mhat = mn / (T)bc1;\n"
              "T vhat = vn / (T)bc2;\n"
              "w_out = w - (T)lr * mhat / (sqrt(vhat) + (T)eps);"),
+    "adamw": ("T w, T dw, T m, T v, float64 lr, float64 decay, float64 b1, "
+              "float64 one_minus_b1, float64 b2, float64 one_minus_b2, float64 bc1, "
+              "float64 bc2, float64 eps",
+              "T w_out, T m_out, T v_out",
+              "T mn = (T)b1 * m + (T)one_minus_b1 * dw;\n"
+              "T vn = (T)b2 * v + (T)one_minus_b2 * (dw * dw);\n"
+              "m_out = mn;\n"
+              "v_out = vn;\n"
+              "T mhat = mn / (T)bc1;\n"
+              "T vhat = vn / (T)bc2;\n"
+              "w_out = w * (T)decay - (T)lr * mhat / (sqrt(vhat) + (T)eps);"),
 }
 
 _kernels: dict = {}
