@@ -182,7 +182,7 @@ def test_checkpoint_restores_masks_statistics_optimizer_and_settings(digits, tmp
     s.train()
     meta, _ = load_npz(s.last_checkpoint)
     assert meta["solver"] == {"update_rule": "sgd_momentum", "optim_config": {
-        "learning_rate": 1e-2}, "lr_decay": 0.8, "batch_size": 40, "num_epochs": 2,
+        "learning_rate": 1e-2}, "lr_decay": 0.8, "lr_schedule": None, "batch_size": 40, "num_epochs": 2,
         "num_train_samples": 300, "num_val_samples": 200, "print_every": 7}
     fresh = FullyConnectedNet([20], input_dim=64, num_classes=10, normalization="batchnorm",
                               reg=0.01, dtype=np.float64)
@@ -228,3 +228,76 @@ def test_course_written_model_stays_on_the_host_and_takes_any_checkpoint(digits,
             assert all(backend.is_host(v) for v in d.values())
         assert all(backend.is_host(v) for c in s.optim_configs.values()
                    for v in c.values() if hasattr(v, "shape"))
+
+
+def _fc_data(digits):
+    return {k: (v.reshape(len(v), -1) if k.startswith("X") else v) for k, v in digits.items()}
+
+
+def test_learning_rate_schedules(digits):
+    """Cosine to min_factor at the last iteration, step decay every E epochs,
+    linear warmup, values computed by hand; the per-parameter configs carry
+    the scheduled rate of the last step."""
+    data = _fc_data(digits)           # 1257 samples: 25 iterations per epoch of 50
+    m = FullyConnectedNet([8], input_dim=64, num_classes=10)
+
+    def solver(schedule, epochs=4):
+        return Solver(m, data, optim_config={"learning_rate": 0.1}, batch_size=50,
+                      num_epochs=epochs, lr_schedule=schedule, verbose=False)
+    cos = solver({"kind": "cosine", "min_factor": 0.1})
+    last = 4 * 25 - 1
+    assert cos.learning_rate_at(0) == pytest.approx(0.1, rel=1e-15)
+    assert cos.learning_rate_at(last) == pytest.approx(0.01, rel=1e-12)
+    assert cos.learning_rate_at(last / 2) == pytest.approx(0.1 * (0.1 + 0.9 * 0.5), rel=1e-12)
+    step = solver({"kind": "step", "step_epochs": 1.5, "gamma": 0.5})
+    assert [step.learning_rate_at(i) for i in (0, 37, 38, 74, 75)] == \
+        pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025], rel=1e-15)
+    warm = solver({"kind": "constant", "warmup_epochs": 1})
+    assert [warm.learning_rate_at(i) for i in (0, 12, 24, 25, 99)] == \
+        pytest.approx([0.1 / 26, 0.1 * 13 / 26, 0.1 * 25 / 26, 0.1, 0.1], rel=1e-15)
+    course = Solver(m, data, optim_config={"learning_rate": 0.1}, lr_decay=0.5, batch_size=50,
+                    verbose=False)
+    assert [course.learning_rate_at(i) for i in (24, 25, 50)] == \
+        pytest.approx([0.1, 0.05, 0.025], rel=1e-15)
+    np.random.seed(0)
+    s = solver({"kind": "cosine", "warmup_epochs": 0.5}, epochs=2)
+    s.train()
+    assert all(c["learning_rate"] == pytest.approx(s.learning_rate_at(49), rel=1e-15)
+               for c in s.optim_configs.values())
+
+
+@pytest.mark.parametrize("schedule, match", [
+    ({"kind": "linear"}, 'lr_schedule must be a dict with "kind" one of constant, cosine'),
+    ("cosine", "lr_schedule must be a dict"),
+    ({"kind": "step"}, "'step' needs step_epochs"),
+    ({"kind": "cosine", "gamma": 0.5}, "lr_schedule 'cosine' takes kind, min_factor, "
+                                       "warmup_epochs; unknown: gamma"),
+    ({"kind": "cosine", "warmup_epochs": -1}, r"lr_schedule\['warmup_epochs'\] must be"),
+])
+def test_bad_schedules_are_named(digits, schedule, match):
+    m = FullyConnectedNet([8], input_dim=64, num_classes=10)
+    with pytest.raises(ValueError, match=match):
+        Solver(m, _fc_data(digits), optim_config={"learning_rate": 0.1}, lr_schedule=schedule)
+
+
+def test_schedule_with_lr_decay_or_without_a_rate_is_refused(digits):
+    m = FullyConnectedNet([8], input_dim=64, num_classes=10)
+    with pytest.raises(ValueError, match="give lr_decay or lr_schedule, not both"):
+        Solver(m, _fc_data(digits), optim_config={"learning_rate": 0.1}, lr_decay=0.9,
+               lr_schedule={"kind": "cosine"})
+    with pytest.raises(ValueError, match="lr_schedule scales optim_config\\['learning_rate'\\]"):
+        Solver(m, _fc_data(digits), lr_schedule={"kind": "cosine"})
+
+
+def test_scheduled_run_resumes_exactly(tmp_path, capsys):
+    from xpnn.cli import main
+    common = ["--model", "fc", "--plot", "none", "--quiet", "--backend", "numpy",
+              "--lr-schedule", "cosine", "--warmup-epochs", "0.5", "--lr", "5e-3"]
+    assert main(["train", "--epochs", "3", *common]) == 0
+    whole = capsys.readouterr().out.split("(")[0]
+    ck = str(tmp_path / "ck")
+    assert main(["train", "--epochs", "3", "--checkpoint", ck, *common]) == 0
+    capsys.readouterr()
+    # stop after epoch 1 by resuming from its checkpoint: the schedule comes back with it
+    assert main(["train", "--resume", ck + "_epoch_1.npz", "--plot", "none", "--quiet"]) == 0
+    assert capsys.readouterr().out.split("(")[0] == whole

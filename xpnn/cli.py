@@ -81,6 +81,13 @@ def build_parser():
                    help="learning rate (default: %(default)s)")
     t.add_argument("--lr-decay", type=_positive_float, default=0.9,
                    help="learning-rate factor applied after each epoch (default: %(default)s)")
+    t.add_argument("--lr-schedule", type=_schedule, default=None, metavar="SPEC",
+                   help="instead of --lr-decay: 'cosine' (to 0 at the last iteration), "
+                        "'step:E' or 'step:E:G' (times G, default 0.1, every E epochs), or "
+                        "'constant'")
+    t.add_argument("--warmup-epochs", type=_nonneg_float, default=0.0,
+                   help="with --lr-schedule: ramp the learning rate up linearly over this many "
+                        "epochs first (default: %(default)s)")
     t.add_argument("--update-rule", choices=sorted(UPDATE_RULES), default="adam",
                    help="update rule (default: %(default)s)")
     t.add_argument("--reg", type=_nonneg_float, default=1e-4,
@@ -127,6 +134,22 @@ def build_parser():
     q.add_argument("--plot", metavar="PATH", default="xpnn_prune.png",
                    help="PNG of accuracy vs sparsity; 'none' to skip (default: %(default)s)")
     return p
+
+
+def _schedule(s):
+    kind, *rest = s.split(":")
+    try:
+        if kind in ("cosine", "constant") and not rest:
+            return {"kind": kind}
+        if kind == "step" and 1 <= len(rest) <= 2:
+            out = {"kind": "step", "step_epochs": float(rest[0])}
+            if len(rest) == 2:
+                out["gamma"] = float(rest[1])
+            return out
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected cosine, constant, step:EPOCHS or "
+                                     f"step:EPOCHS:GAMMA, got {s!r}")
 
 
 def _amounts(s):
@@ -205,7 +228,8 @@ def cmd_train(args):
         model = build_model(m.get("class"), m.get("init_kwargs"))
         s = meta["solver"]
         solver = Solver(model, data, update_rule=s["update_rule"], optim_config=s["optim_config"],
-                        lr_decay=s["lr_decay"], batch_size=s["batch_size"],
+                        lr_decay=s["lr_decay"], lr_schedule=s.get("lr_schedule"),
+                        batch_size=s["batch_size"],
                         num_epochs=args.epochs or s["num_epochs"],
                         num_train_samples=s["num_train_samples"],
                         num_val_samples=s["num_val_samples"], print_every=s["print_every"],
@@ -215,8 +239,11 @@ def cmd_train(args):
             print(f"resumed {args.resume} at epoch {solver.epoch}, iteration {solver.iteration}")
     else:
         model = _build_model(args, data)
+        schedule = None if args.lr_schedule is None else \
+            {**args.lr_schedule, "warmup_epochs": args.warmup_epochs}
         solver = Solver(model, data, update_rule=args.update_rule,
-                        optim_config={"learning_rate": args.lr}, lr_decay=args.lr_decay,
+                        optim_config={"learning_rate": args.lr},
+                        lr_decay=1.0 if schedule else args.lr_decay, lr_schedule=schedule,
                         batch_size=args.batch_size, num_epochs=args.epochs or 15,
                         num_train_samples=1000, print_every=50, checkpoint_name=args.checkpoint,
                         verbose=verbose)

@@ -25,9 +25,40 @@ from .optim import get_update_rule
 
 __all__ = ["Solver"]
 
-_KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, batch_size=100,
-               num_epochs=10, num_train_samples=1000, num_val_samples=None,
+_KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, lr_schedule=None,
+               batch_size=100, num_epochs=10, num_train_samples=1000, num_val_samples=None,
                checkpoint_name=None, print_every=10, verbose=True)
+
+_SCHEDULES = {"constant": {}, "cosine": {"min_factor": 0.0},
+              "step": {"step_epochs": None, "gamma": 0.1}}
+
+
+def _check_schedule(s):
+    """The lr_schedule dict, completed with defaults, or a ValueError naming
+    what is wrong."""
+    if s is None:
+        return None
+    if not isinstance(s, dict) or s.get("kind") not in _SCHEDULES:
+        raise ValueError(f"lr_schedule must be a dict with \"kind\" one of "
+                         f"{', '.join(_SCHEDULES)} (and optionally \"warmup_epochs\"), "
+                         f"got {s!r}")
+    allowed = {"kind", "warmup_epochs", *_SCHEDULES[s["kind"]]}
+    extra = sorted(set(s) - allowed)
+    if extra:
+        raise ValueError(f"lr_schedule {s['kind']!r} takes {', '.join(sorted(allowed))}; "
+                         f"unknown: {', '.join(extra)}")
+    out = {"warmup_epochs": 0.0, **_SCHEDULES[s["kind"]], **s}
+    check_number("lr_schedule['warmup_epochs']", out["warmup_epochs"], 0.0)
+    if s["kind"] == "cosine":
+        check_number("lr_schedule['min_factor']", out["min_factor"], 0.0, 1.0)
+    if s["kind"] == "step":
+        if out["step_epochs"] is None:
+            raise ValueError("lr_schedule 'step' needs step_epochs (multiply the learning "
+                             "rate by gamma every step_epochs epochs)")
+        check_number("lr_schedule['step_epochs']", out["step_epochs"], 0.0,
+                     low_inclusive=False)
+        check_number("lr_schedule['gamma']", out["gamma"], 0.0)
+    return out
 
 
 class Solver:
@@ -35,7 +66,12 @@ class Solver:
 
     Keyword arguments (all optional, course defaults): update_rule ('sgd',
     a name from xpnn.optim or a callable), optim_config (dict copied per
-    parameter), lr_decay (per epoch), batch_size, num_epochs,
+    parameter), lr_decay (per epoch), lr_schedule (instead of lr_decay: the
+    learning rate of every iteration from optim_config's, by a dict with
+    "kind" "cosine" (down to min_factor times it, default 0, at the last
+    iteration), "step" (times gamma, default 0.1, every step_epochs epochs)
+    or "constant", and optionally "warmup_epochs" (a linear ramp from 0 over
+    that many epochs first); see :meth:`learning_rate_at`), batch_size, num_epochs,
     num_train_samples / num_val_samples (subsample sizes for the accuracy
     checks; None = all), checkpoint_name (write
     ``<name>_epoch_<e>.npz`` after every epoch), print_every, verbose
@@ -85,6 +121,13 @@ class Solver:
                             f"{type(opts['optim_config']).__name__}")
         self.optim_config = dict(opts["optim_config"] or {})
         self.lr_decay = check_number("lr_decay", opts["lr_decay"], 0.0)
+        self.lr_schedule = _check_schedule(opts["lr_schedule"])
+        if self.lr_schedule is not None:
+            if self.lr_decay != 1.0:
+                raise ValueError("give lr_decay or lr_schedule, not both (lr_decay multiplies "
+                                 "the rate each epoch; a schedule sets it each iteration)")
+            if "learning_rate" not in self.optim_config:
+                raise ValueError("lr_schedule scales optim_config['learning_rate']; give it")
         self.batch_size = check_int("batch_size", opts["batch_size"], 1)
         self.num_epochs = check_int("num_epochs", opts["num_epochs"], 0)
         for key in ("num_train_samples", "num_val_samples"):
@@ -145,7 +188,35 @@ class Solver:
         return backend.namespace(name).take(dev, backend.to_device(idx, name), axis=0)
 
     # ------------------------------------------------------------------ steps
+    def _iterations_per_epoch(self):
+        return max(self.X_train.shape[0] // self.batch_size, 1)
+
+    def learning_rate_at(self, iteration):
+        """The learning rate of 0-based ``iteration`` under ``lr_schedule``
+        (with none: optim_config's, decayed by lr_decay per finished epoch)."""
+        base = float(self.optim_config.get("learning_rate", float("nan")))
+        per_epoch = self._iterations_per_epoch()
+        s = self.lr_schedule
+        if s is None:
+            return base * self.lr_decay ** (iteration // per_epoch)
+        total = max(self.num_epochs * per_epoch, 1)
+        if s["kind"] == "cosine":
+            lo = s["min_factor"]
+            f = lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * iteration / max(total - 1, 1)))
+        elif s["kind"] == "step":
+            f = s["gamma"] ** math.floor(iteration / (s["step_epochs"] * per_epoch) + 1e-12)
+        else:
+            f = 1.0
+        warm = s["warmup_epochs"] * per_epoch
+        if iteration < warm:
+            f *= (iteration + 1) / (warm + 1)
+        return base * f
+
     def _step(self):
+        if self.lr_schedule is not None:
+            lr = self.learning_rate_at(self.iteration)
+            for cfg in self.optim_configs.values():
+                cfg["learning_rate"] = lr
         num_train = self.X_train.shape[0]
         batch_mask = np.random.choice(num_train, self.batch_size)
         X_batch, y_batch = self._rows(self.X_train, batch_mask), self._rows(self.y_train,
@@ -320,7 +391,8 @@ class Solver:
                       "prune_kinds": getattr(self.model, "prune_kinds", {}),
                       "reg": getattr(self.model, "reg", None)},
             "solver": {"update_rule": self.update_rule_name, "optim_config": self.optim_config,
-                       "lr_decay": self.lr_decay, "batch_size": self.batch_size,
+                       "lr_decay": self.lr_decay, "lr_schedule": self.lr_schedule,
+                       "batch_size": self.batch_size,
                        "num_epochs": self.num_epochs,
                        "num_train_samples": self.num_train_samples,
                        "num_val_samples": self.num_val_samples, "print_every": self.print_every},
