@@ -182,7 +182,8 @@ def test_checkpoint_restores_masks_statistics_optimizer_and_settings(digits, tmp
     s.train()
     meta, _ = load_npz(s.last_checkpoint)
     assert meta["solver"] == {"update_rule": "sgd_momentum", "optim_config": {
-        "learning_rate": 1e-2}, "lr_decay": 0.8, "lr_schedule": None, "batch_size": 40, "num_epochs": 2,
+        "learning_rate": 1e-2}, "lr_decay": 0.8, "lr_schedule": None, "augment": None,
+        "batch_size": 40, "num_epochs": 2,
         "num_train_samples": 300, "num_val_samples": 200, "print_every": 7}
     fresh = FullyConnectedNet([20], input_dim=64, num_classes=10, normalization="batchnorm",
                               reg=0.01, dtype=np.float64)
@@ -299,5 +300,52 @@ def test_scheduled_run_resumes_exactly(tmp_path, capsys):
     assert main(["train", "--epochs", "3", "--checkpoint", ck, *common]) == 0
     capsys.readouterr()
     # stop after epoch 1 by resuming from its checkpoint: the schedule comes back with it
+    assert main(["train", "--resume", ck + "_epoch_1.npz", "--plot", "none", "--quiet"]) == 0
+    assert capsys.readouterr().out.split("(")[0] == whole
+
+
+def test_augmented_batches_are_padded_crops_and_mirrors(xb):
+    """Each augmented image is the zero-padded original cropped at the drawn
+    offsets, mirrored where drawn: replayed here from the same seed."""
+    r = np.random.RandomState(0)
+    X = r.randn(40, 2, 5, 6)
+    data = {"X_train": xb.asarray(X), "y_train": xb.asarray(np.arange(40) % 3),
+            "X_val": xb.asarray(X[:4]), "y_val": xb.asarray(np.arange(4) % 3)}
+    s = Solver(FullyConnectedNet([4], input_dim=60, num_classes=3), data,
+               augment={"crop_pad": 2, "flip": True}, verbose=False)
+    np.random.seed(7)
+    got = xb.host(s._augmented(xb.asarray(X)))
+    np.random.seed(7)
+    off = np.random.randint(0, 5, size=(40, 2))
+    flip = np.random.rand(40) < 0.5
+    padded = np.pad(X, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    for i, (dy, dx) in enumerate(off):
+        want = padded[i, :, dy:dy + 5, dx:dx + 6]
+        np.testing.assert_array_equal(got[i], want[..., ::-1] if flip[i] else want)
+    assert 0 < flip.sum() < 40 and len({tuple(o) for o in off}) > 10
+
+
+@pytest.mark.parametrize("augment, err, match", [
+    ({"crop": 4}, ValueError, 'augment must be a dict with "crop_pad"'),
+    ({"crop_pad": -1}, ValueError, r"augment\['crop_pad'\] must be an integer >= 0"),
+    ({"flip": "yes"}, TypeError, r"augment\['flip'\] must be True or False"),
+])
+def test_bad_augment_is_named(digits, augment, err, match):
+    with pytest.raises(err, match=match):
+        Solver(FullyConnectedNet([4], input_dim=64, num_classes=10), digits, augment=augment)
+    with pytest.raises(ValueError, match="augment crops and flips images"):
+        Solver(FullyConnectedNet([4], input_dim=64, num_classes=10), _fc_data(digits),
+               augment={"flip": True})
+
+
+def test_augmented_run_resumes_exactly(tmp_path, capsys):
+    from xpnn.cli import main
+    common = ["--model", "convnet", "--plot", "none", "--quiet", "--backend", "numpy",
+              "--augment", "crop:1,flip"]
+    assert main(["train", "--epochs", "2", *common]) == 0
+    whole = capsys.readouterr().out.split("(")[0]
+    ck = str(tmp_path / "ck")
+    assert main(["train", "--epochs", "2", "--checkpoint", ck, *common]) == 0
+    capsys.readouterr()
     assert main(["train", "--resume", ck + "_epoch_1.npz", "--plot", "none", "--quiet"]) == 0
     assert capsys.readouterr().out.split("(")[0] == whole

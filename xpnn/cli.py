@@ -88,6 +88,10 @@ def build_parser():
     t.add_argument("--warmup-epochs", type=_nonneg_float, default=0.0,
                    help="with --lr-schedule: ramp the learning rate up linearly over this many "
                         "epochs first (default: %(default)s)")
+    t.add_argument("--augment", type=_augment, default=None, metavar="SPEC",
+                   help="augment training batches: 'crop:P' (random crops of the images "
+                        "zero-padded by P pixels), 'flip' (random left-right mirror), or "
+                        "both: 'crop:4,flip'")
     t.add_argument("--update-rule", choices=sorted(UPDATE_RULES), default="adam",
                    help="update rule (default: %(default)s)")
     t.add_argument("--reg", type=_nonneg_float, default=1e-4,
@@ -150,6 +154,20 @@ def _schedule(s):
         pass
     raise argparse.ArgumentTypeError(f"expected cosine, constant, step:EPOCHS or "
                                      f"step:EPOCHS:GAMMA, got {s!r}")
+
+
+def _augment(s):
+    out = {}
+    for part in s.split(","):
+        kind, _, arg = part.partition(":")
+        if kind == "flip" and not arg:
+            out["flip"] = True
+        elif kind == "crop" and arg.isdigit():
+            out["crop_pad"] = int(arg)
+        else:
+            raise argparse.ArgumentTypeError(f"expected crop:PIXELS, flip or crop:PIXELS,flip; "
+                                             f"got {s!r}")
+    return out
 
 
 def _amounts(s):
@@ -229,6 +247,7 @@ def cmd_train(args):
         s = meta["solver"]
         solver = Solver(model, data, update_rule=s["update_rule"], optim_config=s["optim_config"],
                         lr_decay=s["lr_decay"], lr_schedule=s.get("lr_schedule"),
+                        augment=s.get("augment"),
                         batch_size=s["batch_size"],
                         num_epochs=args.epochs or s["num_epochs"],
                         num_train_samples=s["num_train_samples"],
@@ -244,6 +263,7 @@ def cmd_train(args):
         solver = Solver(model, data, update_rule=args.update_rule,
                         optim_config={"learning_rate": args.lr},
                         lr_decay=1.0 if schedule else args.lr_decay, lr_schedule=schedule,
+                        augment=args.augment,
                         batch_size=args.batch_size, num_epochs=args.epochs or 15,
                         num_train_samples=1000, print_every=50, checkpoint_name=args.checkpoint,
                         verbose=verbose)

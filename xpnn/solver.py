@@ -25,12 +25,30 @@ from .optim import get_update_rule
 
 __all__ = ["Solver"]
 
-_KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, lr_schedule=None,
+_KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, lr_schedule=None, augment=None,
                batch_size=100, num_epochs=10, num_train_samples=1000, num_val_samples=None,
                checkpoint_name=None, print_every=10, verbose=True)
 
 _SCHEDULES = {"constant": {}, "cosine": {"min_factor": 0.0},
               "step": {"step_epochs": None, "gamma": 0.1}}
+
+
+def _check_augment(a, X):
+    """The augment dict ({"crop_pad": p, "flip": bool}) with defaults, checked
+    against the training images' shape."""
+    if a is None:
+        return None
+    if not isinstance(a, dict) or set(a) - {"crop_pad", "flip"}:
+        raise ValueError(f"augment must be a dict with \"crop_pad\" (pixels of zero padding "
+                         f"to crop from, an int >= 0) and/or \"flip\" (bool), got {a!r}")
+    out = {"crop_pad": check_int("augment['crop_pad']", a.get("crop_pad", 0), 0),
+           "flip": a.get("flip", False)}
+    if not isinstance(out["flip"], bool):
+        raise TypeError(f"augment['flip'] must be True or False, got {out['flip']!r}")
+    if X.ndim != 4:
+        raise ValueError(f"augment crops and flips images (N, C, H, W); X_train has shape "
+                         f"{tuple(X.shape)}")
+    return out
 
 
 def _check_schedule(s):
@@ -71,7 +89,11 @@ class Solver:
     "kind" "cosine" (down to min_factor times it, default 0, at the last
     iteration), "step" (times gamma, default 0.1, every step_epochs epochs)
     or "constant", and optionally "warmup_epochs" (a linear ramp from 0 over
-    that many epochs first); see :meth:`learning_rate_at`), batch_size, num_epochs,
+    that many epochs first); see :meth:`learning_rate_at`), augment (training
+    batches only: {"crop_pad": p} takes a random H x W crop of each image
+    zero-padded by p, {"flip": True} mirrors each image left-right with
+    probability 1/2; drawn from NumPy's global RandomState after the batch
+    indices, so a checkpoint resumes exactly), batch_size, num_epochs,
     num_train_samples / num_val_samples (subsample sizes for the accuracy
     checks; None = all), checkpoint_name (write
     ``<name>_epoch_<e>.npz`` after every epoch), print_every, verbose
@@ -128,6 +150,7 @@ class Solver:
                                  "the rate each epoch; a schedule sets it each iteration)")
             if "learning_rate" not in self.optim_config:
                 raise ValueError("lr_schedule scales optim_config['learning_rate']; give it")
+        self.augment = _check_augment(opts["augment"], self.X_train)
         self.batch_size = check_int("batch_size", opts["batch_size"], 1)
         self.num_epochs = check_int("num_epochs", opts["num_epochs"], 0)
         for key in ("num_train_samples", "num_val_samples"):
@@ -212,6 +235,23 @@ class Solver:
             f *= (iteration + 1) / (warm + 1)
         return base * f
 
+    def _augmented(self, X):
+        """Random crops of the zero-padded batch and random left-right flips,
+        on the batch's own device; the draws come from NumPy's global state."""
+        from .layers._util import pad_hw
+        xp = backend.namespace_of(X=X)
+        N, _, H, W = X.shape
+        p = self.augment["crop_pad"]
+        if p:
+            off = np.random.randint(0, 2 * p + 1, size=(N, 2))
+            padded = pad_hw(xp, X, p)
+            X = xp.stack([padded[i, :, dy:dy + H, dx:dx + W]
+                          for i, (dy, dx) in enumerate(off.tolist())])
+        if self.augment["flip"]:
+            flip = backend.to_device(np.random.rand(N) < 0.5, backend.backend_of(X))
+            X = xp.where(xp.reshape(flip, (N, 1, 1, 1)), xp.flip(X, axis=3), X)
+        return X
+
     def _step(self):
         if self.lr_schedule is not None:
             lr = self.learning_rate_at(self.iteration)
@@ -221,6 +261,8 @@ class Solver:
         batch_mask = np.random.choice(num_train, self.batch_size)
         X_batch, y_batch = self._rows(self.X_train, batch_mask), self._rows(self.y_train,
                                                                            batch_mask)
+        if self.augment is not None:
+            X_batch = self._augmented(X_batch)
         with backend.labels_checked():  # every label was checked once, in train()
             loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
@@ -392,6 +434,7 @@ class Solver:
                       "reg": getattr(self.model, "reg", None)},
             "solver": {"update_rule": self.update_rule_name, "optim_config": self.optim_config,
                        "lr_decay": self.lr_decay, "lr_schedule": self.lr_schedule,
+                       "augment": self.augment,
                        "batch_size": self.batch_size,
                        "num_epochs": self.num_epochs,
                        "num_train_samples": self.num_train_samples,
