@@ -401,3 +401,93 @@ def test_pruning_a_sequential(tmp_path):
     assert back.prune_kinds == model.prune_kinds
     np.testing.assert_array_equal(host(back.loss(data["X_val"])), host(model.loss(data["X_val"])))
 
+
+
+def _pruned_resnet():
+    from xpnn import prune
+    model = Sequential(*_resnet(), input_shape=(1, 8, 8), dtype=np.float64, seed=0)
+    r = np.random.RandomState(2)
+    X, y = r.randn(8, 1, 8, 8), r.randint(10, size=8)
+    model.loss(X, y)                                    # running statistics move
+    return model, X, prune
+
+
+def test_shrink_follows_the_graph_and_keeps_the_outputs(tmp_path):
+    """Inside a residual body channels go freely; across an add only those
+    pruned in both branches; the class scores and input stay whole."""
+    from xpnn.checkpoint import load_model, save_model
+    model, X, prune = _pruned_resnet()
+    prune.ln_structured(model, "3.body.0.W", 3, dim=0)    # inside the first body: free
+    prune.ln_structured(model, "5.body.3.W", 6, dim=0)    # tied by the add to the shortcut
+    dead_body = sorted(np.flatnonzero(host(model.masks["5.body.3.b"]) == 0))
+    # the shortcut prunes 4 of those 6 and 2 others: make them its smallest
+    chosen = dead_body[:4] + [i for i in range(16) if i not in dead_body][:2]
+    w = host(model.params["5.shortcut.0.W"]).copy()
+    w[chosen] *= 1e-3
+    model.params["5.shortcut.0.W"] = w
+    prune.ln_structured(model, "5.shortcut.0.W", 6, dim=0)
+    assert sorted(np.flatnonzero(host(model.masks["5.shortcut.1.gamma"]) == 0)) == \
+        sorted(chosen)
+    prune.l1_unstructured(model, "8.W", 0.3)             # an unstructured mask that stays
+    small = prune.shrink(model)
+    assert small.shrink_report["removed"] == {"3.body.0.W": 3, "5.body.3.W": 4,
+                                              "5.shortcut.0.W": 4}
+    assert small[3].body[0].out_channels == 5 and small[3].body[3].in_channels == 5
+    assert small[5].body[3].out_channels == 12 and small[5].shortcut[0].out_channels == 12
+    assert small[8].W.shape == (12, 10) and small[5].body[4].num_features == 12
+    for s, t in ((model.loss(X), small.loss(X)),):
+        np.testing.assert_allclose(host(t), host(s), rtol=1e-11, atol=1e-12)
+    assert small.prune_kinds["8.W"] == "unstructured"
+    stats = prune.model_stats(small)
+    assert stats["flops"] < prune.model_stats(model)["flops"]
+    back = load_model(save_model(small, str(tmp_path / "s.npz")))
+    np.testing.assert_allclose(host(back.loss(X)), host(model.loss(X)), rtol=1e-11, atol=1e-12)
+
+
+def test_shrink_of_a_flattened_conv_and_what_it_refuses():
+    from xpnn import prune
+    model = Sequential(Conv2d(1, 6, 3, padding=1), BatchNorm2d(6), PReLU(6), MaxPool2d(2),
+                       Flatten(), Linear(6 * 4 * 4, 7), ReLU(), Linear(7, 3),
+                       input_shape=(1, 8, 8), dtype=np.float64, seed=1)
+    r = np.random.RandomState(0)
+    X = r.randn(5, 1, 8, 8)
+    model.loss(X, r.randint(3, size=5))
+    prune.ln_structured(model, "0.W", 2, dim=0)
+    prune.ln_structured(model, "5.W", 3, dim=1)
+    small = prune.shrink(model)
+    assert small[5].W.shape == (4 * 16, 4) and small[2].a.shape == (4,)
+    np.testing.assert_allclose(host(small.loss(X)), host(model.loss(X)), rtol=1e-11,
+                               atol=1e-12)
+    m2 = Sequential(Flatten(), Linear(4, 3), input_shape=(4,), seed=0)
+    with pytest.raises(ValueError, match="nothing to shrink"):
+        prune.shrink(m2)
+    m3, _, _ = _pruned_resnet()
+    prune.ln_structured(m3, "5.body.3.W", 5, dim=0)      # the shortcut keeps them: tied
+    with pytest.raises(ValueError, match="pruned in both branches"):
+        prune.shrink(m3)
+    m4 = Sequential(Flatten(), Linear(4, 3), LayerNorm(3), Linear(3, 2), input_shape=(4,))
+    prune.ln_structured(m4, "1.W", 1, dim=1)
+    with pytest.raises(ValueError, match="nothing to shrink"):
+        prune.shrink(m4)                                  # a layer norm spans its units
+    m5 = Sequential(Flatten(), Linear(4, 3), ReLU(), Linear(3, 2), input_shape=(4,))
+    prune.ln_structured(m5, "1.W", 3, dim=1)
+    with pytest.raises(ValueError, match="every unit of 1.W is pruned"):
+        prune.shrink(m5)
+
+
+def test_challenge_net_prunes_and_shrinks_with_outputs_unchanged():
+    from xpnn import prune
+    from xpnn.nn import challenge_net
+    model = challenge_net((1, 8, 8), 10, dtype=np.float64, seed=0)
+    r = np.random.RandomState(0)
+    X = r.randn(6, 1, 8, 8)
+    model.loss(X, r.randint(10, size=6))
+    for name, amount, dim in (("0.W", 16, 0), ("5.W", 32, 0), ("10.W", 64, 0), ("16.W", 128, 1)):
+        prune.ln_structured(model, name, amount, dim=dim)
+    small = prune.shrink(model)
+    assert small.shrink_report["removed"] == {"0.W": 16, "5.W": 32, "10.W": 64, "16.W": 128}
+    assert [small[i].W.shape for i in (0, 5, 10, 16, 19)] == [
+        (48, 1, 5, 5), (96, 48, 3, 3), (192, 96, 3, 3), (192, 384), (384, 10)]
+    assert small.shrink_report["flops_after"] < 0.6 * small.shrink_report["flops_before"]
+    np.testing.assert_allclose(host(small.loss(X)), host(model.loss(X)), rtol=1e-10,
+                               atol=1e-11)

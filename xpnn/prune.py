@@ -280,6 +280,8 @@ def _geometry(model):
 def model_stats(model):
     """{'params': number of parameters, 'flops': multiply-adds per sample}."""
     params = sum(int(np.prod(v.shape)) for v in model.params.values())
+    if hasattr(model, "modules"):  # an xpnn.nn Sequential counts its own
+        return {"params": params, "flops": int(sum(la.macs() for la in model.modules))}
     flops = 0
     layers = getattr(model, "layers", [])
     for spec, (pixels, _) in zip(layers, _geometry(model) if layers else []):
@@ -324,11 +326,14 @@ def shrink(model):
     The new model's ``shrink_report`` holds params and FLOPs before/after."""
     from .models import build_model
     _state(model)
+    if hasattr(model, "prune_companions"):  # an xpnn.nn Sequential: along its graph
+        from .nn.shrink import shrink_sequential
+        return shrink_sequential(model)
     layers = getattr(model, "layers", None)
     if not layers:
         raise ValueError("shrink needs a model with an explicit layer list "
-                         "(FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet, ConvNet); "
-                         "an xpnn.nn Sequential can be pruned but not yet shrunk")
+                         "(FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet, ConvNet) or an "
+                         "xpnn.nn Sequential")
     keep = {}
     for li, spec in enumerate(layers):
         # removable outputs are those pruned by ln_structured along the output
