@@ -22,7 +22,7 @@ import array_api_compat
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
     "to_device", "to_numpy", "backend_of", "namespace_of", "is_host",
-    "random_uniform", "random_normal", "rng_state", "set_rng_state", "labels_checked",
+    "random_uniform", "rng_state", "set_rng_state", "labels_checked",
     "label_range", "fits_on_device", "probe_cuda_libraries", "synchronize", "cupy_module",
 ]
 
@@ -345,34 +345,22 @@ def set_rng_state(state: dict) -> None:
         _device_rng["stream"] = rs
 
 
-def _host_rng_draw(kind: str, shape, seed):
-    """Draw from NumPy's global RandomState, reseeding first when asked,
-    exactly as the course code does (so seeded notebooks repeat)."""
-    if seed is not None:
-        np.random.seed(seed)
-    draw = np.random.rand(*shape) if kind == "uniform" else np.random.randn(*shape)
-    return np.asarray(draw)  # a 0-d shape gives a Python float: keep it an array
-
-
-def _draw(kind: str, shape, like, seed):
+def random_uniform(shape, like=None, seed=None):
+    """Uniform [0, 1) float64 samples on the backend of ``like``. On the host
+    (and array-api-strict's simulated device) they come from NumPy's global
+    RandomState, reseeded first when ``seed`` is given, exactly as the course
+    code draws (so seeded notebooks repeat); on a GPU from CuPy's generator,
+    seeded from xpnn's own stream (see :func:`rng_state`)."""
+    shape = tuple(shape)
     b = backend_of(like) if like is not None else get_backend()
     if b == "cupy":
-        cupy = _import_cupy()
-        gen = _cupy_generator(cupy)
+        gen = _cupy_generator(_import_cupy())
         gen.seed(_device_seed(seed))
-        return gen.random_sample(shape) if kind == "uniform" else gen.standard_normal(shape)
-    host = _host_rng_draw(kind, shape, seed)
+        return gen.random_sample(shape)
+    if seed is not None:
+        np.random.seed(seed)
+    host = np.asarray(np.random.rand(*shape))  # a 0-d shape gives a float: keep an array
     return _to_device_array(host, b) if b == "array_api_strict" else host
-
-
-def random_uniform(shape, like=None, seed=None):
-    """Uniform [0, 1) float64 samples on the backend of ``like``."""
-    return _draw("uniform", tuple(shape), like, seed)
-
-
-def random_normal(shape, like=None, seed=None):
-    """Standard-normal float64 samples on the backend of ``like``."""
-    return _draw("normal", tuple(shape), like, seed)
 
 
 # ---------------------------------------------------------------- label checks

@@ -56,7 +56,7 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
            Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t Ho,
            Py_ssize_t Wo):
     """(C*kh*kw, N*Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps.
-    Each batch item owns its output plane, so the batch loop is parallel."""
+    Each batch item owns its output plane (the loops are serial, see above)."""
     _check_windows("col2im", Hp, Wp, kh, kw, stride, Ho, Wo)
     if N < 0 or C < 0 or cols.shape[0] != C * kh * kw or cols.shape[1] != N * Ho * Wo:
         raise ValueError(f"col2im: columns of shape ({cols.shape[0]}, {cols.shape[1]}) do not "

@@ -56,6 +56,15 @@ def _on_gpu(x) -> bool:
     return backend.backend_of(x) == "cupy"
 
 
+def _route(x):
+    """Which implementation serves ``x``: the CUDA kernels (``_cuda``), the
+    compiled host ones (``_cy``), or None for the portable array-API path."""
+    if _on_gpu(x):
+        from . import _cuda
+        return _cuda
+    return _cy if _use_compiled(x) else None
+
+
 def fused_enabled(*arrays) -> bool:
     """Whether xpnn's fused CUDA kernels serve these arrays (CuPy arrays of
     one floating dtype, XPNN_NO_FUSED_KERNELS unset)."""
@@ -67,11 +76,9 @@ def fused_enabled(*arrays) -> bool:
 
 def im2col(xp, xpad, kh, kw, stride, Ho, Wo):
     """(N, C, Hp, Wp) -> (C*kh*kw, N*Ho*Wo)."""
-    if _on_gpu(xpad):
-        from . import _cuda
-        return _cuda.im2col(xpad, kh, kw, stride, Ho, Wo)
-    if _use_compiled(xpad):
-        return _cy.im2col(np.ascontiguousarray(xpad), kh, kw, stride, Ho, Wo)
+    k = _route(xpad)
+    if k is not None:
+        return k.im2col(contiguous(xpad), kh, kw, stride, Ho, Wo)
     N, C = xpad.shape[:2]
     cols = zeros_like_shape(xp, xpad, (C, kh, kw, N, Ho, Wo))
     for i in range(kh):
@@ -85,11 +92,9 @@ def col2im(xp, dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
     """(C*kh*kw, N*Ho*Wo) -> (N, C, Hp, Wp), summing overlapping windows.
     Within one kernel offset the strided slice has no repeated element, so a
     plain slice add is exact: no scatter-add is needed."""
-    if _on_gpu(dcols):
-        from . import _cuda
-        return _cuda.col2im(dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
-    if _use_compiled(dcols):
-        return _cy.col2im(np.ascontiguousarray(dcols), N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
+    k = _route(dcols)
+    if k is not None:
+        return k.col2im(contiguous(dcols), N, C, Hp, Wp, kh, kw, stride, Ho, Wo)
     d6 = xp.reshape(dcols, (C, kh, kw, N, Ho, Wo))
     dx = zeros_like_shape(xp, dcols, (N, C, Hp, Wp))
     for i in range(kh):
@@ -101,12 +106,8 @@ def col2im(xp, dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
 def max_pool_forward(x, ph, pw, stride, Ho, Wo):
     """Compiled max pooling: (out, flat in-plane argmax), or None when the
     portable path must be used."""
-    if _on_gpu(x):
-        from . import _cuda
-        return _cuda.max_pool_forward(x, ph, pw, stride, Ho, Wo)
-    if not _use_compiled(x):
-        return None
-    return _cy.max_pool_forward(np.ascontiguousarray(x), ph, pw, stride, Ho, Wo)
+    k = _route(x)
+    return None if k is None else k.max_pool_forward(contiguous(x), ph, pw, stride, Ho, Wo)
 
 
 def max_pool_backward(dout, idx, H, W, ph, pw, stride):
@@ -114,7 +115,7 @@ def max_pool_backward(dout, idx, H, W, ph, pw, stride):
     if _on_gpu(dout):
         from . import _cuda
         return _cuda.max_pool_backward(dout, idx, H, W, ph, pw, stride)
-    return _cy.max_pool_backward(np.ascontiguousarray(dout), idx, H, W)
+    return _cy.max_pool_backward(contiguous(dout), idx, H, W)
 
 
 def channel_affine(u, a, b, v=None, k=None):
