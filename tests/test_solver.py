@@ -122,8 +122,8 @@ def test_unknown_kwargs_and_bad_data(digits):
         Solver(model, _small(digits), learning_rate=1e-3)
     with pytest.raises(ValueError, match="missing 'y_val'"):
         Solver(model, {"X_train": 1, "y_train": 1, "X_val": 1})
-    with pytest.raises(ValueError, match="unknown update rule 'adamw'"):
-        Solver(model, _small(digits), update_rule="adamw")
+    with pytest.raises(ValueError, match="unknown update rule 'adamax'"):
+        Solver(model, _small(digits), update_rule="adamax")
 
 
 def test_loading_a_mismatched_checkpoint(tmp_path, digits):
