@@ -290,18 +290,25 @@ def test_schedule_with_lr_decay_or_without_a_rate_is_refused(digits):
         Solver(m, _fc_data(digits), lr_schedule={"kind": "cosine"})
 
 
-def test_scheduled_run_resumes_exactly(tmp_path, capsys):
+def _cli_resume_gives_the_same_run(tmp_path, capsys, epochs, options):
+    """xpnn train run whole, and resumed from its first epoch's checkpoint
+    with no options (the settings come back from the checkpoint): the same
+    final accuracies."""
     from xpnn.cli import main
-    common = ["--model", "fc", "--plot", "none", "--quiet", "--backend", "numpy",
-              "--lr-schedule", "cosine", "--warmup-epochs", "0.5", "--lr", "5e-3"]
-    assert main(["train", "--epochs", "3", *common]) == 0
+    common = ["--plot", "none", "--quiet", "--backend", "numpy", "--epochs", str(epochs),
+              *options]
+    assert main(["train", *common]) == 0
     whole = capsys.readouterr().out.split("(")[0]
     ck = str(tmp_path / "ck")
-    assert main(["train", "--epochs", "3", "--checkpoint", ck, *common]) == 0
+    assert main(["train", "--checkpoint", ck, *common]) == 0
     capsys.readouterr()
-    # stop after epoch 1 by resuming from its checkpoint: the schedule comes back with it
     assert main(["train", "--resume", ck + "_epoch_1.npz", "--plot", "none", "--quiet"]) == 0
     assert capsys.readouterr().out.split("(")[0] == whole
+
+
+def test_scheduled_run_resumes_exactly(tmp_path, capsys):
+    _cli_resume_gives_the_same_run(tmp_path, capsys, 3, [
+        "--model", "fc", "--lr-schedule", "cosine", "--warmup-epochs", "0.5", "--lr", "5e-3"])
 
 
 def test_augmented_batches_are_padded_crops_and_mirrors(xb):
@@ -339,13 +346,5 @@ def test_bad_augment_is_named(digits, augment, err, match):
 
 
 def test_augmented_run_resumes_exactly(tmp_path, capsys):
-    from xpnn.cli import main
-    common = ["--model", "convnet", "--plot", "none", "--quiet", "--backend", "numpy",
-              "--augment", "crop:1,flip"]
-    assert main(["train", "--epochs", "2", *common]) == 0
-    whole = capsys.readouterr().out.split("(")[0]
-    ck = str(tmp_path / "ck")
-    assert main(["train", "--epochs", "2", "--checkpoint", ck, *common]) == 0
-    capsys.readouterr()
-    assert main(["train", "--resume", ck + "_epoch_1.npz", "--plot", "none", "--quiet"]) == 0
-    assert capsys.readouterr().out.split("(")[0] == whole
+    _cli_resume_gives_the_same_run(tmp_path, capsys, 2,
+                                   ["--model", "convnet", "--augment", "crop:1,flip"])

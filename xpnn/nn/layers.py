@@ -270,30 +270,31 @@ class _Norm(Layer):
                 "running_mean": np.zeros(C), "running_var": np.zeros(C)}
 
 
-class BatchNorm2d(_Norm):
+class _BatchNorm(_Norm):
+    """Batch statistics in training, the running ones at test time."""
+
+    def forward(self, x, train):
+        bp = self.bn_param
+        bp["mode"] = "train" if train else "test"
+        return self._fwd(x, self.p("gamma"), self.p("beta"), bp)
+
+    def backward(self, dout, cache):
+        dx, dg, db = self._bwd(dout, cache)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class BatchNorm2d(_BatchNorm):
+    """Per-channel batch norm of (C, H, W) inputs."""
     ndim = 3
-
-    def forward(self, x, train):
-        bp = self.bn_param
-        bp["mode"] = "train" if train else "test"
-        return L.spatial_batchnorm_forward(x, self.p("gamma"), self.p("beta"), bp)
-
-    def backward(self, dout, cache):
-        dx, dg, db = L.spatial_batchnorm_backward(dout, cache)
-        return dx, {"gamma": dg, "beta": db}
+    _fwd = staticmethod(L.spatial_batchnorm_forward)
+    _bwd = staticmethod(L.spatial_batchnorm_backward)
 
 
-class BatchNorm1d(_Norm):
+class BatchNorm1d(_BatchNorm):
+    """Batch norm of (D,) features."""
     ndim = 1
-
-    def forward(self, x, train):
-        bp = self.bn_param
-        bp["mode"] = "train" if train else "test"
-        return L.batchnorm_forward(x, self.p("gamma"), self.p("beta"), bp)
-
-    def backward(self, dout, cache):
-        dx, dg, db = L.batchnorm_backward_alt(dout, cache)
-        return dx, {"gamma": dg, "beta": db}
+    _fwd = staticmethod(L.batchnorm_forward)
+    _bwd = staticmethod(L.batchnorm_backward_alt)
 
 
 class LayerNorm(_Norm):

@@ -110,56 +110,46 @@ def adagrad(w, dw, config=None):
     return w - config["learning_rate"] * dw / (xp.sqrt(cache) + config["epsilon"]), config
 
 
+def _adam(w, dw, config, decoupled):
+    """Adam's step; ``decoupled`` (AdamW): the weights first shrink by
+    ``learning_rate * weight_decay`` of themselves, apart from the gradient."""
+    defaults = dict(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, t=0)
+    if decoupled:
+        defaults["weight_decay"] = 1e-2
+    xp, config = _setup(w, dw, config, **defaults)
+    b1, b2, lr = config["beta1"], config["beta2"], config["learning_rate"]
+    config["t"] = t = int(config["t"]) + 1
+    shrink = (1.0 - lr * config["weight_decay"],) if decoupled else ()
+    m, v = _state(xp, config, "m", w), _state(xp, config, "v", w)
+    k = fused("adamw" if decoupled else "adam", w, dw, m, v)
+    if k is not None:
+        b1, b2 = float(b1), float(b2)
+        w, config["m"], config["v"] = k(
+            w, dw, m, v, float(lr), *map(float, shrink), b1, 1.0 - b1, b2, 1.0 - b2,
+            1.0 - b1 ** t, 1.0 - b2 ** t, float(config["epsilon"]))
+        return w, config
+    m = b1 * m + (1.0 - b1) * dw
+    v = b2 * v + (1.0 - b2) * (dw * dw)
+    config["m"], config["v"] = m, v
+    mhat = m / (1.0 - b1 ** t)
+    vhat = v / (1.0 - b2 ** t)
+    start = w * shrink[0] if decoupled else w
+    return start - lr * mhat / (xp.sqrt(vhat) + config["epsilon"]), config
+
+
 def adam(w, dw, config=None):
     """Adam with bias correction; ``t`` is incremented before use.
     config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
     m, v (zeros), t (0)."""
-    xp, config = _setup(w, dw, config, learning_rate=1e-3, beta1=0.9, beta2=0.999,
-                        epsilon=1e-8, t=0)
-    b1, b2 = config["beta1"], config["beta2"]
-    config["t"] = t = int(config["t"]) + 1
-    m, v = _state(xp, config, "m", w), _state(xp, config, "v", w)
-    k = fused("adam", w, dw, m, v)
-    if k is not None:
-        b1, b2 = float(b1), float(b2)
-        w, config["m"], config["v"] = k(
-            w, dw, m, v, float(config["learning_rate"]), b1, 1.0 - b1, b2,
-            1.0 - b2, 1.0 - b1 ** t, 1.0 - b2 ** t, float(config["epsilon"]))
-        return w, config
-    m = b1 * m + (1.0 - b1) * dw
-    v = b2 * v + (1.0 - b2) * (dw * dw)
-    config["m"], config["v"] = m, v
-    mhat = m / (1.0 - b1 ** t)
-    vhat = v / (1.0 - b2 ** t)
-    return w - config["learning_rate"] * mhat / (xp.sqrt(vhat) + config["epsilon"]), config
+    return _adam(w, dw, config, decoupled=False)
 
 
 def adamw(w, dw, config=None):
-    """Adam with decoupled weight decay (Loshchilov and Hutter): the weights
-    shrink by ``learning_rate * weight_decay`` of themselves, apart from the
-    gradient, then take Adam's step, as ``torch.optim.AdamW`` does.
-    config: learning_rate (1e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
-    weight_decay (1e-2), m, v (zeros), t (0)."""
-    xp, config = _setup(w, dw, config, learning_rate=1e-3, beta1=0.9, beta2=0.999,
-                        epsilon=1e-8, weight_decay=1e-2, t=0)
-    b1, b2 = config["beta1"], config["beta2"]
-    config["t"] = t = int(config["t"]) + 1
-    lr = config["learning_rate"]
-    m, v = _state(xp, config, "m", w), _state(xp, config, "v", w)
-    k = fused("adamw", w, dw, m, v)
-    if k is not None:
-        b1, b2 = float(b1), float(b2)
-        w, config["m"], config["v"] = k(
-            w, dw, m, v, float(lr), 1.0 - float(lr) * float(config["weight_decay"]), b1,
-            1.0 - b1, b2, 1.0 - b2, 1.0 - b1 ** t, 1.0 - b2 ** t, float(config["epsilon"]))
-        return w, config
-    m = b1 * m + (1.0 - b1) * dw
-    v = b2 * v + (1.0 - b2) * (dw * dw)
-    config["m"], config["v"] = m, v
-    mhat = m / (1.0 - b1 ** t)
-    vhat = v / (1.0 - b2 ** t)
-    decayed = w * (1.0 - lr * config["weight_decay"])
-    return decayed - lr * mhat / (xp.sqrt(vhat) + config["epsilon"]), config
+    """Adam with decoupled weight decay (Loshchilov and Hutter), as
+    ``torch.optim.AdamW``: the weights shrink by ``learning_rate *
+    weight_decay`` of themselves, apart from the gradient, then take Adam's
+    step. config: as :func:`adam`, and weight_decay (1e-2)."""
+    return _adam(w, dw, config, decoupled=True)
 
 
 UPDATE_RULES = {f.__name__: f for f in (sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop,

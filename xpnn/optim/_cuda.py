@@ -19,6 +19,23 @@ from __future__ import annotations
 from .. import backend
 from ..layers._cuda import fused_enabled
 
+def _adam_spec(decoupled):
+    """Adam, or AdamW (the weights shrink by ``decay`` = 1 - lr * weight_decay
+    first), as one kernel."""
+    return ("T w, T dw, T m, T v, float64 lr, " + ("float64 decay, " if decoupled else "") +
+            "float64 b1, float64 one_minus_b1, float64 b2, float64 one_minus_b2, "
+            "float64 bc1, float64 bc2, float64 eps",
+            "T w_out, T m_out, T v_out",
+            "T mn = (T)b1 * m + (T)one_minus_b1 * dw;\n"
+            "T vn = (T)b2 * v + (T)one_minus_b2 * (dw * dw);\n"
+            "m_out = mn;\n"
+            "v_out = vn;\n"
+            "T mhat = mn / (T)bc1;\n"
+            "T vhat = vn / (T)bc2;\n"
+            "w_out = " + ("w * (T)decay" if decoupled else "w") +
+            " - (T)lr * mhat / (sqrt(vhat) + (T)eps);")
+
+
 # name: (inputs, outputs, body); scalars arrive as float64
 SPECS = {
     "sgd": ("T w, T dw, float64 lr", "T w_out",
@@ -41,27 +58,8 @@ SPECS = {
                 "T c = cache + dw * dw;\n"
                 "cache_out = c;\n"
                 "w_out = w - (T)lr * dw / (sqrt(c) + (T)eps);"),
-    "adam": ("T w, T dw, T m, T v, float64 lr, float64 b1, float64 one_minus_b1, "
-             "float64 b2, float64 one_minus_b2, float64 bc1, float64 bc2, float64 eps",
-             "T w_out, T m_out, T v_out",
-             "T mn = (T)b1 * m + (T)one_minus_b1 * dw;\n"
-             "T vn = (T)b2 * v + (T)one_minus_b2 * (dw * dw);\n"
-             "m_out = mn;\n"
-             "v_out = vn;\n"
-             "T mhat = mn / (T)bc1;\n"
-             "T vhat = vn / (T)bc2;\n"
-             "w_out = w - (T)lr * mhat / (sqrt(vhat) + (T)eps);"),
-    "adamw": ("T w, T dw, T m, T v, float64 lr, float64 decay, float64 b1, "
-              "float64 one_minus_b1, float64 b2, float64 one_minus_b2, float64 bc1, "
-              "float64 bc2, float64 eps",
-              "T w_out, T m_out, T v_out",
-              "T mn = (T)b1 * m + (T)one_minus_b1 * dw;\n"
-              "T vn = (T)b2 * v + (T)one_minus_b2 * (dw * dw);\n"
-              "m_out = mn;\n"
-              "v_out = vn;\n"
-              "T mhat = mn / (T)bc1;\n"
-              "T vhat = vn / (T)bc2;\n"
-              "w_out = w * (T)decay - (T)lr * mhat / (sqrt(vhat) + (T)eps);"),
+    "adam": _adam_spec(decoupled=False),
+    "adamw": _adam_spec(decoupled=True),
 }
 
 _kernels: dict = {}
