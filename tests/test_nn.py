@@ -70,7 +70,7 @@ def test_floor_rule_matches_pytorch():
     x = r.randn(2, 3, 16, 15)
     model = Sequential(Conv2d(3, 4, 3, stride=2, padding=1), MaxPool2d(3, stride=2),
                        Flatten(), Linear(4 * 3 * 3, 2), input_shape=(3, 16, 15),
-                       dtype=np.float64, seed=0)
+                       dtype=np.float64, seed=0).to_device("numpy")  # layers called directly
     assert model[0].out_shape == (4, 8, 8) and model[1].out_shape == (4, 3, 3)
     conv, pool = model[0], model[1]
     h, c1 = conv.forward(x, True)
@@ -393,9 +393,11 @@ def test_pruning_a_sequential(tmp_path):
     for k, m in model.masks.items():
         assert np.all(host(model.params[k])[host(m) == 0] == 0), k
     dead = np.flatnonzero(host(model.masks["5.body.0.b"]) == 0)
-    h = np.asarray(data["X_val"][:5], dtype=np.float64)
+    h = backend.to_device(np.asarray(data["X_val"][:5], dtype=np.float64),
+                          backend.backend_of(model.params["0.W"]))
     for layer in model.modules[:5] + model[5].body[:3]:  # up to the ReLU after 5.body.1
         h, _ = layer.forward(h, False)
+    h = host(h)
     assert dead.size == 4 and np.all(h[:, dead] == 0) and np.any(h != 0)
     back = load_model(save_model(model, str(tmp_path / "p.npz")))
     assert back.prune_kinds == model.prune_kinds
