@@ -141,7 +141,10 @@ def load_npz(path: str) -> tuple[dict, dict]:
     return meta, arrays
 
 
-def _model_section(model):
+def model_section(model):
+    """A model as checkpoint data: class, constructor arguments, params,
+    batch-norm state, pruning masks and kinds, reg (the one definition,
+    for saved models and Solver checkpoints alike)."""
     return {"class": model_class_name(model), "init_kwargs": getattr(model, "init_kwargs", None),
             "params": model.params, "bn_params": getattr(model, "bn_params", []),
             "masks": getattr(model, "masks", {}), "prune_kinds": getattr(model, "prune_kinds", {}),
@@ -152,7 +155,7 @@ def save_model(model, path):
     """Write a model (class, constructor arguments, params, batch-norm
     running statistics, pruning masks) to ``path`` atomically."""
     arrays: dict = {}
-    meta = {"format": "xpnn-model-1", "model": flatten_state(_model_section(model), "m", arrays)}
+    meta = {"format": "xpnn-model-1", "model": flatten_state(model_section(model), "m", arrays)}
     save_npz_atomic(path, meta, arrays)
     return path
 

@@ -18,8 +18,8 @@ import math
 import numpy as np
 
 from . import backend
-from .checkpoint import (flatten_state, load_npz, model_class_name, save_npz_atomic,
-                         unflatten_state)
+from .checkpoint import (flatten_state, load_npz, model_class_name, model_section,
+                         save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number
 from .optim import get_update_rule
 
@@ -425,13 +425,7 @@ class Solver:
     def _state(self):
         self._read_losses()
         return {
-            "model": {"class": model_class_name(self.model),
-                      "init_kwargs": getattr(self.model, "init_kwargs", None),
-                      "params": self.model.params,
-                      "bn_params": getattr(self.model, "bn_params", []),
-                      "masks": getattr(self.model, "masks", {}),
-                      "prune_kinds": getattr(self.model, "prune_kinds", {}),
-                      "reg": getattr(self.model, "reg", None)},
+            "model": model_section(self.model),  # what save_model writes, too
             "solver": {"update_rule": self.update_rule_name, "optim_config": self.optim_config,
                        "lr_decay": self.lr_decay, "lr_schedule": self.lr_schedule,
                        "augment": self.augment,
