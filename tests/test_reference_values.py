@@ -227,3 +227,53 @@ def test_activations_match_their_closed_forms(xb):
     np.testing.assert_allclose(xb.host(sigmoid_backward(ones, s_cache)),
                                0.25 * (1.0 / np.cosh(x / 2)) ** 2,
                                rtol=1e-12, atol=1e-15)  # 1 - s rounds at large x
+
+
+def test_elu_and_prelu_against_pytorch_at_and_around_zero(xb):
+    """Values and input gradients as torch's ELU and PReLU, zero included
+    (where the slope is the negative side's), per-channel and shared slopes
+    on 1-D, 2-D and 4-D inputs."""
+    torch = pytest.importorskip("torch")
+    x = np.array([[-3.0, -0.5, 0.0, 0.5, 40.0], [0.0, -1e-3, 2.0, -40.0, 1e-3]])
+    for alpha in (1.0, 0.3):
+        out, cache = elu_forward(xb.asarray(x), alpha)
+        tx = torch.tensor(x, requires_grad=True)
+        t = torch.nn.functional.elu(tx, alpha)
+        t.backward(torch.ones_like(t))
+        np.testing.assert_allclose(xb.host(out), t.detach().numpy(), rtol=1e-14, atol=0)
+        np.testing.assert_allclose(xb.host(elu_backward(xb.asarray(np.ones_like(x)), cache)),
+                                   tx.grad.numpy(), rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match=r"elu_forward: alpha must be a finite number in "
+                                         r"\[0.0, inf\], got -1"):
+        elu_forward(xb.asarray(x), -1)
+    r = np.random.RandomState(0)
+    for xs, a in (((5,), r.rand(1)), ((3, 5), r.rand(5)), ((3, 5), r.rand(1)),
+                  ((2, 4, 3, 3), r.rand(4))):
+        xv = r.randn(*xs)
+        xv.flat[0] = 0.0
+        dout = r.randn(*xs)
+        out, cache = prelu_forward(xb.asarray(xv), xb.asarray(a))
+        tx, ta = torch.tensor(xv, requires_grad=True), torch.tensor(a, requires_grad=True)
+        t = torch.nn.functional.prelu(tx, ta)
+        t.backward(torch.tensor(dout))
+        dx, da = prelu_backward(xb.asarray(dout), cache)
+        np.testing.assert_allclose(xb.host(out), t.detach().numpy(), rtol=1e-14)
+        np.testing.assert_allclose(xb.host(dx), tx.grad.numpy(), rtol=1e-14)
+        np.testing.assert_allclose(xb.host(da), ta.grad.numpy(), rtol=1e-12)
+    for bad in (np.ones((2, 2)), np.ones(3)):
+        with pytest.raises(ValueError, match=r"prelu_forward: a must have shape \(1,\) or "
+                                             r"\(4,\)"):
+            prelu_forward(xb.asarray(np.ones((2, 4))), xb.asarray(bad))
+
+
+def test_dropout_defaults_and_its_own_backend(xb):
+    """No mode means train; p = 1 keeps everything; the mask is drawn on the
+    input's backend whatever backend is active."""
+    from xpnn import backend
+    x = xb.asarray(np.ones((100, 50)))
+    out, (_, mask) = dropout_forward(x, {"p": 0.5, "seed": 0})
+    assert mask is not None and 0.4 < float(np.mean(xb.host(out) > 0)) < 0.6
+    np.testing.assert_array_equal(xb.host(dropout_forward(x, {"p": 1.0})[0]), np.ones((100, 50)))
+    with backend.use_backend("numpy"):
+        out, _ = dropout_forward(x, {"mode": "train", "p": 0.5})
+        assert backend.backend_of(out) == xb.name

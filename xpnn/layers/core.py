@@ -84,19 +84,20 @@ def leaky_relu_backward(dout, cache):
 
 def elu_forward(x, alpha=1.0):
     """ELU: ``x`` where positive, else ``alpha * (exp(x) - 1)``; cache
-    (x, alpha, out). ``exp`` is taken of ``min(x, 0)`` only, so large
-    positive inputs never overflow."""
+    (x, alpha). ``exp`` is taken of ``min(x, 0)`` only, so large positive
+    inputs never overflow."""
     xp = xp_of(x=x)
     alpha = check_number("elu_forward: alpha", alpha, 0.0)
     out = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0.0)))
-    return out, (x, alpha, out)
+    return out, (x, alpha)
 
 
 def elu_backward(dout, cache):
-    x, alpha, out = cache
+    x, alpha = cache
     xp = xp_of(dout=dout, x=x)
     check_dout("elu_backward", xp, dout, x.shape)
-    return xp.where(x > 0, dout, dout * (out + alpha))  # d/dx alpha (e^x - 1) = out + alpha
+    # d/dx alpha (e^x - 1) = alpha e^x, from x: out + alpha loses it far below 0
+    return xp.where(x > 0, dout, dout * (alpha * xp.exp(xp.minimum(x, 0.0))))
 
 
 def _prelu_shape(x, a):
