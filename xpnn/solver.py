@@ -20,7 +20,7 @@ import numpy as np
 from . import backend
 from .checkpoint import (flatten_state, load_npz, model_class_name, model_section,
                          save_npz_atomic, unflatten_state)
-from .layers._util import check_int, check_number
+from .layers._util import check_int, check_number, pad_hw
 from .optim import get_update_rule
 
 __all__ = ["Solver"]
@@ -238,7 +238,6 @@ class Solver:
     def _augmented(self, X):
         """Random crops of the zero-padded batch and random left-right flips,
         on the batch's own device; the draws come from NumPy's global state."""
-        from .layers._util import pad_hw
         xp = backend.namespace_of(X=X)
         N, _, H, W = X.shape
         p = self.augment["crop_pad"]

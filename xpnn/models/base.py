@@ -27,7 +27,7 @@ from ..layers import (affine_backward, affine_forward, batchnorm_backward_alt,
                       relu_forward, softmax_loss, spatial_batchnorm_backward,
                       spatial_batchnorm_forward)
 
-__all__ = ["DeviceModel", "LayeredModel", "draw_normal"]
+__all__ = ["DeviceModel", "LayeredModel", "draw_normal", "init_weight"]
 
 
 def draw_normal(rng, shape):
@@ -38,6 +38,13 @@ def draw_normal(rng, shape):
     if isinstance(rng, np.random.Generator):
         return rng.standard_normal(shape)
     return rng.randn(*shape)
+
+
+def init_weight(rng, shape, fan_in, weight_scale=None):
+    """Normal weights of ``shape``: std ``weight_scale``, or He's
+    sqrt(2 / fan_in) when it is None; drawn as :func:`draw_normal` draws."""
+    scale = np.sqrt(2.0 / fan_in) if weight_scale is None else float(weight_scale)
+    return scale * draw_normal(rng, shape)
 
 
 def _as_rng(seed_or_rng):
@@ -119,13 +126,9 @@ class LayeredModel(DeviceModel):
     # ------------------------------------------------------------ building
     def _add_layer(self, rng, kind, idx, w_shape, weight_scale, norm=None, **extra):
         W, b = f"W{idx}", f"b{idx}"
-        if weight_scale is None:  # He initialisation: std sqrt(2 / fan_in)
-            fan_in = int(np.prod(w_shape[1:])) if kind == "conv" else w_shape[0]
-            scale = np.sqrt(2.0 / fan_in)
-        else:
-            scale = float(weight_scale)
+        fan_in = int(np.prod(w_shape[1:])) if kind == "conv" else w_shape[0]
         out_dim = w_shape[0] if kind == "conv" else w_shape[1]
-        self.params[W] = scale * draw_normal(rng, w_shape)
+        self.params[W] = init_weight(rng, w_shape, fan_in, weight_scale)
         self.params[b] = np.zeros(out_dim)
         spec = {"kind": kind, "W": W, "b": b, "norm": norm, "relu": True, "pool": None,
                 "global_pool": False, "dropout": False}

@@ -14,7 +14,7 @@ import inspect
 import numpy as np
 
 from .. import layers as L
-from ..layers._util import check_int, check_number
+from ..layers._util import check_int, check_number, pad_hw, xp_of, zeros_like_shape
 
 __all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
            "LayerNorm", "GroupNorm",
@@ -93,9 +93,6 @@ class Layer:
         matrix products; elementwise work is not counted)."""
         return 0
 
-    def num_params(self):
-        return sum(int(np.prod(s)) for s, _ in self.param_shapes.values())
-
     def children(self):
         return []
 
@@ -157,9 +154,8 @@ class Conv2d(Layer):
         fan_in = C * kh * kw
         self.param_shapes = {"W": ((self.out_channels, C, kh, kw), ("normal", fan_in)),
                              "b": ((self.out_channels,), ("zeros",))}
-        self.out_shape = (self.out_channels, Ho, Wo)
         self._macs = self.out_channels * Ho * Wo * fan_in
-        return self.out_shape
+        return (self.out_channels, Ho, Wo)
 
     def macs(self):
         return self._macs
@@ -169,7 +165,6 @@ class Conv2d(Layer):
         if not (eh or ew):
             return L.conv_forward_fast(x, self.p("W"), self.p("b"),
                                        {"stride": self.stride, "pad": p})
-        from ..layers._util import pad_hw, xp_of
         xp = xp_of(x=x)
         xpad = pad_hw(xp, x, p)
         xc = xpad[:, :, :xpad.shape[2] - eh, :xpad.shape[3] - ew]
@@ -184,7 +179,6 @@ class Conv2d(Layer):
             return dx, {"W": dw, "b": db}
         inner, shape = cache
         dxc, dw, db = L.conv_backward_fast(dout, inner)
-        from ..layers._util import xp_of, zeros_like_shape
         xp = xp_of(dout=dout)
         N, C, H, W = shape
         dxp = zeros_like_shape(xp, dxc, (N, C, H + 2 * p, W + 2 * p))
@@ -512,11 +506,9 @@ class Flatten(Layer):
         return (int(np.prod(in_shape)),)
 
     def forward(self, x, train):
-        from ..layers._util import xp_of
         return xp_of(x=x).reshape(x, (x.shape[0], -1)), tuple(x.shape)
 
     def backward(self, dout, cache):
-        from ..layers._util import xp_of
         return xp_of(dout=dout).reshape(dout, cache), {}
 
 
@@ -594,7 +586,6 @@ def _back(layers, dout, caches):
             else:  # a container's grads are already model names
                 grads[k] = v
     return dout, grads
-
 
 
 def layer_from_spec(spec, where="layer"):

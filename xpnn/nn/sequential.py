@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers import softmax_loss
-from ..models.base import DeviceModel, _as_rng, draw_normal
+from ..models.base import DeviceModel, _as_rng, init_weight
 from .layers import (BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, ReLU,
                      _back, _run, layer_from_spec)
 
@@ -75,9 +75,7 @@ class Sequential(DeviceModel):
             layer._bind(self, prefix)
             for name, (pshape, init) in layer.param_shapes.items():
                 if init[0] == "normal":
-                    scale = np.sqrt(2.0 / init[1]) if weight_scale is None else \
-                        float(weight_scale)
-                    value = scale * draw_normal(rng, pshape)
+                    value = init_weight(rng, pshape, init[1], weight_scale)
                 elif init[0] == "full":
                     value = np.full(pshape, init[1])
                 else:

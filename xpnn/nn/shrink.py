@@ -68,11 +68,9 @@ def _trace(layers, space, sp, info):
 
 
 def _walk(layers):
-    for layer in layers:
-        yield layer
-        if isinstance(layer, Residual):
-            yield from _walk(layer.body)
-            yield from _walk(layer.shortcut)
+    """Every layer, a Residual's body and shortcut too, in model order."""
+    from .sequential import _walk as walk_named
+    return [layer for _, layer in walk_named(layers)]
 
 
 def shrink_sequential(model):
@@ -167,8 +165,7 @@ def shrink_sequential(model):
                                  input_shape=model.input_shape, dtype=model.dtype.name,
                                  reg=model.reg, seed=0)
     dev = backend.backend_of(next(iter(model.params.values())))
-    old_layers = [la for la in _walk(model.modules)]
-    new_layers = [la for la in _walk(new.modules)]
+    old_layers, new_layers = _walk(model.modules), _walk(new.modules)
     params, masks, kinds = {}, {}, {}
     for old, nl in zip(old_layers, new_layers):
         for local, name in old.param_names.items():
