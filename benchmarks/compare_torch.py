@@ -138,15 +138,24 @@ def _build(case, lib, threads):
     return lambda: bwd(dout, fwd(x, g, be, {"mode": "train"})[1])
 
 
-def worker(case, lib, steps, threads):
-    step = _build(case, lib, threads)
-    for _ in range(3):  # warm-up: first-touch pages, thread pools, caches
+def step_times(step, steps, after_warmup=None):
+    """Seconds of each of ``steps`` calls of ``step``, after 3 untimed ones
+    (first-touch pages, thread pools, caches); ``after_warmup()`` runs in
+    between (e.g. to reset counters)."""
+    for _ in range(3):
         step()
+    if after_warmup is not None:
+        after_warmup()
     times = []
     for _ in range(steps):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
+    return times
+
+
+def worker(case, lib, steps, threads):
+    times = step_times(_build(case, lib, threads), steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb}
 

@@ -62,14 +62,7 @@ def _xpnn_profile(case, steps, threads):
             setattr(base, name, timed(name, getattr(base, name)))
     for name in ("im2col", "col2im", "pad_hw", "contiguous"):
         setattr(conv_mod, name, timed(f"conv: {name}", getattr(conv_mod, name)))
-    for _ in range(3):
-        step()
-    acc.clear()
-    totals = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        totals.append(time.perf_counter() - t)
+    totals = compare_torch.step_times(step, steps, after_warmup=acc.clear)
     step_ms = 1e3 * statistics.median(totals)
     scale = 1e3 / steps
     rows = {k: v * scale for k, v in acc.items()}
@@ -97,13 +90,7 @@ def _torch_profile(case, steps, threads):
     import torch
     import compare_torch
     step = compare_torch._build(case, "torch", threads)
-    for _ in range(3):
-        step()
-    totals = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        totals.append(time.perf_counter() - t)
+    totals = compare_torch.step_times(step, steps)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
