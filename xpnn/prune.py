@@ -23,6 +23,7 @@ import numpy as np
 
 from . import backend
 from .checkpoint import model_class_name
+from .layers._util import is_number
 
 __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_unstructured",
            "remove", "is_pruned", "sparsity", "apply_masks", "shrink", "model_stats",
@@ -58,7 +59,7 @@ def _check_name(model, name):
 
 def _count(amount, n, what):
     """Number of items to prune: a fraction of n in [0, 1] or an int count."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
+    if not is_number(amount):
         raise ValueError(f"amount must be a fraction in [0, 1] or an integer count, "
                          f"got {amount!r}")
     if isinstance(amount, (int, np.integer)):

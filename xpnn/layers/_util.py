@@ -9,8 +9,8 @@ from array_api_compat import device as _device
 
 from ..backend import namespace_of
 
-__all__ = ["xp_of", "zeros_like_shape", "check_ndim", "check_int", "check_number", "check_dout", "pad_hw",
-           "window", "out_size", "shape_str"]
+__all__ = ["xp_of", "zeros_like_shape", "check_ndim", "is_number", "check_int", "check_number",
+           "check_dout", "pad_hw", "window", "out_size", "shape_str"]
 
 xp_of = namespace_of
 
@@ -34,10 +34,15 @@ def check_ndim(name: str, x, ndim: int, layout: str) -> None:
 MAX_INT = 2 ** 31 - 1
 
 
+def is_number(value) -> bool:
+    """A real number (Python or NumPy), and not a bool."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def check_int(name: str, value, minimum: int, maximum: int = MAX_INT) -> int:
     """``value`` as an int in [minimum, maximum], else a ValueError (or a
     TypeError for a non-number) that names the setting and what it got."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r} "
                         f"({type(value).__name__})")
     if not math.isfinite(value) or not float(value).is_integer():
@@ -54,7 +59,7 @@ def check_number(name: str, value, low=None, high=None, low_inclusive=True,
                  high_inclusive=True) -> float:
     """``value`` as a finite float within the given bounds, else a
     ValueError (TypeError for a non-number) naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_number(value):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
     v = float(value)
     bad = not math.isfinite(v)

@@ -1,11 +1,9 @@
 """Affine, elementwise activations and dropout."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend
 from . import _kernels
-from ._util import check_dout, check_ndim, check_number, prod, shape_str, xp_of
+from ._util import check_dout, check_ndim, check_number, is_number, prod, shape_str, xp_of
 
 __all__ = [
     "affine_forward", "affine_backward", "relu_forward", "relu_backward",
@@ -167,8 +165,7 @@ def _dropout_config(dropout_param):
     if "p" not in dropout_param:
         raise ValueError("dropout_param needs 'p', the keep probability in (0, 1]")
     p = dropout_param["p"]
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) \
-            or not 0.0 < float(p) <= 1.0:
+    if not is_number(p) or not 0.0 < float(p) <= 1.0:
         raise ValueError(
             f"dropout_param['p'] is the probability of KEEPING a unit and must be "
             f"a number in (0, 1], got {dropout_param['p']!r}")
