@@ -31,7 +31,7 @@ def _xpnn_profile(case, steps, threads):
     import numpy as np
     import compare_torch
     from xpnn.layers import conv as conv_mod
-    from xpnn.models import base
+    from xpnn import layers as layer_fns
     from xpnn import prune
     step = compare_torch._build(case, "xpnn", threads)
     model = next(c.cell_contents for c in step.__closure__   # the model the step trains
@@ -58,8 +58,8 @@ def _xpnn_profile(case, steps, threads):
                  "max_pool_backward_fast", "spatial_batchnorm_forward",
                  "spatial_batchnorm_backward", "batchnorm_forward", "batchnorm_backward_alt",
                  "softmax_loss"):
-        if hasattr(base, name):
-            setattr(base, name, timed(name, getattr(base, name)))
+        home = layer_fns if hasattr(layer_fns, name) else conv_mod
+        setattr(home, name, timed(name, getattr(home, name)))
     for name in ("im2col", "col2im", "pad_hw", "contiguous"):
         setattr(conv_mod, name, timed(f"conv: {name}", getattr(conv_mod, name)))
     totals = compare_torch.step_times(step, steps, after_warmup=acc.clear)
@@ -78,12 +78,7 @@ N_OF = {"three_layer_convnet_step": 50, "challenge_net_step": 64}  # compare_tor
 def _gemm_macs(model, prune):
     """Matrix-product multiply-adds per sample of one step: forward, weight
     gradient, and input gradient of every layer but the first."""
-    stats = prune.model_stats(model)["flops"]
-    first = model.layers[0]
-    W = model.params[first["W"]]
-    geo = prune._geometry(model)[0][0]
-    first_macs = int(W.size) * (geo if geo else 1)
-    return 3 * stats - first_macs
+    return 3 * prune.model_stats(model)["flops"] - model.modules[0].macs()
 
 
 def _torch_profile(case, steps, threads):

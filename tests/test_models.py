@@ -197,3 +197,31 @@ def test_reg_zero_adds_no_reg_term(xb):
     loss, grads = model.loss(xb.asarray(X), xb.asarray(np.array([0, 1, 0, 1, 1])))
     assert np.isfinite(float(host(loss)))
     assert np.all(np.isfinite(host(grads["W1"])))
+
+
+def test_course_models_are_layer_networks_with_course_names(xb):
+    """The course models are built from xpnn.nn layers: each course name is
+    a layer's array (one dict, so an update through either is seen by both),
+    the batch/layer norms own the course's one-entry-per-norm bn_params, and
+    the model describes itself as a table."""
+    from xpnn.nn import Network
+    m = ConvNet(input_dim=(3, 8, 8), conv_blocks=((4,), (6,)), hidden_dims=(5,),
+                dropout_keep_ratio=0.5, seed=1, dtype=np.float64)
+    assert isinstance(m, Network)
+    assert [type(la).__name__ for la in m] == [
+        "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Conv2d", "BatchNorm2d", "ReLU",
+        "MaxPool2d", "Linear", "BatchNorm1d", "ReLU", "Dropout", "Linear"]
+    assert list(m.params) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2",
+                              "W3", "b3", "gamma3", "beta3", "W4", "b4"]
+    assert m[4].W is m.params["W2"] and m[9].beta is m.params["beta3"]
+    m.params["W4"] = m.params["W4"] * 0
+    assert float(host(backend.namespace().sum(m[12].W * m[12].W))) == 0.0
+    assert m[5].running_var is m.bn_params[1]["running_var"] and len(m.bn_params) == 3
+    assert "12 Linear(5, 10)" in m.summary() and repr(m).startswith("ConvNet(input_dim=")
+    ln = FullyConnectedNet([4, 3], input_dim=6, normalization="layernorm")
+    assert ln.bn_params == [{}, {}]   # the course's ln_params: a dict per norm layer
+    # the course notebooks' dropout: one dict, reseeded each forward when a seed is given
+    m.loss(np.ones((2, 3, 8, 8)), np.array([0, 1]))
+    assert m.dropout_param == {"mode": "train", "p": 0.5, "seed": 1}
+    m.loss(np.ones((2, 3, 8, 8)))
+    assert m.dropout_param["mode"] == "test"

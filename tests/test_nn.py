@@ -469,8 +469,12 @@ def test_shrink_of_a_flattened_conv_and_what_it_refuses():
         prune.shrink(m3)
     m4 = Sequential(Flatten(), Linear(4, 3), LayerNorm(3), Linear(3, 2), input_shape=(4,))
     prune.ln_structured(m4, "1.W", 1, dim=1)
-    with pytest.raises(ValueError, match="nothing to shrink"):
+    with pytest.raises(ValueError, match="1.W feeds a layer norm"):
         prune.shrink(m4)                                  # a layer norm spans its units
+    prune.remove(m4)
+    prune.ln_structured(m4, "3.W", 1, dim=1)
+    with pytest.raises(ValueError, match="3.W is the output layer"):
+        prune.shrink(m4)
     m5 = Sequential(Flatten(), Linear(4, 3), ReLU(), Linear(3, 2), input_shape=(4,))
     prune.ln_structured(m5, "1.W", 3, dim=1)
     with pytest.raises(ValueError, match="every unit of 1.W is pruned"):

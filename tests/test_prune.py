@@ -131,8 +131,8 @@ def test_shrink_equals_masked_model(xb, case):
     X = np.random.randn(6, *(shape if isinstance(shape, list) else [shape]))
     y = np.arange(6) % 10
     m.loss(X, y)  # one training pass moves the batch-norm running statistics
-    for spec in m.layers[:-1]:
-        prune.ln_structured(m, spec["W"], 0.4, dim=0 if spec["kind"] == "conv" else 1)
+    for w in prune.prunable_names(m)[:-1]:
+        prune.ln_structured(m, w, 0.4, dim=0 if m.params[w].ndim == 4 else 1)
     small = prune.shrink(m)
     assert type(small) is type(m)
     rep = small.shrink_report
@@ -264,7 +264,7 @@ def test_unstructured_ties_counts_and_kinds():
 def test_shrink_refuses_what_it_cannot_shrink_and_says_why():
     class Bare:  # params but no layer list (a course-written model)
         params = {"W1": np.ones((2, 2))}
-    with pytest.raises(ValueError, match="shrink needs a model with an explicit layer list"):
+    with pytest.raises(ValueError, match="shrink needs a model made of layers"):
         prune.shrink(Bare())
     fc = FullyConnectedNet([4, 3], input_dim=5, num_classes=2, dtype=np.float64)
     prune.ln_structured(fc, "W1", 1.0, dim=1)
@@ -332,18 +332,18 @@ def test_shrunk_model_is_a_whole_model(xb, case, tmp_path):
     X = np.random.randn(6, *(shape if isinstance(shape, list) else [shape]))
     y = np.arange(6) % 10
     m.loss(X, y)
-    first, last = m.layers[0], m.layers[-1]
-    prune.ln_structured(m, first["W"], 3, dim=0 if first["kind"] == "conv" else 1)
-    prune.l1_unstructured(m, first["W"], 0.2)          # mixed: structured + unstructured
-    prune.l1_unstructured(m, last["W"], 0.3)
-    assert m.prune_kinds[first["W"]] == "mixed"
+    first, *_, last = prune.prunable_names(m)
+    prune.ln_structured(m, first, 3, dim=0 if m.params[first].ndim == 4 else 1)
+    prune.l1_unstructured(m, first, 0.2)          # mixed: structured + unstructured
+    prune.l1_unstructured(m, last, 0.3)
+    assert m.prune_kinds[first] == "mixed"
     small = prune.shrink(m)
-    assert small.shrink_report["removed"] == {first["W"]: 3}
+    assert small.shrink_report["removed"] == {first: 3}
     assert small.reg == 0.25
     for k, v in small.params.items():
         assert v.dtype == m.params[k].dtype and backend.backend_of(v) == xb.name, k
-    assert set(small.masks) == {first["W"], last["W"]}
-    assert small.prune_kinds == {first["W"]: "unstructured", last["W"]: "unstructured"}
+    assert set(small.masks) == {first, last}
+    assert small.prune_kinds == {first: "unstructured", last: "unstructured"}
     for k, mask in small.masks.items():
         assert tuple(mask.shape) == tuple(small.params[k].shape)
         assert backend.backend_of(mask) == xb.name

@@ -349,7 +349,7 @@ def cmd_prune(args):
     for a in amounts:
         m = copy.deepcopy(model)
         if structured:
-            convs = [s["W"] for s in m.layers if s["kind"] == "conv"]
+            convs = [w for w in prune.prunable_names(m) if m.params[w].ndim == 4]
             if not convs:
                 raise ValueError(f"{type(model).__name__} has no conv layers to prune "
                                  "structurally; drop --structured")

@@ -17,12 +17,9 @@ it without changing the network's outputs.
 """
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from . import backend
-from .checkpoint import model_class_name
 from .layers._util import is_number
 
 __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_unstructured",
@@ -43,10 +40,8 @@ def _state(model):
 
 def prunable_names(model):
     """The conv and affine weight names, in layer order."""
-    if hasattr(model, "weight_names"):  # an xpnn.nn Sequential knows its own
+    if hasattr(model, "weight_names"):  # a layered model knows its own
         return model.weight_names()
-    if getattr(model, "layers", None):
-        return [spec["W"] for spec in model.layers]
     return sorted(k for k, v in model.params.items() if k.startswith("W") and v.ndim >= 2)
 
 
@@ -95,17 +90,6 @@ def _set_mask(model, name, new_mask, kind):
 def _np_dtype(a):
     """NumPy dtype of an array of any backend ('array_api_strict.float32' too)."""
     return np.dtype(str(a.dtype).rsplit(".", 1)[-1])
-
-
-def _layer_of(model, name):
-    for i, spec in enumerate(getattr(model, "layers", [])):
-        if name == spec["W"]:
-            return i, spec
-    return None, None
-
-
-def _out_dim(spec):
-    return 0 if spec["kind"] == "conv" else 1
 
 
 # ----------------------------------------------------------------- pruning
@@ -177,10 +161,7 @@ def _companions(model, name):
     outputs: its bias, and a batch norm's gamma/beta right after it)."""
     if hasattr(model, "prune_companions"):
         return model.prune_companions(name)
-    li, spec = _layer_of(model, name)
-    if spec is None:
-        return None, []
-    return _out_dim(spec), [spec[k] for k in ("b", "gamma", "beta") if k in spec]
+    return None, []
 
 
 def global_unstructured(model, amount, names=None):
@@ -252,70 +233,12 @@ def sparsity(model, names=None):
 
 
 # ----------------------------------------------------------------- shrinking
-def _geometry(model):
-    """Walk the layers once from the input size. Per layer: (pixels of a conv
-    layer's output before pooling, (C, H, W) after its pooling), or
-    (None, None) for affine layers."""
-    from .layers._util import out_size
-    dims = model.init_kwargs.get("input_dim")
-    h = w = None
-    if isinstance(dims, (list, tuple)):
-        _, h, w = dims
-    geo = []
-    for spec in model.layers:
-        if spec["kind"] != "conv":
-            geo.append((None, None))
-            continue
-        F, _, kh, kw = model.params[spec["W"]].shape
-        s, p = spec["conv_param"]["stride"], spec["conv_param"]["pad"]
-        h, w = out_size(h + 2 * p, kh, s), out_size(w + 2 * p, kw, s)
-        pixels = h * w
-        if spec["pool"] is not None:
-            q = spec["pool"]
-            h, w = out_size(h, q["pool_height"], q["stride"]), out_size(w, q["pool_width"],
-                                                                        q["stride"])
-        geo.append((pixels, (F, 1, 1) if spec["global_pool"] else (F, h, w)))
-    return geo
-
-
 def model_stats(model):
-    """{'params': number of parameters, 'flops': multiply-adds per sample}."""
+    """{'params': number of parameters, 'flops': multiply-adds per sample
+    (of the conv and affine layers; 0 for a model without a layer list)}."""
     params = sum(int(np.prod(v.shape)) for v in model.params.values())
-    if hasattr(model, "modules"):  # an xpnn.nn Sequential counts its own
-        return {"params": params, "flops": int(sum(la.macs() for la in model.modules))}
-    flops = 0
-    layers = getattr(model, "layers", [])
-    for spec, (pixels, _) in zip(layers, _geometry(model) if layers else []):
-        W = model.params[spec["W"]]
-        if spec["kind"] == "conv":
-            flops += int(np.prod(W.shape)) * pixels
-        else:
-            flops += int(W.shape[0]) * int(W.shape[1])
+    flops = sum(la.macs() for la in model.modules) if hasattr(model, "modules") else 0
     return {"params": params, "flops": int(flops)}
-
-
-def _new_kwargs(model, keep):
-    kw = copy.deepcopy(model.init_kwargs)
-    sizes = {i: len(k) for i, k in keep.items()}
-    cls = model_class_name(model)
-    if cls == "FullyConnectedNet":
-        kw["hidden_dims"] = [sizes.get(i, h) for i, h in enumerate(kw["hidden_dims"])]
-    elif cls == "TwoLayerNet":
-        kw["hidden_dim"] = sizes.get(0, kw["hidden_dim"])
-    elif cls == "ThreeLayerConvNet":
-        kw["num_filters"] = sizes.get(0, kw["num_filters"])
-        kw["hidden_dim"] = sizes.get(1, kw["hidden_dim"])
-    elif cls == "ConvNet":
-        i, blocks = 0, []
-        for block in kw["conv_blocks"]:
-            blocks.append([sizes.get(i + j, f) for j, f in enumerate(block)])
-            i += len(block)
-        kw["conv_blocks"] = blocks
-        kw["hidden_dims"] = [sizes.get(i + j, h) for j, h in enumerate(kw["hidden_dims"])]
-    else:
-        raise ValueError(f"shrink supports FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet "
-                         f"and ConvNet, not {cls}")
-    return kw
 
 
 def shrink(model):
@@ -323,106 +246,14 @@ def shrink(model):
     filters and hidden units (ln_structured along the output dimension):
     their weights, bias, batch-norm gamma/beta/running statistics and the
     next layer's matching input channels or rows (the flatten into the first
-    affine layer included) are removed. Its outputs equal the masked model's.
-    The new model's ``shrink_report`` holds params and FLOPs before/after."""
-    from .models import build_model
+    affine layer included) are removed, along the graph (channels joined by
+    a residual add go together; see :mod:`xpnn.nn.shrink`). Its outputs
+    equal the masked model's. The new model's ``shrink_report`` holds
+    params and FLOPs before/after."""
     _state(model)
-    if hasattr(model, "prune_companions"):  # an xpnn.nn Sequential: along its graph
-        from .nn.shrink import shrink_sequential
-        return shrink_sequential(model)
-    layers = getattr(model, "layers", None)
-    if not layers:
-        raise ValueError("shrink needs a model with an explicit layer list "
-                         "(FullyConnectedNet, TwoLayerNet, ThreeLayerConvNet, ConvNet) or an "
-                         "xpnn.nn Sequential")
-    keep = {}
-    for li, spec in enumerate(layers):
-        # removable outputs are those pruned by ln_structured along the output
-        # dimension: it masks the bias too ("companion"), so they output zero
-        if not model.prune_kinds.get(spec["b"], "").startswith("companion:"):
-            continue
-        if li == len(layers) - 1:
-            raise ValueError(f"{spec['W']} is the output layer: its units are the class "
-                             "scores and cannot be removed")
-        if spec["norm"] == "layernorm":
-            raise ValueError(f"{spec['W']} feeds a layer norm, whose statistics span all its "
-                             "units: removing pruned units would change the others' outputs")
-        keep[li] = np.flatnonzero(_mask_of(model, spec["b"]))
-        if keep[li].size == 0:
-            unit = "filter" if spec["kind"] == "conv" else "unit"
-            raise ValueError(f"every {unit} of {spec['W']} is pruned, so nothing would be "
-                             f"left to pass on; prune a fraction below 1")
-    if not keep:
-        for spec in layers:
-            kind = model.prune_kinds.get(spec["W"])
-            unit, od = ("filters", 0) if spec["kind"] == "conv" else ("units", 1)
-            if kind is None:
-                continue
-            what = ("an unstructured mask" if kind in ("unstructured", "mixed")
-                    else f"a mask along dim {kind.split(':')[-1]}")
-            raise ValueError(f"{spec['W']} has {what}; shrink removes whole {unit} only "
-                             f"(prune.ln_structured(model, {spec['W']!r}, amount, dim={od})). "
-                             "Call prune.remove to keep other zeros in place instead.")
-        raise ValueError("nothing to shrink: no layer has filters or units pruned with "
-                         "ln_structured along its output dimension")
-    shapes = [shape for _, shape in _geometry(model)]
-    owner = {}  # param name -> layer index
-    for li, spec in enumerate(layers):
-        for key in ("W", "b", "gamma", "beta"):
-            if key in spec:
-                owner[spec[key]] = li
-
-    def cut(name, arr):
-        li = owner.get(name)
-        if li is None:
-            return arr
-        spec = layers[li]
-        if li in keep:  # this layer's outputs
-            idx = keep[li]
-            arr = arr[idx] if (name != spec["W"] or spec["kind"] == "conv") else arr[:, idx]
-        if name == spec["W"] and li - 1 in keep:  # this layer's inputs
-            prev, idx = layers[li - 1], keep[li - 1]
-            if spec["kind"] == "conv":
-                arr = arr[:, idx]
-            elif prev["kind"] == "conv":  # flatten of (C, H, W): keep whole channel blocks
-                _, h, w = shapes[li - 1]
-                rows = (idx[:, None] * (h * w) + np.arange(h * w)[None, :]).ravel()
-                arr = arr[rows]
-            else:
-                arr = arr[idx]
-        return arr
-
-    before = model_stats(model)
-    kwargs = _new_kwargs(model, keep)
-    new = build_model(model_class_name(model), {**kwargs, "rng": 0})
-    dev = backend.backend_of(next(iter(model.params.values())))
-    new.params = backend.to_device(
-        {k: cut(k, _host(v)).astype(_np_dtype(v)) for k, v in model.params.items()}, dev)
-    new.reg = model.reg
-    for li, spec in enumerate(layers):
-        if "bn_index" in spec:
-            old_bn = model.bn_params[spec["bn_index"]]
-            nb = new.bn_params[spec["bn_index"]]
-            for key in ("running_mean", "running_var"):
-                if key in old_bn:
-                    v = _host(old_bn[key])
-                    nb[key] = backend.to_device(
-                        (v[keep[li]] if li in keep else v).astype(_np_dtype(old_bn[key])), dev)
-    new.masks, new.prune_kinds = {}, {}
-    for name, m in model.masks.items():  # what is left of each mask, cut to size
-        cm = cut(name, _host(m))
-        if not cm.all():
-            kind = model.prune_kinds[name]
-            new.masks[name] = backend.to_device(cm.astype(_np_dtype(m)), dev)
-            new.prune_kinds[name] = "unstructured" if owner.get(name) in keep else kind
-    after = model_stats(new)
-    new.shrink_report = {"params_before": before["params"], "params_after": after["params"],
-                         "flops_before": before["flops"], "flops_after": after["flops"],
-                         "removed": {layers[li]["W"]: _out_size(model, li) - len(k)
-                                     for li, k in keep.items()}}
-    return new
-
-
-def _out_size(model, li):
-    spec = model.layers[li]
-    return int(model.params[spec["W"]].shape[_out_dim(spec)])
+    if not hasattr(model, "prune_companions"):
+        raise ValueError(f"shrink needs a model made of layers (FullyConnectedNet, "
+                         f"TwoLayerNet, ThreeLayerConvNet, ConvNet or an xpnn.nn Sequential), "
+                         f"not {type(model).__name__}")
+    from .nn.shrink import shrink_network
+    return shrink_network(model)

@@ -16,16 +16,14 @@ class ShrinkInference:
         np.random.seed(0)
         model = ConvNet(input_dim=(3, 32, 32), conv_blocks=((32, 32), (64, 64)),
                         hidden_dims=(128,))
-        for spec in model.layers:  # inference with trained-like running statistics
-            if "bn_index" in spec:
-                C = model.params[spec["gamma"]].shape[0]
-                model.bn_params[spec["bn_index"]].update(
-                    running_mean=xp.zeros(C, dtype=xp.float32),
-                    running_var=xp.ones(C, dtype=xp.float32))
+        for bp in model.bn_params:  # inference with trained-like running statistics
+            C = bp["running_mean"].shape[0]
+            bp.update(running_mean=xp.zeros(C, dtype=xp.float32),
+                      running_var=xp.ones(C, dtype=xp.float32))
         if which != "dense":
-            for spec in model.layers:
-                if spec["kind"] == "conv":
-                    prune.ln_structured(model, spec["W"], 0.5, dim=0)
+            for w in prune.prunable_names(model):
+                if model.params[w].ndim == 4:  # the conv filters
+                    prune.ln_structured(model, w, 0.5, dim=0)
             if which == "shrunk_50pct":
                 model = prune.shrink(model)
         self.model = model

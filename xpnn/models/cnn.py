@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LayeredModel, _as_rng
+from ..nn.layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool2d, Linear,
+                         MaxPool2d, ReLU)
+from ._course import CourseNet
 
 __all__ = ["ThreeLayerConvNet", "ConvNet"]
-
-POOL2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 
 def _check_input_dim(input_dim):
@@ -16,7 +16,7 @@ def _check_input_dim(input_dim):
     return tuple(int(d) for d in input_dim)
 
 
-class ThreeLayerConvNet(LayeredModel):
+class ThreeLayerConvNet(CourseNet):
     """conv - [spatial bn] - relu - 2x2 max pool - affine - [bn] - relu - affine - softmax.
 
     The convolution keeps the spatial size (stride 1, pad (filter_size-1)//2;
@@ -38,19 +38,22 @@ class ThreeLayerConvNet(LayeredModel):
                                 reg=self.reg, dtype=self.dtype.name,
                                 use_batchnorm=bool(use_batchnorm))
         self.use_batchnorm = bool(use_batchnorm)
-        norm = "batchnorm" if use_batchnorm else None
-        rng = _as_rng(rng)
-        F, fs = int(num_filters), int(filter_size)
-        self._add_layer(rng, "conv", 1, (F, C, fs, fs), weight_scale, norm=norm,
-                        conv_param={"stride": 1, "pad": (fs - 1) // 2}, pool=dict(POOL2))
-        self._add_layer(rng, "affine", 2, (F * (H // 2) * (W // 2), int(hidden_dim)),
-                        weight_scale, norm=norm)
-        self._add_layer(rng, "affine", 3, (int(hidden_dim), int(num_classes)), weight_scale,
-                        relu=False)
-        self._finish_init()
+        bn = bool(use_batchnorm)
+        F, fs, Hd = int(num_filters), int(filter_size), int(hidden_dim)
+        blocks = [[Conv2d(C, F, fs, padding=(fs - 1) // 2), *([BatchNorm2d(F)] if bn else []),
+                   ReLU(), MaxPool2d(2)],
+                  [Linear(F * (H // 2) * (W // 2), Hd), *([BatchNorm1d(Hd)] if bn else []),
+                   ReLU()],
+                  [Linear(Hd, int(num_classes))]]
+        self._assemble(blocks, (C, H, W), rng, weight_scale)
+
+    def _resized_kwargs(self, out_sizes):
+        kw = self.init_kwargs
+        return {**kw, "num_filters": out_sizes.get("W1", kw["num_filters"]),
+                "hidden_dim": out_sizes.get("W2", kw["hidden_dim"])}
 
 
-class ConvNet(LayeredModel):
+class ConvNet(CourseNet):
     """A configurable deeper network:
 
         {[conv - (bn) - relu] x k - 2x2 max pool} per block
@@ -67,8 +70,8 @@ class ConvNet(LayeredModel):
                  seed=None, rng=None):
         super().__init__(reg=reg, dtype=dtype)
         C, H, W = _check_input_dim(input_dim)
-        blocks = [[int(f) for f in block] for block in conv_blocks]
-        if not blocks or any(not b or min(b) < 1 for b in blocks):
+        blocks_in = [[int(f) for f in block] for block in conv_blocks]
+        if not blocks_in or any(not b or min(b) < 1 for b in blocks_in):
             raise ValueError(f"conv_blocks must be non-empty lists of positive filter "
                              f"counts, got {conv_blocks!r}")
         if filter_size % 2 != 1:
@@ -77,42 +80,42 @@ class ConvNet(LayeredModel):
         if not 0.0 < keep <= 1.0:
             raise ValueError("dropout_keep_ratio is the probability of KEEPING a unit, in "
                              f"(0, 1]; got {dropout_keep_ratio!r}")
-        if H >> len(blocks) < 1 or W >> len(blocks) < 1:
-            raise ValueError(f"{len(blocks)} pooling blocks halve the {H}x{W} input below "
+        if H >> len(blocks_in) < 1 or W >> len(blocks_in) < 1:
+            raise ValueError(f"{len(blocks_in)} pooling blocks halve the {H}x{W} input below "
                              "1 pixel; use fewer blocks")
-        self.init_kwargs = dict(input_dim=[C, H, W], conv_blocks=blocks,
+        self.init_kwargs = dict(input_dim=[C, H, W], conv_blocks=blocks_in,
                                 filter_size=int(filter_size),
                                 hidden_dims=[int(h) for h in hidden_dims],
                                 num_classes=int(num_classes), batchnorm=bool(batchnorm),
                                 global_pool=bool(global_pool), dropout_keep_ratio=keep,
                                 weight_scale=weight_scale, reg=self.reg,
                                 dtype=self.dtype.name, seed=seed)
-        rng = _as_rng(rng)
-        norm = "batchnorm" if batchnorm else None
-        fs, idx, c_in, h, w = int(filter_size), 1, C, H, W
-        for block in blocks:
+        fs, c_in, h, w = int(filter_size), C, H, W
+        blocks = []
+        for block in blocks_in:
             for j, f in enumerate(block):
-                last_in_block = j == len(block) - 1
-                self._add_layer(rng, "conv", idx, (f, c_in, fs, fs), weight_scale, norm=norm,
-                                conv_param={"stride": 1, "pad": (fs - 1) // 2},
-                                pool=dict(POOL2) if last_in_block else None)
-                idx, c_in = idx + 1, f
+                blocks.append([Conv2d(c_in, f, fs, padding=(fs - 1) // 2),
+                               *([BatchNorm2d(f)] if batchnorm else []), ReLU(),
+                               *([MaxPool2d(2)] if j == len(block) - 1 else [])])
+                c_in = f
             h, w = h // 2, w // 2
         if global_pool:
-            self.layers[-1]["global_pool"] = True
-            flat = c_in
-        else:
-            flat = c_in * h * w
-        dims = [flat, *[int(d) for d in hidden_dims], int(num_classes)]
-        self.use_dropout = keep != 1
+            blocks[-1].append(GlobalAvgPool2d())
+        dims = [c_in if global_pool else c_in * h * w, *[int(d) for d in hidden_dims],
+                int(num_classes)]
         for i in range(len(dims) - 1):
-            last = i == len(dims) - 2
-            spec = self._add_layer(rng, "affine", idx, (dims[i], dims[i + 1]), weight_scale,
-                                   norm=None if last else norm)
-            spec["relu"] = spec["dropout"] = not last
-            idx += 1
-        if self.use_dropout:
-            self.dropout_param = {"mode": "train", "p": keep}
-            if seed is not None:
-                self.dropout_param["seed"] = seed
-        self._finish_init()
+            if i == len(dims) - 2:
+                blocks.append([Linear(dims[i], dims[i + 1])])
+            else:
+                blocks.append([Linear(dims[i], dims[i + 1]),
+                               *([BatchNorm1d(dims[i + 1])] if batchnorm else []), ReLU(),
+                               *([Dropout(keep=keep)] if keep != 1 else [])])
+        self._assemble(blocks, (C, H, W), rng, weight_scale, keep, seed)
+
+    def _resized_kwargs(self, out_sizes):
+        kw, n, blocks = self.init_kwargs, 0, []
+        for block in kw["conv_blocks"]:
+            blocks.append([out_sizes.get(f"W{n + j + 1}", f) for j, f in enumerate(block)])
+            n += len(block)
+        hidden = [out_sizes.get(f"W{n + j + 1}", h) for j, h in enumerate(kw["hidden_dims"])]
+        return {**kw, "conv_blocks": blocks, "hidden_dims": hidden}

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import LayeredModel, _as_rng
+from ..nn.layers import BatchNorm1d, Dropout, LayerNorm, Linear, ReLU
+from ._course import CourseNet
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet"]
 
 
-class FullyConnectedNet(LayeredModel):
+class FullyConnectedNet(CourseNet):
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
     hidden_dims: list of hidden layer sizes; input_dim, num_classes;
@@ -43,20 +44,20 @@ class FullyConnectedNet(LayeredModel):
                                 normalization=normalization, reg=self.reg,
                                 weight_scale=weight_scale, dtype=self.dtype.name, seed=seed)
         self.normalization = normalization
-        self.use_dropout = keep != 1
         self.num_layers = 1 + len(hidden_dims)
-        rng = _as_rng(rng)
+        norm = {"batchnorm": BatchNorm1d, "layernorm": LayerNorm}.get(normalization)
         dims = [int(input_dim), *hidden_dims, int(num_classes)]
-        for i in range(self.num_layers):
-            last = i == self.num_layers - 1
-            spec = self._add_layer(rng, "affine", i + 1, (dims[i], dims[i + 1]), weight_scale,
-                                   norm=None if last else normalization)
-            spec["relu"] = spec["dropout"] = not last
-        if self.use_dropout:
-            self.dropout_param = {"mode": "train", "p": keep}
-            if seed is not None:
-                self.dropout_param["seed"] = seed
-        self._finish_init()
+        blocks = []
+        for i in range(self.num_layers - 1):
+            blocks.append([Linear(dims[i], dims[i + 1]), *([norm(dims[i + 1])] if norm else []),
+                           ReLU(), *([Dropout(keep=keep)] if keep != 1 else [])])
+        blocks.append([Linear(dims[-2], dims[-1])])
+        self._assemble(blocks, (dims[0],), rng, weight_scale, keep, seed)
+
+    def _resized_kwargs(self, out_sizes):
+        hidden = [out_sizes.get(f"W{i + 1}", h) for i, h in enumerate(self.init_kwargs[
+            "hidden_dims"])]
+        return {**self.init_kwargs, "hidden_dims": hidden}
 
 
 class TwoLayerNet(FullyConnectedNet):
@@ -70,3 +71,7 @@ class TwoLayerNet(FullyConnectedNet):
         self.init_kwargs = dict(input_dim=int(input_dim), hidden_dim=int(hidden_dim),
                                 num_classes=int(num_classes), weight_scale=weight_scale,
                                 reg=self.reg)
+
+    def _resized_kwargs(self, out_sizes):
+        return {**self.init_kwargs, "hidden_dim": out_sizes.get("W1",
+                                                                self.init_kwargs["hidden_dim"])}

@@ -7,6 +7,7 @@ like the course ones: ``params``, ``loss(X, y=None)``, the Solver,
 """
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers
+from .network import Network
 from .sequential import Sequential, challenge_net, load_arch
 
-__all__ = [*_layers, "Sequential", "challenge_net", "load_arch"]
+__all__ = [*_layers, "Network", "Sequential", "challenge_net", "load_arch"]

@@ -14,6 +14,7 @@ import inspect
 import numpy as np
 
 from .. import layers as L
+from ..layers import conv as _conv
 from ..layers._util import check_int, check_number, pad_hw, xp_of, zeros_like_shape
 
 __all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
@@ -51,9 +52,13 @@ class Layer:
         self.in_shape = self.out_shape = None
 
     # ------------------------------------------------ parameters in the model's dict
-    def _bind(self, model, prefix):
+    def _bind(self, model, prefix, names=None):
+        """Attach to ``model``: local parameter ``k`` is ``params[prefix + k]``,
+        or ``params[names[k]]`` where ``names`` gives one (``W1``...)."""
+        names = names or {}
         object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_names", {k: f"{prefix}{k}" for k in self.param_shapes})
+        object.__setattr__(self, "_names", {k: names.get(k, f"{prefix}{k}")
+                                            for k in self.param_shapes})
 
     def __getattr__(self, name):
         names = object.__getattribute__(self, "_names")
@@ -172,13 +177,17 @@ class Conv2d(Layer):
                                          {"stride": self.stride, "pad": 0})
         return out, (cache, tuple(x.shape))
 
-    def backward(self, dout, cache):
+    def backward(self, dout, cache, need_dx=True):
+        """``need_dx=False`` (a network's first layer): dx is None, and the
+        matmul and col2im that make it are skipped."""
         p, (eh, ew) = self.padding, self._crop
         if not (eh or ew):
-            dx, dw, db = L.conv_backward_fast(dout, cache)
+            dx, dw, db = _conv.conv_backward_fast_params(dout, cache, need_dx=need_dx)
             return dx, {"W": dw, "b": db}
         inner, shape = cache
-        dxc, dw, db = L.conv_backward_fast(dout, inner)
+        dxc, dw, db = _conv.conv_backward_fast_params(dout, inner, need_dx=need_dx)
+        if dxc is None:
+            return None, {"W": dw, "b": db}
         xp = xp_of(dout=dout)
         N, C, H, W = shape
         dxp = zeros_like_shape(xp, dxc, (N, C, H + 2 * p, W + 2 * p))
@@ -300,6 +309,9 @@ class LayerNorm(_Norm):
 
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps}
+
+    def new_bn_param(self):
+        return {}  # no running statistics; the entry keeps the course's one-per-norm layout
 
     def forward(self, x, train):
         return L.layernorm_forward(x, self.p("gamma"), self.p("beta"), {"eps": self.eps})
@@ -491,6 +503,10 @@ class Dropout(Layer):
         return f"Dropout(keep={self.keep:g})"
 
     def forward(self, x, train):
+        shared = getattr(self._model, "dropout_param", None)
+        if shared:  # a course model's one dict for all its dropout layers (p, seed)
+            shared["mode"] = "train" if train else "test"
+            return L.dropout_forward(x, shared)
         if not train or self.keep == 1.0:
             return x, None
         return L.dropout_forward(x, {"mode": "train", "p": self.keep})
@@ -575,11 +591,17 @@ def _run(layers, x, train):
     return x, caches
 
 
-def _back(layers, dout, caches):
-    """Backward through ``layers``; grads keyed by the model's param names."""
+def _back(layers, dout, caches, need_input_grad=True):
+    """Backward through ``layers``; grads keyed by the model's param names.
+    ``need_input_grad=False``: a first Conv2d skips its input gradient
+    (the returned gradient is then None)."""
     grads = {}
-    for layer, c in zip(reversed(layers), reversed(caches)):
-        dout, g = layer.backward(dout, c)
+    for i in range(len(layers) - 1, -1, -1):
+        layer, c = layers[i], caches[i]
+        if i == 0 and not need_input_grad and isinstance(layer, Conv2d):
+            dout, g = layer.backward(dout, c, need_dx=False)
+        else:
+            dout, g = layer.backward(dout, c)
         for k, v in g.items():
             if k in layer._names:
                 grads[layer._names[k]] = v

@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import softmax_loss
-from ..models.base import DeviceModel, _as_rng, init_weight
 from .layers import (BatchNorm2d, Conv2d, Dropout, Flatten, Layer, Linear, MaxPool2d, ReLU,
-                     _back, _run, layer_from_spec)
+                     layer_from_spec)
+from .network import Network, _as_rng
 
 __all__ = ["Sequential", "challenge_net", "load_arch"]
 
 
-def _walk(layers, prefix=""):
-    """(model-name prefix, layer) for every layer, containers' children too."""
-    for i, layer in enumerate(layers):
-        yield from _walk_child(layer, f"{prefix}{i}.")
-
-
-def _walk_child(layer, p):
-    yield p, layer
-    for branch, j, child in layer.children():
-        yield from _walk_child(child, f"{p}{branch}.{j}.")
-
-
-class Sequential(DeviceModel):
+class Sequential(Network):
     """Layers applied in order, ending in class scores; softmax loss.
 
     ``Sequential(*layers, input_shape=(C, H, W), num_classes=None,
@@ -37,6 +24,7 @@ class Sequential(DeviceModel):
     global RandomState in layer order, as the course models do.
     Params are named ``<index>.<name>``: ``"0.W"``, ``"1.gamma"``, and
     ``"3.body.0.W"`` inside a Residual; ``model[0].W`` is ``params["0.W"]``.
+    ``print(model)`` gives the :meth:`summary` table.
     """
 
     def __init__(self, *layers, input_shape, num_classes=None, dtype=np.float32, seed=None,
@@ -56,34 +44,10 @@ class Sequential(DeviceModel):
                             f"got {input_shape!r}") from None
         if not shape or min(shape) < 1:
             raise ValueError(f"Sequential: input_shape must be positive sizes, got {input_shape}")
-        self.modules = list(layers)
-        self.input_shape = shape
-        for i, layer in enumerate(self.modules):
-            try:
-                shape = layer.in_shape_out(shape)
-            except ValueError as exc:
-                raise ValueError(f"layer {i}: {exc}") from None
-        if len(shape) != 1:
-            raise ValueError(f"the last layer {self.modules[-1]!r} outputs {shape}; class scores "
-                             "must be 1-D per sample (end with Flatten/GlobalAvgPool2d and Linear)")
-        if num_classes is not None and int(num_classes) != shape[0]:
+        self._build(layers, shape, _as_rng(seed), weight_scale)
+        if num_classes is not None and int(num_classes) != self.num_classes:
             raise ValueError(f"num_classes={num_classes} but the last layer "
-                             f"{self.modules[-1]!r} outputs {shape[0]} scores")
-        self.num_classes = shape[0]
-        rng = _as_rng(seed)
-        for prefix, layer in _walk(self.modules):
-            layer._bind(self, prefix)
-            for name, (pshape, init) in layer.param_shapes.items():
-                if init[0] == "normal":
-                    value = init_weight(rng, pshape, init[1], weight_scale)
-                elif init[0] == "full":
-                    value = np.full(pshape, init[1])
-                else:
-                    value = (np.ones if init[0] == "ones" else np.zeros)(pshape)
-                self.params[prefix + name] = value
-            if getattr(layer, "running", False):
-                layer._bn_index = len(self.bn_params)
-                self.bn_params.append(layer.new_bn_param())
+                             f"{self.modules[-1]!r} outputs {self.num_classes} scores")
         self.init_kwargs = {"layers": [la.spec() for la in self.modules],
                             "input_shape": list(self.input_shape), "dtype": self.dtype.name,
                             "reg": self.reg}
@@ -101,95 +65,10 @@ class Sequential(DeviceModel):
         return cls(*built, input_shape=input_shape, num_classes=num_classes, dtype=dtype,
                    reg=reg, seed=seed if rng is None else rng, weight_scale=weight_scale)
 
-    # ------------------------------------------------ container protocol
-    def __getitem__(self, i):
-        return self.modules[i]
-
-    def __len__(self):
-        return len(self.modules)
-
-    def __iter__(self):
-        return iter(self.modules)
-
-    def weight_names(self):
-        """The params that are weights (L2-regularised): every W of a Conv2d or Linear."""
-        return [layer._names[w] for _, layer in _walk(self.modules) for w in layer.weights]
-
-    def prune_companions(self, name):
-        """For pruning along outputs: (the output dim of weight ``name``, the
-        params whose entries belong to those outputs: the layer's bias and
-        the gamma/beta of a batch norm directly after it)."""
-        from .layers import _Norm
-        for chain in self._chains():
-            for i, layer in enumerate(chain):
-                if layer.weights and layer._names.get("W") == name:
-                    comps = [layer._names["b"]]
-                    nxt = chain[i + 1] if i + 1 < len(chain) else None
-                    if isinstance(nxt, _Norm) and nxt.running:
-                        comps += [nxt._names["gamma"], nxt._names["beta"]]
-                    return (0 if isinstance(layer, Conv2d) else 1), comps
-        return None, []
-
-    def _chains(self):
-        """Every list of layers applied in sequence: the model's own, and
-        each Residual's body and shortcut."""
-        chains = [self.modules]
-        for _, layer in _walk(self.modules):
-            for branch in ("body", "shortcut"):
-                if getattr(layer, branch, None):
-                    chains.append(getattr(layer, branch))
-        return chains
-
-    # ------------------------------------------------ the model
-    def loss(self, X, y=None):
-        """Scores (N, num_classes) when y is None (test mode); else
-        (loss, grads): softmax cross-entropy plus ``0.5 * reg * sum(W**2)``
-        over every weight, grads keyed like params."""
-        self._sync_device()
-        xp, h, y = self._input(X, y)
-        if tuple(h.shape[1:]) != self.input_shape:
-            raise ValueError(f"X has shape {tuple(h.shape)}; this model takes "
-                             f"(N, {', '.join(map(str, self.input_shape))})")
-        scores, caches = _run(self.modules, h, y is not None)
-        if y is None:
-            return scores
-        loss, dscores = softmax_loss(scores, y)
-        _, grads = _back(self.modules, dscores, caches)
-        if self.reg:
-            for name in self.weight_names():
-                W = self.params[name]
-                loss = loss + 0.5 * self.reg * xp.sum(W * W)
-                grads[name] = grads[name] + self.reg * W
-        return loss, grads
-
-    # ------------------------------------------------ description
-    def summary_rows(self):
-        """(name, layer, output shape, params, multiply-adds) per layer."""
-        rows = []
-        for prefix, layer in _walk(self.modules):
-            own = sum(int(np.prod(self.params[n].shape)) for n in layer._names.values())
-            rows.append((prefix[:-1], layer, layer.out_shape, own,
-                         0 if layer.children() else layer.macs()))
-        return rows
-
     def __repr__(self):
         if not hasattr(self, "init_kwargs"):  # failed while being built
             return "Sequential(<not built>)"
-        rows = [("layer", "output shape", "params", "multiply-adds")]
-        for name, layer, out, n, macs in self.summary_rows():
-            depth = name.count(".") // 2
-            label = type(layer).__name__ if layer.children() else repr(layer)
-            rows.append(("  " * depth + f"{name} {label}", "x".join(map(str, out)),
-                         f"{n:,}" if n else "", f"{macs:,}" if macs else ""))
-        total_p = sum(int(np.prod(v.shape)) for v in self.params.values())
-        total_m = sum(la.macs() for la in self.modules)
-        rows.append(("total (input " + "x".join(map(str, self.input_shape)) + ")", "",
-                     f"{total_p:,}", f"{total_m:,} per sample"))
-        w = [max(len(r[i]) for r in rows) for i in range(4)]
-        line = lambda r: "  ".join((r[0].ljust(w[0]), r[1].rjust(w[1]), r[2].rjust(w[2]),  # noqa
-                                    r[3].rjust(w[3]))).rstrip()
-        sep = "-" * len(line(rows[0]))
-        return "\n".join([line(rows[0]), sep, *map(line, rows[1:-1]), sep, line(rows[-1])])
+        return self.summary()
 
 
 def challenge_net(input_shape=(3, 32, 32), num_classes=6, **kwargs):

@@ -1,6 +1,6 @@
-"""Shrinking a pruned Sequential: removing the output channels (units) that
-structured pruning zeroed, together with everything that reads or follows
-them, along the graph.
+"""Shrinking a pruned network (a Sequential or a course model): removing the
+output channels (units) that structured pruning zeroed, together with
+everything that reads or follows them, along the graph.
 
 Channels live in *spaces*: a Conv2d or Linear makes a new one for its
 outputs; batch norms, activations, pools and dropout act within the space
@@ -22,10 +22,11 @@ from .layers import (BatchNorm1d, BatchNorm2d, Conv2d, GroupNorm, LayerNorm, Lin
 
 
 class _Spaces:
-    """Union-find over channel spaces."""
+    """Union-find over channel spaces; ``whole``: root -> why the space must
+    keep all its channels."""
 
     def __init__(self):
-        self.parent, self.size, self.whole = [], [], set()
+        self.parent, self.size, self.whole = [], [], {}
 
     def new(self, size):
         self.parent.append(len(self.parent))
@@ -43,8 +44,11 @@ class _Spaces:
         if a != b:
             self.parent[b] = a
             if b in self.whole:
-                self.whole.add(a)
+                self.whole.setdefault(a, self.whole[b])
         return a
+
+    def keep_whole(self, s, why):
+        self.whole.setdefault(self.find(s), why)
 
 
 def _trace(layers, space, sp, info):
@@ -62,28 +66,29 @@ def _trace(layers, space, sp, info):
             space = sp.union(a, b)
         else:
             if isinstance(layer, (LayerNorm, GroupNorm)):
-                sp.whole.add(sp.find(space))
+                kind = "layer" if isinstance(layer, LayerNorm) else "group"
+                sp.keep_whole(space, f"feeds a {kind} norm, whose statistics span all its "
+                              "channels: removing pruned ones would change the others' outputs")
             info[id(layer)] = (space, space)
     return space
 
 
 def _walk(layers):
     """Every layer, a Residual's body and shortcut too, in model order."""
-    from .sequential import _walk as walk_named
+    from .network import _walk as walk_named
     return [layer for _, layer in walk_named(layers)]
 
 
-def shrink_sequential(model):
-    """A smaller Sequential computing what the masked one computes; see the
-    module docstring for what is removed. ``shrink_report`` as for the
-    course models."""
+def shrink_network(model):
+    """A smaller model of the same kind computing what the masked one
+    computes; see the module docstring for what is removed."""
     from ..prune import _host, _mask_of, _np_dtype, model_stats
-    from .sequential import Sequential
     sp, info = _Spaces(), {}
     first = sp.new(model.input_shape[0])
-    sp.whole.add(first)
+    sp.keep_whole(first, "reads the network's input")
     last = _trace(model.modules, first, sp, info)
-    sp.whole.add(sp.find(last))
+    sp.keep_whole(last, "is the output layer: its units are the class scores and cannot be "
+                  "removed")
     producers = [la for la in _walk(model.modules) if isinstance(la, (Conv2d, Linear))]
     # a space's removable channels: pruned along the outputs of every producer of it
     dead: dict = {}
@@ -104,8 +109,11 @@ def shrink_sequential(model):
                 dead[s] &= set(np.flatnonzero((g == 0) & (be == 0)).tolist())
     keep = {}
     for s, d in dead.items():
-        if s in sp.whole or not d:
+        if not d:
             continue
+        if s in sp.whole:
+            names = [la.param_names["W"] for la in producers if sp.find(info[id(la)][1]) == s]
+            raise ValueError(f"{', '.join(names)} {sp.whole[s]}")
         if len(d) == sp.size[s]:
             group = [la for la in producers if sp.find(info[id(la)][1]) == s]
             names = [la.param_names["W"] for la in group]
@@ -114,6 +122,7 @@ def shrink_sequential(model):
                              "left to pass on; prune a fraction below 1")
         keep[s] = np.array(sorted(set(range(sp.size[s])) - d))
     if not keep:
+        _why_nothing(model, producers)
         raise ValueError("nothing to shrink: no output channel is pruned (ln_structured along "
                          "the outputs) in every layer that produces it; channels joined by a "
                          "residual add go only when pruned in both branches")
@@ -161,9 +170,10 @@ def shrink_sequential(model):
             return arr
         return arr[k]
 
-    new = Sequential.from_config([respec(la) for la in model.modules],
-                                 input_shape=model.input_shape, dtype=model.dtype.name,
-                                 reg=model.reg, seed=0)
+    out_sizes = {la.param_names["W"]: len(kept(info[id(la)][1])) for la in producers
+                 if kept(info[id(la)][1]) is not None}
+    new = model._rebuilt([respec(la) for la in model.modules], out_sizes)
+    new.reg = model.reg
     dev = backend.backend_of(next(iter(model.params.values())))
     old_layers, new_layers = _walk(model.modules), _walk(new.modules)
     params, masks, kinds = {}, {}, {}
@@ -182,6 +192,8 @@ def shrink_sequential(model):
         if hasattr(old, "_bn_index"):
             ob, nb = model.bn_params[old._bn_index], new.bn_params[nl._bn_index]
             for key in ("running_mean", "running_var"):
+                if key not in ob:  # a layer norm's entry holds no statistics
+                    continue
                 v = _host(ob[key])
                 nb[key] = backend.to_device(cut(old, "gamma", v).astype(_np_dtype(ob[key])), dev)
     new.params = params
@@ -197,3 +209,19 @@ def shrink_sequential(model):
                          "flops_before": before["flops"], "flops_after": after["flops"],
                          "removed": removed}
     return new
+
+
+def _why_nothing(model, producers):
+    """When nothing can be removed because a weight was pruned some other
+    way, say which and how to prune it instead."""
+    for la in producers:
+        name = la.param_names["W"]
+        kind = model.prune_kinds.get(name)
+        unit, od = ("filters", 0) if isinstance(la, Conv2d) else ("units", 1)
+        if kind is None or kind == f"structured:{od}":  # along its outputs: not the reason
+            continue
+        what = ("an unstructured mask" if kind in ("unstructured", "mixed")
+                else f"a mask along dim {kind.split(':')[-1]}")
+        raise ValueError(f"{name} has {what}; shrink removes whole {unit} only "
+                         f"(prune.ln_structured(model, {name!r}, amount, dim={od})). "
+                         "Call prune.remove to keep other zeros in place instead.")

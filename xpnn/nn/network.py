@@ -1,0 +1,259 @@
+"""The engine of every layered xpnn model.
+
+:class:`DeviceModel` is what all models share (``params``, ``reg``,
+``dtype``, batch-norm ``bn_params``, moves between backends);
+:class:`Network` runs a list of layer objects (:mod:`xpnn.nn.layers`):
+shape inference, parameter initialisation in layer order, ``loss``,
+pruning's view of the graph, a summary table. :class:`~xpnn.nn.Sequential`
+and the course models (:mod:`xpnn.models`) are both Networks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..layers import softmax_loss
+from .layers import Conv2d, Linear, _back, _Norm, _run
+
+__all__ = ["DeviceModel", "Network", "draw_normal", "init_weight"]
+
+
+def draw_normal(rng, shape):
+    """Standard normals from ``rng`` (a NumPy Generator/RandomState) or, when
+    None, from NumPy's global RandomState in call order, as the course does."""
+    if rng is None:
+        return np.random.randn(*shape)
+    if isinstance(rng, np.random.Generator):
+        return rng.standard_normal(shape)
+    return rng.randn(*shape)
+
+
+def init_weight(rng, shape, fan_in, weight_scale=None):
+    """Normal weights of ``shape``: std ``weight_scale``, or He's
+    sqrt(2 / fan_in) when it is None; drawn as :func:`draw_normal` draws."""
+    scale = np.sqrt(2.0 / fan_in) if weight_scale is None else float(weight_scale)
+    return scale * draw_normal(rng, shape)
+
+
+def _as_rng(seed_or_rng):
+    if seed_or_rng is None or isinstance(seed_or_rng, (np.random.Generator,
+                                                       np.random.RandomState)):
+        return seed_or_rng
+    return np.random.default_rng(seed_or_rng)
+
+
+class DeviceModel:
+    """What every xpnn model shares: ``params`` (the dict the Solver
+    updates), ``reg``, ``dtype``, the batch-norm ``bn_params`` (running
+    statistics), and the moves of all of them (and pruning masks) between
+    backends."""
+
+    #: set by subclasses: the constructor arguments, for checkpoints
+    init_kwargs: dict
+
+    def __init__(self, reg=0.0, dtype=np.float32):
+        self.reg = float(reg)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype!r}")
+        self.params: dict = {}
+        self.bn_params: list[dict] = []
+
+    def _finish_init(self):
+        """Cast params to the model dtype and move them to the active backend."""
+        self.params = backend.to_device(
+            {k: np.asarray(v).astype(self.dtype) for k, v in self.params.items()})
+        for p in self.bn_params:
+            for key in ("running_mean", "running_var"):
+                if key in p:
+                    p[key] = backend.to_device(np.asarray(p[key]).astype(self.dtype))
+
+    # ------------------------------------------------------------ device moves
+    def _sync_device(self):
+        """Forgiving boundary: params assigned from NumPy (as notebooks do)
+        are moved to the active backend, once."""
+        name = backend.get_backend()
+        for k, v in self.params.items():
+            if backend.backend_of(v) != name:
+                self.params[k] = backend.to_device(v, name)
+        for p in self.bn_params:
+            for key in ("running_mean", "running_var"):
+                if key in p and backend.backend_of(p[key]) != name:
+                    p[key] = backend.to_device(p[key], name)
+        masks = getattr(self, "masks", None)  # pruning masks travel with their weights
+        if masks:
+            for k, m in masks.items():
+                if backend.backend_of(m) != name:
+                    masks[k] = backend.to_device(m, name)
+
+    def to_device(self, name=None):
+        """Move params, normalisation running statistics and pruning masks
+        to a backend."""
+        with backend.use_backend(name or backend.get_backend()):
+            self._sync_device()
+        return self
+
+    def _input(self, X, y):
+        xp = backend.namespace()
+        X = backend.to_device(X)
+        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)  # no copy (no GPU launch) if typed
+        if y is not None:
+            y = backend.to_device(y)
+        return xp, X, y
+
+
+def _walk(layers, prefix=""):
+    """(model-name prefix, layer) for every layer, containers' children too."""
+    for i, layer in enumerate(layers):
+        yield from _walk_child(layer, f"{prefix}{i}.")
+
+
+def _walk_child(layer, p):
+    yield p, layer
+    for branch, j, child in layer.children():
+        yield from _walk_child(child, f"{p}{branch}.{j}.")
+
+
+class Network(DeviceModel):
+    """The engine of every layered xpnn model: a list of layer objects, the
+    flat ``params`` dict they read, shape inference at construction, and
+    ``loss``. :class:`Sequential` builds one from any layers; the course
+    models (``FullyConnectedNet``, ``ThreeLayerConvNet``...) build one from
+    their constructor arguments and keep the course's parameter names."""
+
+    def _build(self, layers, input_shape, rng=None, weight_scale=None, names=None):
+        """Infer shapes through ``layers`` from ``input_shape`` (per sample),
+        then draw the parameters in layer order. ``names``: optional
+        {top-level layer index: {local name: param name}} (``W1``...);
+        otherwise params are named ``<index>.<local name>``."""
+        self.modules = list(layers)
+        self.input_shape = tuple(input_shape)
+        shape = self.input_shape
+        for i, layer in enumerate(self.modules):
+            try:
+                shape = layer.in_shape_out(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {i}: {exc}") from None
+        if len(shape) != 1:
+            raise ValueError(f"the last layer {self.modules[-1]!r} outputs {shape}; class scores "
+                             "must be 1-D per sample (end with Flatten/GlobalAvgPool2d and Linear)")
+        self.num_classes = shape[0]
+        top = {id(layer): i for i, layer in enumerate(self.modules)}
+        for prefix, layer in _walk(self.modules):
+            layer._bind(self, prefix, (names or {}).get(top.get(id(layer))))
+            for name, (pshape, init) in layer.param_shapes.items():
+                if init[0] == "normal":
+                    value = init_weight(rng, pshape, init[1], weight_scale)
+                elif init[0] == "full":
+                    value = np.full(pshape, init[1])
+                else:
+                    value = (np.ones if init[0] == "ones" else np.zeros)(pshape)
+                self.params[layer._names[name]] = value
+            if isinstance(layer, _Norm):  # one entry per normalisation layer, as the course
+                layer._bn_index = len(self.bn_params)
+                self.bn_params.append(layer.new_bn_param())
+
+    # ------------------------------------------------ container protocol
+    def __getitem__(self, i):
+        return self.modules[i]
+
+    def __len__(self):
+        return len(self.modules)
+
+    def __iter__(self):
+        return iter(self.modules)
+
+    def weight_names(self):
+        """The params that are weights (L2-regularised): every W of a Conv2d or Linear."""
+        return [layer._names[w] for _, layer in _walk(self.modules) for w in layer.weights]
+
+    def prune_companions(self, name):
+        """For pruning along outputs: (the output dim of weight ``name``, the
+        params whose entries belong to those outputs: the layer's bias and
+        the gamma/beta of a batch norm directly after it)."""
+        for chain in self._chains():
+            for i, layer in enumerate(chain):
+                if layer.weights and layer._names.get("W") == name:
+                    comps = [layer._names["b"]]
+                    nxt = chain[i + 1] if i + 1 < len(chain) else None
+                    if isinstance(nxt, _Norm) and nxt.running:
+                        comps += [nxt._names["gamma"], nxt._names["beta"]]
+                    return (0 if isinstance(layer, Conv2d) else 1), comps
+        return None, []
+
+    def _chains(self):
+        """Every list of layers applied in sequence: the model's own, and
+        each Residual's body and shortcut."""
+        chains = [self.modules]
+        for _, layer in _walk(self.modules):
+            for branch in ("body", "shortcut"):
+                if getattr(layer, branch, None):
+                    chains.append(getattr(layer, branch))
+        return chains
+
+    def _rebuilt(self, layer_specs, out_sizes):
+        """A fresh model of this kind with the layers ``layer_specs`` (what
+        ``shrink`` keeps); ``out_sizes``: weight name -> its new number of
+        outputs."""
+        from .sequential import Sequential
+        return Sequential.from_config(layer_specs, input_shape=self.input_shape,
+                                      dtype=self.dtype.name, reg=self.reg, seed=0)
+
+    # ------------------------------------------------ the model
+    def loss(self, X, y=None):
+        """Scores (N, num_classes) when y is None (test mode); else
+        (loss, grads): softmax cross-entropy plus ``0.5 * reg * sum(W**2)``
+        over every weight, grads keyed like params."""
+        self._sync_device()
+        xp, h, y = self._input(X, y)
+        got = tuple(h.shape[1:])
+        # a first Linear flattens what it gets, as the course's affine layer does
+        if got != self.input_shape and not (isinstance(self.modules[0], Linear) and
+                                            int(np.prod(got)) == int(np.prod(self.input_shape))):
+            raise ValueError(f"X has shape {tuple(h.shape)}; this model takes "
+                             f"(N, {', '.join(map(str, self.input_shape))})")
+        scores, caches = _run(self.modules, h, y is not None)
+        if y is None:
+            return scores
+        loss, dscores = softmax_loss(scores, y)
+        # nothing reads the input's gradient: the first layer may skip it
+        _, grads = _back(self.modules, dscores, caches, need_input_grad=False)
+        if self.reg:  # no work (on a GPU, no kernel launches) when reg == 0
+            for name in self.weight_names():
+                W = self.params[name]
+                loss = loss + 0.5 * self.reg * xp.sum(W * W)
+                grads[name] = grads[name] + self.reg * W
+        return loss, grads
+
+    # ------------------------------------------------ description
+    def summary_rows(self):
+        """(name, layer, output shape, params, multiply-adds) per layer."""
+        rows = []
+        for prefix, layer in _walk(self.modules):
+            own = sum(int(np.prod(self.params[n].shape)) for n in layer._names.values())
+            rows.append((prefix[:-1], layer, layer.out_shape, own,
+                         0 if layer.children() else layer.macs()))
+        return rows
+
+    def summary(self):
+        """A table: layer, output shape, params and multiply-adds per sample."""
+        rows = [("layer", "output shape", "params", "multiply-adds")]
+        for name, layer, out, n, macs in self.summary_rows():
+            depth = name.count(".") // 2
+            label = type(layer).__name__ if layer.children() else repr(layer)
+            rows.append(("  " * depth + f"{name} {label}", "x".join(map(str, out)),
+                         f"{n:,}" if n else "", f"{macs:,}" if macs else ""))
+        total_p = sum(int(np.prod(v.shape)) for v in self.params.values())
+        total_m = sum(la.macs() for la in self.modules)
+        rows.append(("total (input " + "x".join(map(str, self.input_shape)) + ")", "",
+                     f"{total_p:,}", f"{total_m:,} per sample"))
+        w = [max(len(r[i]) for r in rows) for i in range(4)]
+        line = lambda r: "  ".join((r[0].ljust(w[0]), r[1].rjust(w[1]), r[2].rjust(w[2]),  # noqa
+                                    r[3].rjust(w[3]))).rstrip()
+        sep = "-" * len(line(rows[0]))
+        return "\n".join([line(rows[0]), sep, *map(line, rows[1:-1]), sep, line(rows[-1])])
+
+    def __repr__(self):
+        """A course model shows how it was made: ``ConvNet(conv_blocks=...)``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in getattr(self, "init_kwargs", {}).items())
+        return f"{type(self).__name__}({args})"
