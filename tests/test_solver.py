@@ -348,3 +348,80 @@ def test_bad_augment_is_named(digits, augment, err, match):
 def test_augmented_run_resumes_exactly(tmp_path, capsys):
     _cli_resume_gives_the_same_run(tmp_path, capsys, 2,
                                    ["--model", "convnet", "--augment", "crop:1,flip"])
+
+
+def _tiny_solver(digits, **kw):
+    np.random.seed(3)
+    model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+    return Solver(model, _small(digits, 40), batch_size=10, verbose=False,
+                  optim_config={"learning_rate": 0.5}, **kw)
+
+
+def test_solver_parts_alone(xb, digits):
+    """Each job the training loop calls, on its own: the minibatch draw, the
+    update (masks kept), the epoch end, the evaluation and its best-params
+    rule."""
+    s = _tiny_solver(digits, lr_decay=0.5)
+    np.random.seed(9)
+    Xb, yb = s._next_batch()
+    np.random.seed(9)
+    idx = np.random.choice(40, 10)          # the course's draw, in its order
+    np.testing.assert_array_equal(host(Xb), digits["X_train"][:40][idx])
+    np.testing.assert_array_equal(host(yb), digits["y_train"][:40][idx])
+    # the update rule runs on every param, and masks re-zero what they prune
+    s.model.masks = {"W1": s.model.params["W1"] * 0 + 1}
+    s.model.masks["W1"][:, 0] = 0
+    grads = {k: v * 0 + 1 for k, v in s.model.params.items()}
+    before = {k: host(v).copy() for k, v in s.model.params.items()}
+    s._update(grads)
+    for k in before:
+        want = before[k] - 0.5
+        if k == "W1":
+            want[:, 0] = 0
+        np.testing.assert_allclose(host(s.model.params[k]), want, rtol=0, atol=1e-15)
+    # the epoch end counts the epoch and decays every rate once
+    s.optim_configs["b1"] = {}                # a rule without a rate is left alone
+    s._end_epoch()
+    assert s.epoch == 1 and s.optim_configs["W1"]["learning_rate"] == 0.25
+    assert s.optim_configs["b1"] == {}
+    # evaluation: histories grow; best params are a copy, replaced only on improvement
+    s._evaluate()
+    assert len(s.val_acc_history) == len(s.train_acc_history) == 1
+    assert s.best_val_acc == s.val_acc_history[0] > 0
+    kept = host(s.best_params["W2"]).copy()
+    s.model.params["W2"] = s.model.params["W2"] * 0      # every score equal: worse accuracy
+    s._evaluate()
+    assert s.val_acc_history[1] < s.best_val_acc
+    np.testing.assert_array_equal(host(s.best_params["W2"]), kept)
+
+
+def test_non_finite_params_never_become_the_best(xb, digits):
+    s = _tiny_solver(digits)
+    s.model.params["b2"] = s.model.params["b2"] + np.inf   # every score infinite
+    s.best_val_acc = -1.0
+    s._evaluate()
+    assert s.best_params == {} and s.best_val_acc == -1.0
+
+
+def test_one_checkpoint_reader_refuses_the_same_files(digits, tmp_path):
+    """A saved model and a Solver checkpoint go through one reader: a file
+    missing a param is refused by both (loading it once kept that param's
+    random initial values)."""
+    from xpnn.checkpoint import load_model, save_model, save_npz_atomic
+    s = _tiny_solver(digits, num_epochs=1, checkpoint_name=str(tmp_path / "run"))
+    s.train()
+    for path in (save_model(s.model, str(tmp_path / "m.npz")), str(tmp_path / "run_epoch_1.npz")):
+        meta, arrays = load_npz(path)
+        ref = meta["model"]["params"].pop("b2")["__array__"]
+        arrays.pop(ref)
+        bad = str(tmp_path / "bad.npz")
+        save_npz_atomic(bad, meta, arrays)
+        with pytest.raises(ValueError, match=r"holds params \['W1', 'W2', 'b1'\] but the model "
+                                             r"has \['W1', 'W2', 'b1', 'b2'\]"):
+            load_model(bad)
+        fresh = _tiny_solver(digits)
+        if meta["format"] == "xpnn-checkpoint-1":
+            w = host(fresh.model.params["W1"]).copy()
+            with pytest.raises(ValueError, match="holds params"):
+                fresh.load_checkpoint(bad)
+            np.testing.assert_array_equal(host(fresh.model.params["W1"]), w)  # untouched

@@ -15,7 +15,8 @@ import numpy as np
 from .backend import backend_of, to_numpy
 
 __all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
-           "load_model", "model_class_name"]
+           "load_model", "model_class_name", "model_section", "read_model_section",
+           "check_fits", "restore_model"]
 
 _META = "__meta__"
 
@@ -160,23 +161,88 @@ def save_model(model, path):
     return path
 
 
+def read_model_section(path, meta, arrays):
+    """The model section of a checkpoint or saved model as a dict (class,
+    init_kwargs, params, bn_params, masks, prune_kinds, reg), NumPy arrays;
+    a ValueError naming ``path`` when it is missing or malformed."""
+    try:
+        m = unflatten_state(meta["model"], arrays)
+        sec = {"class": m.get("class"), "init_kwargs": m.get("init_kwargs"),
+               "params": dict(m["params"]), "bn_params": list(m.get("bn_params") or []),
+               "masks": dict(m.get("masks") or {}),
+               "prune_kinds": dict(m.get("prune_kinds") or {}), "reg": m.get("reg")}
+        for k, v in sec["params"].items():
+            if not isinstance(v, np.ndarray):
+                raise TypeError(f"param {k} is a {type(v).__name__}, not an array")
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path!r}: the model section is incomplete or malformed "
+                         f"({type(exc).__name__}: {exc})") from None
+    return sec
+
+
+# settings that may differ between a stored model and the model taking its state
+_FREE_SETTINGS = ("reg", "weight_scale", "seed")
+
+
+def check_fits(model, sec):
+    """Raise ValueError unless the stored model ``sec`` fits ``model``: the
+    same class and settings (batch norm or layer norm, dropout, sizes,
+    dtype...; a course-written model without constructor arguments is
+    compared by its params only), the same param names and shapes, the
+    same number of normalisation layers."""
+    mine_kw = getattr(model, "init_kwargs", None)
+    stored_kw = sec["init_kwargs"]
+    if mine_kw is not None and stored_kw is not None:
+        if sec["class"] != model_class_name(model):
+            raise ValueError(f"it was written by a {sec['class']}, the model is a "
+                             f"{model_class_name(model)}")
+        mine = json.loads(json.dumps(mine_kw, default=str))
+        differ = sorted(k for k in set(mine) | set(stored_kw)
+                        if k not in _FREE_SETTINGS and mine.get(k) != stored_kw.get(k))
+        if differ:
+            raise ValueError("its model settings differ: " + ", ".join(
+                f"{k}={stored_kw.get(k)!r} there, {mine.get(k)!r} here" for k in differ))
+    params = sec["params"]
+    if set(params) != set(model.params):
+        raise ValueError(f"it holds params {sorted(params)} but the model has "
+                         f"{sorted(model.params)}")
+    for k, v in params.items():
+        if tuple(v.shape) != tuple(model.params[k].shape):
+            raise ValueError(f"param {k} has shape {tuple(v.shape)}, the model expects "
+                             f"{tuple(model.params[k].shape)}")
+    mine_bn = getattr(model, "bn_params", None)
+    if mine_bn is not None and len(sec["bn_params"]) != len(mine_bn):
+        raise ValueError(f"it holds {len(sec['bn_params'])} normalisation layers' state, the "
+                         f"model has {len(mine_bn)}")
+
+
+def restore_model(model, sec, device=None, reg=True):
+    """Put the stored state ``sec`` (checked by :func:`check_fits`) into
+    ``model`` on backend ``device``: params, batch-norm state, pruning masks
+    and kinds, and (``reg=True``) the regularisation strength."""
+    from . import backend
+    model.params = backend.to_device(sec["params"], device)
+    if hasattr(model, "bn_params"):
+        model.bn_params[:] = backend.to_device(sec["bn_params"], device)
+    model.masks = backend.to_device(sec["masks"], device)
+    model.prune_kinds = dict(sec["prune_kinds"])
+    if reg and sec["reg"] is not None:
+        model.reg = float(sec["reg"])
+    return model
+
+
 def load_model(path):
     """A model from :func:`save_model` or from a Solver checkpoint, on the
     active backend, with its shapes (shrunk ones too) and masks."""
-    from . import backend
     from .models import build_model
     meta, arrays = load_npz(path)
     if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or \
             not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path!r} holds neither an xpnn model nor a solver checkpoint")
-    try:
-        m = unflatten_state(meta["model"], arrays)
-        kwargs = dict(m.get("init_kwargs") or {})
-        params = m["params"]
-        stored = sum(int(np.prod(v.shape)) for v in params.values())
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise ValueError(f"{path!r}: the model section is incomplete or malformed "
-                         f"({type(exc).__name__}: {exc})") from None
+    sec = read_model_section(path, meta, arrays)
+    kwargs = sec["init_kwargs"] if isinstance(sec["init_kwargs"], dict) else {}
+    stored = sum(int(np.prod(v.shape)) for v in sec["params"].values())
+
     def sizes(v):
         if isinstance(v, bool):
             return []
@@ -191,22 +257,16 @@ def load_model(path):
                              f"{stored} parameter values the file holds; the metadata is "
                              "not this file's")
     try:
-        model = build_model(m.get("class"), {**kwargs, "rng": 0})
+        model = build_model(sec["class"], {**kwargs, "rng": 0})
     except MemoryError:
         raise ValueError(f"{path!r}: its model settings {kwargs} ask for more memory than "
                          f"there is; the file holds {stored} parameter values") from None
     except TypeError as exc:
-        raise ValueError(f"{path!r}: its model settings do not build a {m.get('class')}: "
+        raise ValueError(f"{path!r}: its model settings do not build a {sec['class']}: "
                          f"{exc}") from None
-    for k, v in params.items():
-        if k not in model.params or tuple(v.shape) != tuple(model.params[k].shape):
-            raise ValueError(f"{path!r}: param {k} of shape {tuple(v.shape)} does not fit a "
-                             f"{m.get('class')} built from its stored arguments")
-    model.params = backend.to_device(params)
-    if m.get("bn_params"):
-        model.bn_params[:] = backend.to_device(m["bn_params"])
-    model.masks = backend.to_device(m.get("masks") or {})
-    model.prune_kinds = dict(m.get("prune_kinds") or {})
-    if m.get("reg") is not None:
-        model.reg = float(m["reg"])
-    return model
+    try:
+        check_fits(model, sec)
+    except ValueError as exc:
+        raise ValueError(f"{path!r} does not fit a {sec['class']} built from its stored "
+                         f"arguments: {exc}") from None
+    return restore_model(model, sec)

@@ -12,14 +12,13 @@ the model holds the parameters with the best validation accuracy.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from . import backend
-from .checkpoint import (flatten_state, load_npz, model_class_name, model_section,
-                         save_npz_atomic, unflatten_state)
+from .checkpoint import (check_fits, flatten_state, load_npz, model_section,
+                         read_model_section, restore_model, save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
 from .optim import get_update_rule
 
@@ -252,26 +251,38 @@ class Solver:
         return X
 
     def _step(self):
+        """One iteration: this iteration's learning rate, a minibatch, the
+        loss and gradients, the NaN check (on the host: before the update),
+        the update."""
         if self.lr_schedule is not None:
             lr = self.learning_rate_at(self.iteration)
             for cfg in self.optim_configs.values():
                 cfg["learning_rate"] = lr
-        num_train = self.X_train.shape[0]
-        batch_mask = np.random.choice(num_train, self.batch_size)
-        X_batch, y_batch = self._rows(self.X_train, batch_mask), self._rows(self.y_train,
-                                                                           batch_mask)
-        if self.augment is not None:
-            X_batch = self._augmented(X_batch)
+        X_batch, y_batch = self._next_batch()
         with backend.labels_checked():  # every label was checked once, in train()
             loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
         if self._backend() == "numpy" and not math.isfinite(float(loss)):
             self._check_finite()  # raises before a NaN update reaches the weights
+        self._update(grads)
+
+    def _next_batch(self):
+        """batch_size training rows drawn with replacement by
+        ``np.random.choice`` (the course's order), augmented when asked."""
+        batch_mask = np.random.choice(self.X_train.shape[0], self.batch_size)
+        X_batch = self._rows(self.X_train, batch_mask)
+        y_batch = self._rows(self.y_train, batch_mask)
+        if self.augment is not None:
+            X_batch = self._augmented(X_batch)
+        return X_batch, y_batch
+
+    def _update(self, grads):
+        """The update rule on every param; pruned entries stay exactly zero
+        while fine-tuning (xpnn.prune)."""
         for p, w in self.model.params.items():
             next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
             self.optim_configs[p] = next_config
-        # pruned entries stay exactly zero while fine-tuning (xpnn.prune)
         for p, mask in getattr(self.model, "masks", {}).items():
             self.model.params[p] = self.model.params[p] * mask
 
@@ -371,54 +382,66 @@ class Solver:
 
     def train(self):
         """Run (or continue) the optimisation for num_epochs epochs."""
-        num_train = self.X_train.shape[0]
-        iterations_per_epoch = max(num_train // self.batch_size, 1)
-        num_iterations = self.num_epochs * iterations_per_epoch
-        if self.iteration < num_iterations:
+        per_epoch = self._iterations_per_epoch()
+        total = self.num_epochs * per_epoch
+        if self.iteration < total:
             self._check_labels()
         # off the host a NaN is seen only at a check, after some updates: keep
         # where this call started, to return to if there is no best yet
         self._start_params = None if self._backend() == "numpy" else {
             k: _copy(v) for k, v in self.model.params.items()}
-        bar = _progress(num_iterations, self.iteration, self.verbose)
+        bar = _progress(total, self.iteration, self.verbose)
         try:
-            for t in range(self.iteration, num_iterations):
+            for t in range(self.iteration, total):
                 self._step()
                 self.iteration = t + 1
-                # reading the loss back costs a device sync: off the host, only now and then
-                if self._backend() == "numpy" or t % self.print_every == 0:
-                    self._check_finite()
-                if self.verbose and t % self.print_every == 0:
-                    _write(bar, "(Iteration %d / %d) loss: %f"
-                           % (t + 1, num_iterations, self._loss_value(t)))
-                bar.update(1)
-                epoch_end = (t + 1) % iterations_per_epoch == 0
+                self._guard_and_report(t, total, bar)
+                epoch_end = self.iteration % per_epoch == 0
                 if epoch_end:
-                    self.epoch += 1
-                    for cfg in self.optim_configs.values():
-                        if "learning_rate" in cfg:
-                            cfg["learning_rate"] *= self.lr_decay
-                if t == 0 or t == num_iterations - 1 or epoch_end:
-                    self._check_finite()
-                    train_acc = self.check_accuracy(self.X_train, self.y_train,
-                                                    num_samples=self.num_train_samples)
-                    val_acc = self.check_accuracy(self.X_val, self.y_val,
-                                                  num_samples=self.num_val_samples)
-                    self.train_acc_history.append(train_acc)
-                    self.val_acc_history.append(val_acc)
-                    if self.verbose:
-                        _write(bar, "(Epoch %d / %d) train acc: %f; val_acc: %f"
-                               % (self.epoch, self.num_epochs, train_acc, val_acc))
-                    if val_acc > self.best_val_acc and self._params_finite():
-                        self.best_val_acc = val_acc
-                        self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
-                    if epoch_end or t == num_iterations - 1:
-                        self._save_checkpoint()
+                    self._end_epoch()
+                if t == 0 or epoch_end or self.iteration == total:
+                    self._evaluate(bar)
+                if epoch_end or self.iteration == total:
+                    self._save_checkpoint()
         finally:
             bar.close()
         self._read_losses()
         if self.best_params:
             self.model.params = dict(self.best_params)
+
+    def _guard_and_report(self, t, total, bar):
+        """After step ``t``: the NaN check (every step on the host; off it,
+        reading the loss back costs a device sync, so only every print_every
+        steps), the loss line, the progress bar."""
+        if self._backend() == "numpy" or t % self.print_every == 0:
+            self._check_finite()
+        if self.verbose and t % self.print_every == 0:
+            _write(bar, "(Iteration %d / %d) loss: %f" % (t + 1, total, self._loss_value(t)))
+        bar.update(1)
+
+    def _end_epoch(self):
+        """Count the epoch; decay every learning rate by lr_decay."""
+        self.epoch += 1
+        for cfg in self.optim_configs.values():
+            if "learning_rate" in cfg:
+                cfg["learning_rate"] *= self.lr_decay
+
+    def _evaluate(self, bar=None):
+        """Train and validation accuracy into the histories (printed when
+        verbose); the params become the best ones when validation accuracy
+        improves and they are finite."""
+        self._check_finite()
+        train_acc = self.check_accuracy(self.X_train, self.y_train,
+                                        num_samples=self.num_train_samples)
+        val_acc = self.check_accuracy(self.X_val, self.y_val, num_samples=self.num_val_samples)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        if self.verbose:
+            _write(bar, "(Epoch %d / %d) train acc: %f; val_acc: %f"
+                   % (self.epoch, self.num_epochs, train_acc, val_acc))
+        if val_acc > self.best_val_acc and self._params_finite():
+            self.best_val_acc = val_acc
+            self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self):
@@ -463,38 +486,23 @@ class Solver:
         and settings, same parameter shapes); everything is checked before
         anything changes, so a refused file leaves the Solver as it was."""
         meta, arrays = load_npz(path)
-        if not isinstance(meta, dict) or meta.get("format") != "xpnn-checkpoint-1":
+        if meta.get("format") != "xpnn-checkpoint-1":
             raise ValueError(f"{path!r} is not an xpnn solver checkpoint")
+        sec = read_model_section(path, meta, arrays)
         try:
             state = unflatten_state(meta, arrays)
-            m = state["model"]
-            params, bn = m["params"], m.get("bn_params") or []
             fields = {k: state[k] for k in ("epoch", "iteration", "best_val_acc", "best_params",
                                             "optim_configs", "loss_history",
                                             "train_acc_history", "val_acc_history", "rng")}
-            self._check_same_model(path, m)
-            if set(params) != set(self.model.params):
-                raise ValueError(f"it holds params {sorted(params)} but the model has "
-                                 f"{sorted(self.model.params)}")
-            for k, v in params.items():
-                if tuple(v.shape) != tuple(self.model.params[k].shape):
-                    raise ValueError(f"param {k} has shape {v.shape}, the model expects "
-                                     f"{tuple(self.model.params[k].shape)}")
-            if hasattr(self.model, "bn_params") and len(bn) != len(self.model.bn_params):
-                raise ValueError(f"it holds {len(bn)} normalisation layers' state, the model "
-                                 f"has {len(self.model.bn_params)}")
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ValueError(f"checkpoint {path!r} is incomplete or malformed "
                              f"({type(exc).__name__}: {exc})") from None
+        try:
+            check_fits(self.model, sec)
         except ValueError as exc:
             raise ValueError(f"checkpoint {path!r} does not fit this model: {exc}") from None
         dev = self._backend()  # decided before the params are replaced
-        self.model.params = backend.to_device(params, dev)
-        if hasattr(self.model, "bn_params"):
-            self.model.bn_params[:] = backend.to_device(bn, dev)
-        if m.get("masks"):
-            self.model.masks = backend.to_device(m["masks"], dev)
-            self.model.prune_kinds = dict(m.get("prune_kinds") or {})
+        restore_model(self.model, sec, dev, reg=False)
         self.epoch, self.iteration = fields["epoch"], fields["iteration"]
         self.best_val_acc = fields["best_val_acc"]
         self.best_params = backend.to_device(fields["best_params"], dev)
@@ -505,26 +513,6 @@ class Solver:
         self.val_acc_history = list(fields["val_acc_history"])
         backend.set_rng_state(fields["rng"])
         return self
-
-    # settings that may differ between a checkpoint and the model resuming it
-    _FREE_SETTINGS = ("reg", "weight_scale", "seed")
-
-    def _check_same_model(self, path, m):
-        """The stored model class and settings (batch norm or layer norm,
-        dropout, sizes, dtype...) must be the model's own."""
-        mine_kw = getattr(self.model, "init_kwargs", None)
-        stored_kw = m.get("init_kwargs")
-        if mine_kw is None or stored_kw is None:
-            return  # a course-written model: only the params can be compared
-        if m.get("class") != model_class_name(self.model):
-            raise ValueError(f"it was written by a {m.get('class')}, the model is a "
-                             f"{model_class_name(self.model)}")
-        mine = json.loads(json.dumps(mine_kw, default=str))
-        differ = sorted(k for k in set(mine) | set(stored_kw)
-                        if k not in self._FREE_SETTINGS and mine.get(k) != stored_kw.get(k))
-        if differ:
-            raise ValueError("its model settings differ: " + ", ".join(
-                f"{k}={stored_kw.get(k)!r} there, {mine.get(k)!r} here" for k in differ))
 
 
 def _copy(v):
@@ -550,7 +538,7 @@ def _progress(total, initial, verbose):
 
 
 def _write(bar, line):
-    if isinstance(bar, _NoBar):
+    if bar is None or isinstance(bar, _NoBar):
         print(line)
     else:
         bar.write(line)
