@@ -425,3 +425,19 @@ def test_one_checkpoint_reader_refuses_the_same_files(digits, tmp_path):
             with pytest.raises(ValueError, match="holds params"):
                 fresh.load_checkpoint(bad)
             np.testing.assert_array_equal(host(fresh.model.params["W1"]), w)  # untouched
+
+
+def test_epoch_callback_sees_each_epoch_and_can_stop_training(digits):
+    seen = []
+
+    def cb(solver):
+        seen.append((solver.epoch, len(solver.val_acc_history), solver.iteration))
+        if solver.epoch == 2:
+            raise KeyboardInterrupt  # what a pruner's exception does: training stops here
+
+    s = _tiny_solver(digits, num_epochs=4, epoch_callback=cb)
+    with pytest.raises(KeyboardInterrupt):
+        s.train()
+    assert seen == [(1, 2, 4), (2, 3, 8)]      # after each epoch's accuracy check
+    with pytest.raises(TypeError, match="epoch_callback must be callable"):
+        _tiny_solver(digits, epoch_callback=3)

@@ -26,7 +26,7 @@ __all__ = ["Solver"]
 
 _KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, lr_schedule=None, augment=None,
                batch_size=100, num_epochs=10, num_train_samples=1000, num_val_samples=None,
-               checkpoint_name=None, print_every=10, verbose=True)
+               checkpoint_name=None, print_every=10, verbose=True, epoch_callback=None)
 
 _SCHEDULES = {"constant": {}, "cosine": {"min_factor": 0.0},
               "step": {"step_epochs": None, "gamma": 0.1}}
@@ -96,7 +96,10 @@ class Solver:
     num_train_samples / num_val_samples (subsample sizes for the accuracy
     checks; None = all), checkpoint_name (write
     ``<name>_epoch_<e>.npz`` after every epoch), print_every, verbose
-    (print progress and show a progress bar). Unknown keywords raise.
+    (print progress and show a progress bar), epoch_callback (called with
+    the Solver after each epoch's accuracy check; an exception it raises
+    stops training, as a hyperparameter search's pruner does). Unknown
+    keywords raise.
     """
 
     #: update rules by name; None: xpnn.optim's (a course edition sets its own)
@@ -160,6 +163,9 @@ class Solver:
         self.checkpoint_name = opts["checkpoint_name"]
         self.print_every = check_int("print_every", opts["print_every"], 1)
         self.verbose = bool(opts["verbose"])
+        if opts["epoch_callback"] is not None and not callable(opts["epoch_callback"]):
+            raise TypeError(f"epoch_callback must be callable, got {opts['epoch_callback']!r}")
+        self.epoch_callback = opts["epoch_callback"]
         self._data_cache: dict = {}
         self._labels_ok = False
         self._start_params = None
@@ -401,6 +407,8 @@ class Solver:
                     self._end_epoch()
                 if t == 0 or epoch_end or self.iteration == total:
                     self._evaluate(bar)
+                if epoch_end and self.epoch_callback is not None:
+                    self.epoch_callback(self)
                 if epoch_end or self.iteration == total:
                     self._save_checkpoint()
         finally:
