@@ -48,58 +48,14 @@ def _positive_float(s):
 
 
 def build_parser():
-    from .optim import UPDATE_RULES
     p = _Parser(prog="xpnn", description="xpnn: CS231n-style neural networks on NumPy or CuPy.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     t = sub.add_parser("train", help="train a model and report val/test accuracy",
                        description="Train a model with the Solver and report validation and "
                                    "test accuracy. With no options: a ConvNet on the "
                                    "handwritten-digits set that ships with scikit-learn.")
-    t.add_argument("--model", choices=MODEL_CHOICES, default="convnet",
-                   help="convnet: [conv-bn-relu-pool]x2 - affine-bn-relu - affine; threelayer: "
-                        "the course ThreeLayerConvNet; fc: FullyConnectedNet [100, 100] with "
-                        "batchnorm; twolayer: TwoLayerNet; challenge: the seed notebooks' "
-                        "[conv-bn-relu-pool-dropout]x3 64/128/256 - 512 - classes "
-                        "(default: %(default)s)")
-    t.add_argument("--arch", metavar="FILE.json",
-                   help="train the xpnn.nn Sequential described in this JSON file (a list of "
-                        "layers such as {\"type\": \"Conv2d\", \"in_channels\": 1, ...}); "
-                        "replaces --model; input shape and classes come from the data set")
-    t.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits needs no download; cifar10 and cinic10 read --data-dir "
-                        "(default: %(default)s)")
-    t.add_argument("--data-dir", metavar="PATH",
-                   help="cifar10: the cifar-10-batches-py folder; cinic10: the folder with "
-                        "train/valid/test")
-    t.add_argument("--classes", metavar="A,B,...",
-                   help="cinic10 only: a subset of class names, e.g. airplane,bird,cat")
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="number of epochs (default 15; with --resume, the checkpoint's)")
-    t.add_argument("--batch-size", type=_positive_int, default=50,
-                   help="minibatch size (default: %(default)s)")
-    t.add_argument("--lr", type=_positive_float, default=2e-3,
-                   help="learning rate (default: %(default)s)")
-    t.add_argument("--lr-decay", type=_positive_float, default=0.9,
-                   help="learning-rate factor applied after each epoch (default: %(default)s)")
-    t.add_argument("--lr-schedule", type=_schedule, default=None, metavar="SPEC",
-                   help="instead of --lr-decay: 'cosine' (to 0 at the last iteration), "
-                        "'step:E' or 'step:E:G' (times G, default 0.1, every E epochs), or "
-                        "'constant'")
-    t.add_argument("--warmup-epochs", type=_nonneg_float, default=0.0,
-                   help="with --lr-schedule: ramp the learning rate up linearly over this many "
-                        "epochs first (default: %(default)s)")
-    t.add_argument("--augment", type=_augment, default=None, metavar="SPEC",
-                   help="augment training batches: 'crop:P' (random crops of the images "
-                        "zero-padded by P pixels), 'flip' (random left-right mirror), or "
-                        "both: 'crop:4,flip'")
-    t.add_argument("--update-rule", choices=sorted(UPDATE_RULES), default="adam",
-                   help="update rule (default: %(default)s)")
-    t.add_argument("--reg", type=_nonneg_float, default=1e-4,
-                   help="L2 regularisation strength (default: %(default)s)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
-                   help="floating type of the model (default: %(default)s)")
-    t.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
-                   help="array backend (default: $XPNN_BACKEND or numpy)")
     t.add_argument("--seed", type=int, default=0,
                    help="seed of NumPy's global RNG: weights and minibatches (default: 0)")
     t.add_argument("--checkpoint", metavar="PREFIX",
@@ -109,6 +65,61 @@ def build_parser():
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
                    help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
     t.add_argument("--quiet", action="store_true", help="print only the final accuracies")
+
+    _model_options(t)
+    _solver_options(t)
+
+    u = sub.add_parser("tune", help="search hyperparameters (Optuna) on the validation set",
+                       description="Search xpnn train's settings coarse to fine: each trial "
+                                   "trains through the Solver, reports validation accuracy per "
+                                   "epoch and is stopped early when hopeless. The study lives "
+                                   "in --storage (a local SQLite file by default; a PostgreSQL "
+                                   "URL lets processes on many machines share it), so a killed "
+                                   "search continues where it stopped. At the end: the best "
+                                   "trials, the best configuration as an xpnn train command "
+                                   "and JSON, its test accuracy (the test set's only use) and "
+                                   "plots.")
+    u.add_argument("--param", action="append", default=[], metavar="NAME=SPEC",
+                   help="a searched setting: lr, reg, weight_scale, batch_size, lr_decay, "
+                        "update_rule, hidden, filters, keep or arch, as log:LOW:HIGH, "
+                        "float:LOW:HIGH, int:LOW:HIGH[:log] or cat:A,B,... (repeatable; "
+                        "default: lr=log:1e-4:3e-1 reg=log:1e-7:1e-1 hidden=int:16:256:log)")
+    u.add_argument("--space", metavar="FILE.json",
+                   help="search space as JSON: {\"lr\": \"log:1e-4:1e-1\", ...}")
+    u.add_argument("--trials", type=_positive_int, default=30,
+                   help="trials the study should hold; a continued study runs only the "
+                        "missing ones (default: %(default)s)")
+    u.add_argument("--epochs", type=_positive_int, default=3,
+                   help="epochs per trial (default: %(default)s)")
+    u.add_argument("--timeout", type=_positive_float, default=None, metavar="SECONDS",
+                   help="stop starting trials after this long")
+    u.add_argument("--seed", type=int, default=0,
+                   help="sampler seed; trial n trains with NumPy seed SEED + n (default: 0)")
+    u.add_argument("--study", default=None, metavar="NAME",
+                   help="study name; an existing one continues (default: "
+                        "xpnn-<dataset>-<model>)")
+    u.add_argument("--storage", default="sqlite:///xpnn_tune.db", metavar="URL",
+                   help="where the study lives: sqlite:///FILE or postgresql://USER@HOST/DB "
+                        "(default: %(default)s)")
+    u.add_argument("--workers", type=_positive_int, default=1,
+                   help="local worker processes sharing the study, the cores split between "
+                        "them (default: %(default)s)")
+    u.add_argument("--pruner", choices=("median", "halving", "none"), default="median",
+                   help="early stopping: median (below the median of earlier trials at the "
+                        "same epoch), halving (successive halving) or none "
+                        "(default: %(default)s)")
+    u.add_argument("--heartbeat", type=_positive_int, default=10, metavar="SECONDS",
+                   help="a running trial records a heartbeat this often; one silent for 3 "
+                        "heartbeats (its worker was killed) is marked failed and run again "
+                        "(default: %(default)s)")
+    u.add_argument("--out", default=".", metavar="DIR",
+                   help="folder for trial models, the best configuration and plots "
+                        "(default: the current one)")
+    u.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    u.add_argument("--no-report", action="store_true",
+                   help="run trials only (a worker of a larger search); no table, test or plots")
+    _model_options(u)
+    _solver_options(u)
 
     q = sub.add_parser("prune", help="prune a trained model and tabulate accuracy vs sparsity",
                        description="Load a trained model (a checkpoint from xpnn train "
@@ -138,6 +149,67 @@ def build_parser():
     q.add_argument("--plot", metavar="PATH", default="xpnn_prune.png",
                    help="PNG of accuracy vs sparsity; 'none' to skip (default: %(default)s)")
     return p
+
+
+def _model_options(t):
+    t.add_argument("--model", choices=MODEL_CHOICES, default="convnet",
+                   help="convnet: [conv-bn-relu-pool]x2 - affine-bn-relu - affine; threelayer: "
+                        "the course ThreeLayerConvNet; fc: FullyConnectedNet [100, 100] with "
+                        "batchnorm; twolayer: TwoLayerNet; challenge: the seed notebooks' "
+                        "[conv-bn-relu-pool-dropout]x3 64/128/256 - 512 - classes "
+                        "(default: %(default)s)")
+    t.add_argument("--arch", metavar="FILE.json",
+                   help="train the xpnn.nn Sequential described in this JSON file (a list of "
+                        "layers such as {\"type\": \"Conv2d\", \"in_channels\": 1, ...}); "
+                        "replaces --model; input shape and classes come from the data set")
+    t.add_argument("--dataset", choices=DATASETS, default="digits",
+                   help="digits needs no download; cifar10 and cinic10 read --data-dir "
+                        "(default: %(default)s)")
+    t.add_argument("--data-dir", metavar="PATH",
+                   help="cifar10: the cifar-10-batches-py folder; cinic10: the folder with "
+                        "train/valid/test")
+    t.add_argument("--classes", metavar="A,B,...",
+                   help="cinic10 only: a subset of class names, e.g. airplane,bird,cat")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="floating type of the model (default: %(default)s)")
+    t.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
+                   help="array backend (default: $XPNN_BACKEND or numpy)")
+    t.add_argument("--hidden", type=_positive_int, default=None,
+                   help="width of each hidden affine layer (default: the model's: convnet "
+                        "64, threelayer 64, fc 100, twolayer 100)")
+    t.add_argument("--filters", type=_positive_int, default=None,
+                   help="filters of the first conv layer; convnet's second has twice as many "
+                        "(default 16)")
+    t.add_argument("--keep", type=_positive_float, default=None,
+                   help="dropout keep probability in (0, 1] for convnet and fc (default 1: "
+                        "no dropout)")
+    t.add_argument("--weight-scale", type=_positive_float, default=None,
+                   help="std of the initial weights (default: the model's)")
+
+
+def _solver_options(t):
+    from .optim import UPDATE_RULES
+    t.add_argument("--batch-size", type=_positive_int, default=50,
+                   help="minibatch size (default: %(default)s)")
+    t.add_argument("--lr", type=_positive_float, default=2e-3,
+                   help="learning rate (default: %(default)s)")
+    t.add_argument("--lr-decay", type=_positive_float, default=0.9,
+                   help="learning-rate factor applied after each epoch (default: %(default)s)")
+    t.add_argument("--lr-schedule", type=_schedule, default=None, metavar="SPEC",
+                   help="instead of --lr-decay: 'cosine' (to 0 at the last iteration), "
+                        "'step:E' or 'step:E:G' (times G, default 0.1, every E epochs), or "
+                        "'constant'")
+    t.add_argument("--warmup-epochs", type=_nonneg_float, default=0.0,
+                   help="with --lr-schedule: ramp the learning rate up linearly over this many "
+                        "epochs first (default: %(default)s)")
+    t.add_argument("--augment", type=_augment, default=None, metavar="SPEC",
+                   help="augment training batches: 'crop:P' (random crops of the images "
+                        "zero-padded by P pixels), 'flip' (random left-right mirror), or "
+                        "both: 'crop:4,flip'")
+    t.add_argument("--update-rule", choices=sorted(UPDATE_RULES), default="adam",
+                   help="update rule (default: %(default)s)")
+    t.add_argument("--reg", type=_nonneg_float, default=1e-4,
+                   help="L2 regularisation strength (default: %(default)s)")
 
 
 def _schedule(s):
@@ -200,26 +272,59 @@ def _build_model(args, data):
     input_dim = tuple(data["X_train"].shape[1:])
     num_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
     flat = int(np.prod(input_dim))
+    which = "--arch" if args.arch else f"--model {args.model}"
+    takes = {"convnet": ("hidden", "filters", "keep"), "threelayer": ("hidden", "filters"),
+             "fc": ("hidden", "keep"), "twolayer": ("hidden",)}.get(
+                 None if args.arch else args.model, ())
+    for opt in ("hidden", "filters", "keep"):
+        if getattr(args, opt, None) is not None and opt not in takes:
+            raise ValueError(f"--{opt} does not apply to {which}" +
+                             (f" (it takes {', '.join('--' + t for t in takes)})" if takes
+                              else ""))
+    hidden, filters = getattr(args, "hidden", None), getattr(args, "filters", None)
+    keep = getattr(args, "keep", None) or 1.0
+    if keep > 1:
+        raise ValueError(f"--keep is the probability of keeping a unit, in (0, 1]; got {keep}")
+    scale = getattr(args, "weight_scale", None)
     if args.arch:
         from .nn import load_arch
         return load_arch(args.arch, input_shape=input_dim, num_classes=num_classes,
-                         reg=args.reg, dtype=args.dtype)
+                         reg=args.reg, dtype=args.dtype, weight_scale=scale)
     if args.model == "challenge":
         from .nn import challenge_net
-        return challenge_net(input_dim, num_classes, reg=args.reg, dtype=args.dtype)
+        return challenge_net(input_dim, num_classes, reg=args.reg, dtype=args.dtype,
+                             weight_scale=scale)
     if args.model == "convnet":
-        return ConvNet(input_dim=input_dim, conv_blocks=((16,), (32,)), hidden_dims=(64,),
-                       num_classes=num_classes, reg=args.reg, dtype=args.dtype)
+        f = filters or 16
+        return ConvNet(input_dim=input_dim, conv_blocks=((f,), (2 * f,)),
+                       hidden_dims=(hidden or 64,), num_classes=num_classes, reg=args.reg,
+                       dropout_keep_ratio=keep, weight_scale=scale, dtype=args.dtype)
     if args.model == "threelayer":
-        return ThreeLayerConvNet(input_dim=input_dim, num_filters=16, filter_size=3,
-                                 hidden_dim=64, num_classes=num_classes, weight_scale=1e-2,
-                                 reg=args.reg, dtype=args.dtype)
+        return ThreeLayerConvNet(input_dim=input_dim, num_filters=filters or 16, filter_size=3,
+                                 hidden_dim=hidden or 64, num_classes=num_classes,
+                                 weight_scale=scale or 1e-2, reg=args.reg, dtype=args.dtype)
     if args.model == "fc":
-        return FullyConnectedNet([100, 100], input_dim=flat, num_classes=num_classes,
-                                 normalization="batchnorm", reg=args.reg, weight_scale=5e-2,
+        h = hidden or 100
+        return FullyConnectedNet([h, h], input_dim=flat, num_classes=num_classes,
+                                 normalization="batchnorm", reg=args.reg,
+                                 weight_scale=scale or 5e-2, dropout_keep_ratio=keep,
                                  dtype=args.dtype)
-    return TwoLayerNet(input_dim=flat, hidden_dim=100, num_classes=num_classes,
-                       weight_scale=1e-2, reg=args.reg)
+    return TwoLayerNet(input_dim=flat, hidden_dim=hidden or 100, num_classes=num_classes,
+                       weight_scale=scale or 1e-2, reg=args.reg)
+
+
+def _make_solver(args, data, model, epochs, verbose, epoch_callback=None):
+    """The Solver ``xpnn train`` (and each ``xpnn tune`` trial) runs."""
+    from .solver import Solver
+    schedule = None if args.lr_schedule is None else \
+        {**args.lr_schedule, "warmup_epochs": args.warmup_epochs}
+    return Solver(model, data, update_rule=args.update_rule,
+                  optim_config={"learning_rate": args.lr},
+                  lr_decay=1.0 if schedule else args.lr_decay, lr_schedule=schedule,
+                  augment=args.augment, batch_size=args.batch_size, num_epochs=epochs,
+                  num_train_samples=1000, print_every=50,
+                  checkpoint_name=getattr(args, "checkpoint", None), verbose=verbose,
+                  epoch_callback=epoch_callback)
 
 
 def cmd_train(args):
@@ -258,15 +363,7 @@ def cmd_train(args):
             print(f"resumed {args.resume} at epoch {solver.epoch}, iteration {solver.iteration}")
     else:
         model = _build_model(args, data)
-        schedule = None if args.lr_schedule is None else \
-            {**args.lr_schedule, "warmup_epochs": args.warmup_epochs}
-        solver = Solver(model, data, update_rule=args.update_rule,
-                        optim_config={"learning_rate": args.lr},
-                        lr_decay=1.0 if schedule else args.lr_decay, lr_schedule=schedule,
-                        augment=args.augment,
-                        batch_size=args.batch_size, num_epochs=args.epochs or 15,
-                        num_train_samples=1000, print_every=50, checkpoint_name=args.checkpoint,
-                        verbose=verbose)
+        solver = _make_solver(args, data, model, args.epochs or 15, verbose)
     if verbose:
         n = data["X_train"].shape[0]
         desc = repr(model)  # a Sequential describes itself as a table
@@ -381,6 +478,112 @@ def cmd_prune(args):
     return 0
 
 
+def cmd_tune(args):
+    from . import tune
+    from .optim import UPDATE_RULES
+    space = tune.parse_space(args.param, args.space)
+    for name, dist in space.items():  # choices checked now, not as failed trials
+        for c in getattr(dist, "choices", ()):
+            if name == "update_rule" and c not in UPDATE_RULES:
+                raise ValueError(f"search space update_rule: unknown rule {c!r}; known: "
+                                 f"{', '.join(sorted(UPDATE_RULES))}")
+            if name == "arch" and not os.path.isfile(c):
+                raise ValueError(f"search space arch: no architecture file {c!r}")
+    if args.backend:
+        backend.set_backend(args.backend)
+    backend.get_backend()
+    name = args.study or f"xpnn-{args.dataset}-{'arch' if args.arch else args.model}"
+    os.makedirs(args.out, exist_ok=True)
+    data = _load_data(args)
+    _build_model(args, data)  # a setting that does not fit the model fails now, once
+    study = tune.open_study(args.storage, name, sampler_seed=args.seed, pruner=args.pruner,
+                            heartbeat=args.heartbeat)
+    t0 = time.perf_counter()
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    others = _start_workers(args, args.workers - 1, threads) if args.workers > 1 else None
+
+    def line(trial):
+        print(tune.trial_line(trial), flush=True)
+    try:
+        # this process is one of the workers, its BLAS threads limited like theirs
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads) if args.workers > 1 else _nothing():
+            ran = tune.run_worker(study, space, args, data, args.trials, args.epochs,
+                                  timeout=args.timeout, seed=args.seed, out_dir=args.out,
+                                  on_trial=line)
+    finally:
+        if others:
+            ran_others = _join_workers(*others)
+    if others:
+        print(f"{args.workers} workers ({threads} BLAS thread{'s' * (threads > 1)} each) ran "
+              f"{ran + ran_others} trials in {time.perf_counter() - t0:.1f} s", flush=True)
+    else:
+        print(f"this worker ran {ran} trials in {time.perf_counter() - t0:.1f} s", flush=True)
+    if args.no_report:
+        return 0
+    summary = tune.report(study, args, data, args.epochs, out_dir=args.out,
+                          plots=not args.no_plots)
+    return 0 if summary else 1
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _start_workers(args, k, threads):
+    """Start ``k`` more processes of this tune command on the same study,
+    each with ``threads`` BLAS threads; their trial lines pass through."""
+    import subprocess
+    import threading
+    argv = list(sys.argv[1:])
+    if "--workers" in argv:
+        i = argv.index("--workers")
+        del argv[i:i + 2]
+    argv = [a for a in argv if not a.startswith("--workers=")]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    procs = [subprocess.Popen([sys.executable, "-m", "xpnn.cli", *argv, "--no-report",
+                               "--seed", str(args.seed + 1000 * (w + 1))],
+                              env=env, stdout=subprocess.PIPE, text=True)
+             for w in range(k)]
+    counts = [0] * k
+
+    def relay(i, proc):
+        for ln in proc.stdout:
+            if ln.startswith("this worker ran "):
+                counts[i] = int(ln.split()[3])
+            else:
+                print(ln, end="", flush=True)
+    relays = [threading.Thread(target=relay, args=(i, p), daemon=True)
+              for i, p in enumerate(procs)]
+    for r in relays:
+        r.start()
+    return procs, relays, counts
+
+
+def _join_workers(procs, relays, counts):
+    """Wait for the workers (stop them if this one is interrupted); the
+    number of trials they ran."""
+    try:
+        for p in procs:
+            p.wait()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+    for r in relays:
+        r.join(timeout=10)
+    bad = [p.returncode for p in procs if p.returncode]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(procs)} other tune workers failed (exit codes "
+                           f"{bad}); the study keeps every trial they finished")
+    return sum(counts)
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -388,7 +591,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return cmd_prune(args) if args.command == "prune" else cmd_train(args)
+        return {"prune": cmd_prune, "tune": cmd_tune, "train": cmd_train}[args.command](args)
     except KeyboardInterrupt:
         print("xpnn: interrupted", file=sys.stderr)
         return 130

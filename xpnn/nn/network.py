@@ -96,7 +96,8 @@ class DeviceModel:
     def _input(self, X, y):
         xp = backend.namespace()
         X = backend.to_device(X)
-        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)  # no copy (no GPU launch) if typed
+        # no copy (no GPU launch) when X already has the model's type
+        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)
         if y is not None:
             y = backend.to_device(y)
         return xp, X, y
