@@ -1,0 +1,224 @@
+"""xpnn tune: search spaces, a search on the digits set that survives a kill
+and continues, failed and pruned trials, and workers sharing one study on a
+real PostgreSQL server."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+from xpnn.tune import parse_distribution, parse_space  # noqa: E402
+
+import pg_server  # noqa: E402
+
+D = optuna.distributions
+
+
+def _tune(*args, cwd, timeout=600, env=None):
+    return subprocess.run([sys.executable, "-m", "xpnn.cli", "tune", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def _trial_lines(stdout):
+    return [ln for ln in stdout.splitlines() if re.match(r"trial +\d+ ", ln)]
+
+
+def _study(url, name):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_search_space_text_and_json(tmp_path):
+    assert parse_distribution("lr", "log:1e-4:1e-1") == D.FloatDistribution(1e-4, 0.1, log=True)
+    assert parse_distribution("keep", "float:0.5:1") == D.FloatDistribution(0.5, 1.0)
+    assert parse_distribution("hidden", "int:16:256:log") == D.IntDistribution(16, 256, log=True)
+    assert parse_distribution("batch_size", "cat:25,50") == D.CategoricalDistribution([25, 50])
+    assert parse_distribution("update_rule", "cat:adam,sgd") == \
+        D.CategoricalDistribution(["adam", "sgd"])
+    assert parse_distribution("reg", {"type": "log", "low": 1e-6, "high": 1e-2}) == \
+        D.FloatDistribution(1e-6, 1e-2, log=True)
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps({"lr": "log:1e-3:1e-2", "hidden": {"type": "cat",
+                                                                  "choices": [8, 16]}}))
+    space = parse_space(["lr=float:0.1:0.2"], str(path))       # the command line wins
+    assert space == {"lr": D.FloatDistribution(0.1, 0.2),
+                     "hidden": D.CategoricalDistribution([8, 16])}
+    assert set(parse_space()) == {"lr", "reg", "hidden"}       # the default coarse space
+
+
+@pytest.mark.parametrize("name, spec, match", [
+    ("learning_rate", "log:1e-4:1e-1", "unknown setting 'learning_rate'.*known: lr, reg"),
+    ("lr", "log:0:1", "lr=.*a log scale needs LOW > 0"),
+    ("lr", "log:a:1", "lr=.*'a' is not a number"),
+    ("lr", "log:1:0.1", "lr=.*needs LOW <= HIGH"),
+    ("lr", "uniform:1:2", "lr=.*expected log:LOW:HIGH"),
+    ("hidden", "float:1:2", "hidden is an integer; write int:LOW:HIGH"),
+    ("hidden", "int:0:8", "hidden must be >= 1"),
+    ("update_rule", "log:1:2", "update_rule takes named choices"),
+    ("keep", "float:0.5:1.5", "keep is a probability of keeping"),
+    ("batch_size", "cat:", "cat needs at least one choice"),
+    ("batch_size", "cat:a,b", "'a' is not an integer"),
+    ("lr", 3, "expected text such as"),
+])
+def test_bad_search_space_is_one_line_naming_the_setting(name, spec, match):
+    with pytest.raises(ValueError, match=match) as info:
+        parse_distribution(name, spec)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_search_space_on_the_command_line(tmp_path):
+    out = _tune("--param", "lr=log:0:1", "--trials", "1", cwd=tmp_path)
+    assert out.returncode == 2 or out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0 and "a log scale needs LOW > 0" in out.stderr
+    out = _tune("--param", "lr", cwd=tmp_path)
+    assert "expected NAME=SPEC" in out.stderr and out.returncode == 1
+
+
+def test_search_on_digits_reports_saves_resumes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'search.db'}"
+    common = ["--storage", url, "--study", "s", "--epochs", "2", "--seed", "3",
+              "--param", "lr=log:1e-4:3e-1", "--param", "hidden=int:8:64",
+              "--model", "fc", "--out", str(tmp_path)]
+    out = _tune(*common, "--trials", "7", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = _trial_lines(out.stdout)
+    assert len(lines) == 7 and all("lr=" in ln and "hidden=" in ln for ln in lines)
+    study = _study(url, "s")
+    assert len(study.trials) == 7
+    best = json.loads((tmp_path / "s-best.json").read_text())
+    assert best["trial"] == study.best_trial.number and best["val_acc"] == study.best_value
+    assert 0 < best["test_acc"] <= 1
+    assert best["command"].startswith("xpnn train --dataset digits --model fc --lr ")
+    assert "--hidden" in best["command"] and best["command"].endswith(
+        f"--epochs 2 --seed {3 + best['trial']}")
+    for name in ("history", "importance", "lr"):
+        png = tmp_path / f"s-{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    # the best command repeats the trial: same seed, same run, same validation accuracy
+    again = subprocess.run([sys.executable, "-m", "xpnn.cli", *best["command"].split()[1:],
+                            "--plot", "none", "--quiet"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"val accuracy: {best['val_acc']:.4f}" in again.stdout
+    # continuing the study runs only the trials it lacks
+    out = _tune(*common, "--trials", "9", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(_trial_lines(out.stdout)) == 2
+    assert len(_study(url, "s").trials) == 9
+
+
+def test_a_diverging_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nan.db'}"
+    out = _tune("--storage", url, "--study", "nan", "--trials", "3", "--epochs", "1",
+                "--model", "fc", "--param", "lr=cat:1e8,1e-3", "--param", "update_rule=cat:sgd",
+                "--out", str(tmp_path), "--no-plots", cwd=tmp_path)
+    study = _study(url, "nan")
+    states = [t.state.name for t in study.trials]
+    assert len(states) == 3, out.stdout + out.stderr
+    for t in study.trials:
+        if t.params["lr"] == 1e8:
+            assert t.state.name == "FAIL" and "training diverged" in t.user_attrs["stopped"]
+        else:
+            assert t.state.name == "COMPLETE"
+    assert ("COMPLETE" in states) == (out.returncode == 0)
+
+
+def test_a_killed_workers_trial_is_failed_and_run_again(tmp_path):
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    common = ["--storage", url, "--study", "k", "--model", "fc", "--param", "hidden=int:8:16",
+              "--heartbeat", "1", "--out", str(tmp_path), "--no-plots"]
+    proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", "tune", *common, "--trials", "1",
+                             "--epochs", "400"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                trials = _study(url, "k").trials
+            except (KeyError, Exception):
+                trials = []
+            if trials and trials[0].state.name == "RUNNING":
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the first worker never started a trial")
+        time.sleep(1.5)  # a heartbeat or two recorded
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert _study(url, "k").trials[0].state.name == "RUNNING"  # nobody marked it yet
+    time.sleep(3.5)  # past the grace period (3 heartbeats)
+    out = _tune(*common, "--trials", "2", "--epochs", "1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = _study(url, "k").trials
+    assert trials[0].state.name == "FAIL"
+    assert "no heartbeat" in out.stdout or "failed" in out.stdout
+    retried = [t for t in trials[1:] if t.system_attrs.get("failed_trial") == 0 or
+               t.system_attrs.get("stale_trial") == 0 or
+               t.params == trials[0].params]
+    assert retried and retried[0].state.name == "COMPLETE"
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    reason = pg_server.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg_server.Server()
+    yield server.url
+    server.stop()
+
+
+def test_two_workers_share_one_postgres_study(postgres, tmp_path):
+    """Two ``xpnn tune`` processes on one study in a real PostgreSQL: the
+    study ends with the trials asked for, the workers' counts add up to it,
+    no trial number is given twice."""
+    common = ["--storage", postgres, "--study", "shared", "--trials", "8", "--epochs", "1",
+              "--model", "fc", "--param", "hidden=int:8:32", "--out", str(tmp_path),
+              "--no-plots", "--no-report"]
+    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "xpnn.cli", "tune", *common,
+                               "--seed", str(s)], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+             for s in (0, 100)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    ran = [int(re.search(r"this worker ran (\d+) trials", o).group(1)) for o, _ in outs]
+    study = _study(postgres, "shared")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == sum(ran) and sorted(numbers) == list(range(len(numbers)))
+    assert 8 <= len(numbers) <= 9 and all(r >= 1 for r in ran)   # both worked
+
+
+def test_readme_tune_section_runs_as_written(tmp_path):
+    """The README's commands, verbatim: the first meets its promise (30
+    trials, >= 97% validation accuracy, at least a third pruned early), the
+    second continues the same study to 40."""
+    import shlex
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"),
+                encoding="utf-8").read()
+    body = text.split("## `xpnn tune`", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```bash\n(.*?)```", body, re.S)[0]
+    commands = [shlex.split(ln) for ln in block.strip().splitlines()]
+    assert [c[:2] for c in commands] == [["xpnn", "tune"]] * 2
+    for cmd in commands:
+        out = subprocess.run([sys.executable, "-m", "xpnn.cli", *cmd[1:]], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+    study = _study(f"sqlite:///{tmp_path / 'xpnn_tune.db'}", "xpnn-digits-convnet")
+    first = study.trials[:30]
+    assert len(study.trials) == 40
+    assert max(t.value for t in first if t.value is not None) >= 0.97
+    assert sum(t.state.name == "PRUNED" for t in first) >= 10
+    assert {"update_rule"} <= set(study.trials[-1].params)

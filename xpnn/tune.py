@@ -1,0 +1,394 @@
+"""Hyperparameter search over ``xpnn train``'s settings, with Optuna.
+
+Optuna samples the settings (TPE), stops hopeless trials early (a median or
+successive-halving pruner fed each epoch's validation accuracy) and keeps the
+study in a storage that any number of processes share: a local SQLite file
+by default, a PostgreSQL URL for many machines. xpnn only turns a trial into
+a Solver run.
+
+A search space maps setting names (the long options of ``xpnn train``:
+``lr``, ``reg``, ``weight_scale``, ``batch_size``, ``lr_decay``,
+``update_rule``, ``hidden``, ``filters``, ``keep``, ``arch``) to a
+distribution, written ``KIND:ARGS``:
+
+    log:LOW:HIGH        log-uniform float        lr=log:1e-4:1e-1
+    float:LOW:HIGH      uniform float            keep=float:0.5:1
+    int:LOW:HIGH[:log]  integer (log-scaled)     hidden=int:16:256:log
+    cat:A,B,...         one of the choices       update_rule=cat:adam,sgd_momentum
+
+(in a JSON file: ``{"lr": "log:1e-4:1e-1", ...}`` or
+``{"lr": {"type": "log", "low": 1e-4, "high": 0.1}, ...}``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+__all__ = ["parse_space", "parse_distribution", "SETTINGS", "open_study", "run_worker",
+           "report", "train_command"]
+
+#: setting -> (type its values take, what it is); the names are xpnn train's options
+SETTINGS = {
+    "lr": (float, "learning rate"),
+    "reg": (float, "L2 regularisation strength"),
+    "weight_scale": (float, "std of the initial weights"),
+    "batch_size": (int, "minibatch size"),
+    "lr_decay": (float, "learning-rate factor per epoch"),
+    "update_rule": (str, "update rule"),
+    "hidden": (int, "width of each hidden affine layer"),
+    "filters": (int, "filters of the first conv layer (ConvNet: the second has twice)"),
+    "keep": (float, "dropout keep probability"),
+    "arch": (str, "an architecture JSON file (xpnn train --arch)"),
+}
+
+DEFAULT_SPACE = {"lr": "log:1e-4:3e-1", "reg": "log:1e-7:1e-1", "hidden": "int:16:256:log"}
+
+
+def _num(text, what):
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number") from None
+
+
+def parse_distribution(name, spec):
+    """An Optuna distribution for setting ``name`` from ``KIND:ARGS`` text
+    or a JSON object; a ValueError naming the setting otherwise."""
+    import optuna.distributions as D
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r} in the search space; known: "
+                         f"{', '.join(SETTINGS)}")
+    kind_of = SETTINGS[name][0]
+    where = f"search space {name}={spec!r}"
+    if isinstance(spec, dict):
+        kind = spec.get("type")
+        if kind == "cat":
+            parts = [str(c) for c in spec.get("choices", [])]
+        else:
+            parts = [str(spec.get("low", "")), str(spec.get("high", ""))] + \
+                (["log"] if spec.get("log") else [])
+    elif isinstance(spec, str):
+        kind, _, rest = spec.partition(":")
+        parts = rest.split(",") if kind == "cat" else rest.split(":")
+    else:
+        raise ValueError(f"{where}: expected text such as 'log:1e-4:1e-1' or an object with "
+                         "\"type\"")
+    if kind == "cat":
+        choices = [p.strip() for p in parts if p.strip()]
+        if not choices:
+            raise ValueError(f"{where}: cat needs at least one choice, as cat:A,B")
+        if kind_of is not str:
+            choices = [kind_of(_num(c, where)) if kind_of is float else _int(c, where)
+                       for c in choices]
+        return D.CategoricalDistribution(choices)
+    if kind_of is str:
+        raise ValueError(f"{where}: {name} takes named choices; write cat:A,B,...")
+    if kind not in ("log", "float", "int") or len(parts) not in (2, 3) or \
+            (len(parts) == 3 and (kind != "int" or parts[2] != "log")):
+        raise ValueError(f"{where}: expected log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH[:log] "
+                         "or cat:A,B,...")
+    if kind == "int" or kind_of is int:
+        if kind != "int":
+            raise ValueError(f"{where}: {name} is an integer; write int:LOW:HIGH[:log]")
+        low, high = _int(parts[0], where), _int(parts[1], where)
+    else:
+        low, high = _num(parts[0], where), _num(parts[1], where)
+    if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+        raise ValueError(f"{where}: needs LOW <= HIGH, both finite")
+    log = kind == "log" or len(parts) == 3
+    if log and low <= 0:
+        raise ValueError(f"{where}: a log scale needs LOW > 0")
+    if low < 0 or (name in ("batch_size", "hidden", "filters") and low < 1):
+        raise ValueError(f"{where}: {name} must be {'>= 1' if kind == 'int' else '>= 0'}")
+    if name == "keep" and not (0 < low and high <= 1):
+        raise ValueError(f"{where}: keep is a probability of keeping a unit, in (0, 1]")
+    if kind == "int":
+        return D.IntDistribution(low, high, log=log)
+    return D.FloatDistribution(low, high, log=log)
+
+
+def _int(text, where):
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{where}: {text!r} is not an integer") from None
+
+
+def parse_space(items=None, path=None):
+    """{setting: distribution} from ``NAME=SPEC`` strings and/or a JSON file
+    (the strings win); :data:`DEFAULT_SPACE` when both are empty."""
+    raw = {}
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                loaded = json.load(f)
+        except OSError as exc:
+            raise ValueError(f"cannot read search space {path!r}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ValueError(f"search space {path!r} is not JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"search space {path!r}: expected an object of setting: spec")
+        raw.update(loaded)
+    for item in items or []:
+        name, eq, spec = item.partition("=")
+        if not eq:
+            raise ValueError(f"--param {item!r}: expected NAME=SPEC, as lr=log:1e-4:1e-1")
+        raw[name.strip()] = spec.strip()
+    return {k: parse_distribution(k, v) for k, v in (raw or DEFAULT_SPACE).items()}
+
+
+# ----------------------------------------------------------------- the study
+def open_study(storage, study_name, direction="maximize", sampler_seed=None, pruner="median",
+               heartbeat=10):
+    """Create or load ``study_name`` in ``storage`` (a URL; ``sqlite:///``
+    files are created). Trials of a killed worker are failed once their
+    heartbeat is ``3 * heartbeat`` seconds old, and run again."""
+    import warnings
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # the heartbeat and the retry of a killed worker's trial are marked experimental
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    kwargs = {"heartbeat_interval": int(heartbeat), "grace_period": 3 * int(heartbeat)}
+    if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback"):
+        kwargs["heartbeat_stale_trial_callback"] = \
+            optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+    else:  # Optuna 4
+        kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
+    engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    if storage.startswith("postgresql://"):  # name the driver xpnn[postgres] installs
+        storage = "postgresql+psycopg://" + storage[len("postgresql://"):]
+    try:
+        store = optuna.storages.RDBStorage(storage, engine_kwargs=engine, **kwargs)
+    except ImportError as exc:
+        raise RuntimeError(f"storage {storage!r} needs a database driver that is not "
+                           f"installed ({exc}); for PostgreSQL: pip install 'xpnn[postgres]'"
+                           ) from None
+    except Exception as exc:  # SQLAlchemy's connection and URL errors
+        raise RuntimeError(f"cannot open storage {storage!r}: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0]}") from None
+    if pruner == "median":
+        p = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    elif pruner == "halving":
+        p = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    elif pruner == "none":
+        p = optuna.pruners.NopPruner()
+    else:
+        raise ValueError(f"pruner must be median, halving or none, got {pruner!r}")
+    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
+    return optuna.create_study(storage=store, study_name=study_name, direction=direction,
+                               sampler=sampler, pruner=p, load_if_exists=True)
+
+
+def _finished(study):
+    from optuna.trial import TrialState
+    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+
+
+def run_worker(study, space, train_args, data, n_trials, epochs, timeout=None, seed=0,
+               out_dir=".", on_trial=None):
+    """Run trials until the study holds ``n_trials`` (a killed or resumed
+    search continues where it stopped) or ``timeout`` seconds pass. Each trial
+    trains ``epochs`` epochs through the Solver with the sampled settings on
+    top of ``train_args`` (an ``xpnn train`` argument namespace), reports
+    validation accuracy per epoch, and is pruned when hopeless; one that
+    diverges is recorded as failed with its reason. Returns the number of
+    trials this worker ran."""
+    import optuna
+    from .cli import _build_model, _make_solver
+    from .checkpoint import save_model
+    ran = [0]
+
+    def objective(trial):
+        args = _trial_args(train_args, {k: _suggest(trial, k, d) for k, d in space.items()})
+        trial.set_user_attr("seed", (seed + trial.number) % 2**32)
+        np.random.seed((seed + trial.number) % 2**32)
+        model = _build_model(args, data)
+
+        def after_epoch(solver):
+            acc = solver.val_acc_history[-1]
+            trial.report(acc, solver.epoch)
+            if solver.epoch < epochs and trial.should_prune():
+                trial.set_user_attr("stopped", f"pruned at epoch {solver.epoch}")
+                raise optuna.TrialPruned(f"val acc {acc:.4f} at epoch {solver.epoch}")
+
+        solver = _make_solver(args, data, model, epochs, verbose=False,
+                              epoch_callback=after_epoch)
+        try:
+            solver.train()
+        except FloatingPointError as exc:
+            trial.set_user_attr("stopped", f"failed: {exc}")
+            raise
+        trial.set_user_attr("val_acc_history", [round(v, 6) for v in solver.val_acc_history])
+        path = os.path.join(out_dir, f"{study.study_name}-trial-{trial.number}.npz")
+        save_model(model, path)  # the trial's best params, to test the chosen one once
+        trial.set_user_attr("model_file", os.path.abspath(path))
+        return solver.best_val_acc
+
+    def count(_study, trial):
+        ran[0] += 1
+        if on_trial:
+            on_trial(trial)
+        if _finished(study) >= n_trials:
+            study.stop()
+
+    if _finished(study) < n_trials:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[count],
+                       catch=(FloatingPointError,), gc_after_trial=False)
+    return ran[0]
+
+
+def _suggest(trial, name, dist):
+    import optuna.distributions as D
+    if isinstance(dist, D.CategoricalDistribution):
+        return trial.suggest_categorical(name, list(dist.choices))
+    if isinstance(dist, D.IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+
+
+def _trial_args(train_args, values):
+    import argparse
+    args = argparse.Namespace(**vars(train_args))
+    for k, v in values.items():
+        setattr(args, k, v)
+    return args
+
+
+def trial_line(trial):
+    """One line for a finished trial: state, accuracy, settings."""
+    from optuna.trial import TrialState
+    vals = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
+    if trial.state == TrialState.COMPLETE:
+        what = f"val acc {trial.value:.4f}"
+    elif trial.state == TrialState.PRUNED:
+        last = max(trial.intermediate_values) if trial.intermediate_values else 0
+        acc = trial.intermediate_values.get(last, float("nan"))
+        what = f"pruned at epoch {last} (val acc {acc:.4f})"
+    else:
+        what = trial.user_attrs.get("stopped") or "failed (its worker stopped: no heartbeat)"
+    return f"trial {trial.number:3d} {what}  {vals}"
+
+
+def _fmt(v):
+    """Floats short for reading; commands use :func:`repr` (every digit)."""
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def train_command(train_args, params, epochs, seed):
+    """The ``xpnn train`` command line that repeats a trial: its sampled
+    ``params``, the settings the search held fixed where they are not
+    ``xpnn train``'s defaults, and the trial's seed."""
+    from .cli import build_parser
+    defaults = vars(build_parser().parse_args(["train"]))
+    parts = ["xpnn", "train", "--dataset", train_args.dataset]
+    for opt in ("data_dir", "classes"):
+        if getattr(train_args, opt, None):
+            parts += [f"--{opt.replace('_', '-')}", str(getattr(train_args, opt))]
+    if "arch" not in params:
+        parts += ["--arch", train_args.arch] if train_args.arch else \
+            ["--model", train_args.model]
+    fixed = {k: getattr(train_args, k) for k in (*SETTINGS, "dtype", "backend",
+                                                   "warmup_epochs")
+             if k not in params and getattr(train_args, k, None) != defaults.get(k)}
+    fixed.pop("arch", None)
+    for k, v in {**params, **fixed}.items():
+        parts += [f"--{k.replace('_', '-')}", repr(v) if isinstance(v, float) else str(v)]
+    s = train_args.lr_schedule
+    if s:
+        parts += ["--lr-schedule", s["kind"] if s["kind"] != "step" else
+                  f"step:{s['step_epochs']!r}:{s.get('gamma', 0.1)!r}"]
+    a = train_args.augment
+    if a:
+        parts += ["--augment", ",".join(([f"crop:{a['crop_pad']}"] if a.get("crop_pad") else [])
+                                        + (["flip"] if a.get("flip") else []))]
+    parts += ["--epochs", str(epochs), "--seed", str(seed)]
+    return " ".join(parts)
+
+
+def report(study, train_args, data, epochs, out_dir=".", top=5, plots=True):
+    """The best trials as a table, the best configuration as an ``xpnn
+    train`` command and a JSON file, its test accuracy (the test set is used
+    here only, once), and PNG plots. Returns the summary dict written."""
+    from optuna.trial import TrialState
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = sum(t.state == TrialState.PRUNED for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials)
+    print(f"study {study.study_name}: {len(trials)} trials, {len(done)} complete, {pruned} "
+          f"pruned, {failed} failed")
+    if not done:
+        print("no trial completed; nothing to report")
+        return None
+    best = max(done, key=lambda t: t.value)
+    names = list(best.params)
+    print(f"\n{'trial':>5} {'val acc':>8}  " + "  ".join(f"{n:>12}" for n in names))
+    for t in sorted(done, key=lambda t: -t.value)[:top]:
+        print(f"{t.number:5d} {t.value:8.4f}  " +
+              "  ".join(f"{_fmt(t.params.get(n, '')):>12}" for n in names))
+    test_acc = _test_once(best, train_args, data)
+    command = train_command(train_args, best.params, epochs,
+                            best.user_attrs.get("seed", best.number))
+    summary = {"study": study.study_name, "trial": best.number, "val_acc": best.value,
+               "test_acc": test_acc, "params": best.params, "epochs": epochs,
+               "command": command, "trials": len(trials), "pruned": pruned, "failed": failed}
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{study.study_name}-best.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+    print(f"\nbest: trial {best.number}, val acc {best.value:.4f}" +
+          ("" if test_acc is None else f", test acc {test_acc:.4f} (the test set's only use)"))
+    print(f"train it again with:\n  {command}\nwrote {os.path.abspath(path)}")
+    if plots:
+        for p in plot_study(study, out_dir):
+            print(f"wrote {os.path.abspath(p)}")
+    return summary
+
+
+def _test_once(best, train_args, data):
+    from .checkpoint import load_model
+    from .solver import Solver
+    path = best.user_attrs.get("model_file")
+    if not path or not os.path.isfile(path) or "X_test" not in data:
+        return None  # trained on another machine: its file is there, not here
+    model = load_model(path)
+    return Solver(model, data, verbose=False).check_accuracy(data["X_test"], data["y_test"],
+                                                              batch_size=500)
+
+
+def plot_study(study, out_dir="."):
+    """Optimization history, parameter importance and validation accuracy
+    against the learning rate (when it was searched), as PNG files."""
+    import warnings
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization.matplotlib as vm
+    from optuna.trial import TrialState
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    written = []
+    jobs = [("history", lambda: vm.plot_optimization_history(study))]
+    if len(done) >= 2 and len(done[0].params) >= 2:
+        jobs.append(("importance", lambda: vm.plot_param_importances(study)))
+    if "lr" in (done[0].params if done else {}):
+        jobs.append(("lr", lambda: vm.plot_slice(study, params=["lr"])))
+    for name, make in jobs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = make()
+            except (ValueError, RuntimeError) as exc:  # e.g. too few trials for importance
+                print(f"no {name} plot: {exc}")
+                continue
+        first = ax.flat[0] if hasattr(ax, "flat") else ax
+        if name != "importance":
+            first.set_ylabel("validation accuracy")
+        fig = first.figure
+        path = os.path.join(out_dir, f"{study.study_name}-{name}.png")
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written
+
