@@ -110,3 +110,39 @@ def test_prune_bad_amounts(args, match):
     out = _xpnn("prune", "--checkpoint", "whatever.npz", *args)
     assert out.returncode == 2 and match in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--model", "fc", "--filters", "8"],
+     "--filters does not apply to --model fc (it takes --hidden, --keep)"),
+    (["--model", "twolayer", "--keep", "0.5"], "--keep does not apply to --model twolayer"),
+    (["--model", "challenge", "--hidden", "8"], "--hidden does not apply to --model challenge"),
+    (["--keep", "1.5"], "--keep is the probability of keeping a unit, in (0, 1]; got 1.5"),
+])
+def test_size_options_are_refused_where_the_model_has_none(args, match):
+    out = _xpnn("train", "--epochs", "1", "--plot", "none", *args)
+    assert out.returncode == 1 and match in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("model, args, want", [
+    ("convnet", ["--filters", "3", "--hidden", "5", "--keep", "0.5", "--weight-scale", "0.1"],
+     {"W1": (3, 1, 3, 3), "W2": (6, 3, 3, 3), "W3": (6 * 2 * 2, 5), "W4": (5, 10)}),
+    ("threelayer", ["--filters", "3", "--hidden", "5"],
+     {"W1": (3, 1, 3, 3), "W2": (3 * 4 * 4, 5), "W3": (5, 10)}),
+    ("fc", ["--hidden", "7"], {"W1": (64, 7), "W2": (7, 7), "W3": (7, 10)}),
+    ("twolayer", ["--hidden", "7"], {"W1": (64, 7), "W2": (7, 10)}),
+])
+def test_size_options_shape_the_model(model, args, want):
+    import argparse
+    import numpy as np
+    from xpnn.cli import _build_model, build_parser
+    from xpnn.data import get_digits_data
+    a = build_parser().parse_args(["train", "--model", model, *args])
+    assert isinstance(a, argparse.Namespace)
+    np.random.seed(0)
+    m = _build_model(a, get_digits_data())
+    assert {k: tuple(v.shape) for k, v in m.params.items() if k.startswith("W")} == want
+    if "--keep" in args:
+        assert m.dropout_param["p"] == 0.5
+    if "--weight-scale" in args:
+        assert abs(float(np.std(m.params["W3"])) - 0.1) < 0.02   # not He's sqrt(2/24)=0.29
