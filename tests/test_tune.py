@@ -222,3 +222,18 @@ def test_readme_tune_section_runs_as_written(tmp_path):
     assert max(t.value for t in first if t.value is not None) >= 0.97
     assert sum(t.state.name == "PRUNED" for t in first) >= 10
     assert {"update_rule"} <= set(study.trials[-1].params)
+
+
+def test_search_from_python(tmp_path, monkeypatch, capsys):
+    from xpnn import tune
+    monkeypatch.chdir(tmp_path)
+    best = tune.search(trials=4, epochs=1, params={"hidden": "int:8:16"}, model="fc",
+                       storage=f"sqlite:///{tmp_path / 'py.db'}", study="py", no_plots=True,
+                       out=str(tmp_path))
+    assert best["trials"] == 4 and set(best["params"]) == {"hidden"} and 0 < best["val_acc"] <= 1
+    assert json.loads((tmp_path / "py-best.json").read_text()) == best
+    assert "trial   3 " in capsys.readouterr().out
+    with pytest.raises(ValueError, match="argument --model: invalid choice: 'resnet'"):
+        tune.search(trials=1, model="resnet")
+    with pytest.raises(ValueError, match="unknown setting 'depth'"):
+        tune.search(trials=1, params={"depth": "int:1:3"})

@@ -20,6 +20,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _RaisingParser(_Parser):
+    """For the Python API: a bad option is a ValueError, not an exit."""
+
+    def error(self, message):
+        raise ValueError(f"{self.prog}: {message}")
+
+
 def _positive_int(s):
     try:
         v = int(s)
@@ -47,9 +54,10 @@ def _positive_float(s):
     return v
 
 
-def build_parser():
-    p = _Parser(prog="xpnn", description="xpnn: CS231n-style neural networks on NumPy or CuPy.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def build_parser(parser_class=None):
+    cls = parser_class or _Parser
+    p = cls(prog="xpnn", description="xpnn: CS231n-style neural networks on NumPy or CuPy.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=cls)
     t = sub.add_parser("train", help="train a model and report val/test accuracy",
                        description="Train a model with the Solver and report validation and "
                                    "test accuracy. With no options: a ConvNet on the "
@@ -479,6 +487,12 @@ def cmd_prune(args):
 
 
 def cmd_tune(args):
+    return 0 if run_search(args) else 1
+
+
+def run_search(args):
+    """``xpnn tune`` with parsed ``args``; the best trial's summary (None when
+    no trial completed or this was a --no-report worker)."""
     from . import tune
     from .optim import UPDATE_RULES
     space = tune.parse_space(args.param, args.space)
@@ -520,10 +534,9 @@ def cmd_tune(args):
     else:
         print(f"this worker ran {ran} trials in {time.perf_counter() - t0:.1f} s", flush=True)
     if args.no_report:
-        return 0
-    summary = tune.report(study, args, data, args.epochs, out_dir=args.out,
-                          plots=not args.no_plots)
-    return 0 if summary else 1
+        return None
+    return tune.report(study, args, data, args.epochs, out_dir=args.out,
+                       plots=not args.no_plots)
 
 
 class _nothing:

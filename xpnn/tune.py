@@ -27,8 +27,8 @@ import os
 
 import numpy as np
 
-__all__ = ["parse_space", "parse_distribution", "SETTINGS", "open_study", "run_worker",
-           "report", "train_command"]
+__all__ = ["search", "parse_space", "parse_distribution", "SETTINGS", "open_study",
+           "run_worker", "report", "train_command"]
 
 #: setting -> (type its values take, what it is); the names are xpnn train's options
 SETTINGS = {
@@ -45,6 +45,26 @@ SETTINGS = {
 }
 
 DEFAULT_SPACE = {"lr": "log:1e-4:3e-1", "reg": "log:1e-7:1e-1", "hidden": "int:16:256:log"}
+
+
+def search(trials=30, epochs=3, params=None, **options):
+    """``xpnn tune`` from Python: ``params`` maps settings to specs
+    (``{"lr": "log:1e-4:1e-1"}``); ``options`` are the command's long options
+    with underscores (``model="fc"``, ``storage="sqlite:///s.db"``,
+    ``study="s"``, ``no_plots=True``, ``batch_size=100``). Returns the best
+    trial's summary (what ``<study>-best.json`` holds) or None. A bad option
+    or search space is a ValueError."""
+    from .cli import _RaisingParser, build_parser, run_search
+    argv = ["tune", "--trials", str(trials), "--epochs", str(epochs)]
+    for name, spec in (params or {}).items():
+        argv += ["--param", f"{name}={spec}"]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (False, None):
+            argv += [flag, str(value)]
+    return run_search(build_parser(_RaisingParser).parse_args(argv))
 
 
 def _num(text, what):
