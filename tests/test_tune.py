@@ -237,3 +237,15 @@ def test_search_from_python(tmp_path, monkeypatch, capsys):
         tune.search(trials=1, model="resnet")
     with pytest.raises(ValueError, match="unknown setting 'depth'"):
         tune.search(trials=1, params={"depth": "int:1:3"})
+
+
+def test_workers_option_runs_local_processes_on_the_default_file(tmp_path):
+    out = _tune("--trials", "6", "--epochs", "1", "--model", "fc", "--workers", "2",
+                "--param", "hidden=int:8:16", "--no-plots", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    threads = max(1, (os.cpu_count() or 1) // 2)
+    m = re.search(rf"2 workers \({threads} BLAS threads? each\) ran (\d+) trials", out.stdout)
+    study = _study(f"sqlite:///{tmp_path / 'xpnn_tune.db'}", "xpnn-digits-fc")
+    assert m and int(m.group(1)) == len(study.trials) >= 6
+    assert len(_trial_lines(out.stdout)) == len(study.trials)   # every worker's lines shown
+    assert "best: trial" in out.stdout

@@ -487,7 +487,8 @@ def cmd_prune(args):
 
 
 def cmd_tune(args):
-    return 0 if run_search(args) else 1
+    summary = run_search(args)
+    return 0 if summary is not None or args.no_report else 1
 
 
 def run_search(args):
