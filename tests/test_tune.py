@@ -132,8 +132,10 @@ def test_a_diverging_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
     assert ("COMPLETE" in states) == (out.returncode == 0)
 
 
-def test_a_killed_workers_trial_is_failed_and_run_again(tmp_path):
-    url = f"sqlite:///{tmp_path / 'kill.db'}"
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_a_killed_workers_trial_is_failed_and_run_again(storage, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'kill.db'}" if storage == "sqlite" else \
+        request.getfixturevalue("postgres")
     common = ["--storage", url, "--study", "k", "--model", "fc", "--param", "hidden=int:8:16",
               "--heartbeat", "1", "--out", str(tmp_path), "--no-plots"]
     proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", "tune", *common, "--trials", "1",
