@@ -35,6 +35,7 @@ def test_gpu_conv_path_matches_numpy(kernels, xs, ws, stride, pad):
     out, cols = _cuda.conv_forward(x, w, b, stride, pad, Ho, Wo, kernel=kernels, xp=np)
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
     np.testing.assert_array_equal(cols, cache[4])     # the same column layout
+    assert out.dtype == cols.dtype == dt               # allocated in the input's type
     dout = r.randn(*ref.shape).astype(dt)
     rdx, _, _ = conv_backward_fast(dout, cache)
     F, C, kh, kw = w.shape
@@ -43,3 +44,4 @@ def test_gpu_conv_path_matches_numpy(kernels, xs, ws, stride, pad):
     dx = _cuda.conv_input_grad(dcols, xs[0], C, xs[2], xs[3], kh, kw, stride, pad, Ho, Wo,
                                kernel=kernels, xp=np)
     np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
+    assert dx.dtype == dt

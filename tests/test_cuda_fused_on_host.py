@@ -72,3 +72,4 @@ def test_fused_softmax_loss_matches(kernels, N, C):
     tol = 1e-12 if kernels.dt == np.float64 else 1e-5
     np.testing.assert_allclose(float(loss), float(ref_loss), rtol=tol)
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+    assert loss.dtype == dx.dtype == kernels.dt   # float32 stays float32 (its scratch too)

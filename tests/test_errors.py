@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from xpnn.layers import *  # noqa: F403
+from xpnn.layers import elu_forward, leaky_relu_forward, prelu_forward
+from conftest import host
 
 
 def test_conv_stride_that_does_not_fit(xb):
@@ -125,3 +127,52 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
     with pytest.raises(ValueError, match=r"y_val holds labels in \[0, 3\] but the model "
                                          r"scores 3 classes"):
         solver.train()
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda a: batchnorm_forward(a(np.ones(3)), a(np.ones(3)), a(np.zeros(3)), {"mode": "train"}),
+     ValueError, "batchnorm_forward: x must be 2-D (N, D), got shape (3)"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(4)), a(np.zeros(3)),
+                                 {"mode": "train"}),
+     ValueError, "batchnorm_forward: gamma must have shape (3,), got (4)"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)), 3),
+     TypeError, "batchnorm_forward: bn_param must be a dict, got int"),
+    (lambda a: layernorm_forward(a(np.ones(3)), a(np.ones(3)), a(np.zeros(3)), {}),
+     ValueError, "layernorm_forward: x must be 2-D (N, D), got shape (3)"),
+    (lambda a: layernorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)), 5),
+     TypeError, "layernorm_forward: ln_param must be a dict, got int"),
+    (lambda a: layernorm_forward(a(np.ones((2, 3))), a(np.ones(4)), a(np.zeros(3)), {}),
+     ValueError, "layernorm_forward: gamma must have shape (3,), got (4)"),
+    (lambda a: spatial_groupnorm_forward(a(np.ones((2, 4, 3, 3))), a(np.ones((1, 4, 1, 1))),
+                                         a(np.zeros((1, 4, 1, 1))), 2, 7),
+     TypeError, "spatial_groupnorm_forward: gn_param must be a dict, got int"),
+    (lambda a: spatial_groupnorm_forward(a(np.ones((2, 4, 3, 3))), a(np.ones((1, 4, 1, 1))),
+                                         a(np.zeros((1, 4, 1, 1))), 0, {}),
+     ValueError, "spatial_groupnorm_forward: G must be an integer >= 1, got 0"),
+    (lambda a: spatial_groupnorm_forward(a(np.ones((2, 4, 3, 3))), a(np.ones(4)),
+                                         a(np.zeros((1, 4, 1, 1))), 2, {}),
+     ValueError, "spatial_groupnorm_forward: gamma must have shape (1, 4, 1, 1), got (4)"),
+    (lambda a: max_pool_backward_naive(a(np.ones((1, 1, 1, 1))), (a(np.ones((1, 1, 2, 2))), {
+        "pool_height": 0, "pool_width": 2, "stride": 2})),
+     ValueError, "max_pool_backward_naive: pool_param['pool_height'] must be an integer >= 1, "
+                 "got 0"),
+    (lambda a: prelu_forward(a(np.ones(3)), a(np.ones(4))),
+     ValueError, "prelu_forward: a must have shape (1,) or (C,) (one slope per channel of x "
+                 "(3)), got (4)"),
+])
+def test_every_norm_and_pool_error_names_its_function_and_argument(xb, call, kind, message):
+    """The whole message: which function, which argument, what was expected."""
+    with pytest.raises(kind) as info:
+        call(xb.asarray)
+    assert str(info.value) == message
+
+
+def test_activation_defaults_and_one_group_norm(xb):
+    x = xb.asarray(np.array([-2.0, 3.0]))
+    np.testing.assert_allclose(host(leaky_relu_forward(x)[0]), [-0.02, 3.0])   # alpha 0.01
+    np.testing.assert_allclose(host(elu_forward(x)[0]), [np.expm1(-2.0), 3.0])  # alpha 1
+    # G=1 is a valid group count: one group per sample, normalised over C, H and W
+    v = np.arange(24.0).reshape(1, 4, 3, 2)
+    out, _ = spatial_groupnorm_forward(xb.asarray(v), xb.asarray(np.ones((1, 4, 1, 1))),
+                                       xb.asarray(np.zeros((1, 4, 1, 1))), 1, {})
+    np.testing.assert_allclose(host(out), (v - v.mean()) / np.sqrt(v.var() + 1e-5), rtol=1e-12)
