@@ -9,6 +9,8 @@ import pytest
 
 from xpnn.cli import main
 
+from conftest import host
+
 
 def _xpnn(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "xpnn.cli", *args], capture_output=True,
@@ -145,4 +147,4 @@ def test_size_options_shape_the_model(model, args, want):
     if "--keep" in args:
         assert m.dropout_param["p"] == 0.5
     if "--weight-scale" in args:
-        assert abs(float(np.std(m.params["W3"])) - 0.1) < 0.02   # not He's sqrt(2/24)=0.29
+        assert abs(float(np.std(host(m.params["W3"]))) - 0.1) < 0.02   # He's: sqrt(2/24)=0.29
