@@ -251,3 +251,15 @@ def test_workers_option_runs_local_processes_on_the_default_file(tmp_path):
     assert m and int(m.group(1)) == len(study.trials) >= 6
     assert len(_trial_lines(out.stdout)) == len(study.trials)   # every worker's lines shown
     assert "best: trial" in out.stdout
+
+
+def test_timeout_and_the_halving_pruner(tmp_path):
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    t = time.time()
+    out = _tune("--storage", url, "--study", "t", "--trials", "100000", "--epochs", "3",
+                "--model", "fc", "--timeout", "3", "--pruner", "halving", "--no-plots",
+                "--out", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = _study(url, "t").trials
+    assert 5 < len(trials) < 1000 and time.time() - t < 60     # stopped by the clock
+    assert any(tr.state.name == "PRUNED" for tr in trials)
