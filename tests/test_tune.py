@@ -263,3 +263,15 @@ def test_timeout_and_the_halving_pruner(tmp_path):
     trials = _study(url, "t").trials
     assert 5 < len(trials) < 1000 and time.time() - t < 60     # stopped by the clock
     assert any(tr.state.name == "PRUNED" for tr in trials)
+
+
+def test_unreadable_space_files_are_named(tmp_path):
+    with pytest.raises(ValueError, match=r"cannot read search space '.*nope.json': No such file"):
+        parse_space(path=str(tmp_path / "nope.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{lr: 1")
+    with pytest.raises(ValueError, match=r"search space '.*bad.json' is not JSON"):
+        parse_space(path=str(bad))
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="expected an object of setting: spec"):
+        parse_space(path=str(bad))

@@ -142,13 +142,8 @@ def parse_space(items=None, path=None):
     (the strings win); :data:`DEFAULT_SPACE` when both are empty."""
     raw = {}
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                loaded = json.load(f)
-        except OSError as exc:
-            raise ValueError(f"cannot read search space {path!r}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ValueError(f"search space {path!r} is not JSON: {exc}") from None
+        from ._json import read_json
+        loaded = read_json(path, "search space")
         if not isinstance(loaded, dict):
             raise ValueError(f"search space {path!r}: expected an object of setting: spec")
         raw.update(loaded)

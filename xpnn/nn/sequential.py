@@ -93,14 +93,8 @@ def load_arch(path, input_shape=None, num_classes=None, **kwargs):
     """A Sequential from a JSON file: a list of layer specs, or an object
     with "layers" (and optionally "input_shape", "num_classes"); the given
     ``input_shape``/``num_classes`` fill what the file leaves out."""
-    import json
-    try:
-        with open(path, encoding="utf-8") as f:
-            arch = json.load(f)
-    except OSError as exc:
-        raise ValueError(f"cannot read architecture file {path!r}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ValueError(f"architecture file {path!r} is not JSON: {exc}") from None
+    from .._json import read_json
+    arch = read_json(path, "architecture file")
     if isinstance(arch, list):
         arch = {"layers": arch}
     if not isinstance(arch, dict) or set(arch) - {"layers", "input_shape", "num_classes"}:
