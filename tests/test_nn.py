@@ -497,3 +497,13 @@ def test_challenge_net_prunes_and_shrinks_with_outputs_unchanged():
     assert small.shrink_report["flops_after"] < 0.6 * small.shrink_report["flops_before"]
     np.testing.assert_allclose(host(small.loss(X)), host(model.loss(X)), rtol=1e-10,
                                atol=1e-11)
+
+
+def test_shrink_names_a_group_norm_that_spans_pruned_channels():
+    from xpnn import prune
+    m = Sequential(Conv2d(1, 4, 3, padding=1), GroupNorm(2, 4), ReLU(), Flatten(),
+                   Linear(4 * 4 * 4, 3), input_shape=(1, 4, 4), seed=0)
+    prune.ln_structured(m, "0.W", 1, dim=0)
+    with pytest.raises(ValueError, match="0.W feeds a group norm, whose statistics span all "
+                                         "its channels"):
+        prune.shrink(m)

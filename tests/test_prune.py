@@ -352,3 +352,28 @@ def test_shrunk_model_is_a_whole_model(xb, case, tmp_path):
     assert back.init_kwargs == small.init_kwargs
     for s, t in ((m.loss(X), small.loss(X)), (m.loss(X), back.loss(X))):
         np.testing.assert_allclose(host(t), host(s), rtol=1e-10, atol=1e-12)
+
+
+def test_global_pruning_ties_kinds_counts_and_removal():
+    """Among equal magnitudes global pruning takes the lowest (weight, flat
+    index) first, as l1_unstructured does; its masks are 'unstructured';
+    remove() forgets them and their kinds; the count error names weights."""
+    m = FullyConnectedNet([40], input_dim=30, num_classes=10, dtype=np.float64)
+    assert not prune.is_pruned(m)                       # a model never pruned has no masks
+    r = np.random.RandomState(0)                       # magnitudes 1, 2, 3: many ties
+    vals = r.randint(1, 4, size=1600) * r.choice([-1.0, 1.0], size=1600)
+    m.params["W1"], m.params["W2"] = vals[:1200].reshape(30, 40), vals[1200:].reshape(40, 10)
+    prune.global_unstructured(m, 700)
+    flat = np.concatenate([host(m.params["W1"]).ravel(), host(m.params["W2"]).ravel()])
+    want = vals.copy()
+    want[np.argsort(np.abs(vals), kind="stable")[:700]] = 0
+    np.testing.assert_array_equal(flat, want)
+    assert m.prune_kinds == {"W1": "unstructured", "W2": "unstructured"}
+    with pytest.raises(ValueError, match=r"amount=5000 weights to prune, but only 900 are "
+                                         r"unpruned"):
+        prune.global_unstructured(m, 5000)
+    prune.remove(m, "W1")
+    assert set(m.masks) == {"W2"} and m.prune_kinds == {"W2": "unstructured"}
+    prune.remove(m)
+    assert m.masks == {} and m.prune_kinds == {} and not prune.is_pruned(m)
+    assert prune.sparsity(m, names=[]) == {"per_param": {}, "global": 0.0}

@@ -250,6 +250,16 @@ def test_learning_rate_schedules(digits):
     assert cos.learning_rate_at(0) == pytest.approx(0.1, rel=1e-15)
     assert cos.learning_rate_at(last) == pytest.approx(0.01, rel=1e-12)
     assert cos.learning_rate_at(last / 2) == pytest.approx(0.1 * (0.1 + 0.9 * 0.5), rel=1e-12)
+    assert cos.learning_rate_at(33) == pytest.approx(0.1 * (0.1 + 0.9 * 0.75), rel=1e-12)
+    two = Solver(m, {**data, "X_train": data["X_train"][:100], "y_train": data["y_train"][:100]},
+                 optim_config={"learning_rate": 0.1}, batch_size=50, num_epochs=1,
+                 lr_schedule={"kind": "cosine"}, verbose=False)      # 2 iterations in all
+    assert [two.learning_rate_at(i) for i in (0, 1)] == pytest.approx([0.1, 0.0], abs=1e-15)
+    warm_cos = solver({"kind": "cosine", "warmup_epochs": 1})     # the ramp scales the cosine
+    c12 = 0.5 * (1 + np.cos(np.pi * 12 / 99))
+    assert warm_cos.learning_rate_at(12) == pytest.approx(0.1 * c12 * 13 / 26, rel=1e-12)
+    no_rate = Solver(m, data, update_rule=lambda w, dw, c: (w, c), verbose=False)
+    assert np.isnan(no_rate.learning_rate_at(0))   # a rule without a learning rate: none to give
     step = solver({"kind": "step", "step_epochs": 1.5, "gamma": 0.5})
     assert [step.learning_rate_at(i) for i in (0, 37, 38, 74, 75)] == \
         pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025], rel=1e-15)
@@ -441,3 +451,10 @@ def test_epoch_callback_sees_each_epoch_and_can_stop_training(digits):
     assert seen == [(1, 2, 4), (2, 3, 8)]      # after each epoch's accuracy check
     with pytest.raises(TypeError, match="epoch_callback must be callable"):
         _tiny_solver(digits, epoch_callback=3)
+
+
+def test_verbose_lines_outside_a_run_are_printed(digits, capsys):
+    s = _tiny_solver(digits)
+    s.verbose = True
+    s._evaluate()                       # no progress bar: straight to stdout
+    assert capsys.readouterr().out.startswith("(Epoch 0 / 10) train acc: ")

@@ -227,7 +227,7 @@ def sparsity(model, names=None):
         _check_name(model, nm)
         w = _host(model.params[nm])
         z = int(np.count_nonzero(w == 0))
-        per[nm] = z / w.size if w.size else 0.0
+        per[nm] = z / w.size  # a layer's weights are never empty
         zeros, total = zeros + z, total + w.size
     return {"per_param": per, "global": zeros / total if total else 0.0}
 

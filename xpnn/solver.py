@@ -546,7 +546,8 @@ def _progress(total, initial, verbose):
 
 
 def _write(bar, line):
-    if bar is None or isinstance(bar, _NoBar):
+    """A line above the progress bar, or printed when there is none."""
+    if bar is None:
         print(line)
     else:
         bar.write(line)

@@ -62,7 +62,7 @@ def _trace(layers, space, sp, info):
             space = out
         elif isinstance(layer, Residual):
             a = _trace(layer.body, space, sp, info)
-            b = _trace(layer.shortcut, space, sp, info) if layer.shortcut else space
+            b = _trace(layer.shortcut, space, sp, info)  # no shortcut layers: the input
             space = sp.union(a, b)
         else:
             if isinstance(layer, (LayerNorm, GroupNorm)):
