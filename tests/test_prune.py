@@ -377,3 +377,52 @@ def test_global_pruning_ties_kinds_counts_and_removal():
     prune.remove(m)
     assert m.masks == {} and m.prune_kinds == {} and not prune.is_pruned(m)
     assert prune.sparsity(m, names=[]) == {"per_param": {}, "global": 0.0}
+
+
+def test_ln_structured_norm_orders_dims_and_ties():
+    """Columns whose L1, L2 and L-inf orders all differ: each n prunes its
+    own smallest; n must be positive; negative dims count from the end;
+    equal norms go lowest index first; a second pass ranks what is left."""
+    W = np.array([[3.0, 2.0, 2.0, 0.0, 1.0],
+                  [0.0, 2.0, 0.0, 2.5, 1.0],
+                  [0.0, 0.0, 0.0, 0.0, 1.0]])
+    # per column: L1 3, 4, 2, 2.5, 3; L2 3, 2.83, 2, 2.5, 1.73; Linf 3, 2, 2, 2.5, 1
+    want = {1: [2, 3], 2: [4, 2], np.inf: [4, 1]}
+
+    def model():
+        m = FullyConnectedNet([5], input_dim=3, num_classes=2, dtype=np.float64)
+        m.params["W1"] = W.copy()
+        return m
+    for n, cols in want.items():
+        m = model()
+        prune.ln_structured(m, "W1", 2, n=n, dim=-1)          # dim -1 is dim 1 here
+        dead = np.flatnonzero(~host(m.masks["W1"]).any(axis=0))
+        assert sorted(dead) == sorted(cols), n
+    m = model()
+    prune.ln_structured(m, "W1", 1, dim=-2)                   # rows: -2 is dim 0
+    assert np.flatnonzero(~host(m.masks["W1"]).any(axis=1)).tolist() == [2]
+    m = model()
+    m.params["W1"] = np.ones((3, 5))                          # all equal: lowest first
+    prune.ln_structured(m, "W1", 2, dim=1)
+    prune.ln_structured(m, "W1", 1, dim=1)                    # ranks the 3 left
+    assert host(m.masks["W1"]).any(axis=0).tolist() == [False, False, False, True, True]
+    for bad in (0, -1, "2"):
+        with pytest.raises(ValueError, match="n must be a positive number or inf"):
+            prune.ln_structured(model(), "W1", 1, n=bad)
+    with pytest.raises(ValueError, match=r"amount=9 slices of W1 along dim 1 to prune, but "
+                                         r"only 5 are unpruned"):
+        prune.ln_structured(model(), "W1", 9, dim=1)
+
+
+def test_shrink_keeps_float32_everywhere():
+    from xpnn.nn import BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential
+    m = Sequential(Conv2d(1, 4, 3, padding=1), BatchNorm2d(4), ReLU(), Flatten(),
+                   Linear(4 * 16, 3), input_shape=(1, 4, 4), dtype=np.float32, seed=0)
+    m.loss(np.random.RandomState(0).randn(3, 1, 4, 4), np.array([0, 1, 2]))
+    prune.ln_structured(m, "0.W", 2, dim=0)
+    prune.l1_unstructured(m, "4.W", 0.3)
+    small = prune.shrink(m)
+    for k, v in {**small.params, **small.masks}.items():
+        assert v.dtype == np.float32, k
+    assert all(v.dtype == np.float32 for bp in small.bn_params
+               for key, v in bp.items() if key.startswith("running"))
