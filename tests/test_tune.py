@@ -275,3 +275,11 @@ def test_unreadable_space_files_are_named(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ValueError, match="expected an object of setting: spec"):
         parse_space(path=str(bad))
+
+
+def test_storage_errors_never_show_the_password():
+    from xpnn.tune import open_study
+    with pytest.raises(RuntimeError) as info:
+        open_study("postgresql://xpnn:s3cret@127.0.0.1:1/db", "x")   # nothing listens on port 1
+    assert "s3cret" not in str(info.value) and "cannot open storage" in str(info.value)
+    assert "'postgresql://xpnn:***@127.0.0.1:1/db'" in str(info.value)   # as given

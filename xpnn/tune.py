@@ -173,17 +173,21 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
     else:  # Optuna 4
         kwargs["failed_trial_callback"] = optuna.storages.RetryFailedTrialCallback(max_retry=1)
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else {}
+    shown = _without_password(storage)  # what messages quote: the URL as given, no password
     if storage.startswith("postgresql://"):  # name the driver xpnn[postgres] installs
         storage = "postgresql+psycopg://" + storage[len("postgresql://"):]
     try:
         store = optuna.storages.RDBStorage(storage, engine_kwargs=engine, **kwargs)
     except ImportError as exc:
-        raise RuntimeError(f"storage {storage!r} needs a database driver that is not "
+        raise RuntimeError(f"storage {shown!r} needs a database driver that is not "
                            f"installed ({exc}); for PostgreSQL: pip install 'xpnn[postgres]'"
                            ) from None
     except Exception as exc:  # SQLAlchemy's connection and URL errors
-        raise RuntimeError(f"cannot open storage {storage!r}: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0]}") from None
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        for secret in {storage, storage.replace("postgresql+psycopg://", "postgresql://")}:
+            detail = detail.replace(secret, shown)  # a driver may quote the URL back
+        raise RuntimeError(f"cannot open storage {shown!r}: {type(exc).__name__}: "
+                           f"{detail}") from None
     if pruner == "median":
         p = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     elif pruner == "halving":
@@ -195,6 +199,15 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     return optuna.create_study(storage=store, study_name=study_name, direction=direction,
                                sampler=sampler, pruner=p, load_if_exists=True)
+
+
+def _without_password(url):
+    """``url`` with any password replaced by ***, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can read: nothing to hide in it
+        return url
 
 
 def _finished(study):
