@@ -199,12 +199,9 @@ def shrink_network(model):
     new.params = params
     new.masks, new.prune_kinds = masks, kinds
     before, after = model_stats(model), model_stats(new)
-    removed = {}
-    for la in producers:
-        k = kept(info[id(la)][1])
-        if k is not None:
-            size = la.out_channels if isinstance(la, Conv2d) else la.out_features
-            removed[la.param_names["W"]] = size - len(k)
+    removed = {la.param_names["W"]: (la.out_channels if isinstance(la, Conv2d) else
+                                     la.out_features) - out_sizes[la.param_names["W"]]
+               for la in producers if la.param_names["W"] in out_sizes}
     new.shrink_report = {"params_before": before["params"], "params_after": after["params"],
                          "flops_before": before["flops"], "flops_after": after["flops"],
                          "removed": removed}
