@@ -521,8 +521,9 @@ def run_search(args):
         print(tune.trial_line(trial), flush=True)
     try:
         # this process is one of the workers, its BLAS threads limited like theirs
+        from contextlib import nullcontext
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(limits=threads) if args.workers > 1 else _nothing():
+        with threadpool_limits(limits=threads) if args.workers > 1 else nullcontext():
             ran = tune.run_worker(study, space, args, data, args.trials, args.epochs,
                                   timeout=args.timeout, seed=args.seed, out_dir=args.out,
                                   on_trial=line)
@@ -538,14 +539,6 @@ def run_search(args):
         return None
     return tune.report(study, args, data, args.epochs, out_dir=args.out,
                        plots=not args.no_plots)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _start_workers(args, k, threads):

@@ -101,7 +101,7 @@ def parse_distribution(name, spec):
         if not choices:
             raise ValueError(f"{where}: cat needs at least one choice, as cat:A,B")
         if kind_of is not str:
-            choices = [kind_of(_num(c, where)) if kind_of is float else _int(c, where)
+            choices = [_num(c, where) if kind_of is float else _int(c, where)
                        for c in choices]
         return D.CategoricalDistribution(choices)
     if kind_of is str:
@@ -121,7 +121,7 @@ def parse_distribution(name, spec):
     log = kind == "log" or len(parts) == 3
     if log and low <= 0:
         raise ValueError(f"{where}: a log scale needs LOW > 0")
-    if low < 0 or (name in ("batch_size", "hidden", "filters") and low < 1):
+    if low < 0 or (kind_of is int and low < 1):  # sizes: batch_size, hidden, filters
         raise ValueError(f"{where}: {name} must be {'>= 1' if kind == 'int' else '>= 0'}")
     if name == "keep" and not (0 < low and high <= 1):
         raise ValueError(f"{where}: keep is a probability of keeping a unit, in (0, 1]")
@@ -210,7 +210,9 @@ def _without_password(url):
         return url
 
 
-def _finished(study):
+def _counted(study):
+    """Trials that count towards --trials: running and finished ones (not a
+    killed worker's trial queued to run again)."""
     from optuna.trial import TrialState
     return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
@@ -231,8 +233,9 @@ def run_worker(study, space, train_args, data, n_trials, epochs, timeout=None, s
 
     def objective(trial):
         args = _trial_args(train_args, {k: _suggest(trial, k, d) for k, d in space.items()})
-        trial.set_user_attr("seed", (seed + trial.number) % 2**32)
-        np.random.seed((seed + trial.number) % 2**32)
+        trial_seed = (seed + trial.number) % 2**32
+        trial.set_user_attr("seed", trial_seed)
+        np.random.seed(trial_seed)
         model = _build_model(args, data)
 
         def after_epoch(solver):
@@ -259,10 +262,10 @@ def run_worker(study, space, train_args, data, n_trials, epochs, timeout=None, s
         ran[0] += 1
         if on_trial:
             on_trial(trial)
-        if _finished(study) >= n_trials:
+        if _counted(study) >= n_trials:
             study.stop()
 
-    if _finished(study) < n_trials:
+    if _counted(study) < n_trials:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[count],
                        catch=(FloatingPointError,), gc_after_trial=False)
     return ran[0]
@@ -279,10 +282,7 @@ def _suggest(trial, name, dist):
 
 def _trial_args(train_args, values):
     import argparse
-    args = argparse.Namespace(**vars(train_args))
-    for k, v in values.items():
-        setattr(args, k, v)
-    return args
+    return argparse.Namespace(**{**vars(train_args), **values})
 
 
 def trial_line(trial):
