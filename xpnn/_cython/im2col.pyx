@@ -24,14 +24,30 @@ cdef _check_windows(str fn, Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_
                          f"outputs, do not fit a {H}x{W} input")
 
 
+cdef _checked_out(str fn, out, tuple shape, dtype):
+    """A caller's output buffer, refused unless it is exactly what the
+    kernel would have allocated (shape, dtype, C-contiguous)."""
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype or \
+            not out.flags.c_contiguous or not out.flags.writeable:
+        got = (f"{'read-only ' if not out.flags.writeable else ''}"
+               f"{'' if out.flags.c_contiguous else 'non-contiguous '}"
+               f"{out.dtype.name} array of shape {out.shape}"
+               if isinstance(out, np.ndarray) else type(out).__name__)
+        raise ValueError(f"{fn}: out must be a writeable C-contiguous {np.dtype(dtype).name} "
+                         f"array of shape {shape}, got a {got}")
+    return out
+
+
 def im2col(const floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
-           Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo):
-    """(N, C, Hp, Wp) padded input -> (C*kh*kw, N*Ho*Wo) columns."""
+           Py_ssize_t stride, Py_ssize_t Ho, Py_ssize_t Wo, out=None):
+    """(N, C, Hp, Wp) padded input -> (C*kh*kw, N*Ho*Wo) columns, written
+    into ``out`` when given (a buffer reused from call to call)."""
     _check_windows("im2col", xpad.shape[2], xpad.shape[3], kh, kw, stride, Ho, Wo)
     cdef Py_ssize_t N = xpad.shape[0], C = xpad.shape[1]
     cdef Py_ssize_t K = C * kh * kw, P = Ho * Wo
     dtype = np.float32 if floating is float else np.float64
-    cols_arr = np.empty((K, N * P), dtype=dtype)
+    cols_arr = np.empty((K, N * P), dtype=dtype) if out is None else \
+        _checked_out("im2col", out, (K, N * P), dtype)
     cdef floating[:, ::1] cols = cols_arr
     cdef Py_ssize_t row, c, i, j, n, oy, ox, base, y
     with nogil:
@@ -54,8 +70,9 @@ def im2col(const floating[:, :, :, ::1] xpad, Py_ssize_t kh, Py_ssize_t kw,
 
 def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp,
            Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t stride, Py_ssize_t Ho,
-           Py_ssize_t Wo):
-    """(C*kh*kw, N*Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps.
+           Py_ssize_t Wo, out=None):
+    """(C*kh*kw, N*Ho*Wo) column gradients -> (N, C, Hp, Wp), summing overlaps;
+    written into ``out`` when given (its old values are overwritten).
     Each batch item owns its output plane (the loops are serial, see above)."""
     _check_windows("col2im", Hp, Wp, kh, kw, stride, Ho, Wo)
     if N < 0 or C < 0 or cols.shape[0] != C * kh * kw or cols.shape[1] != N * Ho * Wo:
@@ -63,13 +80,17 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
                          f"match ({C * kh * kw}, {N * Ho * Wo}) for N={N}, C={C}, a {kh}x{kw} "
                          f"window and {Ho}x{Wo} outputs")
     dtype = np.float32 if floating is float else np.float64
-    out_arr = np.zeros((N, C, Hp, Wp), dtype=dtype)
-    cdef floating[:, :, :, ::1] out = out_arr
+    out_arr = np.empty((N, C, Hp, Wp), dtype=dtype) if out is None else \
+        _checked_out("col2im", out, (N, C, Hp, Wp), dtype)
+    cdef floating[:, :, :, ::1] dst = out_arr
     cdef Py_ssize_t P = Ho * Wo
     cdef Py_ssize_t n, c, i, j, oy, ox, row, base, y
     with nogil:
         for n in range(N):
             for c in range(C):
+                for y in range(Hp):
+                    for ox in range(Wp):
+                        dst[n, c, y, ox] = 0
                 for i in range(kh):
                     for j in range(kw):
                         row = (c * kh + i) * kw + j
@@ -78,10 +99,10 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t C, Py_ssize_t H
                             y = oy * stride + i
                             if stride == 1:
                                 for ox in range(Wo):
-                                    out[n, c, y, ox + j] += cols[row, base + ox]
+                                    dst[n, c, y, ox + j] += cols[row, base + ox]
                             else:
                                 for ox in range(Wo):
-                                    out[n, c, y, ox * stride + j] += cols[row, base + ox]
+                                    dst[n, c, y, ox * stride + j] += cols[row, base + ox]
     return out_arr
 
 
@@ -130,34 +151,64 @@ def max_pool_forward(const floating[:, :, :, ::1] x, Py_ssize_t ph, Py_ssize_t p
     return out_arr, idx_arr
 
 
+cdef extern from *:
+    """
+    /* One output row of 2x2/stride-2 max pooling, first maximum in row-major
+       order (a, b / c, d): plain C selects the compiler turns into vector
+       blends. Returns nonzero when the row holds a NaN (redone by the caller). */
+    #define XPNN_POOL_ROW(T, NAME)                                               \
+    static int NAME(const T *r0, const T *r1, T *dst, int *arg, Py_ssize_t Wo,   \
+                    int at, int w) {                                              \
+        int nan = 0;                                                              \
+        for (Py_ssize_t ox = 0; ox < Wo; ox++) {                                  \
+            T a = r0[2 * ox], b = r0[2 * ox + 1];                                 \
+            T c = r1[2 * ox], d = r1[2 * ox + 1];                                 \
+            int t1 = b > a, t2 = d > c;                                           \
+            T m1 = t1 ? b : a, m2 = t2 ? d : c;                                   \
+            int t = m2 > m1;                                                      \
+            dst[ox] = t ? m2 : m1;                                                \
+            arg[ox] = at + 2 * (int)ox + (t ? w + t2 : t1);                       \
+            nan |= (a != a) | (b != b) | (c != c) | (d != d);                     \
+        }                                                                         \
+        return nan;                                                               \
+    }
+    XPNN_POOL_ROW(float, xpnn_pool_row_f)
+    XPNN_POOL_ROW(double, xpnn_pool_row_d)
+    """
+    int xpnn_pool_row_f(const float* r0, const float* r1, float* dst, int* arg,
+                        Py_ssize_t Wo, int at, int w) noexcept nogil
+    int xpnn_pool_row_d(const double* r0, const double* r1, double* dst, int* arg,
+                        Py_ssize_t Wo, int at, int w) noexcept nogil
+
+
 cdef void _max_pool_2x2(const floating* src, floating* dst, int* arg, Py_ssize_t planes,
                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
-    """2x2 windows, stride 2: straight-line selects, first maximum in
-    row-major order (a, b / c, d); windows holding a NaN take the general rule."""
-    cdef Py_ssize_t plane, oy, ox, o, at, k1, k2
+    """2x2 windows, stride 2: each output row in one vectorised pass; a row
+    holding a NaN is redone by the general rule, where the first NaN wins."""
+    cdef Py_ssize_t plane, oy, ox, o
     cdef const floating* r0
-    cdef floating a, b, c, d, m1, m2
+    cdef const floating* r1
+    cdef floating a, b, c
+    cdef int k1, at, w = <int>W, nan
     for plane in range(planes):
         for oy in range(Ho):
             r0 = src + plane * H * W + 2 * oy * W
+            r1 = r0 + W
             o = (plane * Ho + oy) * Wo
-            for ox in range(Wo):
-                a = r0[2 * ox]
-                b = r0[2 * ox + 1]
-                c = r0[W + 2 * ox]
-                d = r0[W + 2 * ox + 1]
-                at = 2 * oy * W + 2 * ox
-                k1 = 1 if b > a else 0
-                m1 = b if b > a else a
-                k2 = W + 1 if d > c else W
-                m2 = d if d > c else c
-                if (a != a) | (b != b) | (c != c) | (d != d):   # rare: first NaN wins
-                    k1 = 0 if a != a else (1 if b != b else (W if c != c else W + 1))
-                    dst[o + ox] = r0[2 * ox + k1]
-                    arg[o + ox] = <int>(at + k1)
-                    continue
-                dst[o + ox] = m2 if m2 > m1 else m1
-                arg[o + ox] = <int>(at + (k2 if m2 > m1 else k1))
+            at = <int>(2 * oy * W)
+            if floating is float:
+                nan = xpnn_pool_row_f(r0, r1, dst + o, arg + o, Wo, at, w)
+            else:
+                nan = xpnn_pool_row_d(r0, r1, dst + o, arg + o, Wo, at, w)
+            if nan:   # rare
+                for ox in range(Wo):
+                    a = r0[2 * ox]
+                    b = r0[2 * ox + 1]
+                    c = r1[2 * ox]
+                    if (a != a) | (b != b) | (c != c) | (r1[2 * ox + 1] != r1[2 * ox + 1]):
+                        k1 = 0 if a != a else (1 if b != b else (w if c != c else w + 1))
+                        dst[o + ox] = r0[2 * ox + k1]
+                        arg[o + ox] = at + 2 * <int>ox + k1
 
 
 def max_pool_backward(const floating[:, :, :, ::1] dout, const int[:, :, :, ::1] idx,
