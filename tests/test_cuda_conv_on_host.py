@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from xpnn.layers import _cuda, conv_backward_fast, conv_forward_fast
+from xpnn.layers._kernels import im2col
+from xpnn.layers._util import pad_hw
 
 import cuda_host
 
@@ -34,7 +36,9 @@ def test_gpu_conv_path_matches_numpy(kernels, xs, ws, stride, pad):
     Ho, Wo = ref.shape[2:]
     out, cols = _cuda.conv_forward(x, w, b, stride, pad, Ho, Wo, kernel=kernels, xp=np)
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
-    np.testing.assert_array_equal(cols, cache[4])     # the same column layout
+    kh, kw = ws[2], ws[3]
+    np.testing.assert_array_equal(                     # the host's column layout
+        cols, im2col(np, pad_hw(np, x, pad), kh, kw, stride, Ho, Wo))
     assert out.dtype == cols.dtype == dt               # allocated in the input's type
     dout = r.randn(*ref.shape).astype(dt)
     rdx, _, _ = conv_backward_fast(dout, cache)

@@ -40,6 +40,46 @@ def test_compiled_equals_portable(monkeypatch, dtype):
         np.testing.assert_allclose(c, q, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("xs, ws, stride, pad", [
+    ((7, 2, 16, 16), (3, 2, 3, 3), 1, 1),     # 256-output planes: one product per sample
+    ((7, 3, 9, 8), (4, 3, 3, 2), 2, 1)])      # small planes: one product per chunk
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, need_dx, dtype):
+    """The host path builds columns a few samples at a time: chunks of 1, 2
+    and 3 samples (7 is no multiple of 2 or 3: a short last chunk), the
+    weight gradient summed over chunks, against the portable path."""
+    if not _kernels.has_compiled():
+        pytest.skip("compiled extension not built")
+    from xpnn.layers import conv as conv_mod
+    r = np.random.RandomState(2)
+    x, w, b = (r.randn(*xs).astype(dtype), r.randn(*ws).astype(dtype),
+               r.randn(ws[0]).astype(dtype))
+    p = {"stride": stride, "pad": pad}
+    out_p, cache_p = conv_forward_fast(x, w, b, p)
+    dout = r.randn(*out_p.shape).astype(dtype)
+    with monkeypatch.context() as m:
+        m.setattr(_kernels, "_cy", None)
+        m.setattr(_kernels, "_warned", True)
+        out_p, cache_p = conv_forward_fast(x, w, b, p)
+        ref = conv_mod.conv_backward_fast_params(dout, cache_p, need_dx=need_dx)
+    K = ws[1] * ws[2] * ws[3]
+    P = out_p.shape[2] * out_p.shape[3]
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for per_chunk in (1, 2, 3):
+        monkeypatch.setattr(conv_mod, "CHUNK_BYTES", per_chunk * K * P * x.itemsize)
+        assert conv_mod._chunk(xs[0], K, P, x.itemsize) == per_chunk
+        out, cache = conv_forward_fast(x, w, b, p)
+        assert isinstance(cache[4], conv_mod.HostColumns)
+        got = conv_mod.conv_backward_fast_params(dout, cache, need_dx=need_dx)
+        assert (got[0] is None) == (not need_dx)
+        for c, q in zip((out, *got), (out_p, *ref)):
+            if q is None:
+                continue
+            assert c.dtype == dtype and c.shape == q.shape
+            np.testing.assert_allclose(c, q, rtol=tol, atol=tol)
+
+
 def test_missing_extension_warns_once(monkeypatch):
     monkeypatch.setattr(_kernels, "_cy", None)
     monkeypatch.setattr(_kernels, "_warned", False)
@@ -61,7 +101,8 @@ def test_compiled_max_pool_equals_portable_with_ties_and_nans(monkeypatch, pool,
     from xpnn.layers import max_pool_backward_fast, max_pool_forward_fast
     r = np.random.RandomState(1)
     x = r.randint(0, 3, size=(2, 3, 8, 9)).astype(dtype)  # many ties
-    x[0, 0, 0, 1] = x[1, 2, 5, 5] = x[1, 2, 4, 4] = np.nan
+    # a NaN in each corner of a window (b; c; d alone; a and d together)
+    x[0, 0, 0, 1] = x[0, 1, 3, 2] = x[0, 2, 7, 7] = x[1, 2, 5, 5] = x[1, 2, 4, 4] = np.nan
     p = {"pool_height": pool[0], "pool_width": pool[1], "stride": pool[2]}
     out_c, cache_c = max_pool_forward_fast(x, p)
     dout = r.randn(*out_c.shape).astype(dtype)
@@ -73,3 +114,26 @@ def test_compiled_max_pool_equals_portable_with_ties_and_nans(monkeypatch, pool,
     # overlapping windows add in a different order: equal up to rounding
     tol = 1e-6 if dtype == np.float32 else 1e-14
     np.testing.assert_allclose(dx_c, max_pool_backward_fast(dout, cache_p), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("bad, why", [
+    (np.empty((27, 195), np.float32), "of shape (27, 196)"),
+    (np.empty((27, 196), np.float64), "float64 array"),
+    (np.empty((196, 27), np.float32).T, "non-contiguous"),
+    ([[0.0]], "got a list")])
+def test_compiled_kernels_refuse_a_wrong_out_buffer(bad, why):
+    """im2col / col2im write into a caller's buffer without bounds checks:
+    anything but the exact array they would have allocated is refused."""
+    if not _kernels.has_compiled():
+        pytest.skip("compiled extension not built")
+    x = np.zeros((4, 3, 9, 9), np.float32)
+    with pytest.raises(ValueError, match="im2col: out must be a writeable C-contiguous float32 "
+                       r"array of shape \(27, 196\)") as e:
+        _kernels._cy.im2col(x, 3, 3, 1, 7, 7, out=bad)
+    assert why in str(e.value)
+    cols = np.zeros((27, 196), np.float32)
+    ro = np.zeros((4, 3, 9, 9), np.float32)
+    ro.flags.writeable = False
+    for out in (np.zeros((4, 3, 9, 8), np.float32), ro):
+        with pytest.raises(ValueError, match=r"col2im: out must be .* shape \(4, 3, 9, 9\)"):
+            _kernels._cy.col2im(cols, 4, 3, 9, 9, 3, 3, 1, 7, 7, out=out)

@@ -46,6 +46,14 @@ def _use_compiled(x) -> bool:
     return True
 
 
+def compiled_kernels(*arrays):
+    """The compiled host kernels when they serve all of ``arrays`` (NumPy
+    arrays of one floating dtype, the extension built), else None."""
+    if not all(_use_compiled(a) for a in arrays) or len({a.dtype for a in arrays}) != 1:
+        return None
+    return _cy
+
+
 def contiguous(x):
     """A C-contiguous version of x on the host (kernels and reshapes want
     it); other backends manage layout themselves."""

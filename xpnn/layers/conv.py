@@ -2,7 +2,9 @@
 teaching, and a fast im2col + matmul version."""
 from __future__ import annotations
 
-from ._kernels import col2im, contiguous, fused_enabled, im2col
+import numpy as np
+
+from ._kernels import col2im, compiled_kernels, contiguous, fused_enabled, im2col
 from ._util import (check_dout, check_int, check_ndim, pad_hw, shape_str, xp_of,
                     zeros_like_shape)
 
@@ -101,6 +103,10 @@ def conv_forward_fast(x, w, b, conv_param):
         from . import _cuda
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         return out, (x, w, b, {"stride": s, "pad": pad}, cols)
+    cy = compiled_kernels(x, w, b)
+    if cy is not None:  # NumPy: columns a few samples at a time, never all at once
+        out, xpad = _host_forward(cy, x, w, b, s, pad, Ho, Wo)
+        return out, (x, w, b, {"stride": s, "pad": pad}, HostColumns(xpad))
     cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (K, N*P)
     K, P = C * HH * WW, Ho * Wo
     w2 = xp.reshape(w, (F, K))
@@ -135,6 +141,9 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
     # the geometry the forward saw (its cache holds a copy of conv_param)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_fast")
     check_dout("conv_backward_fast", xp, dout, (N, F, Ho, Wo))
+    if isinstance(cols, HostColumns):
+        return _host_backward(compiled_kernels(x, w, b), dout, x, w, cols.xpad, s, pad, Ho, Wo,
+                              need_dx)
     d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
     db = xp.sum(d2, axis=1)
     dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)
@@ -146,6 +155,92 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
         return _cuda.conv_input_grad(dcols, N, C, H, W, HH, WW, s, pad, Ho, Wo), dw, db
     dxpad = col2im(xp, dcols, N, C, H + 2 * pad, W + 2 * pad, HH, WW, s, Ho, Wo)
     return dxpad[:, :, pad:pad + H, pad:pad + W], dw, db
+
+
+# ------------------------------------------------ the NumPy host path
+# The column matrix of a whole batch is large (30 MB for the course's
+# ThreeLayerConvNet at batch 50): written to memory by im2col and read back
+# by the matmul, twice per step. The host path builds the columns of a few
+# samples at a time into one buffer that stays in cache, multiplies, and
+# moves on; the backward pass rebuilds each chunk from the padded input
+# instead of keeping the columns.
+CHUNK_BYTES = 4 << 20
+
+
+class HostColumns:
+    """The 5th item of a host convolution's cache: the padded input its
+    columns are rebuilt from (the columns themselves are not kept)."""
+    __slots__ = ("xpad",)
+
+    def __init__(self, xpad):
+        self.xpad = xpad
+
+
+def _chunk(N, K, P, itemsize):
+    """Samples per chunk: columns of about CHUNK_BYTES, at least one sample."""
+    return max(1, min(N, CHUNK_BYTES // max(1, K * P * itemsize)))
+
+
+def _host_forward(cy, x, w, b, s, pad, Ho, Wo):
+    N = x.shape[0]
+    F, C, HH, WW = w.shape
+    K, P = C * HH * WW, Ho * Wo
+    dt = np.result_type(x, w)
+    xpad = np.ascontiguousarray(pad_hw(np, x, pad), dtype=dt)
+    w2 = np.ascontiguousarray(w, dtype=dt).reshape(F, K)
+    bias = np.asarray(b, dtype=dt).reshape(F, 1)
+    B = _chunk(N, K, P, dt.itemsize)
+    out = np.empty((N, F, P), dtype=dt)
+    buf = np.empty(K * B * P, dtype=dt)
+    res = None if P >= 256 else np.empty(F * B * P, dtype=dt)
+    for n0 in range(0, N, B):
+        nb = min(B, N - n0)
+        cols = cy.im2col(xpad[n0:n0 + nb], HH, WW, s, Ho, Wo,
+                         out=buf[:K * nb * P].reshape(K, nb * P))
+        o = out[n0:n0 + nb]
+        if res is None:
+            # large planes: one product per sample, written in N, F, P order
+            np.matmul(w2, cols.reshape(K, nb, P).transpose(1, 0, 2), out=o)
+            o += bias
+        else:
+            # small planes: one product for the chunk, moved to N, F, P
+            # order while it is still in cache, with the bias
+            r = np.matmul(w2, cols, out=res[:F * nb * P].reshape(F, nb * P))
+            np.add(r.reshape(F, nb, P).transpose(1, 0, 2), bias, out=o)
+    return out.reshape(N, F, Ho, Wo), xpad
+
+
+def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
+    N, C, H, W = x.shape
+    F, _, HH, WW = w.shape
+    K, P = C * HH * WW, Ho * Wo
+    dt = xpad.dtype
+    dout3 = np.ascontiguousarray(dout, dtype=dt).reshape(N, F, P)
+    w2 = np.ascontiguousarray(w, dtype=dt).reshape(F, K)
+    db = dout3.sum(axis=(0, 2))
+    dw = np.empty((F, K), dtype=dt)
+    part = np.empty((F, K), dtype=dt)
+    B = _chunk(N, K, P, dt.itemsize)
+    buf = np.empty(K * B * P, dtype=dt)
+    d2buf = np.empty(F * B * P, dtype=dt)
+    dcbuf = np.empty(K * B * P, dtype=dt) if need_dx else None
+    Hp, Wp = xpad.shape[2], xpad.shape[3]
+    dxpad = np.empty((N, C, Hp, Wp), dtype=dt) if need_dx else None
+    for n0 in range(0, N, B):
+        nb = min(B, N - n0)
+        cols = cy.im2col(xpad[n0:n0 + nb], HH, WW, s, Ho, Wo,
+                         out=buf[:K * nb * P].reshape(K, nb * P))
+        d2 = d2buf[:F * nb * P].reshape(F, nb * P)
+        d2.reshape(F, nb, P)[...] = dout3[n0:n0 + nb].transpose(1, 0, 2)
+        if n0 == 0:
+            np.matmul(d2, cols.T, out=dw)
+        else:
+            dw += np.matmul(d2, cols.T, out=part)
+        if need_dx:
+            dcols = np.matmul(w2.T, d2, out=dcbuf[:K * nb * P].reshape(K, nb * P))
+            cy.col2im(dcols, nb, C, Hp, Wp, HH, WW, s, Ho, Wo, out=dxpad[n0:n0 + nb])
+    dx = dxpad[:, :, pad:pad + H, pad:pad + W] if need_dx else None
+    return dx, dw.reshape(w.shape), db
 
 
 # The course's fast_layers module also names the im2col route explicitly.
