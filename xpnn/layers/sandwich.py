@@ -74,17 +74,20 @@ def conv_relu_backward(dout, cache):
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
-    """conv -> ReLU -> max pool."""
+    """conv -> ReLU -> max pool, computed as conv -> max pool -> ReLU: a
+    maximum commutes with the ReLU, so the output and the gradients are the
+    same (up to the sign of a zero), and the ReLU sees a quarter of the
+    values."""
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    r, relu_cache = relu_forward(a)
-    out, pool_cache = max_pool_forward_fast(r, pool_param)
+    p, pool_cache = max_pool_forward_fast(a, pool_param)
+    out, relu_cache = relu_forward(p)
     return out, (conv_cache, relu_cache, pool_cache)
 
 
 def conv_relu_pool_backward(dout, cache):
     conv_cache, relu_cache, pool_cache = cache
-    dr = max_pool_backward_fast(dout, pool_cache)
-    return conv_backward_fast(relu_backward(dr, relu_cache), conv_cache)
+    dp = relu_backward(dout, relu_cache)
+    return conv_backward_fast(max_pool_backward_fast(dp, pool_cache), conv_cache)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

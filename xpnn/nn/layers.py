@@ -583,20 +583,42 @@ class Residual(Layer):
         return da + db, grads
 
 
+def _pool_first(layers, i):
+    """Whether ``layers[i]`` is a ReLU that feeds a max pooling: the pair is
+    run as pooling then ReLU. A maximum commutes with a non-decreasing
+    function, so the output and every gradient are the same (up to the sign
+    of a zero) and the ReLU touches a quarter of the values."""
+    return (type(layers[i]) is ReLU and i + 1 < len(layers)
+            and isinstance(layers[i + 1], MaxPool2d))
+
+
 def _run(layers, x, train):
-    caches = []
-    for layer in layers:
-        x, c = layer.forward(x, train)
-        caches.append(c)
+    caches = [None] * len(layers)
+    i = 0
+    while i < len(layers):
+        if _pool_first(layers, i):
+            x, caches[i + 1] = layers[i + 1].forward(x, train)
+            x, caches[i] = layers[i].forward(x, train)
+            i += 2
+            continue
+        x, caches[i] = layers[i].forward(x, train)
+        i += 1
     return x, caches
 
 
 def _back(layers, dout, caches, need_input_grad=True):
-    """Backward through ``layers``; grads keyed by the model's param names.
-    ``need_input_grad=False``: a first Conv2d skips its input gradient
-    (the returned gradient is then None)."""
+    """Backward through ``layers`` (in the order :func:`_run` ran them);
+    grads keyed by the model's param names. ``need_input_grad=False``: a
+    first Conv2d skips its input gradient (the returned gradient is then
+    None)."""
     grads = {}
-    for i in range(len(layers) - 1, -1, -1):
+    i = len(layers) - 1
+    while i >= 0:
+        if i >= 1 and _pool_first(layers, i - 1):
+            dout, _ = layers[i - 1].backward(dout, caches[i - 1])
+            dout, _ = layers[i].backward(dout, caches[i])
+            i -= 2
+            continue
         layer, c = layers[i], caches[i]
         if i == 0 and not need_input_grad and isinstance(layer, Conv2d):
             dout, g = layer.backward(dout, c, need_dx=False)
@@ -607,6 +629,7 @@ def _back(layers, dout, caches, need_input_grad=True):
                 grads[layer._names[k]] = v
             else:  # a container's grads are already model names
                 grads[k] = v
+        i -= 1
     return dout, grads
 
 
