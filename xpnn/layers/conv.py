@@ -218,8 +218,11 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
     dout3 = np.ascontiguousarray(dout, dtype=dt).reshape(N, F, P)
     w2 = np.ascontiguousarray(w, dtype=dt).reshape(F, K)
     db = dout3.sum(axis=(0, 2))
-    dw = np.empty((F, K), dtype=dt)
-    part = np.empty((F, K), dtype=dt)
+    # the weight gradient as columns @ dout2.T, (K, F), then transposed: the
+    # shape OpenBLAS runs fastest (2 threads, 32 filters of 3x7x7 on 8192
+    # pixels: 116 GFLOP/s against 73 for dout2 @ columns.T)
+    dwT = np.empty((K, F), dtype=dt)
+    part = np.empty((K, F), dtype=dt)
     B = _chunk(N, K, P, dt.itemsize)
     buf = np.empty(K * B * P, dtype=dt)
     d2buf = np.empty(F * B * P, dtype=dt)
@@ -233,14 +236,14 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
         d2 = d2buf[:F * nb * P].reshape(F, nb * P)
         d2.reshape(F, nb, P)[...] = dout3[n0:n0 + nb].transpose(1, 0, 2)
         if n0 == 0:
-            np.matmul(d2, cols.T, out=dw)
+            np.matmul(cols, d2.T, out=dwT)
         else:
-            dw += np.matmul(d2, cols.T, out=part)
+            dwT += np.matmul(cols, d2.T, out=part)
         if need_dx:
             dcols = np.matmul(w2.T, d2, out=dcbuf[:K * nb * P].reshape(K, nb * P))
             cy.col2im(dcols, nb, C, Hp, Wp, HH, WW, s, Ho, Wo, out=dxpad[n0:n0 + nb])
     dx = dxpad[:, :, pad:pad + H, pad:pad + W] if need_dx else None
-    return dx, dw.reshape(w.shape), db
+    return dx, np.ascontiguousarray(dwT.T).reshape(w.shape), db
 
 
 # The course's fast_layers module also names the im2col route explicitly.
