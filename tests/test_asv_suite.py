@@ -90,6 +90,7 @@ def test_asv_history_publishes_an_offline_dashboard(tmp_path):
                   "bench_training.TrainStep.time_three_layer_convnet_step",
                   "bench_prune.ShrinkInference.time_inference_batch256",
                   "bench_ratios.Ratios.track_three_layer_step_vs_torch_cpu",
+                  "bench_ratios.Ratios.track_challenge_net_step_vs_torch_cpu",
                   "bench_ratios.Ratios.track_three_layer_float64_vs_course_reference"):
         assert bench in index["benchmarks"], sorted(index["benchmarks"])
         assert list(html.glob(f"graphs/**/{bench}.json")), bench

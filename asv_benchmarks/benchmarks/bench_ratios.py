@@ -7,7 +7,8 @@ commit once showed a 33x "regression" from CPU contention); a ratio of two
 runs made back to back moves far less, so the dashboard's trend line for a
 ``track_*`` benchmark is a change in xpnn, not in the machine.
 
-Peers: PyTorch CPU (float32 ThreeLayerConvNet train step, 2 threads each)
+Peers: PyTorch CPU (float32 ThreeLayerConvNet and CINIC challenge-net train
+steps, 2 threads each)
 and the course's reference "fast" algorithm (float64, the same step;
 benchmarks/course_reference.py). The steps are those of
 benchmarks/compare_torch.py, whose worker runs each measurement. A peer that
@@ -60,6 +61,12 @@ class Ratios:
         return _ratio("three_layer_convnet_step", "torch")
 
     track_three_layer_step_vs_torch_cpu.unit = "xpnn time / PyTorch time"
+
+    def track_challenge_net_step_vs_torch_cpu(self):
+        _require("torch", "add it with the asv.conf.json matrix, see the README")
+        return _ratio("challenge_net_step", "torch")
+
+    track_challenge_net_step_vs_torch_cpu.unit = "xpnn time / PyTorch time"
 
     def track_three_layer_float64_vs_course_reference(self):
         if not os.path.isfile(os.path.join(REPO, "benchmarks", "course_reference.py")):
