@@ -73,3 +73,25 @@ def test_fused_softmax_loss_matches(kernels, N, C):
     np.testing.assert_allclose(float(loss), float(ref_loss), rtol=tol)
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
     assert loss.dtype == dx.dtype == kernels.dt   # float32 stays float32 (its scratch too)
+
+
+class _CupyLike:
+    """Stands for a CuPy array where only its backend and dtype are read."""
+    __module__ = "cupy._core.core"
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+
+def test_fused_kernels_serve_cupy_arrays_of_one_floating_dtype(monkeypatch):
+    """Which arrays the fused CUDA kernels take, and XPNN_NO_FUSED_KERNELS=1
+    turning them off (any other value leaves them on)."""
+    f32, f64 = _CupyLike(np.float32), _CupyLike(np.float64)
+    monkeypatch.delenv("XPNN_NO_FUSED_KERNELS", raising=False)
+    assert _cuda.fused_enabled(f32, f32) and _cuda.fused_enabled(f64)
+    assert not _cuda.fused_enabled(f32, f64)                      # mixed dtypes
+    assert not _cuda.fused_enabled(_CupyLike(np.int32))           # not floating
+    assert not _cuda.fused_enabled(f32, np.zeros(2, np.float32))  # one host array
+    for value, on in (("1", False), ("0", True), ("", True)):
+        monkeypatch.setenv("XPNN_NO_FUSED_KERNELS", value)
+        assert _cuda.fused_enabled(f32) is on, value

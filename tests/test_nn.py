@@ -467,6 +467,19 @@ def test_shrink_of_a_flattened_conv_and_what_it_refuses():
     prune.ln_structured(m3, "5.body.3.W", 5, dim=0)      # the shortcut keeps them: tied
     with pytest.raises(ValueError, match="pruned in both branches"):
         prune.shrink(m3)
+    m7 = Sequential(Conv2d(1, 4, 3, padding=1),
+                    Residual([Conv2d(4, 4, 3, padding=1)], Conv2d(4, 4, 1)),
+                    Flatten(), Linear(4 * 16, 3), input_shape=(1, 4, 4), seed=0)
+    prune.ln_structured(m7, "1.shortcut.0.W", 2, dim=0)  # the shortcut alone: tied too
+    with pytest.raises(ValueError, match="pruned in both branches"):
+        prune.shrink(m7)
+    # an identity shortcut from the input ties the body's filters to the input
+    # channels, which stay whole
+    m6 = Sequential(Residual([Conv2d(2, 2, 3, padding=1)]), Flatten(), Linear(2 * 4 * 4, 3),
+                    input_shape=(2, 4, 4), seed=0)
+    prune.ln_structured(m6, "0.body.0.W", 1, dim=0)
+    with pytest.raises(ValueError, match="0.body.0.W reads the network's input"):
+        prune.shrink(m6)
     m4 = Sequential(Flatten(), Linear(4, 3), LayerNorm(3), Linear(3, 2), input_shape=(4,))
     prune.ln_structured(m4, "1.W", 1, dim=1)
     with pytest.raises(ValueError, match="1.W feeds a layer norm"):

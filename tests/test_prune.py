@@ -406,6 +406,12 @@ def test_ln_structured_norm_orders_dims_and_ties():
     prune.ln_structured(m, "W1", 2, dim=1)
     prune.ln_structured(m, "W1", 1, dim=1)                    # ranks the 3 left
     assert host(m.masks["W1"]).any(axis=0).tolist() == [False, False, False, True, True]
+    # the defaults are n=1 along dim 0: row 0 has the smaller L1 norm (2.5 < 3),
+    # row 1 the smaller L2 norm (1.73 < 2.5); along dim 1 a column would go
+    m = FullyConnectedNet([3], input_dim=2, num_classes=2, dtype=np.float64)
+    m.params["W1"] = np.array([[2.5, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    prune.ln_structured(m, "W1", 1)
+    assert host(m.masks["W1"]).tolist() == [[False] * 3, [True] * 3]
     for bad in (0, -1, "2"):
         with pytest.raises(ValueError, match="n must be a positive number or inf"):
             prune.ln_structured(model(), "W1", 1, n=bad)

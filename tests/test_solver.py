@@ -284,6 +284,12 @@ def test_learning_rate_schedules(digits):
     ({"kind": "cosine", "gamma": 0.5}, "lr_schedule 'cosine' takes kind, min_factor, "
                                        "warmup_epochs; unknown: gamma"),
     ({"kind": "cosine", "warmup_epochs": -1}, r"lr_schedule\['warmup_epochs'\] must be"),
+    ({"kind": "cosine", "min_factor": -0.1},
+     r"lr_schedule\['min_factor'\] must be a finite number in \[0.0, 1.0\]"),
+    ({"kind": "cosine", "min_factor": 1.5}, r"lr_schedule\['min_factor'\] must be"),
+    ({"kind": "step", "step_epochs": 0},
+     r"lr_schedule\['step_epochs'\] must be a finite number in \(0.0, inf\]"),
+    ({"kind": "step", "step_epochs": 1, "gamma": -0.5}, r"lr_schedule\['gamma'\] must be"),
 ])
 def test_bad_schedules_are_named(digits, schedule, match):
     m = FullyConnectedNet([8], input_dim=64, num_classes=10)
@@ -458,3 +464,35 @@ def test_verbose_lines_outside_a_run_are_printed(digits, capsys):
     s.verbose = True
     s._evaluate()                       # no progress bar: straight to stdout
     assert capsys.readouterr().out.startswith("(Epoch 0 / 10) train acc: ")
+
+
+def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, monkeypatch):
+    """A run resumed after epoch 1 of 2 (5 iterations of 10 done) shows a
+    bar of 10 that starts at 5, not at 0."""
+    prefix = str(tmp_path / "bar")
+    _run(digits, 2, checkpoint_name=prefix)
+    bars = []
+
+    class Recorder:
+        def __init__(self, total, initial, **kw):
+            bars.append((total, initial))
+            self.n = initial
+
+        def update(self, k=1):
+            self.n += k
+
+        def write(self, line):
+            pass
+
+        def close(self):
+            pass
+    import tqdm.auto
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    np.random.seed(1)
+    model = ConvNet(input_dim=(1, 8, 8), conv_blocks=((4,),), hidden_dims=(16,),
+                    dropout_keep_ratio=0.8, dtype=np.float64)
+    solver = Solver(model, _small(digits, 200), num_epochs=2, batch_size=40,
+                    update_rule="adam", optim_config={"learning_rate": 1e-2}, verbose=True)
+    solver.load_checkpoint(prefix + "_epoch_1.npz")
+    solver.train()
+    assert bars == [(10, 5)]
