@@ -103,6 +103,31 @@ def test_mixed_backends_name_the_argument():
         relu_forward([1.0, -1.0])
 
 
+def test_naive_conv_names_mixed_caches_and_promotes_dtypes():
+    """The naive backward names a cache array from another backend and its
+    own function in geometry errors; the naive forward computes in the
+    promoted dtype of x and w, as the fast one does."""
+    import array_api_strict as xps
+    r = np.random.RandomState(0)
+    x, w, b = r.randn(2, 3, 5, 5), r.randn(4, 3, 3, 3), r.randn(4)
+    p = {"stride": 1, "pad": 1}
+    out, (cx, cw, cb, cp) = conv_forward_naive(x, w, b, p)
+    dout = np.ones_like(out)
+    on_device = xps.asarray(x, device=xps.Device("device1"))
+    for name, cache in (("x", (on_device, cw, cb, cp)),
+                        ("w", (cx, xps.asarray(w, device=xps.Device("device1")), cb, cp))):
+        with pytest.raises(TypeError, match=rf"argument '{name}' is a array_api_strict array "
+                                            r"but 'dout' is a numpy array"):
+            conv_backward_naive(dout, cache)
+    with pytest.raises(ValueError, match=r"^conv_backward_naive: conv_param\['stride'\]"):
+        conv_backward_naive(dout, (cx, cw, cb, {"stride": 0, "pad": 1}))
+    for xd, wd in ((np.float32, np.float64), (np.float64, np.float32)):
+        o32, _ = conv_forward_naive(x.astype(xd), w.astype(wd), b.astype(wd), p)
+        ref, _ = conv_forward_fast(x.astype(xd), w.astype(wd), b.astype(wd), p)
+        assert o32.dtype == ref.dtype == np.float64
+        np.testing.assert_allclose(o32, ref, rtol=1e-6)
+
+
 def test_out_of_range_labels_are_refused_on_every_backend(xb):
     """Off the host the range check used to be skipped: a label of 7 for 5
     classes gave a silently wrong loss."""
