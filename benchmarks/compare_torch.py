@@ -11,8 +11,10 @@ pairwise ratios with their min-max, the peak resident memory of each
 process, and the target. Cases ending in ``_busy_core`` run while another
 process keeps one core busy (it stops itself). Two libraries in one
 process disturb each other's thread pools and allocators, so every
-measurement here is a separate process. PyTorch is a benchmark-only
-dependency (``pip install -e ".[bench]"``).
+measurement here is a separate process. The xpnn process imports xpnn
+before NumPy (as ``xpnn train`` does), so OpenBLAS's threads wait the way
+xpnn sets (OPENBLAS_THREAD_TIMEOUT, xpnn/_host.py). PyTorch is a
+benchmark-only dependency (``pip install -e ".[bench]"``).
 """
 from __future__ import annotations
 
@@ -155,6 +157,10 @@ def step_times(step, steps, after_warmup=None):
 
 
 def worker(case, lib, steps, threads):
+    if lib != "torch":
+        # xpnn before NumPy, as `xpnn train` and any script that imports
+        # xpnn first: it sets how OpenBLAS's threads wait (see xpnn/_host.py)
+        import xpnn  # noqa: F401
     times = step_times(_build(case, lib, threads), steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb}

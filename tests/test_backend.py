@@ -1,6 +1,7 @@
 """The backend switch: names, errors, context manager, device moves."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -173,3 +174,20 @@ def test_cuda_library_probe_names_what_is_missing(lib, label):
                                            rf"{lib}.*xpnn\[gpu-cuda13\]"):
         backend.probe_cuda_libraries(_FakeCupy(lib))
     backend.probe_cuda_libraries(_FakeCupy(None))  # all present: no error
+
+
+@pytest.mark.parametrize("first, preset, want, tuned", [
+    ("xpnn", None, "12", True),          # xpnn first: set before OpenBLAS loads
+    ("xpnn", "20", "20", False),         # the user's own value wins
+    ("numpy", None, None, False)])       # NumPy first: too late, left alone
+def test_openblas_thread_wait_is_set_before_numpy_loads(first, preset, want, tuned):
+    """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: xpnn
+    must set it before its own NumPy import, and say whether it took."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    code = (f"import {first}, os, xpnn, json; print(json.dumps([os.environ.get("
+            f"'OPENBLAS_THREAD_TIMEOUT'), xpnn._host.blas_wait_tuned]))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert json.loads(out) == [want, tuned]

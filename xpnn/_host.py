@@ -1,4 +1,4 @@
-"""Host-memory tuning for the NumPy backend.
+"""Host tuning for the NumPy backend: memory, and how BLAS threads wait.
 
 A training step allocates and frees several multi-megabyte temporaries
 (im2col columns, activations, gradients). glibc serves blocks that large
@@ -40,3 +40,31 @@ def tune_malloc() -> bool:
     ok = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
     applied = ok
     return ok
+
+
+#: OpenBLAS worker threads spin this many (2**n) cycles for the next task
+#: before they sleep; OpenBLAS's own default (2**28, about 0.1 s) keeps a
+#: thread spinning through all of a step's non-GEMM work, and when another
+#: process holds one of the cores the spinning thread and the busy process
+#: starve the thread doing that work: a ThreeLayerConvNet step on two cores
+#: with one busy went from 17 to 55-60 ms, against 28 ms at 2**12 (idle
+#: steps unchanged within the noise).
+BLAS_THREAD_TIMEOUT = "12"
+
+blas_wait_tuned = False
+
+
+def tune_blas_wait() -> bool:
+    """Set OPENBLAS_THREAD_TIMEOUT (unless the user did) before NumPy loads
+    OpenBLAS, which reads it once; returns whether it is in force. With
+    NumPy already imported it is too late: set the variable in the
+    environment instead (a notebook: ``%env OPENBLAS_THREAD_TIMEOUT=12`` in
+    its first cell, before ``import numpy``)."""
+    global blas_wait_tuned
+    if "numpy" in sys.modules:
+        blas_wait_tuned = os.environ.get("OPENBLAS_THREAD_TIMEOUT") == BLAS_THREAD_TIMEOUT
+        return blas_wait_tuned
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    blas_wait_tuned = os.environ["OPENBLAS_THREAD_TIMEOUT"] == BLAS_THREAD_TIMEOUT
+    return blas_wait_tuned
+

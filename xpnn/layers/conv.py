@@ -165,6 +165,8 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
 # moves on; the backward pass rebuilds each chunk from the padded input
 # instead of keeping the columns.
 CHUNK_BYTES = 4 << 20
+#: planes of at least this many outputs get one product per sample
+_PER_SAMPLE_MIN_P = 256
 
 
 class HostColumns:
@@ -192,7 +194,7 @@ def _host_forward(cy, x, w, b, s, pad, Ho, Wo):
     B = _chunk(N, K, P, dt.itemsize)
     out = np.empty((N, F, P), dtype=dt)
     buf = np.empty(K * B * P, dtype=dt)
-    res = None if P >= 256 else np.empty(F * B * P, dtype=dt)
+    res = None if P >= _PER_SAMPLE_MIN_P else np.empty(F * B * P, dtype=dt)
     for n0 in range(0, N, B):
         nb = min(B, N - n0)
         cols = cy.im2col(xpad[n0:n0 + nb], HH, WW, s, Ho, Wo,
