@@ -82,3 +82,24 @@ def test_network_equals_the_order_as_written(xb):
     assert caches[8].shape == (5, 5)                  # a ReLU before a Linear: as written
     dx, _ = _back(model.modules, xb.asarray(np.ones((5, 3))), caches)
     assert tuple(dx.shape) == (5, 2, 8, 8)
+
+
+def test_batchnorm_sandwich_equals_the_order_as_written(xb):
+    r = np.random.RandomState(3)
+    x, w = _integer_data(r, 4, 2, 6, 6), _integer_data(r, 3, 2, 3, 3)
+    b, gamma = _integer_data(r, 3), xb.asarray(np.array([1.0, 2.0, 0.5]))
+    beta = xb.asarray(np.array([-1.0, 0.0, -3.0]))      # many windows below zero
+    x, w, b = xb.asarray(x), xb.asarray(w), xb.asarray(b)
+    conv_param = {"stride": 1, "pad": 1}
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = L.conv_bn_relu_pool_forward(x, w, b, gamma, beta, conv_param,
+                                             {"mode": "train"}, pool_param)
+    r_, cbr_cache = L.conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, {"mode": "train"})
+    ref, pool_cache = L.max_pool_forward_fast(r_, pool_param)
+    np.testing.assert_array_equal(host(out), host(ref))
+    assert (host(out) == 0).mean() > 0.1
+    dout = xb.asarray(_integer_data(r, *out.shape))
+    got = L.conv_bn_relu_pool_backward(dout, cache)
+    want = L.conv_bn_relu_backward(L.max_pool_backward_fast(dout, pool_cache), cbr_cache)
+    for g, q, name in zip(got, want, ("dx", "dw", "db", "dgamma", "dbeta")):
+        np.testing.assert_array_equal(host(g), host(q), err_msg=name)

@@ -107,13 +107,19 @@ def conv_bn_relu_backward(dout, cache):
 
 
 def conv_bn_relu_pool_forward(x, w, b, gamma, beta, conv_param, bn_param, pool_param):
-    """conv -> spatial batchnorm -> ReLU -> max pool."""
-    r, cbr_cache = conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param)
-    out, pool_cache = max_pool_forward_fast(r, pool_param)
-    return out, (cbr_cache, pool_cache)
+    """conv -> spatial batchnorm -> ReLU -> max pool, the ReLU computed after
+    the pooling (see :func:`conv_relu_pool_forward`)."""
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
+    p, pool_cache = max_pool_forward_fast(an, pool_param)
+    out, relu_cache = relu_forward(p)
+    return out, (conv_cache, bn_cache, relu_cache, pool_cache)
 
 
 def conv_bn_relu_pool_backward(dout, cache):
     """Returns dx, dw, db, dgamma, dbeta."""
-    cbr_cache, pool_cache = cache
-    return conv_bn_relu_backward(max_pool_backward_fast(dout, pool_cache), cbr_cache)
+    conv_cache, bn_cache, relu_cache, pool_cache = cache
+    dp = max_pool_backward_fast(relu_backward(dout, relu_cache), pool_cache)
+    dan, dgamma, dbeta = spatial_batchnorm_backward(dp, bn_cache)
+    dx, dw, db = conv_backward_fast(dan, conv_cache)
+    return dx, dw, db, dgamma, dbeta
