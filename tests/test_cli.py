@@ -70,8 +70,10 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     full = _xpnn(*common, "--checkpoint", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr
     prefix = str(tmp_path / "killed")
+    # the same backend as _xpnn's runs (the suite may run with another default)
     proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", *common, "--checkpoint", prefix],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, XPNN_BACKEND="numpy"))
     deadline = time.time() + 120
     while not os.path.exists(prefix + "_epoch_2.npz") and time.time() < deadline:
         time.sleep(0.01)
