@@ -6,8 +6,9 @@ how close each comes to the machine's single-precision GEMM peak.
 
 Each library runs in its own process (as compare_torch.py measures them).
 xpnn: every layer call the model makes is timed (forward and backward per
-layer kind), and inside the convolutions the im2col, padding, col2im and
-NCHW copies, so "GEMM + bias" is what is left of a conv. PyTorch: its own
+layer kind), and the convolutions' padding (on the NumPy host path the
+columns are built a chunk at a time inside the convolution, so its rows
+include im2col and col2im; other paths list them separately). PyTorch: its own
 profiler's self CPU time per operator. Then the step's matrix-product
 FLOPs (forward, weight and input gradients) against the measured GEMM rate
 of NumPy's BLAS and of PyTorch at the same thread count.

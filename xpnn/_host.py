@@ -67,4 +67,3 @@ def tune_blas_wait() -> bool:
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
     blas_wait_tuned = os.environ["OPENBLAS_THREAD_TIMEOUT"] == BLAS_THREAD_TIMEOUT
     return blas_wait_tuned
-
