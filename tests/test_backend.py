@@ -177,7 +177,7 @@ def test_cuda_library_probe_names_what_is_missing(lib, label):
 
 
 @pytest.mark.parametrize("first, preset, want, tuned", [
-    ("xpnn", None, "12", True),          # xpnn first: set before OpenBLAS loads
+    ("xpnn", None, "15", True),          # xpnn first: set before OpenBLAS loads
     ("xpnn", "20", "20", False),         # the user's own value wins
     ("numpy", None, None, False)])       # NumPy first: too late, left alone
 def test_openblas_thread_wait_is_set_before_numpy_loads(first, preset, want, tuned):

@@ -42,14 +42,15 @@ def tune_malloc() -> bool:
     return ok
 
 
-#: OpenBLAS worker threads spin this many (2**n) cycles for the next task
-#: before they sleep; OpenBLAS's own default (2**28, about 0.1 s) keeps a
-#: thread spinning through all of a step's non-GEMM work, and when another
-#: process holds one of the cores the spinning thread and the busy process
-#: starve the thread doing that work: a ThreeLayerConvNet step on two cores
-#: with one busy went from 17 to 55-60 ms, against 28 ms at 2**12 (idle
-#: steps unchanged within the noise).
-BLAS_THREAD_TIMEOUT = "12"
+#: OpenBLAS worker threads spin about 2**n cycles for the next task before
+#: they sleep; OpenBLAS's own default (2**28, about 0.1 s) keeps a thread
+#: spinning through all of a step's non-GEMM work, and when another process
+#: holds one of the cores the spinning thread and the busy process starve
+#: the thread doing that work. ThreeLayerConvNet step, two cores, one busy,
+#: median of 5 alternating process pairs: 38.6 ms at 2**28, 27.8 at 2**12,
+#: 27.9 at 2**15; idle: 18.1, 19.2 and 18.4 ms (2**12 pays a wake-up per
+#: product).
+BLAS_THREAD_TIMEOUT = "15"
 
 blas_wait_tuned = False
 
@@ -58,7 +59,7 @@ def tune_blas_wait() -> bool:
     """Set OPENBLAS_THREAD_TIMEOUT (unless the user did) before NumPy loads
     OpenBLAS, which reads it once; returns whether it is in force. With
     NumPy already imported it is too late: set the variable in the
-    environment instead (a notebook: ``%env OPENBLAS_THREAD_TIMEOUT=12`` in
+    environment instead (a notebook: ``%env OPENBLAS_THREAD_TIMEOUT=15`` in
     its first cell, before ``import numpy``)."""
     global blas_wait_tuned
     if "numpy" in sys.modules:
