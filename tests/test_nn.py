@@ -520,3 +520,37 @@ def test_shrink_names_a_group_norm_that_spans_pruned_channels():
     with pytest.raises(ValueError, match="0.W feeds a group norm, whose statistics span all "
                                          "its channels"):
         prune.shrink(m)
+
+
+def test_shrink_prelu_sizes_batchnorm_after_relu_and_the_device():
+    """A per-channel PReLU shrinks with its channels, a shared one stays one
+    parameter; a batch norm after the ReLU turns a zeroed channel into its
+    beta, so those filters cannot go; a shrunk model stays on the model's
+    backend, whatever the default."""
+    from xpnn import prune
+    r = np.random.RandomState(0)
+    X = r.randn(5, 1, 4, 4)
+    m = Sequential(Conv2d(1, 2, 3, padding=1), PReLU(2), Conv2d(2, 3, 3, padding=1), PReLU(),
+                   Flatten(), Linear(48, 3), input_shape=(1, 4, 4), dtype=np.float64, seed=0)
+    m.params["1.a"] = np.array([0.1, 0.3])
+    prune.ln_structured(m, "0.W", 1, dim=0)
+    prune.ln_structured(m, "2.W", 1, dim=0)
+    small = prune.shrink(m)
+    assert small[1].num_parameters == 1 and small[3].num_parameters == 1
+    assert small.params["1.a"].shape == (1,) and small.params["3.a"].shape == (1,)
+    np.testing.assert_allclose(host(small.loss(X)), host(m.loss(X)), rtol=1e-12, atol=1e-13)
+
+    bn = Sequential(Conv2d(1, 4, 3, padding=1), ReLU(), BatchNorm2d(4), Flatten(),
+                    Linear(64, 3), input_shape=(1, 4, 4), dtype=np.float64, seed=0)
+    bn.loss(X, r.randint(3, size=5))
+    prune.ln_structured(bn, "0.W", 1, dim=0)               # the norm's gamma/beta stay
+    with pytest.raises(ValueError, match="nothing to shrink"):
+        prune.shrink(bn)
+
+    dev = Sequential(Conv2d(1, 2, 3, padding=1), ReLU(), Flatten(), Linear(32, 3),
+                     input_shape=(1, 4, 4), dtype=np.float64, seed=0)
+    dev.to_device("array_api_strict")
+    prune.ln_structured(dev, "0.W", 1, dim=0)
+    with backend.use_backend("numpy"):
+        small = prune.shrink(dev)
+    assert {backend.backend_of(v) for v in small.params.values()} == {"array_api_strict"}
