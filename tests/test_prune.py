@@ -412,6 +412,27 @@ def test_ln_structured_norm_orders_dims_and_ties():
     m.params["W1"] = np.array([[2.5, 0.0, 0.0], [1.0, 1.0, 1.0]])
     prune.ln_structured(m, "W1", 1)
     assert host(m.masks["W1"]).tolist() == [[False] * 3, [True] * 3]
+    # many ties among a few values (where an unstable sort reorders them):
+    # equal norms still go lowest index first
+    norms = np.random.RandomState(0).randint(0, 3, size=40).astype(float)
+    m = FullyConnectedNet([40], input_dim=1, num_classes=2, dtype=np.float64)
+    m.params["W1"] = norms[None, :].copy()
+    prune.ln_structured(m, "W1", 10, dim=1)
+    want = np.sort(np.argsort(norms, kind="stable")[:10])
+    assert np.flatnonzero(~host(m.masks["W1"]).any(axis=0)).tolist() == want.tolist()
+    # the norms are of the masked weight: row 0's 0.05 is already masked, so
+    # its L1 norm is 1.0 < row 1's 1.2 (a norm of w / mask would be inf)
+    m = FullyConnectedNet([2], input_dim=2, num_classes=2, dtype=np.float64)
+    m.params["W1"] = np.array([[0.05, 1.0], [0.6, 0.6]])
+    prune.l1_unstructured(m, "W1", 1)
+    prune.ln_structured(m, "W1", 1, dim=0)
+    assert host(m.masks["W1"]).tolist() == [[False, False], [True, True]]
+    # norms are summed in float64 even for a float32 model: 1e8 + 1 + 1 and
+    # 1e8 + 0 + 1 are one value in float32 (its spacing at 1e8 is 8)
+    m = FullyConnectedNet([2], input_dim=3, num_classes=2, dtype=np.float32)
+    m.params["W1"] = np.array([[1e8, 1e8], [1.0, 0.0], [1.0, 1.0]], dtype=np.float32)
+    prune.ln_structured(m, "W1", 1, dim=1)
+    assert host(m.masks["W1"]).any(axis=0).tolist() == [True, False]
     for bad in (0, -1, "2"):
         with pytest.raises(ValueError, match="n must be a positive number or inf"):
             prune.ln_structured(model(), "W1", 1, n=bad)
