@@ -546,6 +546,15 @@ def test_shrink_prelu_sizes_batchnorm_after_relu_and_the_device():
     prune.ln_structured(bn, "0.W", 1, dim=0)               # the norm's gamma/beta stay
     with pytest.raises(ValueError, match="nothing to shrink"):
         prune.shrink(bn)
+    # its gamma masked too, but not its beta: the channel still carries beta
+    dead = int(np.flatnonzero(host(bn.masks["0.b"]) == 0)[0])
+    gamma = np.ones(4)
+    gamma[dead] = 0.01
+    bn.params["2.gamma"], bn.params["2.beta"] = gamma, np.full(4, 0.5)
+    prune.l1_unstructured(bn, "2.gamma", 1)
+    assert host(bn.masks["2.gamma"]).tolist().count(0) == 1 and host(bn.params["2.gamma"])[dead] == 0
+    with pytest.raises(ValueError, match="nothing to shrink"):
+        prune.shrink(bn)
 
     dev = Sequential(Conv2d(1, 2, 3, padding=1), ReLU(), Flatten(), Linear(32, 3),
                      input_shape=(1, 4, 4), dtype=np.float64, seed=0)
