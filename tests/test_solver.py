@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from xpnn import backend
 from xpnn.checkpoint import load_npz
 from xpnn.data import get_digits_data
 from xpnn.models import ConvNet, FullyConnectedNet, ThreeLayerConvNet
@@ -346,6 +347,12 @@ def test_augmented_batches_are_padded_crops_and_mirrors(xb):
         want = padded[i, :, dy:dy + 5, dx:dx + 6]
         np.testing.assert_array_equal(got[i], want[..., ::-1] if flip[i] else want)
     assert 0 < flip.sum() < 40 and len({tuple(o) for o in off}) > 10
+    # on the batch's own backend, whatever the default is
+    with backend.use_backend("numpy"):
+        np.random.seed(7)
+        again = s._augmented(xb.asarray(X))
+    assert backend.backend_of(again) == xb.name
+    np.testing.assert_array_equal(xb.host(again), got)
 
 
 @pytest.mark.parametrize("augment, err, match", [
