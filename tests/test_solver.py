@@ -473,12 +473,13 @@ def test_verbose_lines_outside_a_run_are_printed(digits, capsys):
     assert capsys.readouterr().out.startswith("(Epoch 0 / 10) train acc: ")
 
 
-def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, monkeypatch):
+def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, monkeypatch,
+                                                           capsys):
     """A run resumed after epoch 1 of 2 (5 iterations of 10 done) shows a
     bar of 10 that starts at 5, not at 0."""
     prefix = str(tmp_path / "bar")
     _run(digits, 2, checkpoint_name=prefix)
-    bars = []
+    bars, written = [], []
 
     class Recorder:
         def __init__(self, total, initial, **kw):
@@ -489,7 +490,7 @@ def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, mon
             self.n += k
 
         def write(self, line):
-            pass
+            written.append(line)
 
         def close(self):
             pass
@@ -499,7 +500,13 @@ def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, mon
     model = ConvNet(input_dim=(1, 8, 8), conv_blocks=((4,),), hidden_dims=(16,),
                     dropout_keep_ratio=0.8, dtype=np.float64)
     solver = Solver(model, _small(digits, 200), num_epochs=2, batch_size=40,
-                    update_rule="adam", optim_config={"learning_rate": 1e-2}, verbose=True)
+                    update_rule="adam", optim_config={"learning_rate": 1e-2}, verbose=True,
+                    print_every=1)
     solver.load_checkpoint(prefix + "_epoch_1.npz")
+    capsys.readouterr()
     solver.train()
     assert bars == [(10, 5)]
+    # the loss lines go above the bar, through it, not around it to stdout
+    assert written[0].startswith("(Iteration 6 / 10) loss:")
+    assert any(w.startswith("(Epoch 2 / 2) train acc:") for w in written)
+    assert capsys.readouterr().out == ""
