@@ -510,3 +510,25 @@ def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, mon
     assert written[0].startswith("(Iteration 6 / 10) loss:")
     assert any(w.startswith("(Epoch 2 / 2) train acc:") for w in written)
     assert capsys.readouterr().out == ""
+
+
+def test_checkpoint_keeps_the_models_reg_and_best_needs_a_strict_gain(digits, tmp_path):
+    """Loading a Solver checkpoint restores params, not the model's own reg
+    (the model the user built decides it); a later epoch with merely equal
+    validation accuracy does not replace the best params."""
+    s = _tiny_solver(digits, num_epochs=1, checkpoint_name=str(tmp_path / "r"))
+    s.model.reg = 0.5
+    s.train()
+    other = _tiny_solver(digits)
+    other.model.reg = 0.0
+    other.load_checkpoint(str(tmp_path / "r_epoch_1.npz"))
+    assert other.model.reg == 0.0
+    t = _tiny_solver(digits)
+    t.check_accuracy = lambda *a, **k: 0.5            # every evaluation ties
+    t._evaluate()
+    first = {k: host(v).copy() for k, v in t.best_params.items()}
+    for v in t.model.params.values():
+        v += 1.0
+    t._evaluate()
+    for k in first:
+        np.testing.assert_array_equal(host(t.best_params[k]), first[k], err_msg=k)
