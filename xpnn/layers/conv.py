@@ -110,7 +110,7 @@ def conv_forward_fast(x, w, b, conv_param):
     cols = im2col(xp, pad_hw(xp, x, pad), HH, WW, s, Ho, Wo)  # (K, N*P)
     K, P = C * HH * WW, Ho * Wo
     w2 = xp.reshape(w, (F, K))
-    if P >= 256:
+    if P >= _PER_SAMPLE_MIN_P:
         # one (F, K) @ (K, P) product per sample, read from the columns in
         # place, written straight in N, F, H, W: no copy of the output. Where
         # the planes are large this wins (2 threads, batch 64: 3.3 ms against
@@ -183,6 +183,18 @@ def _chunk(N, K, P, itemsize):
     return max(1, min(N, CHUNK_BYTES // max(1, K * P * itemsize)))
 
 
+def _column_chunks(cy, xpad, B, kh, kw, s, Ho, Wo):
+    """(first sample, samples, their (K, samples*P) columns) for each chunk
+    of ``B`` samples of the padded input, all built in one reused buffer."""
+    N, C = xpad.shape[:2]
+    K, P = C * kh * kw, Ho * Wo
+    buf = np.empty(K * B * P, dtype=xpad.dtype)
+    for n0 in range(0, N, B):
+        nb = min(B, N - n0)
+        yield n0, nb, cy.im2col(xpad[n0:n0 + nb], kh, kw, s, Ho, Wo,
+                                out=buf[:K * nb * P].reshape(K, nb * P))
+
+
 def _host_forward(cy, x, w, b, s, pad, Ho, Wo):
     N = x.shape[0]
     F, C, HH, WW = w.shape
@@ -193,12 +205,8 @@ def _host_forward(cy, x, w, b, s, pad, Ho, Wo):
     bias = np.asarray(b, dtype=dt).reshape(F, 1)
     B = _chunk(N, K, P, dt.itemsize)
     out = np.empty((N, F, P), dtype=dt)
-    buf = np.empty(K * B * P, dtype=dt)
     res = None if P >= _PER_SAMPLE_MIN_P else np.empty(F * B * P, dtype=dt)
-    for n0 in range(0, N, B):
-        nb = min(B, N - n0)
-        cols = cy.im2col(xpad[n0:n0 + nb], HH, WW, s, Ho, Wo,
-                         out=buf[:K * nb * P].reshape(K, nb * P))
+    for n0, nb, cols in _column_chunks(cy, xpad, B, HH, WW, s, Ho, Wo):
         o = out[n0:n0 + nb]
         if res is None:
             # large planes: one product per sample, written in N, F, P order
@@ -226,15 +234,11 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
     dwT = np.empty((K, F), dtype=dt)
     part = np.empty((K, F), dtype=dt)
     B = _chunk(N, K, P, dt.itemsize)
-    buf = np.empty(K * B * P, dtype=dt)
     d2buf = np.empty(F * B * P, dtype=dt)
     dcbuf = np.empty(K * B * P, dtype=dt) if need_dx else None
     Hp, Wp = xpad.shape[2], xpad.shape[3]
     dxpad = np.empty((N, C, Hp, Wp), dtype=dt) if need_dx else None
-    for n0 in range(0, N, B):
-        nb = min(B, N - n0)
-        cols = cy.im2col(xpad[n0:n0 + nb], HH, WW, s, Ho, Wo,
-                         out=buf[:K * nb * P].reshape(K, nb * P))
+    for n0, nb, cols in _column_chunks(cy, xpad, B, HH, WW, s, Ho, Wo):
         d2 = d2buf[:F * nb * P].reshape(F, nb * P)
         d2.reshape(F, nb, P)[...] = dout3[n0:n0 + nb].transpose(1, 0, 2)
         if n0 == 0:
