@@ -62,9 +62,7 @@ def tune_blas_wait() -> bool:
     environment instead (a notebook: ``%env OPENBLAS_THREAD_TIMEOUT=15`` in
     its first cell, before ``import numpy``)."""
     global blas_wait_tuned
-    if "numpy" in sys.modules:
-        blas_wait_tuned = os.environ.get("OPENBLAS_THREAD_TIMEOUT") == BLAS_THREAD_TIMEOUT
-        return blas_wait_tuned
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
-    blas_wait_tuned = os.environ["OPENBLAS_THREAD_TIMEOUT"] == BLAS_THREAD_TIMEOUT
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
+    blas_wait_tuned = os.environ.get("OPENBLAS_THREAD_TIMEOUT") == BLAS_THREAD_TIMEOUT
     return blas_wait_tuned
