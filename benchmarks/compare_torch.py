@@ -157,9 +157,10 @@ def step_times(step, steps, after_warmup=None):
 
 
 def worker(case, lib, steps, threads):
-    if lib != "torch":
+    if lib == "xpnn":
         # xpnn before NumPy, as `xpnn train` and any script that imports
-        # xpnn first: it sets how OpenBLAS's threads wait (see xpnn/_host.py)
+        # xpnn first: it sets how OpenBLAS's threads wait (see xpnn/_host.py);
+        # the NumPy-only course peer keeps OpenBLAS's own setting
         import xpnn  # noqa: F401
     times = step_times(_build(case, lib, threads), steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
