@@ -5,11 +5,20 @@
 #
 # 1. versions (nvidia-smi, CUDA, CuPy, PyTorch) and the Cython build in place;
 # 2. the test suite with XPNN_BACKEND=cupy (the default backend on the GPU,
-#    and every backend-parametrized test on numpy, array-api-strict and cupy);
+#    and every backend-parametrized test on numpy, array-api-strict and cupy),
+#    spread over the machine's cores when pytest-xdist is installed;
 # 3. `xpnn train --backend cupy` with a checkpoint per epoch, a resume from
 #    epoch 1 that must end with the same loss history, and `xpnn prune`;
 # 4. launch counts per step (fused kernels on and off);
 # 5. images/s against PyTorch CUDA in FP32 and in TF32.
+#
+# Every step runs under its own time limit and under what is left of the
+# whole budget (GPU_CHECK_BUDGET seconds, default 520), so the script ends,
+# with its summary, inside one 10-minute call. GPU_CHECK_STEPS (comma-
+# separated step names) runs only those steps; GPU_CHECK_PYTEST passes extra
+# arguments to the suite (e.g. "-k cupy"); GPU_CHECK_COMPARE replaces the
+# comparison's arguments. $OUT receives summary.md, logs.tar.gz (every
+# step's log) and the JSON results: few files, as a remote runner returns.
 #
 # GPU_CHECK_BACKEND=numpy runs the same steps on the CPU (launch counts and
 # the GPU comparison replaced by the comparison's --cpu-check), to check this
@@ -25,18 +34,38 @@ mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 B="${GPU_CHECK_BACKEND:-cupy}"
 SUMMARY="$OUT/summary.md"
+LOGS="$OUT/logs"
+BUDGET="${GPU_CHECK_BUDGET:-520}"
+STEPS="${GPU_CHECK_STEPS:-}"
 export PYTHONUNBUFFERED=1
+mkdir -p "$LOGS"
 : > "$SUMMARY"
 failed=0
 
+wanted() {  # is step $1 to run?
+    [ -z "$STEPS" ] || [[ ",$STEPS," == *",$1,"* ]]
+}
+
 run_step() {  # name, timeout (s), command...
     local name="$1" limit="$2"; shift 2
+    wanted "$name" || return 0
+    local left=$((BUDGET - SECONDS))
+    if [ $left -lt 15 ]; then
+        failed=1
+        printf '| %s | NOT RUN | 0 s | the %d s budget is spent |\n' "$name" "$BUDGET" >> "$SUMMARY"
+        return 1
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
     local t0=$SECONDS
-    timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+    timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
     local rc=$?
     [ $rc -ne 0 ] && failed=1
-    printf '| %s | %s | %d s | %s |\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo "FAILED ($rc)")" \
-        $((SECONDS - t0)) "$(grep -v '^\s*$' "$OUT/$name.log" | tail -1 | cut -c1-120)" >> "$SUMMARY"
+    local result="ok"
+    [ $rc -eq 124 ] && result="TIMED OUT (${limit} s)"
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && result="FAILED ($rc)"
+    printf '| %s | %s | %d s | %s |\n' "$name" "$result" $((SECONDS - t0)) \
+        "$(grep -v '^\s*$' "$LOGS/$name.log" | tail -1 | cut -c1-120 | tr '|' '/')" >> "$SUMMARY"
+    echo "$name: $result after $((SECONDS - t0)) s"
     return $rc
 }
 
@@ -72,11 +101,12 @@ PYEOF
 
 run_step build 300 "$PY" setup.py build_ext --inplace
 run_step backend 120 "$PY" -c "from xpnn import backend; backend.set_backend('$B'); print('$B backend ok')"
-run_step suite 420 env XPNN_BACKEND="$B" "$PY" -m pytest -q -p no:cacheprovider -x tests
-RUN="$OUT/train"
-run_step train 180 "$PY" -m xpnn train --backend "$B" --epochs 3 --checkpoint "$RUN/full"
-run_step resume 180 "$PY" -m xpnn train --backend "$B" --epochs 3 --resume "$RUN/full_epoch_1.npz" \
-    --checkpoint "$RUN/resumed"
+RUN="${TMPDIR:-/tmp}/xpnn-gpu-train"
+rm -rf "$RUN"
+run_step train 120 "$PY" -m xpnn train --backend "$B" --epochs 3 --checkpoint "$RUN/full" \
+    --plot "$OUT/train.png"
+run_step resume 120 "$PY" -m xpnn train --backend "$B" --epochs 3 --resume "$RUN/full_epoch_1.npz" \
+    --checkpoint "$RUN/resumed" --plot "$RUN/resumed.png"
 run_step resume_equal 60 "$PY" - "$RUN/full_epoch_3.npz" "$RUN/resumed_epoch_3.npz" <<'PYEOF'
 import sys
 from xpnn.checkpoint import load_npz
@@ -84,20 +114,35 @@ a, b = (load_npz(p)[0]["loss_history"] for p in sys.argv[1:3])
 assert a == b, f"resumed loss history differs: {len(a)} vs {len(b)} entries"
 print(f"resumed run equals the uninterrupted one ({len(a)} losses)")
 PYEOF
-run_step prune 180 "$PY" -m xpnn prune --backend "$B" --checkpoint "$RUN/full_epoch_3.npz" \
+run_step prune 120 "$PY" -m xpnn prune --backend "$B" --checkpoint "$RUN/full_epoch_3.npz" \
     --plot "$OUT/prune.png"
 if [ "$B" = cupy ]; then
-    run_step launches 240 "$PY" benchmarks/count_launches.py --json "$OUT/launches.json"
-    run_step compare 420 "$PY" benchmarks/compare_torch_cuda.py --pairs 1 --steps 30 \
-        --json "$OUT/compare.json"
+    run_step launches 120 "$PY" benchmarks/count_launches.py --json "$OUT/launches.json"
+fi
+# the suite: every test once, on the GPU where a test takes the default
+# backend; the whole-suite re-runs (on the CPU's simulated device) are left to CI
+XDIST=()
+"$PY" -c "import xdist" 2>/dev/null && XDIST=(-n "${GPU_CHECK_WORKERS:-8}")
+# shellcheck disable=SC2086
+run_step suite 300 env XPNN_BACKEND="$B" "$PY" -m pytest -q -p no:cacheprovider -rfE \
+    --tb=short -m "not whole_suite" "${XDIST[@]}" ${GPU_CHECK_PYTEST:-} tests
+if [ "$B" = cupy ]; then
+    # shellcheck disable=SC2086
+    run_step compare 400 "$PY" benchmarks/compare_torch_cuda.py \
+        ${GPU_CHECK_COMPARE:---pairs 1 --steps 30} --json "$OUT/compare.json"
 else
     run_step compare 120 "$PY" benchmarks/compare_torch_cuda.py --cpu-check --json "$OUT/compare.json"
 fi
 
 {
     echo
-    echo '## launch counts'; echo '```'; cat "$OUT/launches.log" 2>/dev/null; echo '```'
-    echo '## xpnn vs PyTorch CUDA'; echo '```'; cat "$OUT/compare.log" 2>/dev/null; echo '```'
+    echo '## failures'; echo '```'
+    grep -E '^(FAILED|ERROR)' "$LOGS/suite.log" 2>/dev/null | cut -c1-300 | head -60
+    grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$LOGS/suite.log" 2>/dev/null
+    echo '```'
+    echo '## launch counts'; echo '```'; cat "$LOGS/launches.log" 2>/dev/null; echo '```'
+    echo '## xpnn vs PyTorch CUDA'; echo '```'; cat "$LOGS/compare.log" 2>/dev/null; echo '```'
 } >> "$SUMMARY"
+tar -czf "$OUT/logs.tar.gz" -C "$OUT" logs && rm -rf "$LOGS"
 cat "$SUMMARY"
 exit $failed
