@@ -1,6 +1,6 @@
 """CUDA kernel launches per training step of xpnn on CuPy.
 
-    python benchmarks/count_launches.py [--batch 64] [--json out.json]
+    python benchmarks/count_launches.py [--batch 64] [--json out.json] [--top 10]
 
 A step is forward + backward + Adam on ThreeLayerConvNet and the seeds'
 CINIC challenge net (see compare_torch_cuda.py), float32. Launches are read
@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,11 +46,17 @@ def count(net, batch, steps):
     for _ in range(3):  # compile kernels, fill the memory pool
         step()
     cp.cuda.get_current_stream().synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    cp.cuda.get_current_stream().synchronize()
+    wall_ms = (time.perf_counter() - t0) * 1e3 / steps
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(steps):
             step()
         cp.cuda.get_current_stream().synchronize()
     kernels = copies = 0
+    busy: dict = {}
     for e in prof.events():
         if e.device_type != torch.autograd.DeviceType.CUDA:
             continue
@@ -57,9 +64,17 @@ def count(net, batch, steps):
             copies += 1
         else:
             kernels += 1
+        name = e.name[:60]
+        n, us = busy.get(name, (0, 0.0))
+        busy[name] = (n + 1, us + e.time_range.elapsed_us())
+    top = sorted(busy.items(), key=lambda kv: -kv[1][1])[:12]
     return {"net": net, "batch": batch, "kernels_per_step": kernels / steps,
             "copies_per_step": copies / steps,
-            "fused": os.environ.get("XPNN_NO_FUSED_KERNELS") != "1"}
+            "fused": os.environ.get("XPNN_NO_FUSED_KERNELS") != "1",
+            "wall_ms_per_step": wall_ms,
+            "gpu_ms_per_step": sum(us for _, us in busy.values()) / steps / 1e3,
+            "top_kernels": [{"name": k, "per_step": n / steps, "ms_per_step": us / steps / 1e3}
+                            for k, (n, us) in top]}
 
 
 def main(argv=None):
@@ -67,6 +82,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--top", type=int, default=0,
+                    help="also list the N kernels that take the most GPU time (fused run)")
+    ap.add_argument("--nets", default="three_layer,challenge")
     ap.add_argument("--worker", nargs=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -74,7 +92,7 @@ def main(argv=None):
         return 0
     rows = []
     print(f"{'net':12s} {'batch':>5s} {'fused':>6s} {'kernels/step':>13s} {'copies/step':>12s}")
-    for net in ("three_layer", "challenge"):
+    for net in args.nets.split(","):
         for fused in (False, True):
             env = dict(os.environ)
             env.pop("XPNN_NO_FUSED_KERNELS", None)
@@ -90,6 +108,12 @@ def main(argv=None):
             rows.append(row)
             print(f"{net:12s} {args.batch:5d} {str(fused):>6s} {row['kernels_per_step']:13.0f} "
                   f"{row['copies_per_step']:12.1f}", flush=True)
+            if args.top and fused:
+                print(f"    step {row['wall_ms_per_step']:.2f} ms (wall), GPU busy "
+                      f"{row['gpu_ms_per_step']:.2f} ms; the kernels that "
+                      "take longest (launches and ms per step):")
+                for k in row["top_kernels"][:args.top]:
+                    print(f"    {k['per_step']:5.1f} {k['ms_per_step']:8.3f}  {k['name']}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -117,7 +117,9 @@ PYEOF
 run_step prune 120 "$PY" -m xpnn prune --backend "$B" --checkpoint "$RUN/full_epoch_3.npz" \
     --plot "$OUT/prune.png"
 if [ "$B" = cupy ]; then
-    run_step launches 120 "$PY" benchmarks/count_launches.py --json "$OUT/launches.json"
+    # shellcheck disable=SC2086
+    run_step launches 120 "$PY" benchmarks/count_launches.py ${GPU_CHECK_LAUNCHES:---top 10} \
+        --json "$OUT/launches.json"
 fi
 # the suite: every test once, on the GPU where a test takes the default
 # backend; the whole-suite re-runs (on the CPU's simulated device) are left to CI

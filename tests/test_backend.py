@@ -83,36 +83,57 @@ def test_to_device_is_noop_when_already_there(xb):
     assert backend.to_device(a, xb.name) is a
 
 
-def test_random_draws_follow_numpy_global_state():
-    np.random.seed(3)
-    expected = np.random.rand(4)
-    np.random.seed(3)
-    np.testing.assert_array_equal(host(backend.random_uniform((4,))), expected)
-    np.testing.assert_array_equal(host(backend.random_uniform((4,), seed=3)), expected)
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+def test_random_draws_follow_numpy_global_state(name):
+    """On the host backends draws are NumPy's global stream, in the course's
+    order (a GPU draws on the device: see the tests below)."""
+    with backend.use_backend(name):
+        np.random.seed(3)
+        expected = np.random.rand(4)
+        np.random.seed(3)
+        np.testing.assert_array_equal(host(backend.random_uniform((4,))), expected)
+        np.testing.assert_array_equal(host(backend.random_uniform((4,), seed=3)), expected)
 
 
-def test_rng_state_holds_the_device_stream_and_restores_it():
-    """The GPU's random state is xpnn's device seed stream; rng_state and
-    set_rng_state (what checkpoints use on every backend) must carry it, or
-    a resumed GPU run draws other dropout masks than the uninterrupted one."""
-    np.random.seed(5)
-    backend.set_rng_state(backend.rng_state())   # stream not started yet
-    backend._device_seed(seed=7)
-    backend._device_seed()
-    saved = backend.rng_state()
-    assert saved["device"] is not None
-    ahead = [backend._device_seed() for _ in range(3)] + [float(np.random.rand())]
-    backend._device_seed(seed=99)                 # a later reseed is undone too
-    np.random.seed(0)
-    backend.set_rng_state(saved)
-    assert [backend._device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
-    # the stream starts from NumPy's global state, so np.random.seed repeats runs
-    first = []
+def test_numpy_seed_repeats_device_draws_in_one_process():
+    """A GPU's draws are seeded from NumPy's global state: np.random.seed
+    twice in one process (a notebook re-run) gives the same draws again, with
+    or without host draws between them."""
+    runs = []
     for _ in range(2):
         np.random.seed(3)
-        backend.set_rng_state({**backend.rng_state(), "device": None})
-        first.append([backend._device_seed() for _ in range(2)])
-    assert first[0] == first[1]
+        first = [backend._device_seed() for _ in range(3)]
+        between = int(np.random.randint(2 ** 30))  # the Solver's minibatch draw
+        runs.append(first + [between, backend._device_seed(), backend._device_seed()])
+    assert runs[0] == runs[1]
+    assert len(set(runs[0][:3] + runs[0][4:])) == 5  # no two draws share a seed
+
+
+def test_explicit_seed_gives_the_same_device_draw():
+    """The course's dropout_param['seed']: the same seed, the same mask,
+    also twice in a row; the next unseeded draw differs; and, as on the host,
+    the seed is NumPy's global seed."""
+    a = backend._device_seed(seed=7)
+    assert backend._device_seed(seed=7) == a
+    assert backend._device_seed() != a
+    np.random.seed(7)
+    assert backend._device_seed() == a
+
+
+def test_rng_state_holds_the_device_draws_and_restores_them():
+    """rng_state and set_rng_state (what checkpoints use on every backend)
+    must carry the device draws' position, or a resumed GPU run draws other
+    dropout masks than the uninterrupted one."""
+    np.random.seed(5)
+    backend._device_seed()
+    saved = backend.rng_state()
+    ahead = [backend._device_seed() for _ in range(3)] + [float(np.random.rand())]
+    backend._device_seed(seed=99)                 # a later reseed is undone too
+    backend.set_rng_state(saved)
+    assert [backend._device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
+    # a checkpoint written with the earlier device part beside NumPy's state still loads
+    backend.set_rng_state({**saved, "device": {"keys": [1, 2], "pos": 0}})
+    assert [backend._device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
 
 
 def test_rng_state_survives_a_checkpoint_round_trip(tmp_path):

@@ -282,23 +282,21 @@ def to_device(obj: Any, backend: str | None = None) -> Any:
 # ---------------------------------------------------------------- randomness
 # On the host backends random numbers come from NumPy's global RandomState,
 # in the course's order, so seeded notebooks repeat. On a GPU they are drawn
-# there (masks never cross the bus) by a counter-based generator that is
-# reseeded for every draw from a small host stream owned by xpnn: the GPU's
-# whole random state is then that host stream's state, which
-# :func:`rng_state` returns and checkpoints keep, so a resumed run draws the
-# same dropout masks as an uninterrupted one.
-_device_rng: dict[str, Any] = {"stream": None, "gen": None}
+# there (masks never cross the bus) by a counter-based generator reseeded
+# for every draw with a number drawn from NumPy's global state: a draw
+# advances NumPy's stream as it does on the host (by one number instead of
+# a mask's worth), so ``np.random.seed`` repeats GPU runs too, and NumPy's
+# state, which checkpoints keep, is all of xpnn's random state.
+_device_rng: dict[str, Any] = {"gen": None}
 
 
 def _device_seed(seed=None) -> int:
-    """Next seed for a device draw. ``seed`` restarts the stream (the
-    course's ``dropout_param['seed']``); without one the stream starts from
-    NumPy's global state at first use, so ``np.random.seed`` repeats runs."""
+    """Seed for the next device draw, from NumPy's global state. ``seed``
+    (the course's ``dropout_param['seed']``) reseeds that state first, as
+    the host backends do, so the same seed gives the same draw."""
     if seed is not None:
-        _device_rng["stream"] = np.random.RandomState(seed)
-    elif _device_rng["stream"] is None:
-        _device_rng["stream"] = np.random.RandomState(np.random.randint(2 ** 31))
-    return int(_device_rng["stream"].randint(2 ** 62))
+        np.random.seed(seed)
+    return int(np.random.randint(2 ** 62, dtype=np.int64))
 
 
 def _cupy_generator(cupy):
@@ -315,34 +313,20 @@ def _cupy_generator(cupy):
 
 def rng_state() -> dict:
     """All of xpnn's random state, as plain data for a checkpoint: NumPy's
-    global RandomState and the device draws' seed stream (None until a
-    device draw has happened)."""
+    global RandomState (the GPU's draws are seeded from it)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"numpy": {"name": name, "keys": keys, "pos": int(pos),
-                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-             "device": None}
-    if _device_rng["stream"] is not None:
-        _, dkeys, dpos, dg, dc = _device_rng["stream"].get_state()
-        state["device"] = {"keys": dkeys, "pos": int(dpos), "has_gauss": int(dg),
-                           "cached_gaussian": float(dc)}
-    return state
+    return {"numpy": {"name": name, "keys": keys, "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}}
 
 
 def set_rng_state(state: dict) -> None:
     """Restore what :func:`rng_state` returned (also the older checkpoint
-    form that held NumPy's state alone)."""
+    form that held NumPy's state alone, or a device part beside it, which
+    is no longer needed)."""
     npst = state["numpy"] if "numpy" in state else state
     np.random.set_state((npst["name"], np.asarray(npst["keys"], dtype=np.uint32),
                          int(npst["pos"]), int(npst["has_gauss"]),
                          float(npst["cached_gaussian"])))
-    dev = state.get("device")
-    if dev is None:
-        _device_rng["stream"] = None
-    else:
-        rs = np.random.RandomState()
-        rs.set_state(("MT19937", np.asarray(dev["keys"], dtype=np.uint32), int(dev["pos"]),
-                      int(dev["has_gauss"]), float(dev["cached_gaussian"])))
-        _device_rng["stream"] = rs
 
 
 def random_uniform(shape, like=None, seed=None):
@@ -350,7 +334,7 @@ def random_uniform(shape, like=None, seed=None):
     (and array-api-strict's simulated device) they come from NumPy's global
     RandomState, reseeded first when ``seed`` is given, exactly as the course
     code draws (so seeded notebooks repeat); on a GPU from CuPy's generator,
-    seeded from xpnn's own stream (see :func:`rng_state`)."""
+    seeded with a number drawn from that same NumPy state."""
     shape = tuple(shape)
     b = backend_of(like) if like is not None else get_backend()
     if b == "cupy":
