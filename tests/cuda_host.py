@@ -99,57 +99,18 @@ def call(lib, specs, name, T, *args, size=None):
     return results
 
 
-def build_channel_reductions(specs: dict, T: str, folder):
-    """Host versions of CuPy ReductionKernels that reduce an (N, C, L)
-    input over axes 0 and 2: per channel c, ``a = identity``, then for every
-    (n, l) ``b = map; a = reduce``, then the post-map. Inputs whose name
-    starts with ``m`` are per channel (shape (1, C, 1)), the rest per
-    element."""
-    src = ["#include <cmath>", "using std::sqrt;", f"typedef {T} T;"]
-    for name, (ins, out, mp, red, post, ident) in specs.items():
-        params = _params(ins)
-        args = [f"const T* {nm}_p" for _, _, nm in params]
-        binds = " ".join(f"const T {nm} = {nm}_p[c];" if nm.startswith("m")
-                         else f"const T {nm} = {nm}_p[(n * C + c) * L + l];"
-                         for _, _, nm in params)
-        oname = _params(out)[0][2]
-        src.append(
-            f'extern "C" void {name}({", ".join(args)}, T* {oname}_p, long long N, '
-            f"long long C, long long L) {{\n"
-            f"  for (long long c = 0; c < C; c++) {{\n"
-            f"    T a = {ident};\n"
-            f"    for (long long n = 0; n < N; n++) for (long long l = 0; l < L; l++) {{\n"
-            f"      {binds}\n      T b = ({mp});\n      a = ({red});\n    }}\n"
-            f"    T& {oname} = {oname}_p[c];\n    {post};\n  }}\n}}")
-    return _compile(src, folder, "r")
-
-
 class HostKernels:
     """Callables with CuPy's calling conventions over the host builds:
-    ``kernels(name)(*args)`` for an elementwise kernel (array arguments
-    broadcast together, one array or a tuple back) and
-    ``kernels(name)(*arrays, axis=(0, 2))`` for a channel reduction."""
+    ``kernels(name)(*args)`` runs an elementwise kernel (array arguments
+    broadcast together, one array or a tuple back)."""
 
-    def __init__(self, elementwise_specs, reduction_specs, T, folder):
-        self.T, self.ew, self.red = T, elementwise_specs, reduction_specs
+    def __init__(self, elementwise_specs, T, folder):
+        self.T, self.ew = T, elementwise_specs
         self.dt = np.float64 if T == "double" else np.float32
         self.ew_lib = build(elementwise_specs, T, folder)
-        self.red_lib = build_channel_reductions(reduction_specs, T, folder)
 
     def __call__(self, name):
-        if name in self.red:
-            return lambda *arrays, axis: self._reduce(name, arrays, axis)
         return lambda *args: self._elementwise(name, args)
-
-    def _reduce(self, name, arrays, axis):
-        assert tuple(axis) == (0, 2)
-        N, C, L = arrays[0].shape
-        ptrs = [np.ascontiguousarray(a, dtype=self.dt) for a in arrays]
-        out = np.empty(C, dtype=self.dt)
-        getattr(self.red_lib, name)(*[p.ctypes.data_as(ctypes.c_void_p) for p in ptrs],
-                                    out.ctypes.data_as(ctypes.c_void_p), ctypes.c_longlong(N),
-                                    ctypes.c_longlong(C), ctypes.c_longlong(L))
-        return out
 
     def _elementwise(self, name, args):
         """CuPy's rules: non-raw array inputs broadcast together, raw ones

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(cuda_host.CXX is None,
 
 @pytest.fixture(scope="module", params=["double", "float"])
 def kernels(request, tmp_path_factory):
-    return cuda_host.HostKernels(_cuda.CONV_ELEMENTWISE, {}, request.param,
+    return cuda_host.HostKernels(_cuda.CONV_ELEMENTWISE, request.param,
                                  tmp_path_factory.mktemp("conv" + request.param))
 
 

@@ -18,13 +18,18 @@ pytestmark = pytest.mark.skipif(cuda_host.CXX is None,
 
 @pytest.fixture(scope="module", params=["double", "float"])
 def kernels(request, tmp_path_factory):
-    return cuda_host.HostKernels(_cuda.BN_ELEMENTWISE, _cuda.CHANNEL_REDUCTIONS, request.param,
+    return cuda_host.HostKernels(_cuda.BN_ELEMENTWISE, request.param,
                                  tmp_path_factory.mktemp(request.param))
 
 
-@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5)])
-def test_fused_batchnorm_train_matches_the_array_path(kernels, shape):
+@pytest.mark.parametrize("shape", [(4, 3, 5, 6), (7, 5), (3, 4, 8, 5)])
+@pytest.mark.parametrize("threads", [None, 7, 13])
+def test_fused_batchnorm_train_matches_the_array_path(kernels, shape, threads, monkeypatch):
+    """Also with few first-pass threads (many elements each, strided), in
+    both thread arrangements (L >= 32 puts a channel's threads together)."""
     import array_api_compat.numpy as xp
+    if threads is not None:
+        monkeypatch.setattr(_cuda, "PARTIAL_THREADS", threads)
     dt = kernels.dt
     tol = 1e-12 if dt == np.float64 else 2e-5
     r = np.random.RandomState(0)
