@@ -91,6 +91,9 @@ def worker(lib, net, batch, precision, steps, warmup, cpu):
             timer = _event_timer(cp.cuda.Event, lambda a, b: cp.cuda.get_elapsed_time(a, b),
                                  cp.cuda.get_current_stream().synchronize)
         info = {"cupy": None if cpu else backend.cupy_module().__version__}
+        if not cpu:
+            from xpnn.layers import _cudnn
+            info["conv"] = "cuDNN" if _cudnn.available() else f"im2col ({_cudnn.status()[1]})"
     else:
         import torch
         if not cpu:
@@ -201,13 +204,17 @@ def main(argv=None):
           f"+ {steps} timed steps each, median step time")
     print(f"{'net':12s} {'prec':5s} {'batch':>6s} {'xpnn img/s':>11s} {'torch img/s':>12s} "
           f"{'ratio':>6s} {'range':>11s}")
-    rows = []
+    rows, conv_paths = [], set()
     for net in args.nets.split(","):
         for prec in precisions:
             for B in batches:
                 xs, ts = [], []
                 for _ in range(pairs):
-                    xs.append(_spawn("xpnn", net, B, prec, steps, warmup, cpu)["ms"])
+                    res = _spawn("xpnn", net, B, prec, steps, warmup, cpu)
+                    xs.append(res["ms"])
+                    if res.get("conv") and res["conv"] not in conv_paths:
+                        conv_paths.add(res["conv"])
+                        print(f"# xpnn convolutions: {res['conv']}", flush=True)
                     ts.append(_spawn("torch", net, B, prec, steps, warmup, cpu)["ms"])
                 ratios = [t / x for x, t in zip(xs, ts)]  # images/s ratio = time ratio inverted
                 xi, ti = B * 1e3 / statistics.median(xs), B * 1e3 / statistics.median(ts)
@@ -219,7 +226,8 @@ def main(argv=None):
                       f"{min(ratios):5.2f}-{max(ratios):4.2f}", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"versions": _versions(cpu), "rows": rows}, fh, indent=1)
+            json.dump({"versions": _versions(cpu), "conv": sorted(conv_paths), "rows": rows},
+                      fh, indent=1)
     return 0
 
 

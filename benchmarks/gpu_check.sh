@@ -101,6 +101,11 @@ PYEOF
 
 run_step build 300 "$PY" setup.py build_ext --inplace
 run_step backend 120 "$PY" -c "from xpnn import backend; backend.set_backend('$B'); print('$B backend ok')"
+if [ "$B" = cupy ]; then
+    run_step convolutions 60 "$PY" -c "from xpnn import backend; from xpnn.layers import _cudnn
+backend.set_backend('cupy'); ok, why = _cudnn.status()
+print('xpnn convolutions:', 'cuDNN' if ok else 'im2col + cuBLAS', '-', why)"
+fi
 RUN="${TMPDIR:-/tmp}/xpnn-gpu-train"
 rm -rf "$RUN"
 run_step train 120 "$PY" -m xpnn train --backend "$B" --epochs 3 --checkpoint "$RUN/full" \

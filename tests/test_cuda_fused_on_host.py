@@ -57,6 +57,20 @@ def test_fused_batchnorm_train_matches_the_array_path(kernels, shape, threads, m
     np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 5, 7), (6, 5), (3, 2, 40)])
+@pytest.mark.parametrize("threads", [None, 5])
+def test_channel_sum_matches_numpy(kernels, shape, threads, monkeypatch):
+    """The bias gradient of a cuDNN convolution: per-channel sums over every
+    other axis (few threads: many elements each, strided)."""
+    if threads is not None:
+        monkeypatch.setattr(_cuda, "PARTIAL_THREADS", threads)
+    a = np.random.RandomState(3).randn(*shape).astype(kernels.dt)
+    axes = (0,) + tuple(range(2, a.ndim))
+    tol = 1e-12 if kernels.dt == np.float64 else 1e-5
+    np.testing.assert_allclose(_cuda.channel_sum(a, kernel=kernels, xp=np), a.sum(axis=axes),
+                               rtol=tol, atol=tol)
+
+
 def test_fused_relu_backward_matches(kernels):
     r = np.random.RandomState(1)
     x = r.randn(40).astype(kernels.dt)

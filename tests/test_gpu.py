@@ -30,6 +30,35 @@ def _run_case(name, seed, dtype):
 @pytest.mark.parametrize("name", sorted(n for n in CASES if n != "dropout"))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_every_layer_matches_numpy(name, dtype):
+    _compare(name, dtype)
+
+
+_CONV_CASES = sorted(n for n in CASES if n.startswith("conv") and n != "conv_naive")
+
+
+@pytest.mark.parametrize("path", ["cudnn", "im2col"])
+@pytest.mark.parametrize("name", _CONV_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_both_convolution_paths_match_numpy(name, dtype, path, monkeypatch):
+    """cuDNN (where nvidia-cudnn-frontend is installed) and xpnn's im2col +
+    cuBLAS kernels, each against NumPy; the cuDNN case proves it ran."""
+    from xpnn.layers import _cudnn, conv_forward_fast
+    if path == "im2col":
+        monkeypatch.setenv("XPNN_NO_CUDNN", "1")
+    else:
+        ok, why = _cudnn.status()
+        if not ok:
+            pytest.skip(f"cuDNN path not in use: {why}")
+        with backend.use_backend("cupy"):
+            x = backend.to_device(np.random.RandomState(0).randn(2, 3, 6, 6).astype(dtype))
+            w = backend.to_device(np.random.RandomState(1).randn(4, 3, 3, 3).astype(dtype))
+            b = backend.to_device(np.zeros(4, dtype=dtype))
+            cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})[1]
+        assert isinstance(cache[4], _cudnn.CudnnConv)
+    _compare(name, dtype)
+
+
+def _compare(name, dtype):
     for seed in (0, 1, 2):
         with backend.use_backend("numpy"):
             ref = _run_case(name, seed, dtype)

@@ -363,15 +363,37 @@ def conv_forward(x, w, b, s, pad, Ho, Wo, kernel=None, xp=None):
     from the unpadded input, one matmul, bias and layout in one pass.
     ``kernel``/``xp`` as for :func:`bn_train_forward`."""
     kernel, xp = kernel or _get, xp or backend.cupy_module()
-    x = xp.ascontiguousarray(x)
-    N, C, H, W = x.shape
-    F, _, kh, kw = w.shape
-    cols = xp.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
-    kernel("im2col_pad")(x, N, C, H, W, kh, kw, s, pad, Ho, Wo, cols)
+    N = x.shape[0]
+    F, C, kh, kw = w.shape
+    cols = columns(x, kh, kw, s, pad, Ho, Wo, kernel, xp)
     out2 = w.reshape(F, C * kh * kw) @ cols
     out = xp.empty((N, F, Ho, Wo), dtype=x.dtype)
     kernel("bias_nchw")(out2, xp.ascontiguousarray(b), N, F, Ho * Wo, out)
     return out, cols
+
+
+def columns(x, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):
+    """The column matrix (C*kh*kw, N*Ho*Wo) of x, read unpadded."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    x = xp.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    cols = xp.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
+    kernel("im2col_pad")(x, N, C, H, W, kh, kw, s, pad, Ho, Wo, cols)
+    return cols
+
+
+def channel_sum(a, kernel=None, xp=None):
+    """Per-channel sum of an (N, C, ...) array, in fixed order (the batch
+    norm's two passes)."""
+    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    a3 = xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
+    N, C, L = a3.shape
+    S, cmajor = _partials(N, C, L)
+    part = xp.empty((C * S,), dtype=a.dtype)
+    out = xp.empty((C,), dtype=a.dtype)
+    kernel("bn_part_sum")(a3, N, C, L, S, cmajor, part)
+    kernel("bn_mean")(part, S, C, cmajor, 1.0, out)
+    return out
 
 
 def conv_input_grad(dcols, N, C, H, W, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._cudnn import CudnnConv
 from ._kernels import col2im, compiled_kernels, contiguous, fused_enabled, im2col
 from ._util import (check_dout, check_int, check_ndim, pad_hw, shape_str, xp_of,
                     zeros_like_shape)
@@ -99,8 +100,14 @@ def conv_forward_fast(x, w, b, conv_param):
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_forward_fast")
     N = x.shape[0]
     F, C, HH, WW = w.shape
-    if fused_enabled(x, w, b):  # on a GPU: 3 launches, no padded copy, N, C, H, W out
-        from . import _cuda
+    if fused_enabled(x, w, b):  # on a GPU
+        from . import _cuda, _cudnn
+        if _cudnn.available():  # cuDNN, where installed and it has an engine
+            out = _cudnn.forward(x, w, s, pad, Ho, Wo)
+            if out is not None:
+                out += xp.reshape(b, (1, F, 1, 1))
+                return out, (x, w, b, {"stride": s, "pad": pad}, _cudnn.CudnnConv())
+        # 3 launches, no padded copy, N, C, H, W out
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         return out, (x, w, b, {"stride": s, "pad": pad}, cols)
     cy = compiled_kernels(x, w, b)
@@ -144,6 +151,13 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
     if isinstance(cols, HostColumns):
         return _host_backward(compiled_kernels(x, w, b), dout, x, w, cols.xpad, s, pad, Ho, Wo,
                               need_dx)
+    if isinstance(cols, CudnnConv):
+        from . import _cuda, _cudnn
+        dw = _cudnn.weight_grad(dout, x, w.shape, s, pad)
+        dx = _cudnn.input_grad(dout, w, x.shape, s, pad) if need_dx else None
+        if dw is not None and (dx is not None or not need_dx):
+            return dx, dw, _cuda.channel_sum(dout)
+        cols = _cuda.columns(x, HH, WW, s, pad, Ho, Wo)  # a pass cuDNN has no engine for
     d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
     db = xp.sum(d2, axis=1)
     dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)
