@@ -93,7 +93,8 @@ def worker(lib, net, batch, precision, steps, warmup, cpu):
         info = {"cupy": None if cpu else backend.cupy_module().__version__}
         if not cpu:
             from xpnn.layers import _cudnn
-            info["conv"] = "cuDNN" if _cudnn.available() else f"im2col ({_cudnn.status()[1]})"
+            info["conv"] = "cuDNN" if _cudnn.available() else \
+                f"im2col + cuBLAS (cuDNN: {_cudnn.status()[1]})"
     else:
         import torch
         if not cpu:

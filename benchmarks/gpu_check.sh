@@ -131,7 +131,7 @@ fi
 XDIST=()
 "$PY" -c "import xdist" 2>/dev/null && XDIST=(-n "${GPU_CHECK_WORKERS:-8}")
 # shellcheck disable=SC2086
-run_step suite 300 env XPNN_BACKEND="$B" "$PY" -m pytest -q -p no:cacheprovider -rfE \
+run_step suite 300 env XPNN_BACKEND="$B" "$PY" -m pytest -q -p no:cacheprovider -rfEs \
     --tb=short -m "not whole_suite" "${XDIST[@]}" ${GPU_CHECK_PYTEST:-} tests
 if [ "$B" = cupy ]; then
     # shellcheck disable=SC2086

@@ -40,12 +40,14 @@ _CONV_CASES = sorted(n for n in CASES if n.startswith("conv") and n != "conv_nai
 @pytest.mark.parametrize("name", _CONV_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_both_convolution_paths_match_numpy(name, dtype, path, monkeypatch):
-    """cuDNN (where nvidia-cudnn-frontend is installed) and xpnn's im2col +
-    cuBLAS kernels, each against NumPy; the cuDNN case proves it ran."""
+    """cuDNN (XPNN_CUDNN=1, where nvidia-cudnn-frontend is installed) and
+    xpnn's im2col + cuBLAS kernels, each against NumPy; the cuDNN case
+    proves it ran."""
     from xpnn.layers import _cudnn, conv_forward_fast
     if path == "im2col":
-        monkeypatch.setenv("XPNN_NO_CUDNN", "1")
+        monkeypatch.delenv("XPNN_CUDNN", raising=False)
     else:
+        monkeypatch.setenv("XPNN_CUDNN", "1")
         ok, why = _cudnn.status()
         if not ok:
             pytest.skip(f"cuDNN path not in use: {why}")

@@ -1,7 +1,14 @@
-"""Convolutions through cuDNN on the CuPy backend, when NVIDIA's
-``nvidia-cudnn-frontend`` package (cuDNN's graph API for Python) imports and
-passes a check against xpnn's own im2col + cuBLAS path; that path otherwise
-(and with ``XPNN_NO_CUDNN=1``).
+"""Convolutions through cuDNN on the CuPy backend, on request
+(``XPNN_CUDNN=1``), when NVIDIA's ``nvidia-cudnn-frontend`` package (cuDNN's
+graph API for Python) imports and passes a check against xpnn's own
+im2col + cuBLAS path; that path otherwise.
+
+Off by default because it measured slower: on an H100 (cuDNN 9.19, CuPy 14,
+2026-11-22) the challenge net's step at batch 256 ran at 0.53x PyTorch's
+speed through cuDNN against 0.66x through im2col + cuBLAS in FP32 (0.51x and
+0.52x in TF32); the heuristics' deterministic plans for these small 3x3
+layers include FFT and filter-flipping kernels that cost more than the
+column matrix does.
 
 Each convolution geometry gets three small graphs (forward, data gradient,
 weight gradient), built once and executed on CuPy's current stream with raw
@@ -37,13 +44,14 @@ class CudnnConv:
 
 def status() -> tuple[bool, str]:
     """(in use, why not / which version): checks on first call."""
-    available()
+    if not available() and os.environ.get("XPNN_CUDNN") != "1":
+        return False, "off (XPNN_CUDNN=1 turns it on where nvidia-cudnn-frontend is installed)"
     return bool(_state["ok"]), _state["why"]
 
 
 def available() -> bool:
     """Whether convolutions of CuPy arrays go through cuDNN."""
-    if os.environ.get("XPNN_NO_CUDNN") == "1":
+    if os.environ.get("XPNN_CUDNN") != "1":
         return False
     if _state["ok"] is None:
         try:
@@ -180,42 +188,34 @@ def _run(entry, buffers):
         g.execute_plan_at_index(pack, work.data.ptr, index, handle=_state["handle"])
 
 
-def forward(x, w, s, pad, Ho, Wo):
-    """conv(x, w) without bias, (N, F, Ho, Wo), or None if cuDNN has no
-    engine for it."""
+def _pass(kind, xs, ws, ys, s, pad, inputs, out_shape):
+    """Run one pass's graph on ``inputs`` into a new array, or None where
+    cuDNN has no engine for it."""
     cp = backend.cupy_module()
-    x, w = cp.ascontiguousarray(x), cp.ascontiguousarray(w)
-    ys = (x.shape[0], w.shape[0], Ho, Wo)
-    entry = _graph("fprop", tuple(x.shape), tuple(w.shape), ys, s, pad, x.dtype)
+    inputs = {k: cp.ascontiguousarray(v) for k, v in inputs.items()}
+    dtype = next(iter(inputs.values())).dtype
+    entry = _graph(kind, tuple(xs), tuple(ws), tuple(ys), s, pad, dtype)
     if entry is None:
         return None
-    out = cp.empty(ys, dtype=x.dtype)
-    _run(entry, {"x": x, "w": w, "out": out})
+    out = cp.empty(tuple(out_shape), dtype=dtype)
+    _run(entry, {**inputs, "out": out})
     return out
+
+
+def forward(x, w, s, pad, Ho, Wo):
+    """conv(x, w) without bias, (N, F, Ho, Wo), or None."""
+    ys = (x.shape[0], w.shape[0], Ho, Wo)
+    return _pass("fprop", x.shape, w.shape, ys, s, pad, {"x": x, "w": w}, ys)
 
 
 def input_grad(dout, w, xs, s, pad):
     """dx of shape ``xs``, or None."""
-    cp = backend.cupy_module()
-    dout, w = cp.ascontiguousarray(dout), cp.ascontiguousarray(w)
-    entry = _graph("dgrad", tuple(xs), tuple(w.shape), tuple(dout.shape), s, pad, dout.dtype)
-    if entry is None:
-        return None
-    dx = cp.empty(xs, dtype=dout.dtype)
-    _run(entry, {"dy": dout, "w": w, "out": dx})
-    return dx
+    return _pass("dgrad", xs, w.shape, dout.shape, s, pad, {"dy": dout, "w": w}, xs)
 
 
 def weight_grad(dout, x, ws, s, pad):
     """dw of shape ``ws``, or None."""
-    cp = backend.cupy_module()
-    dout, x = cp.ascontiguousarray(dout), cp.ascontiguousarray(x)
-    entry = _graph("wgrad", tuple(x.shape), tuple(ws), tuple(dout.shape), s, pad, dout.dtype)
-    if entry is None:
-        return None
-    dw = cp.empty(ws, dtype=dout.dtype)
-    _run(entry, {"x": x, "dy": dout, "out": dw})
-    return dw
+    return _pass("wgrad", x.shape, ws, dout.shape, s, pad, {"x": x, "dy": dout}, ws)
 
 
 def _self_check():

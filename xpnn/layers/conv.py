@@ -102,11 +102,11 @@ def conv_forward_fast(x, w, b, conv_param):
     F, C, HH, WW = w.shape
     if fused_enabled(x, w, b):  # on a GPU
         from . import _cuda, _cudnn
-        if _cudnn.available():  # cuDNN, where installed and it has an engine
+        if _cudnn.available():  # XPNN_CUDNN=1, installed, and an engine for this shape
             out = _cudnn.forward(x, w, s, pad, Ho, Wo)
             if out is not None:
                 out += xp.reshape(b, (1, F, 1, 1))
-                return out, (x, w, b, {"stride": s, "pad": pad}, _cudnn.CudnnConv())
+                return out, (x, w, b, {"stride": s, "pad": pad}, CudnnConv())
         # 3 launches, no padded copy, N, C, H, W out
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         return out, (x, w, b, {"stride": s, "pad": pad}, cols)
