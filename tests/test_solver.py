@@ -532,3 +532,96 @@ def test_checkpoint_keeps_the_models_reg_and_best_needs_a_strict_gain(digits, tm
     t._evaluate()
     for k in first:
         np.testing.assert_array_equal(host(t.best_params[k]), first[k], err_msg=k)
+
+
+def test_loss_lines_are_the_courses_exactly(capsys, digits):
+    """One '(Iteration t / T) loss: %f' line every print_every iterations,
+    nothing around it (notebooks compare these lines)."""
+    import re
+    np.random.seed(0)
+    model = FullyConnectedNet([10], input_dim=64, num_classes=10, dtype=np.float64)
+    Solver(model, _small(digits, 100), num_epochs=1, batch_size=25, print_every=2).train()
+    out = capsys.readouterr().out
+    assert re.findall(r"^\(Iteration (\d+) / 4\) loss: \d+\.\d{6}$", out, re.M) == ["1", "3"]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_off_the_host_a_nan_is_reported_at_the_next_check(digits):
+    """Off the host the loss is read back every print_every iterations, so a
+    divergence at iteration 3 stops training at the first check after it,
+    not at the end of the epoch."""
+    for print_every, stopped_after in ((1, 3), (4, 5)):
+        with backend.use_backend("array_api_strict"):
+            np.random.seed(3)
+            model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+            s = Solver(model, _small(digits, 200), batch_size=10, num_epochs=1,  # 20 steps
+                       verbose=False, print_every=print_every)
+            real, calls = s.model.loss, []
+
+            def loss(X, y=None, real=real, calls=calls):
+                out = real(X, y)
+                if y is None:
+                    return out
+                calls.append(1)
+                value, grads = out
+                return (value * float("nan") if len(calls) >= 3 else value), grads
+            s.model.loss = loss
+            with pytest.raises(FloatingPointError, match="at iteration 3;"):
+                s.train()
+        assert len(s.loss_history) == stopped_after, print_every
+
+
+class _CourseWrittenModel:
+    """A model as the course's students write it: NumPy params, no
+    to_device, a loss(X, y=None) of their own."""
+
+    def __init__(self):
+        r = np.random.RandomState(0)
+        self.params = {"W": 0.01 * r.randn(64, 10), "b": np.zeros(10)}
+
+    def loss(self, X, y=None):
+        from xpnn.layers import softmax_loss
+        X2 = np.asarray(X).reshape(len(X), -1)
+        scores = X2 @ self.params["W"] + self.params["b"]
+        if y is None:
+            return scores
+        value, d = softmax_loss(scores, y)
+        return value, {"W": X2.T @ d, "b": d.sum(axis=0)}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_course_written_model_trains_on_numpy_whatever_the_default(digits):
+    with backend.use_backend("array_api_strict"):
+        model = _CourseWrittenModel()
+        s = Solver(model, _small(digits, 100), num_epochs=2, batch_size=25, verbose=False,
+                   optim_config={"learning_rate": 1e-2}, update_rule="adam")
+        s.train()
+    assert all(type(v) is np.ndarray for v in model.params.values())
+    assert len(s.loss_history) == 8 and s.val_acc_history[-1] > 0.1
+    # on the host the NaN check comes before the update, as for any NumPy model
+    bad = dict(_small(digits, 100))
+    bad["X_train"] = np.full_like(bad["X_train"], np.nan)
+    with backend.use_backend("array_api_strict"):
+        s = Solver(_CourseWrittenModel(), bad, num_epochs=1, batch_size=25, verbose=False,
+                   print_every=100)
+        with pytest.raises(FloatingPointError, match="at iteration 1;.*before that step"):
+            s.train()
+
+
+def test_last_checkpoint_is_none_until_one_is_written(digits, tmp_path):
+    s = _tiny_solver(digits, num_epochs=1)
+    assert s.last_checkpoint is None
+    s.checkpoint_name = str(tmp_path / "c")
+    s.train()
+    assert s.last_checkpoint == str(tmp_path / "c_epoch_1.npz")
+
+
+def test_a_malformed_model_section_names_the_file(digits, tmp_path):
+    from xpnn.checkpoint import save_npz_atomic
+    s = _tiny_solver(digits, num_epochs=1, checkpoint_name=str(tmp_path / "c"))
+    s.train()
+    meta, arrays = load_npz(s.last_checkpoint)
+    bad = str(tmp_path / "bad.npz")
+    save_npz_atomic(bad, {**meta, "model": {"class": "FullyConnectedNet"}}, arrays)
+    with pytest.raises(ValueError, match="bad.npz.*model section is incomplete"):
+        _tiny_solver(digits).load_checkpoint(bad)
