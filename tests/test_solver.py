@@ -476,14 +476,15 @@ def test_verbose_lines_outside_a_run_are_printed(digits, capsys):
 def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, monkeypatch,
                                                            capsys):
     """A run resumed after epoch 1 of 2 (5 iterations of 10 done) shows a
-    bar of 10 that starts at 5, not at 0."""
+    bar of 10 that starts at 5, not at 0; it counts iterations ("it") and
+    leaves nothing behind when training ends (leave=False)."""
     prefix = str(tmp_path / "bar")
     _run(digits, 2, checkpoint_name=prefix)
     bars, written = [], []
 
     class Recorder:
         def __init__(self, total, initial, **kw):
-            bars.append((total, initial))
+            bars.append((total, initial, kw.get("unit"), kw.get("leave")))
             self.n = initial
 
         def update(self, k=1):
@@ -505,7 +506,7 @@ def test_resumed_progress_bar_starts_where_the_run_stopped(digits, tmp_path, mon
     solver.load_checkpoint(prefix + "_epoch_1.npz")
     capsys.readouterr()
     solver.train()
-    assert bars == [(10, 5)]
+    assert bars == [(10, 5, "it", False)]
     # the loss lines go above the bar, through it, not around it to stdout
     assert written[0].startswith("(Iteration 6 / 10) loss:")
     assert any(w.startswith("(Epoch 2 / 2) train acc:") for w in written)
@@ -590,7 +591,7 @@ class _CourseWrittenModel:
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-def test_a_course_written_model_trains_on_numpy_whatever_the_default(digits):
+def test_a_course_written_model_trains_on_numpy_whatever_the_default(digits, tmp_path):
     with backend.use_backend("array_api_strict"):
         model = _CourseWrittenModel()
         s = Solver(model, _small(digits, 100), num_epochs=2, batch_size=25, verbose=False,
@@ -598,6 +599,18 @@ def test_a_course_written_model_trains_on_numpy_whatever_the_default(digits):
         s.train()
     assert all(type(v) is np.ndarray for v in model.params.values())
     assert len(s.loss_history) == 8 and s.val_acc_history[-1] > 0.1
+    # resumed from a checkpoint (optimizer state stays with the model, on the
+    # host), and with crops and flips drawn for host batches
+    s = Solver(model, _small(digits, 100), num_epochs=1, batch_size=25, verbose=False,
+               update_rule="adam", checkpoint_name=str(tmp_path / "course"))
+    s.train()
+    with backend.use_backend("array_api_strict"):
+        again = Solver(_CourseWrittenModel(), _small(digits, 100), num_epochs=2, batch_size=25,
+                       verbose=False, update_rule="adam", augment={"crop_pad": 1, "flip": True})
+        again.load_checkpoint(str(tmp_path / "course_epoch_1.npz"))
+        again.train()
+    assert len(again.loss_history) == 8
+    assert all(type(v) is np.ndarray for v in again.model.params.values())
     # on the host the NaN check comes before the update, as for any NumPy model
     bad = dict(_small(digits, 100))
     bad["X_train"] = np.full_like(bad["X_train"], np.nan)
