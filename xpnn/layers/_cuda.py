@@ -304,6 +304,19 @@ def _partials(N, C, L):
     return max(1, min(N * L, PARTIAL_THREADS // C)), int(L >= 32)
 
 
+def _channel_mean(a3, M, kernel, xp):
+    """Per-channel sum of a contiguous (N, C, L) array over N and L, divided
+    by M, in the two fixed-order passes; also the partials buffer and its
+    (S, cmajor) arrangement, for a second sum of the same shape."""
+    N, C, L = a3.shape
+    S, cmajor = _partials(N, C, L)
+    part = xp.empty((C * S,), dtype=a3.dtype)
+    out = xp.empty((C,), dtype=a3.dtype)
+    kernel("bn_part_sum")(a3, N, C, L, S, cmajor, part)
+    kernel("bn_mean")(part, S, C, cmajor, float(M), out)
+    return out, part, S, cmajor
+
+
 def bn_train_forward(x, gamma, beta, rm, rv, eps, momentum, kernel=None, xp=None):
     """x (N, C) or (N, C, H, W) -> (out, mean, var, inv_std, running_mean,
     running_var): out shaped like x, the rest per channel, shape (C,).
@@ -313,11 +326,7 @@ def bn_train_forward(x, gamma, beta, rm, rv, eps, momentum, kernel=None, xp=None
     x3 = xp.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     N, C, L = x3.shape
     M = N * L
-    S, cmajor = _partials(N, C, L)
-    part = xp.empty((C * S,), dtype=x.dtype)
-    mean = xp.empty((C,), dtype=x.dtype)
-    kernel("bn_part_sum")(x3, N, C, L, S, cmajor, part)
-    kernel("bn_mean")(part, S, C, cmajor, float(M), mean)
+    mean, part, S, cmajor = _channel_mean(x3, M, kernel, xp)
     kernel("bn_part_sqdev")(x3, mean, N, C, L, S, cmajor, part)
     var, inv, scale, rm_new, rv_new = kernel("bn_stats")(
         part, S, C, cmajor, mean, gamma, rm, rv, float(M), float(eps), float(momentum),
@@ -387,13 +396,7 @@ def channel_sum(a, kernel=None, xp=None):
     norm's two passes)."""
     kernel, xp = kernel or _get, xp or backend.cupy_module()
     a3 = xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
-    N, C, L = a3.shape
-    S, cmajor = _partials(N, C, L)
-    part = xp.empty((C * S,), dtype=a.dtype)
-    out = xp.empty((C,), dtype=a.dtype)
-    kernel("bn_part_sum")(a3, N, C, L, S, cmajor, part)
-    kernel("bn_mean")(part, S, C, cmajor, 1.0, out)
-    return out
+    return _channel_mean(a3, 1, kernel, xp)[0]
 
 
 def conv_input_grad(dcols, N, C, H, W, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):

@@ -222,17 +222,19 @@ def _self_check():
     """One small convolution each way against the im2col path, float64 and
     float32 (raises if cuDNN's results differ)."""
     from . import _cuda
+    from .conv import conv_backward_fast_params
     cp = backend.cupy_module()
     r = np.random.RandomState(0)
     for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-3 if _tf32() else 1e-4)):
         x = cp.asarray(r.randn(2, 3, 7, 6).astype(dtype))
         w = cp.asarray(r.randn(4, 3, 3, 3).astype(dtype))
+        b = cp.zeros(4, dtype=dtype)
         s, pad, Ho, Wo = 2, 1, 4, 3
-        ref, cols = _cuda.conv_forward(x, w, cp.zeros(4, dtype=dtype), s, pad, Ho, Wo)
+        ref, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         dout = cp.asarray(r.randn(*ref.shape).astype(dtype))
-        d2 = cp.ascontiguousarray(dout.transpose(1, 0, 2, 3)).reshape(4, -1)
-        ref_dw = (d2 @ cols.T).reshape(w.shape)
-        ref_dx = _cuda.conv_input_grad(w.reshape(4, -1).T @ d2, 2, 3, 7, 6, 3, 3, s, pad, Ho, Wo)
+        # the im2col path's own backward (a cache holding its columns)
+        ref_dx, ref_dw, _ = conv_backward_fast_params(
+            dout, (x, w, b, {"stride": s, "pad": pad}, cols), need_dx=True)
         got = (forward(x, w, s, pad, Ho, Wo), input_grad(dout, w, x.shape, s, pad),
                weight_grad(dout, x, w.shape, s, pad))
         for name, g, want in zip(("forward", "data gradient", "weight gradient"), got,
