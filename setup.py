@@ -13,7 +13,7 @@ extensions = [
     Extension(
         "xpnn._cython.im2col",
         ["xpnn/_cython/im2col.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "xpnn/_cython"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # -fno-trapping-math: no code here reads floating-point exception
         # flags, and without it GCC will not turn the compare-and-select

@@ -66,3 +66,17 @@ def tune_blas_wait() -> bool:
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
     blas_wait_tuned = os.environ.get("OPENBLAS_THREAD_TIMEOUT") == BLAS_THREAD_TIMEOUT
     return blas_wait_tuned
+
+
+def host_threads() -> int:
+    """How many threads xpnn's own parallel host kernels use: the BLAS
+    thread count the user set (OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS),
+    else the cores this process may run on."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)

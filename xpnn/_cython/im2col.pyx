@@ -310,3 +310,98 @@ def channel_affine(const floating[:, :, ::1] u, const floating[::1] a,
                         for l in range(row, row + L):
                             po[l] = ac * pu[l] + kc * pv[l] + bc
     return out_arr
+
+
+cdef extern from "direct_conv.h":
+    int XPNN_FB
+    int XPNN_SLACK
+    void xpnn_direct_fwd_f(const float* x, const float* w, const float* b, float* out,
+                           Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t F,
+                           Py_ssize_t KH, Py_ssize_t KW) noexcept nogil
+    void xpnn_direct_fwd_d(const double* x, const double* w, const double* b, double* out,
+                           Py_ssize_t C, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t F,
+                           Py_ssize_t KH, Py_ssize_t KW) noexcept nogil
+    void xpnn_direct_dw_f(const float* x, const float* d, float* dw, Py_ssize_t C,
+                          Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t F, Py_ssize_t KH,
+                          Py_ssize_t KW) noexcept nogil
+    void xpnn_direct_dw_d(const double* x, const double* d, double* dw, Py_ssize_t C,
+                          Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t F, Py_ssize_t KH,
+                          Py_ssize_t KW) noexcept nogil
+
+#: the direct kernels take filters in groups of DIRECT_FB (the weight matrix
+#: padded with zero rows) and may read DIRECT_SLACK elements past the input
+DIRECT_FB = XPNN_FB
+DIRECT_SLACK = XPNN_SLACK
+#: the widest filter the direct weight gradient handles
+DIRECT_MAX_KW = 7
+
+
+cdef _check_direct(str fn, Py_ssize_t size, Py_ssize_t need, Py_ssize_t N, Py_ssize_t C,
+                   Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t KH, Py_ssize_t KW,
+                   Py_ssize_t n0, Py_ssize_t n1):
+    if min(N, C, Hp, Wp) < 1 or KH < 1 or KW < 1 or KH > Hp or KW > Wp:
+        raise ValueError(f"{fn}: {KH}x{KW} filters do not fit a padded input of shape "
+                         f"{(N, C, Hp, Wp)}")
+    if size < need:
+        raise ValueError(f"{fn}: the flat input holds {size} elements, {need} needed")
+    if not 0 <= n0 <= n1 <= N:
+        raise ValueError(f"{fn}: samples [{n0}, {n1}) outside a batch of {N}")
+
+
+def conv_direct_forward(const floating[::1] xflat, Py_ssize_t N, Py_ssize_t C, Py_ssize_t Hp,
+                        Py_ssize_t Wp, const floating[:, ::1] w, const floating[::1] b,
+                        floating[:, :, :, ::1] out, Py_ssize_t KH, Py_ssize_t KW,
+                        Py_ssize_t n0, Py_ssize_t n1):
+    """Stride-1 convolution of samples n0..n1-1 written into ``out`` (N, F,
+    Hp-KH+1, Wp-KW+1). ``xflat`` holds the padded input (N, C, Hp, Wp) and
+    DIRECT_SLACK more elements; ``w`` is (Fp, C*KH*KW), Fp >= F a multiple
+    of DIRECT_FB, rows past F zero. Releases the GIL (callers run it on
+    several threads, one range of samples each)."""
+    _check_direct("conv_direct_forward", xflat.shape[0], N * C * Hp * Wp + XPNN_SLACK,
+                  N, C, Hp, Wp, KH, KW, n0, n1)
+    cdef Py_ssize_t F = out.shape[1], Ho = Hp - KH + 1, Wo = Wp - KW + 1, n
+    if out.shape[0] != N or out.shape[2] != Ho or out.shape[3] != Wo or b.shape[0] != F or \
+            w.shape[1] != C * KH * KW or w.shape[0] < F or w.shape[0] % XPNN_FB:
+        raise ValueError(f"conv_direct_forward: out {tuple(out.shape)[:4]}, weights "
+                         f"{tuple(w.shape)[:2]} and bias {b.shape[0]} do not match an input of "
+                         f"shape {(N, C, Hp, Wp)} and {KH}x{KW} filters")
+    if F == 0:
+        return
+    with nogil:
+        for n in range(n0, n1):
+            if floating is float:
+                xpnn_direct_fwd_f(&xflat[n * C * Hp * Wp], &w[0, 0], &b[0], &out[n, 0, 0, 0],
+                                  C, Hp, Wp, F, KH, KW)
+            else:
+                xpnn_direct_fwd_d(&xflat[n * C * Hp * Wp], &w[0, 0], &b[0], &out[n, 0, 0, 0],
+                                  C, Hp, Wp, F, KH, KW)
+
+
+def conv_direct_weight_grad(const floating[::1] xflat, Py_ssize_t N, Py_ssize_t C,
+                            Py_ssize_t Hp, Py_ssize_t Wp, const floating[:, :, :, ::1] dout,
+                            floating[:, ::1] dwp, Py_ssize_t KH, Py_ssize_t KW,
+                            Py_ssize_t n0, Py_ssize_t n1):
+    """Each sample's own weight gradient, ``dwp[n] = (F, C*KH*KW)`` flat, for
+    n in n0..n1-1 (summed over the batch by the caller, in a fixed order).
+    Stride 1, KW <= DIRECT_MAX_KW. Releases the GIL."""
+    _check_direct("conv_direct_weight_grad", xflat.shape[0], N * C * Hp * Wp,
+                  N, C, Hp, Wp, KH, KW, n0, n1)
+    cdef Py_ssize_t F = dout.shape[1], Ho = Hp - KH + 1, Wo = Wp - KW + 1, n
+    if KW > DIRECT_MAX_KW:
+        raise ValueError(f"conv_direct_weight_grad: filters at most {DIRECT_MAX_KW} wide, "
+                         f"got {KW}")
+    if dout.shape[0] != N or dout.shape[2] != Ho or dout.shape[3] != Wo or \
+            dwp.shape[0] != N or dwp.shape[1] != F * C * KH * KW:
+        raise ValueError(f"conv_direct_weight_grad: dout {tuple(dout.shape)[:4]} and partial "
+                         f"gradients {tuple(dwp.shape)[:2]} do not match an input of shape "
+                         f"{(N, C, Hp, Wp)} and {KH}x{KW} filters")
+    if F == 0:
+        return
+    with nogil:
+        for n in range(n0, n1):
+            if floating is float:
+                xpnn_direct_dw_f(&xflat[n * C * Hp * Wp], &dout[n, 0, 0, 0], &dwp[n, 0],
+                                 C, Hp, Wp, F, KH, KW)
+            else:
+                xpnn_direct_dw_d(&xflat[n * C * Hp * Wp], &dout[n, 0, 0, 0], &dwp[n, 0],
+                                 C, Hp, Wp, F, KH, KW)

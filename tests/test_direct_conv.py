@@ -1,0 +1,143 @@
+"""The direct convolution kernels (stride 1, few input channels; NumPy's
+compiled path): outputs and weight gradients equal to the naive loops for
+every tail of the vector width, filter counts that do not fill a pass,
+non-square filters and both dtypes; the same bits whatever the thread count;
+inf/NaN where the naive loops put them; and a kernel that refuses what it was
+not built for."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.layers import _kernels, conv, conv_backward_naive, conv_forward_naive
+from xpnn.layers.conv import conv_backward_fast_params, conv_forward_fast
+
+# x shape, w shape, pad: output widths 1, 5, 8, 9, 17 and 32 (vector tails of
+# 8 floats / 4 doubles and passes of 16 / 8 columns), 1 to 9 filters (passes
+# of 4 filters, gradient groups of 3), filters 1x1 to 4x7 and 7x7
+GEOMETRIES = [
+    ((2, 3, 8, 8), (5, 3, 3, 3), 1),
+    ((3, 1, 4, 9), (2, 1, 4, 7), 2),
+    ((2, 2, 6, 13), (9, 2, 2, 5), 0),
+    ((1, 3, 5, 1), (1, 3, 1, 1), 0),
+    ((2, 3, 12, 32), (7, 3, 7, 7), 3),
+    ((1, 2, 3, 17), (4, 2, 3, 2), 1),
+]
+
+
+def _data(xs, ws, dtype, seed=0):
+    r = np.random.RandomState(seed)
+    return (r.randn(*xs).astype(dtype), r.randn(*ws).astype(dtype),
+            r.randn(ws[0]).astype(dtype))
+
+
+def _direct_kernels():
+    cy = _kernels.compiled_kernels(np.zeros(1))
+    if cy is None:
+        pytest.skip("compiled extension not built (the direct kernels are part of it)")
+    return cy
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("xs, ws, pad", GEOMETRIES)
+def test_direct_equals_naive(xs, ws, pad, dtype, rtol):
+    cy = _direct_kernels()
+    assert conv._direct(cy, ws[1], ws[2], ws[3], 1), "this geometry must take the direct route"
+    x, w, b = _data(xs, ws, dtype)
+    p = {"stride": 1, "pad": pad}
+    ref, cache_ref = conv_forward_naive(x.astype(np.float64), w.astype(np.float64),
+                                        b.astype(np.float64), p)
+    out, cache = conv_forward_fast(x, w, b, p)
+    assert out.dtype == dtype
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(out, ref, rtol=rtol, atol=rtol * scale)
+    dout = np.random.RandomState(1).randn(*out.shape).astype(dtype)
+    _, dw_ref, db_ref = conv_backward_naive(dout.astype(np.float64), cache_ref)
+    dx, dw, db = conv_backward_fast_params(dout, cache)
+    assert dx is None and dw.dtype == dtype and dw.shape == w.shape
+    np.testing.assert_allclose(dw, dw_ref, rtol=rtol, atol=rtol * np.abs(dw_ref).max())
+    np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=rtol * np.abs(db_ref).max())
+    # with dx asked for, dx is right and dw and db are the very same numbers
+    dx_full, dw_full, db_full = conv_backward_fast_params(dout, cache, need_dx=True)
+    dx_ref = conv_backward_naive(dout.astype(np.float64), cache_ref)[0]
+    np.testing.assert_allclose(dx_full, dx_ref, rtol=rtol, atol=rtol * np.abs(dx_ref).max())
+    np.testing.assert_array_equal(dw_full, dw)
+    np.testing.assert_array_equal(db_full, db)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bits_whatever_the_thread_count(monkeypatch, dtype):
+    """Samples are claimed by whichever thread is free; outputs and the
+    weight gradient (summed in sample order) must not depend on that."""
+    _direct_kernels()
+    x, w, b = _data((7, 3, 10, 19), (6, 3, 5, 5), dtype, seed=3)
+    p = {"stride": 1, "pad": 2}
+    runs = []
+    for threads in ("1", "2", "5"):
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", threads)
+        out, cache = conv_forward_fast(x, w, b, p)
+        _, dw, db = conv_backward_fast_params(np.cos(out), cache)
+        runs.append((out, dw, db))
+    for other in runs[1:]:
+        for a, c in zip(runs[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_inf_and_nan_land_where_the_naive_loops_put_them():
+    """The last, partial vector of a row reads past the row's end; those
+    lanes must not reach a sum (0 * inf would put NaN into finite entries)."""
+    _direct_kernels()
+    x, w, b = _data((2, 2, 5, 11), (3, 2, 2, 3), np.float64, seed=5)
+    x[0, 1, 2, 10] = np.inf     # the last column of a row: one tap sees it
+    x[1, 0, 4, 0] = np.nan      # the first column of the last row
+    p = {"stride": 1, "pad": 0}
+    ref, cache_ref = conv_forward_naive(x, w, b, p)
+    out, cache = conv_forward_fast(x, w, b, p)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)   # equal_nan: NaN where ref has NaN
+    dout = np.random.RandomState(2).randn(*out.shape)
+    _, dw_ref, _ = conv_backward_naive(dout, cache_ref)
+    _, dw, _ = conv_backward_fast_params(dout, cache)
+    assert np.isfinite(dw_ref).any() and not np.isfinite(dw_ref).all()
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
+
+
+def test_strided_and_wide_layers_keep_the_columns_route():
+    cy = _direct_kernels()
+    assert not conv._direct(cy, 3, 3, 3, 2)                      # stride 2
+    assert not conv._direct(cy, 64, 3, 3, 1)                     # 576 taps
+    assert not conv._direct(cy, 1, 1, cy.DIRECT_MAX_KW + 1, 1)   # wider than the kernel
+    assert conv._direct(cy, 3, 7, 7, 1)                          # ThreeLayerConvNet's layer
+
+
+def test_kernels_refuse_what_they_were_not_built_for():
+    cy = _direct_kernels()
+    N, C, Hp, Wp, F, k = 2, 2, 6, 7, 3, 3
+    size = N * C * Hp * Wp
+    flat = np.zeros(size + cy.DIRECT_SLACK)
+    w2 = np.zeros((4, C * k * k))
+    b = np.zeros(F)
+    out = np.empty((N, F, Hp - k + 1, Wp - k + 1))
+    cy.conv_direct_forward(flat, N, C, Hp, Wp, w2, b, out, k, k, 0, N)  # the valid call
+    bad = [
+        (flat[:size], w2, b, out, k, k, 0, N, "holds"),               # no slack to read
+        (flat, w2[:3], b, out, k, k, 0, N, "do not match"),           # 3 rows: not a pass
+        (flat, w2, b[:2], out, k, k, 0, N, "do not match"),
+        (flat, w2, b, np.empty((N, F, Hp - k, Wp - k + 1)), k, k, 0, N, "do not match"),
+        (flat, w2, b, out, Hp + 1, k, 0, N, "do not fit"),
+        (flat, w2, b, out, k, k, 1, N + 1, "outside a batch"),
+        (flat, w2, b, out, k, k, 2, 1, "outside a batch"),
+    ]
+    for fl, ww, bb, oo, kh, kw, n0, n1, words in bad:
+        with pytest.raises(ValueError, match=words):
+            cy.conv_direct_forward(fl, N, C, Hp, Wp, ww, bb, oo, kh, kw, n0, n1)
+    dout = np.zeros_like(out)
+    part = np.empty((N, F * C * k * k))
+    cy.conv_direct_weight_grad(flat[:size], N, C, Hp, Wp, dout, part, k, k, 0, N)
+    with pytest.raises(ValueError, match="do not match"):
+        cy.conv_direct_weight_grad(flat, N, C, Hp, Wp, dout, part[1:], k, k, 0, N)
+    with pytest.raises(ValueError, match="holds"):
+        cy.conv_direct_weight_grad(flat[:size - 1], N, C, Hp, Wp, dout, part, k, k, 0, N)
+    wide = np.zeros((1, 1, 1, 1))
+    with pytest.raises(ValueError, match="at most 7 wide"):
+        cy.conv_direct_weight_grad(np.zeros(9), 1, 1, 1, 9, wide[:, :, :, :1],
+                                   np.empty((1, 9)), 1, 9, 0, 1)
