@@ -141,3 +141,20 @@ def test_kernels_refuse_what_they_were_not_built_for():
     with pytest.raises(ValueError, match="at most 7 wide"):
         cy.conv_direct_weight_grad(np.zeros(9), 1, 1, 1, 9, wide[:, :, :, :1],
                                    np.empty((1, 9)), 1, 9, 0, 1)
+
+
+def test_host_threads_follow_the_environment(monkeypatch):
+    from xpnn._host import host_threads
+    for var in ("XPNN_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    cores = host_threads()
+    assert cores >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert host_threads() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert host_threads() == 2                      # BLAS's own count before OpenMP's
+    monkeypatch.setenv("XPNN_NUM_THREADS", "5")
+    assert host_threads() == 5                      # xpnn's own setting first
+    for junk in ("0", "-1", "two", ""):
+        monkeypatch.setenv("XPNN_NUM_THREADS", junk)
+        assert host_threads() == 2                  # not a positive count: the next one

@@ -69,10 +69,10 @@ def tune_blas_wait() -> bool:
 
 
 def host_threads() -> int:
-    """How many threads xpnn's own parallel host kernels use: the BLAS
-    thread count the user set (OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS),
-    else the cores this process may run on."""
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    """How many threads xpnn's own parallel host kernels use: XPNN_NUM_THREADS
+    if set, else the BLAS thread count the user set (OPENBLAS_NUM_THREADS,
+    else OMP_NUM_THREADS), else the cores this process may run on."""
+    for var in ("XPNN_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(var, "").strip()
         if value.isdigit() and int(value) > 0:
             return int(value)
