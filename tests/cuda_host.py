@@ -120,6 +120,11 @@ class HostKernels:
         params = _params(ins)
         given_out = list(args[len(params):])
         args = list(args[:len(params)])
+        # CuPy refuses a T array of another dtype (and a raw one would be
+        # read as T's bytes): so does the host build
+        for (_, typ, nm), a in list(zip(params, args)) + list(zip(_params(outs), given_out)):
+            if typ == "T" and isinstance(a, np.ndarray) and a.dtype != self.dt:
+                raise TypeError(f"{name}: {nm} is {a.dtype}, the kernel runs in {self.dt}")
         bcast = [i for i, (raw, typ, _) in enumerate(params)
                  if not raw and isinstance(args[i], np.ndarray)]
         for i in bcast:  # labels (a placeholder type other than T) keep their int type
