@@ -7,9 +7,9 @@
    is computed a few vectors at a time, for two filters at once, with the
    filter taps broadcast and the input row read at each tap's offset. The
    sums run in a fixed order (no dependence on threads or on the machine but
-   for fused multiply-adds where the CPU has them). On x86-64 Linux with GCC,
-   versions for AVX-512 and AVX2/FMA machines are built beside the baseline
-   one and chosen when the module loads.
+   for fused multiply-adds where the CPU has them). On x86-64 Linux (glibc)
+   with GCC, versions for AVX-512 and AVX2/FMA machines are built beside the
+   baseline one and chosen when the module loads.
 
    Preconditions (checked by the Cython wrappers, never here): stride 1;
    Ho = Hp - KH + 1, Wo = Wp - KW + 1; w holds Fp >= F filters with Fp a
@@ -19,7 +19,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && defined(__GLIBC__)   /* the per-CPU versions need glibc's ifunc */
 #define XPNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define XPNN_CLONES
