@@ -158,3 +158,31 @@ def test_host_threads_follow_the_environment(monkeypatch):
     for junk in ("0", "-1", "two", ""):
         monkeypatch.setenv("XPNN_NUM_THREADS", junk)
         assert host_threads() == 2                  # not a positive count: the next one
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no os.fork on this platform")
+def test_a_forked_child_convolves_without_the_parents_threads():
+    """The thread pool is made on first use; a child forked after that (a
+    multiprocessing worker) has none of its threads, and waiting on them
+    would hang it."""
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import os
+        import numpy as np
+        from xpnn.layers import conv_forward_fast
+        x, w, b = np.ones((4, 3, 8, 8)), np.ones((2, 3, 3, 3)), np.zeros(2)
+        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})      # the pool exists now
+        pid = os.fork()
+        if pid == 0:
+            out, _ = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+            os._exit(0 if out[0, 0, 1, 1] == 27 else 3)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+    """)
+    env = dict(__import__("os").environ, XPNN_NUM_THREADS="2", XPNN_BACKEND="numpy")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "child exit 0" in res.stdout

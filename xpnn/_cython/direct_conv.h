@@ -85,11 +85,11 @@ static inline __attribute__((always_inline)) void xpnn_dw_body_##SFX(           
         V acc[XPNN_DFB][7];                                                           \
         for (int q = 0; q < NF; q++)                                                  \
             for (int kj = 0; kj < KW; kj++) acc[q][kj] = (V){0};                      \
+        const ptrdiff_t Wv = Wo - Wo % L;  /* columns in whole vectors */             \
         for (ptrdiff_t i = 0; i < Ho; i++) {                                          \
             const T *xr = x + (c * Hp + i + ki) * Wp;                                 \
             const T *dr = d + (f0 * Ho + i) * Wo;                                     \
-            ptrdiff_t j = 0;                                                          \
-            for (; j + L <= Wo; j += L) {                                             \
+            for (ptrdiff_t j = 0; j < Wv; j += L) {                                   \
                 V dv[XPNN_DFB];                                                       \
                 for (int q = 0; q < NF; q++) dv[q] = xpnn_load_##SFX(dr + q * Ho * Wo + j);\
                 for (int kj = 0; kj < KW; kj++) {                                     \
@@ -97,17 +97,21 @@ static inline __attribute__((always_inline)) void xpnn_dw_body_##SFX(           
                     for (int q = 0; q < NF; q++) acc[q][kj] += dv[q] * xv;            \
                 }                                                                     \
             }                                                                         \
-            if (j < Wo) { /* the row's last, partial vector: lanes past Wo are 0 */   \
-                V dv[XPNN_DFB];                                                       \
-                for (int q = 0; q < NF; q++) {                                        \
-                    dv[q] = (V){0};                                                   \
-                    for (ptrdiff_t l = 0; j + l < Wo; l++) dv[q][l] = dr[q * Ho * Wo + j + l];\
-                }                                                                     \
-                for (int kj = 0; kj < KW; kj++) {                                     \
-                    V xv = (V){0};                                                    \
-                    for (ptrdiff_t l = 0; j + l < Wo; l++) xv[l] = xr[j + kj + l];    \
-                    for (int q = 0; q < NF; q++) acc[q][kj] += dv[q] * xv;            \
-                }                                                                     \
+        }                                                                             \
+        /* each row's last, partial vector, in a loop of its own so that the          \
+           one above keeps its sums in registers: lanes past Wo are 0 */              \
+        for (ptrdiff_t i = 0; i < Ho && Wv < Wo; i++) {                               \
+            const T *xr = x + (c * Hp + i + ki) * Wp;                                 \
+            const T *dr = d + (f0 * Ho + i) * Wo;                                     \
+            V dv[XPNN_DFB];                                                           \
+            for (int q = 0; q < NF; q++) {                                            \
+                dv[q] = (V){0};                                                       \
+                for (ptrdiff_t l = 0; Wv + l < Wo; l++) dv[q][l] = dr[q * Ho * Wo + Wv + l];\
+            }                                                                         \
+            for (int kj = 0; kj < KW; kj++) {                                         \
+                V xv = (V){0};                                                        \
+                for (ptrdiff_t l = 0; Wv + l < Wo; l++) xv[l] = xr[Wv + kj + l];      \
+                for (int q = 0; q < NF; q++) acc[q][kj] += dv[q] * xv;                \
             }                                                                         \
         }                                                                             \
         for (int q = 0; q < NF; q++) {                                                \

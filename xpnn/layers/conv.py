@@ -3,6 +3,7 @@ teaching, and a fast im2col + matmul version."""
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -304,8 +305,18 @@ def _direct(cy, C, kh, kw, s):
         and kw <= cy.DIRECT_MAX_KW
 
 
-_pool = None
+_pool = None          # (executor, its worker count), made on first use
 _pool_lock = threading.Lock()
+
+
+def _forget_pool():
+    """A forked child has none of the parent's threads: it makes its own."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _each_sample(fn, N):
@@ -318,13 +329,14 @@ def _each_sample(fn, N):
         fn(0, N)
         return
     with _pool_lock:
-        if _pool is None or _pool._max_workers < T - 1:
-            _pool = ThreadPoolExecutor(max_workers=T - 1, thread_name_prefix="xpnn-conv")
-        pool = _pool
-    claim = itertools.count()
+        if _pool is None or _pool[1] < T - 1:
+            _pool = (ThreadPoolExecutor(max_workers=T - 1, thread_name_prefix="xpnn-conv"),
+                     T - 1)
+        pool = _pool[0]
+    claim = itertools.count()    # next() on it is atomic under the GIL
 
     def work():
-        for n in iter(lambda: next(claim), None):
+        for n in claim:
             if n >= N:
                 return
             fn(n, n + 1)
