@@ -2,10 +2,21 @@
 where a GPU is present, CuPy (skipped with the reason otherwise)."""
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
 from xpnn import backend
+
+if "mutmut" in sys.modules:
+    # mutmut runs each mutant's tests in a process forked from one that has
+    # already run tests; PyTorch's OpenMP thread pool (the oracle tests)
+    # does not survive a fork, so a child that convolves through PyTorch
+    # waits forever and is stopped by the time limit, which mutmut counts
+    # as a kill. With one OpenMP thread there is no pool to wait on.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def _cupy_skip_reason():
