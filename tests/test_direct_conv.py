@@ -42,7 +42,7 @@ def _direct_kernels():
 @pytest.mark.parametrize("xs, ws, pad", GEOMETRIES)
 def test_direct_equals_naive(xs, ws, pad, dtype, rtol):
     cy = _direct_kernels()
-    assert conv._direct(cy, ws[1], ws[2], ws[3], 1), "this geometry must take the direct route"
+    assert conv._direct(cy, xs, ws, 1), "this geometry must take the direct route"
     x, w, b = _data(xs, ws, dtype)
     p = {"stride": 1, "pad": pad}
     ref, cache_ref = conv_forward_naive(x.astype(np.float64), w.astype(np.float64),
@@ -101,12 +101,35 @@ def test_inf_and_nan_land_where_the_naive_loops_put_them():
     np.testing.assert_allclose(dw, dw_ref, rtol=1e-12)
 
 
-def test_strided_and_wide_layers_keep_the_columns_route():
+def test_strided_wide_and_empty_layers_keep_the_columns_route():
     cy = _direct_kernels()
-    assert not conv._direct(cy, 3, 3, 3, 2)                      # stride 2
-    assert not conv._direct(cy, 64, 3, 3, 1)                     # 576 taps
-    assert not conv._direct(cy, 1, 1, cy.DIRECT_MAX_KW + 1, 1)   # wider than the kernel
-    assert conv._direct(cy, 3, 7, 7, 1)                          # ThreeLayerConvNet's layer
+    x = (50, 3, 32, 32)
+    assert conv._direct(cy, x, (32, 3, 7, 7), 1)                     # ThreeLayerConvNet's
+    assert not conv._direct(cy, x, (32, 3, 3, 3), 2)                 # stride 2
+    assert not conv._direct(cy, (2, 64, 8, 8), (8, 64, 3, 3), 1)     # 576 taps
+    assert not conv._direct(cy, x, (2, 3, 1, cy.DIRECT_MAX_KW + 1), 1)   # wider than the kernel
+    for xs, ws in (((0, 3, 8, 8), (4, 3, 3, 3)), ((2, 3, 8, 8), (0, 3, 3, 3)),
+                   ((2, 0, 8, 8), (4, 0, 3, 3))):
+        assert not conv._direct(cy, xs, ws, 1)
+
+
+@pytest.mark.parametrize("xs, ws", [((0, 3, 8, 8), (4, 3, 3, 3)), ((2, 3, 8, 8), (0, 3, 3, 3)),
+                                    ((2, 0, 8, 8), (4, 0, 3, 3))])
+def test_empty_batches_filters_and_channels(xb, xs, ws):
+    """Shapes a direct-sized layer can take with nothing in them: the
+    naive loops' shapes and values (zeros; the bias where there are no
+    channels), on every backend; an empty batch's weight gradient was once
+    an unfilled buffer on NumPy."""
+    x, w, b = (xb.asarray(a) for a in _data(xs, ws, np.float64))
+    p = {"stride": 1, "pad": 1}
+    ref, cache_ref = conv_forward_naive(x, w, b, p)
+    out, cache = conv_forward_fast(x, w, b, p)
+    np.testing.assert_array_equal(xb.host(out), xb.host(ref))
+    dout = xb.asarray(np.ones(tuple(ref.shape)))
+    for got, want in zip(conv_backward_fast_params(dout, cache, need_dx=True),
+                         conv_backward_naive(dout, cache_ref)):
+        assert tuple(got.shape) == tuple(want.shape)
+        np.testing.assert_array_equal(xb.host(got), xb.host(want))
 
 
 def test_kernels_refuse_what_they_were_not_built_for():

@@ -117,7 +117,7 @@ def conv_forward_fast(x, w, b, conv_param):
         out, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         return out, (x, w, b, {"stride": s, "pad": pad}, cols)
     cy = compiled_kernels(x, w, b)
-    if cy is not None and _direct(cy, C, HH, WW, s):  # few input channels: no columns
+    if _direct(cy, x.shape, w.shape, s):  # few input channels: no columns
         out, xpad = _direct_forward(cy, x, w, b, pad)
         return out, (x, w, b, {"stride": s, "pad": pad}, HostColumns(xpad))
     if cy is not None:  # NumPy: columns a few samples at a time, never all at once
@@ -252,7 +252,7 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
     w2 = np.ascontiguousarray(w, dtype=dt).reshape(F, K)
     db = dout3.sum(axis=(0, 2))
     B = _chunk(N, K, P, dt.itemsize)
-    if _direct(cy, C, HH, WW, s) and xpad.flags.c_contiguous:
+    if _direct(cy, x.shape, w.shape, s) and xpad.flags.c_contiguous:
         # the weight gradient straight from the padded input, whether or not
         # dx is wanted (so dw is the same either way); dx needs no columns
         dw = _direct_weight_grad(cy, dout3.reshape(N, F, Ho, Wo), xpad, w)
@@ -264,7 +264,7 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
         # the shape OpenBLAS runs fastest (2 threads, 32 filters of 3x7x7 on
         # 8192 pixels: 116 GFLOP/s against 73 for dout2 @ columns.T)
         dw = None
-        dwT = np.empty((K, F), dtype=dt)
+        dwT = np.zeros((K, F), dtype=dt)  # zeros: an empty batch has no chunk to fill it
         part = np.empty((K, F), dtype=dt)
         chunks = _column_chunks(cy, xpad, B, HH, WW, s, Ho, Wo)
     d2buf = np.empty(F * B * P, dtype=dt)
@@ -299,10 +299,12 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
 DIRECT_MAX_K = 160
 
 
-def _direct(cy, C, kh, kw, s):
-    """Whether the direct kernels serve this layer."""
+def _direct(cy, x_shape, w_shape, s):
+    """Whether the direct kernels serve this layer (empty batches, filters
+    or channels keep the columns route, which handles them)."""
+    N, F, (_, C, kh, kw) = x_shape[0], w_shape[0], w_shape
     return cy is not None and s == 1 and C * kh * kw <= DIRECT_MAX_K \
-        and kw <= cy.DIRECT_MAX_KW
+        and kw <= cy.DIRECT_MAX_KW and min(N, F, C) > 0
 
 
 _pool = None          # (executor, its worker count), made on first use
