@@ -41,7 +41,7 @@ def test_compiled_equals_portable(monkeypatch, dtype):
 
 
 @pytest.mark.parametrize("xs, ws, stride, pad", [
-    ((7, 2, 16, 16), (3, 2, 3, 3), 1, 1),     # 256-output planes: one product per sample
+    ((7, 20, 16, 16), (3, 20, 3, 3), 1, 1),   # 256-output planes: one product per sample
     ((7, 3, 9, 8), (4, 3, 3, 2), 2, 1)])      # small planes: one product per chunk
 @pytest.mark.parametrize("need_dx", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -52,6 +52,7 @@ def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, n
     if not _kernels.has_compiled():
         pytest.skip("compiled extension not built")
     from xpnn.layers import conv as conv_mod
+    assert not conv_mod._direct(_kernels._cy, xs, ws, stride)   # the columns route
     r = np.random.RandomState(2)
     x, w, b = (r.randn(*xs).astype(dtype), r.randn(*ws).astype(dtype),
                r.randn(ws[0]).astype(dtype))
@@ -77,7 +78,7 @@ def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, n
             if q is None:
                 continue
             assert c.dtype == dtype and c.shape == q.shape
-            np.testing.assert_allclose(c, q, rtol=tol, atol=tol)
+            np.testing.assert_allclose(c, q, rtol=tol, atol=tol * np.abs(q).max())
 
 
 def test_missing_extension_warns_once(monkeypatch):
@@ -137,3 +138,35 @@ def test_compiled_kernels_refuse_a_wrong_out_buffer(bad, why):
     for out in (np.zeros((4, 3, 9, 8), np.float32), ro):
         with pytest.raises(ValueError, match=r"col2im: out must be .* shape \(4, 3, 9, 9\)"):
             _kernels._cy.col2im(cols, 4, 3, 9, 9, 3, 3, 1, 7, 7, out=out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ph, pw, s", [(2, 2, 2), (3, 2, 1)])
+def test_max_pool_runs_compiled_and_equals_portable(monkeypatch, dtype, ph, pw, s):
+    """NumPy arrays of a floating dtype take the compiled kernels (forward
+    and backward, counted), with the portable path's results."""
+    if not _kernels.has_compiled():
+        pytest.skip("compiled extension not built")
+    from xpnn.layers import max_pool_backward_fast, max_pool_forward_fast
+    r = np.random.RandomState(4)
+    x = r.randn(3, 2, 7, 8).astype(dtype)
+    p = {"pool_height": ph, "pool_width": pw, "stride": s}
+    calls = []
+    for name in ("max_pool_forward", "max_pool_backward"):
+        real = getattr(_kernels._cy, name)
+        monkeypatch.setattr(_kernels._cy, name,
+                            lambda *a, _real=real, _n=name, **k: calls.append(_n) or _real(*a, **k))
+    out, cache = max_pool_forward_fast(x, p)
+    dout = r.randn(*out.shape).astype(dtype)
+    dx = max_pool_backward_fast(dout, cache)
+    assert calls == ["max_pool_forward", "max_pool_backward"]
+    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(_kernels, "_cy", None)
+        m.setattr(_kernels, "_warned", True)
+        out_p, cache_p = max_pool_forward_fast(x, p)
+        dx_p = max_pool_backward_fast(dout, cache_p)
+    assert out.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(out, out_p)
+    # overlapping windows add into dx in another order
+    np.testing.assert_allclose(dx, dx_p, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=0)
