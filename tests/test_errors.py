@@ -181,6 +181,13 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
         "pool_height": 0, "pool_width": 2, "stride": 2})),
      ValueError, "max_pool_backward_naive: pool_param['pool_height'] must be an integer >= 1, "
                  "got 0"),
+    (lambda a: max_pool_forward_fast(a(np.ones((1, 1, 4, 4))), {
+        "pool_height": 2, "pool_width": 0, "stride": 2}),
+     ValueError, "max_pool_forward_fast: pool_param['pool_width'] must be an integer >= 1, "
+                 "got 0"),
+    (lambda a: max_pool_forward_fast(a(np.ones((1, 1, 4, 4))), {
+        "pool_height": 2, "pool_width": 2, "stride": 0}),
+     ValueError, "max_pool_forward_fast: pool_param['stride'] must be an integer >= 1, got 0"),
     (lambda a: prelu_forward(a(np.ones(3)), a(np.ones(4))),
      ValueError, "prelu_forward: a must have shape (1,) or (C,) (one slope per channel of x "
                  "(3)), got (4)"),
