@@ -96,3 +96,32 @@ def test_avg_pool_equals_loops(xb, ph, pw, s):
     np.testing.assert_allclose(xb.host(out), ref, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(xb.host(avg_pool_backward(xb.asarray(dout), cache)), dref,
                                rtol=1e-13, atol=1e-15)
+
+
+def test_views_give_the_results_of_their_copies(xb):
+    """Strided and transposed views (a user's x[:, :, ::2] or a channels-
+    last batch moved to N, C, H, W) through the fast layers: the results of
+    their contiguous copies."""
+    r = np.random.RandomState(11)
+    base = r.randn(2, 9, 10, 3)
+    x = np.transpose(base, (0, 3, 1, 2))[:, :, :, ::2]          # (2, 3, 9, 5), not contiguous
+    assert not x.flags.c_contiguous
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 1}
+    out_v, cache_v = max_pool_forward_fast(xb.asarray(x), pool)
+    out_c, cache_c = max_pool_forward_fast(xb.asarray(np.ascontiguousarray(x)), pool)
+    np.testing.assert_array_equal(xb.host(out_v), xb.host(out_c))
+    dout = np.transpose(r.randn(*out_c.shape[::-1]), (3, 2, 1, 0))   # a non-contiguous dout
+    np.testing.assert_array_equal(
+        xb.host(max_pool_backward_fast(xb.asarray(dout), cache_v)),
+        xb.host(max_pool_backward_fast(xb.asarray(np.ascontiguousarray(dout)), cache_c)))
+    w, b = r.randn(4, 3, 3, 3), r.randn(4)
+    for stride in (1, 2):                                     # the direct and the columns route
+        p = {"stride": stride, "pad": 1}
+        got, cache_g = conv_forward_fast(xb.asarray(x), xb.asarray(w), xb.asarray(b), p)
+        want, cache_w = conv_forward_fast(xb.asarray(np.ascontiguousarray(x)), xb.asarray(w),
+                                          xb.asarray(b), p)
+        np.testing.assert_array_equal(xb.host(got), xb.host(want))
+        d = np.transpose(r.randn(*tuple(want.shape)[::-1]), (3, 2, 1, 0))
+        for g, h in zip(conv_backward_fast(xb.asarray(d), cache_g),
+                        conv_backward_fast(xb.asarray(np.ascontiguousarray(d)), cache_w)):
+            np.testing.assert_array_equal(xb.host(g), xb.host(h))
