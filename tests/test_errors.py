@@ -162,6 +162,10 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
      ValueError, "batchnorm_forward: gamma must have shape (3,), got (4)"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)), 3),
      TypeError, "batchnorm_forward: bn_param must be a dict, got int"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
+                                 {"mode": "train", "momentum": -0.1}),
+     ValueError, "batchnorm_forward: bn_param['momentum'] must be a finite number in [0.0, 1.0], "
+                 "got -0.1"),
     (lambda a: spatial_batchnorm_forward(a(np.ones((2, 3, 4, 4))), a(np.ones(4)), a(np.zeros(3)),
                                          {"mode": "train"}),
      ValueError, "spatial_batchnorm_forward: gamma must have shape (3,), got (4)"),

@@ -128,13 +128,16 @@ def max_pool_backward(dout, idx, H, W, ph, pw, stride):
 
 def channel_affine(u, a, b, v=None, k=None):
     """``a*u + b (+ k*v)`` with per-channel coefficients (axis 1) in one
-    compiled pass, or None when the portable path must be used."""
-    if not _use_compiled(u) or (v is not None and v.dtype != u.dtype):
+    compiled pass, or None when the portable path must be used: also when
+    the arrays' dtypes differ, so that the result's dtype follows the usual
+    promotion (float32 data, float64 gamma: float64) on every path."""
+    given = [t for t in (u, a, b, v, k) if t is not None]
+    if not _use_compiled(u) or not all(isinstance(t, np.ndarray) and t.dtype == u.dtype
+                                       for t in given):
         return None
     N, C = u.shape[0], u.shape[1]
     c = np.ascontiguousarray
-    dt = u.dtype
     u3 = c(u).reshape(N, C, -1)
     v3 = None if v is None else c(v).reshape(N, C, -1)
-    kk = None if k is None else c(k, dtype=dt)
-    return _cy.channel_affine(u3, c(a, dtype=dt), c(b, dtype=dt), v3, kk).reshape(u.shape)
+    kk = None if k is None else c(k)
+    return _cy.channel_affine(u3, c(a), c(b), v3, kk).reshape(u.shape)
