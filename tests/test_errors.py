@@ -166,6 +166,18 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
                                  {"mode": "train", "momentum": -0.1}),
      ValueError, "batchnorm_forward: bn_param['momentum'] must be a finite number in [0.0, 1.0], "
                  "got -0.1"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
+                                 {"mode": "train", "momentum": 1.5}),
+     ValueError, "batchnorm_forward: bn_param['momentum'] must be a finite number in [0.0, 1.0], "
+                 "got 1.5"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
+                                 {"mode": "test", "running_mean": a(np.zeros(3))}),
+     ValueError, "batchnorm_forward: test mode needs bn_param['running_mean'] and "
+                 "['running_var'], which train-mode calls fill in; run the layer in 'train' "
+                 "mode first (or set them)"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
+                                 {"mode": "train", "running_mean": a(np.zeros(4))}),
+     ValueError, "batchnorm_forward: bn_param['running_mean'] must have shape (3,), got (4)"),
     (lambda a: spatial_batchnorm_forward(a(np.ones((2, 3, 4, 4))), a(np.ones(4)), a(np.zeros(3)),
                                          {"mode": "train"}),
      ValueError, "spatial_batchnorm_forward: gamma must have shape (3,), got (4)"),
