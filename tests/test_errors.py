@@ -227,3 +227,29 @@ def test_activation_defaults_and_one_group_norm(xb):
     out, _ = spatial_groupnorm_forward(xb.asarray(v), xb.asarray(np.ones((1, 4, 1, 1))),
                                        xb.asarray(np.zeros((1, 4, 1, 1))), 1, {})
     np.testing.assert_allclose(host(out), (v - v.mean()) / np.sqrt(v.var() + 1e-5), rtol=1e-12)
+
+
+def test_affine_one_feature_batches_and_a_flat_w(xb):
+    """x of shape (N,) is N samples of one feature (D = 1, the empty
+    product); a 1-D w is refused with the expected layout named."""
+    out, _ = affine_forward(xb.asarray(np.array([1.0, 2.0, 3.0])),
+                            xb.asarray(np.array([[2.0, -1.0]])), xb.asarray(np.array([0.5, 0.0])))
+    np.testing.assert_array_equal(host(out), [[2.5, -1.0], [4.5, -2.0], [6.5, -3.0]])
+    with pytest.raises(ValueError) as info:
+        affine_forward(xb.asarray(np.ones((2, 3))), xb.asarray(np.ones(3)),
+                       xb.asarray(np.zeros(1)))
+    assert str(info.value) == "affine_forward: w must be 2-D (D, M), got shape (3)"
+
+
+def test_softmax_loss_is_stable_for_large_and_unequal_rows(xb):
+    """Each row shifted by its own maximum: logits near 1000 do not
+    overflow, and a row far below another does not underflow to log(0)."""
+    x = np.array([[1000.0, 999.0, 998.0], [0.0, -1.0, -2.0], [-800.0, -801.0, -700.0]])
+    y = np.array([0, 2, 1])
+    loss, dx = softmax_loss(xb.asarray(x), xb.asarray(y))
+    shifted = x - x.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(float(loss), -logp[np.arange(3), y].mean(), rtol=1e-12)
+    p = np.exp(logp)
+    p[np.arange(3), y] -= 1
+    np.testing.assert_allclose(host(dx), p / 3, rtol=1e-12, atol=1e-15)

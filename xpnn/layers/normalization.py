@@ -131,7 +131,6 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
     else:
         mean, var = rm, rv
         xc = x3 - col(rm)
-        bn_param["running_mean"], bn_param["running_var"] = rm, rv
     inv_std = 1.0 / xp.sqrt(var + eps)
     out = _chan_affine(xp, xc, gamma * inv_std, beta)
     cache = {"mode": mode, "x": x, "xc": xc, "mean": mean, "var": var, "inv_std": inv_std,
