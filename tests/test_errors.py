@@ -178,6 +178,13 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
                                  {"mode": "train", "running_mean": a(np.zeros(4))}),
      ValueError, "batchnorm_forward: bn_param['running_mean'] must have shape (3,), got (4)"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
+                                 {"mode": "train", "eps": 0.0}),
+     ValueError, "batchnorm_forward: bn_param['eps'] must be a finite number in (0.0, inf], "
+                 "got 0.0"),
+    (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(4)),
+                                 {"mode": "train"}),
+     ValueError, "batchnorm_forward: beta must have shape (3,), got (4)"),
     (lambda a: spatial_batchnorm_forward(a(np.ones((2, 3, 4, 4))), a(np.ones(4)), a(np.zeros(3)),
                                          {"mode": "train"}),
      ValueError, "spatial_batchnorm_forward: gamma must have shape (3,), got (4)"),
@@ -253,3 +260,25 @@ def test_softmax_loss_is_stable_for_large_and_unequal_rows(xb):
     p = np.exp(logp)
     p[np.arange(3), y] -= 1
     np.testing.assert_allclose(host(dx), p / 3, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, value, message", [
+    (dict(low=0.0, high=1.0), 1.5, "s must be a finite number in [0.0, 1.0], got 1.5"),
+    (dict(low=0.0, high=1.0, high_inclusive=False), 1.0,
+     "s must be a finite number in [0.0, 1.0), got 1.0"),
+    (dict(low=0.0, low_inclusive=False), 0.0, "s must be a finite number in (0.0, inf], got 0.0"),
+    (dict(high=2.0), 3, "s must be a finite number in [-inf, 2.0], got 3"),
+    (dict(), float("nan"), "s must be a finite number in [-inf, inf], got nan"),
+])
+def test_check_number_bounds_and_messages(kwargs, value, message):
+    from xpnn.layers._util import check_number
+    with pytest.raises(ValueError) as info:
+        check_number("s", value, **kwargs)
+    assert str(info.value) == message
+    # the bounds themselves, where inclusive, and values inside pass
+    assert check_number("s", 1.0, low=0.0, high=1.0) == 1.0
+    assert check_number("s", 0.0, low=0.0, high=1.0, high_inclusive=False) == 0.0
+    assert check_number("s", 0.5, low=0.0, high=1.0, low_inclusive=False,
+                        high_inclusive=False) == 0.5
+    with pytest.raises(TypeError, match=r"s must be a number, got '1' \(str\)"):
+        check_number("s", "1")
