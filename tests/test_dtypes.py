@@ -40,3 +40,20 @@ def test_loss_float32(xb, loss_fn):
     assert xb.host(d32).dtype == np.float32 and xb.host(l32).dtype == np.float32
     assert abs(float(xb.host(l32)) - float(xb.host(l64))) < 1e-5 * abs(float(xb.host(l64)))
     assert _normwise(xb.host(d32).astype(np.float64), xb.host(d64)) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batchnorm_running_statistics_keep_the_dtype(xb, dtype):
+    """The running mean and variance a train-mode call creates have x's
+    dtype, so a float32 net's test-mode output stays float32."""
+    from xpnn.layers import batchnorm_forward, spatial_batchnorm_forward
+    r = np.random.RandomState(2)
+    for fwd, shape in ((batchnorm_forward, (6, 3)), (spatial_batchnorm_forward, (2, 3, 4, 4))):
+        x = xb.asarray(r.randn(*shape).astype(dtype))
+        g, b = xb.asarray(np.ones(3, dtype)), xb.asarray(np.zeros(3, dtype))
+        bn_param = {"mode": "train"}
+        fwd(x, g, b, bn_param)
+        assert xb.host(bn_param["running_mean"]).dtype == dtype
+        assert xb.host(bn_param["running_var"]).dtype == dtype
+        bn_param["mode"] = "test"
+        assert xb.host(fwd(x, g, b, bn_param)[0]).dtype == dtype
