@@ -1,5 +1,6 @@
 """2-D convolution (cross-correlation, as in the course): naive loops for
-teaching, and a fast im2col + matmul version."""
+teaching, and a fast version: im2col + matmul, or on NumPy, for stride-1
+layers with few input channels, a compiled direct convolution."""
 from __future__ import annotations
 
 import itertools
@@ -97,10 +98,12 @@ def conv_backward_naive(dout, cache):
 
 
 def conv_forward_fast(x, w, b, conv_param):
-    """Convolution as im2col + one matmul.
+    """Convolution as im2col + matmul (on NumPy, stride-1 layers of at most
+    DIRECT_MAX_K taps per filter run as a compiled direct convolution).
 
     Same arguments and output as :func:`conv_forward_naive`; any stride,
-    padding and (non-square) filter. Cache: (x, w, b, conv_param, cols).
+    padding and (non-square) filter. Cache: (x, w, b, conv_param, columns or
+    what they are rebuilt from).
     """
     xp = xp_of(x=x, w=w, b=b)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_forward_fast")
