@@ -282,3 +282,18 @@ def test_check_number_bounds_and_messages(kwargs, value, message):
                         high_inclusive=False) == 0.5
     with pytest.raises(TypeError, match=r"s must be a number, got '1' \(str\)"):
         check_number("s", "1")
+
+
+def test_check_int_bounds_and_check_dout_wants_an_array():
+    from xpnn.layers._util import MAX_INT, check_dout, check_int
+    assert check_int("k", MAX_INT, 1) == MAX_INT and check_int("k", 1, 1) == 1
+    with pytest.raises(ValueError) as info:
+        check_int("k", 5, 1, maximum=4)
+    assert str(info.value) == "k must be at most 4, got 5"
+    assert check_int("k", 4, 1, maximum=4) == 4
+
+    class ShapeOnly:                     # a shape but no dtype: not an array
+        shape = (2, 3)
+    with pytest.raises(TypeError) as info:
+        check_dout("f_backward", np, ShapeOnly(), (2, 3))
+    assert str(info.value) == "f_backward: dout must be an array, got ShapeOnly"
