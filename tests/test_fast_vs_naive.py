@@ -125,3 +125,14 @@ def test_views_give_the_results_of_their_copies(xb):
         for g, h in zip(conv_backward_fast(xb.asarray(d), cache_g),
                         conv_backward_fast(xb.asarray(np.ascontiguousarray(d)), cache_w)):
             np.testing.assert_array_equal(xb.host(g), xb.host(h))
+
+
+def test_integer_images_through_fast_max_pooling(xb):
+    """Integer pixels (not what the compiled kernels take) pool by the
+    portable path: the naive loops' values, the integer dtype kept."""
+    x = np.arange(2 * 2 * 6 * 6).reshape(2, 2, 6, 6) % 11
+    p = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, _ = max_pool_forward_fast(xb.asarray(x), p)
+    ref, _ = max_pool_forward_naive(xb.asarray(x), p)
+    assert xb.host(out).dtype == x.dtype
+    np.testing.assert_array_equal(xb.host(out), xb.host(ref))
