@@ -52,7 +52,12 @@ def test_direct_equals_naive(xs, ws, pad, dtype, rtol):
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=rtol * scale)
     dout = np.random.RandomState(1).randn(*out.shape).astype(dtype)
     _, dw_ref, db_ref = conv_backward_naive(dout.astype(np.float64), cache_ref)
-    dx, dw, db = conv_backward_fast_params(dout, cache)
+    ran = []
+    real = cy.conv_direct_weight_grad
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cy, "conv_direct_weight_grad", lambda *a: ran.append(1) or real(*a))
+        dx, dw, db = conv_backward_fast_params(dout, cache)
+    assert ran, "the direct weight gradient must run"
     assert dx is None and dw.dtype == dtype and dw.shape == w.shape
     np.testing.assert_allclose(dw, dw_ref, rtol=rtol, atol=rtol * np.abs(dw_ref).max())
     np.testing.assert_allclose(db, db_ref, rtol=rtol, atol=rtol * np.abs(db_ref).max())
@@ -208,3 +213,17 @@ def test_a_forked_child_convolves_without_the_parents_threads():
                          timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     assert "child exit 0" in res.stdout
+
+
+@pytest.mark.parametrize("stride", [1, 2])        # on NumPy: the direct and the columns route
+def test_a_float64_dout_gives_the_layers_float32_gradients(xb, stride):
+    """dout of another floating dtype is taken in the layer's dtype, on
+    every backend and route: the gradients of the cast dout, float32."""
+    x, w, b = (xb.asarray(a) for a in _data((3, 3, 9, 9), (5, 3, 3, 3), np.float32, seed=8))
+    out, cache = conv_forward_fast(x, w, b, {"stride": stride, "pad": 1})
+    d64 = np.random.RandomState(4).randn(*tuple(out.shape))
+    got = conv_backward_fast_params(xb.asarray(d64), cache, need_dx=True)
+    want = conv_backward_fast_params(xb.asarray(d64.astype(np.float32)), cache, need_dx=True)
+    for g, h in zip(got, want):
+        assert xb.host(g).dtype == np.float32
+        np.testing.assert_array_equal(xb.host(g), xb.host(h))

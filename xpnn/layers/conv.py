@@ -160,6 +160,9 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
     # the geometry the forward saw (its cache holds a copy of conv_param)
     s, pad, Ho, Wo = _conv_geometry(x, w, b, conv_param, "conv_backward_fast")
     check_dout("conv_backward_fast", xp, dout, (N, F, Ho, Wo))
+    dt = xp.result_type(x, w)
+    if dout.dtype != dt:  # gradients in the layer's own dtype, on every path
+        dout = xp.astype(dout, dt)
     if isinstance(cols, HostColumns):
         return _host_backward(compiled_kernels(x, w, b), dout, x, w, cols.xpad, s, pad, Ho, Wo,
                               need_dx)
@@ -251,8 +254,8 @@ def _host_backward(cy, dout, x, w, xpad, s, pad, Ho, Wo, need_dx):
     F, _, HH, WW = w.shape
     K, P = C * HH * WW, Ho * Wo
     dt = xpad.dtype
-    dout3 = np.ascontiguousarray(dout, dtype=dt).reshape(N, F, P)
-    w2 = np.ascontiguousarray(w, dtype=dt).reshape(F, K)
+    dout3 = np.ascontiguousarray(dout).reshape(N, F, P)   # the layer's dtype (see the caller)
+    w2 = np.ascontiguousarray(w).reshape(F, K)
     db = dout3.sum(axis=(0, 2))
     B = _chunk(N, K, P, dt.itemsize)
     if _direct(cy, x.shape, w.shape, s) and xpad.flags.c_contiguous:
@@ -376,7 +379,7 @@ def _direct_forward(cy, x, w, b, pad):
 def _direct_weight_grad(cy, dout, xpad, w):
     N, C, Hp, Wp = xpad.shape
     F, _, HH, WW = w.shape
-    d = np.ascontiguousarray(dout, dtype=xpad.dtype)
+    d = np.ascontiguousarray(dout)
     flat = xpad.reshape(-1)
     part = np.empty((N, w.size), dtype=xpad.dtype)  # each sample's own gradient
     _each_sample(lambda n0, n1: cy.conv_direct_weight_grad(flat, N, C, Hp, Wp, d, part,
