@@ -227,3 +227,17 @@ def test_a_float64_dout_gives_the_layers_float32_gradients(xb, stride):
     for g, h in zip(got, want):
         assert xb.host(g).dtype == np.float32
         np.testing.assert_array_equal(xb.host(g), xb.host(h))
+
+
+def test_the_thread_pool_is_made_once(monkeypatch):
+    """Threads are started on first use and reused by every later call
+    (a pool per call would start threads in every layer of every step)."""
+    _direct_kernels()
+    monkeypatch.setenv("XPNN_NUM_THREADS", "2")
+    x, w, b = _data((3, 3, 8, 8), (4, 3, 3, 3), np.float32)
+    conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    pool = conv._pool
+    assert pool is not None and pool[1] == 1
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    conv_backward_fast_params(out, cache)
+    assert conv._pool is pool
