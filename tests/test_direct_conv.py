@@ -234,6 +234,7 @@ def test_the_thread_pool_is_made_once(monkeypatch):
     (a pool per call would start threads in every layer of every step)."""
     _direct_kernels()
     monkeypatch.setenv("XPNN_NUM_THREADS", "2")
+    monkeypatch.setattr(conv, "_pool", None)      # whatever earlier tests made
     x, w, b = _data((3, 3, 8, 8), (4, 3, 3, 3), np.float32)
     conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
     pool = conv._pool
