@@ -242,3 +242,22 @@ def test_the_thread_pool_is_made_once(monkeypatch):
     out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
     conv_backward_fast_params(out, cache)
     assert conv._pool is pool
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2, 3])
+def test_direct_dx_in_chunks_with_a_short_last_one(monkeypatch, per_chunk):
+    """With dx asked for, the direct route still builds dx a few samples at
+    a time (GEMM + col2im): 7 samples in chunks of 1, 2 and 3, against the
+    naive loops."""
+    _direct_kernels()
+    x, w, b = _data((7, 3, 6, 5), (4, 3, 3, 3), np.float64, seed=9)
+    p = {"stride": 1, "pad": 1}
+    K, P = 3 * 3 * 3, 6 * 5
+    monkeypatch.setattr(conv, "CHUNK_BYTES", per_chunk * K * P * 8)
+    assert conv._chunk(7, K, P, 8) == per_chunk
+    out, cache = conv_forward_fast(x, w, b, p)
+    dout = np.random.RandomState(3).randn(*out.shape)
+    _, cache_ref = conv_forward_naive(x, w, b, p)
+    for got, want in zip(conv_backward_fast_params(dout, cache, need_dx=True),
+                         conv_backward_naive(dout, cache_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
