@@ -261,3 +261,32 @@ def test_direct_dx_in_chunks_with_a_short_last_one(monkeypatch, per_chunk):
     for got, want in zip(conv_backward_fast_params(dout, cache, need_dx=True),
                          conv_backward_naive(dout, cache_ref)):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_dtypes_compute_in_the_promoted_dtype(xb, x_dtype, w_dtype):
+    """x and w of different float dtypes: the forward computes in the
+    promoted dtype (as the naive one does), and so do the gradients."""
+    x, w, b = _data((2, 3, 6, 6), (4, 3, 3, 3), np.float64, seed=12)
+    p = {"stride": 1, "pad": 1}
+    out, cache = conv_forward_fast(xb.asarray(x.astype(x_dtype)), xb.asarray(w.astype(w_dtype)),
+                                   xb.asarray(b.astype(w_dtype)), p)
+    assert xb.host(out).dtype == np.float64
+    dout = np.random.RandomState(5).randn(*tuple(out.shape))
+    ref_out, cache_ref = conv_forward_naive(x.astype(x_dtype).astype(np.float64),
+                                            w.astype(w_dtype).astype(np.float64),
+                                            b.astype(w_dtype).astype(np.float64), p)
+    np.testing.assert_allclose(xb.host(out), ref_out, rtol=1e-12)
+    for got, want in zip(conv_backward_fast_params(xb.asarray(dout), cache, need_dx=True),
+                         conv_backward_naive(dout, cache_ref)):
+        assert xb.host(got).dtype == np.float64
+        np.testing.assert_allclose(xb.host(got), want, rtol=1e-10, atol=1e-12)
+
+
+def test_a_tampered_cache_is_refused_by_the_backward_by_name():
+    x, w, b = _data((2, 3, 5, 5), (4, 3, 3, 3), np.float64)
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    cache[3]["stride"] = 3
+    with pytest.raises(ValueError) as info:
+        conv_backward_fast_params(np.ones(out.shape), cache)
+    assert str(info.value).startswith("conv_backward_fast: stride 3 does not fit")
