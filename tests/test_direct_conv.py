@@ -46,8 +46,13 @@ def test_direct_equals_naive(xs, ws, pad, dtype, rtol):
     p = {"stride": 1, "pad": pad}
     ref, cache_ref = conv_forward_naive(x.astype(np.float64), w.astype(np.float64),
                                         b.astype(np.float64), p)
-    out, cache = conv_forward_fast(x, w, b, p)
-    assert out.dtype == dtype and isinstance(cache[4], conv.HostColumns)   # the host route ran
+    ran = []
+    real_fwd = cy.conv_direct_forward
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cy, "conv_direct_forward", lambda *a: ran.append(1) or real_fwd(*a))
+        out, cache = conv_forward_fast(x, w, b, p)
+    assert ran, "the direct forward must run"
+    assert out.dtype == dtype and isinstance(cache[4], conv.HostColumns)
     scale = np.abs(ref).max()
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=rtol * scale)
     dout = np.random.RandomState(1).randn(*out.shape).astype(dtype)
@@ -290,3 +295,10 @@ def test_a_tampered_cache_is_refused_by_the_backward_by_name():
     with pytest.raises(ValueError) as info:
         conv_backward_fast_params(np.ones(out.shape), cache)
     assert str(info.value).startswith("conv_backward_fast: stride 3 does not fit")
+
+
+def test_a_filter_bank_of_the_wrong_rank_is_named_whole():
+    x, w, b = _data((2, 3, 5, 5), (4, 3, 3), np.float64)
+    with pytest.raises(ValueError) as info:
+        conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    assert str(info.value) == "conv_forward_fast: w must be 4-D (F, C, HH, WW), got shape (4, 3, 3)"
