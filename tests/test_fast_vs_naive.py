@@ -136,3 +136,30 @@ def test_integer_images_through_fast_max_pooling(xb):
     ref, _ = max_pool_forward_naive(xb.asarray(x), p)
     assert xb.host(out).dtype == x.dtype
     np.testing.assert_array_equal(xb.host(out), xb.host(ref))
+
+
+def test_conv_param_defaults_and_a_stride_that_is_no_multiple_of_the_filter(xb):
+    """An empty conv_param means stride 1 and no padding; stride 3 with a
+    1x2 filter (7 - 1 and 8 - 2 divisible by 3, 7 + 1 and 8 + 2 not)."""
+    r = np.random.RandomState(13)
+    x, w, b = r.randn(2, 2, 5, 6), r.randn(3, 2, 3, 2), r.randn(3)
+    out, _ = conv_forward_fast(xb.asarray(x), xb.asarray(w), xb.asarray(b), {})
+    ref, _ = conv_forward_naive(xb.asarray(x), xb.asarray(w), xb.asarray(b),
+                                {"stride": 1, "pad": 0})
+    assert tuple(out.shape) == (2, 3, 3, 5)
+    np.testing.assert_allclose(xb.host(out), xb.host(ref), rtol=1e-12, atol=1e-13)
+    x, w, b = r.randn(1, 2, 7, 8), r.randn(2, 2, 1, 2), r.randn(2)
+    p = {"stride": 3, "pad": 0}
+    out, _ = conv_forward_fast(xb.asarray(x), xb.asarray(w), xb.asarray(b), p)
+    ref, _ = conv_forward_naive(xb.asarray(x), xb.asarray(w), xb.asarray(b), p)
+    assert tuple(out.shape) == (1, 2, 3, 3)
+    np.testing.assert_allclose(xb.host(out), xb.host(ref), rtol=1e-12, atol=1e-13)
+
+
+def test_a_stride_that_does_not_fit_the_width_names_the_width(xb):
+    x, w, b = np.ones((1, 1, 7, 8)), np.ones((1, 1, 3, 3)), np.zeros(1)
+    with pytest.raises(ValueError) as info:
+        conv_forward_fast(xb.asarray(x), xb.asarray(w), xb.asarray(b), {"stride": 2, "pad": 0})
+    assert str(info.value) == (
+        "conv_forward_fast: stride 2 does not fit: padded input width 8 minus filter width 3 "
+        "must be divisible by the stride (x (1, 1, 7, 8), w (1, 1, 3, 3), pad 0)")
