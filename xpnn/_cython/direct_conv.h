@@ -3,9 +3,11 @@
    the column matrix im2col builds is wide and shallow and its GEMM runs far
    below the machine's peak.
 
-   Vectors of 32 bytes through GCC/Clang vector extensions: each output row
-   is computed a few vectors at a time, for two filters at once, with the
-   filter taps broadcast and the input row read at each tap's offset. The
+   Vectors of 32 bytes through GCC/Clang vector extensions. The forward
+   computes 2 vectors of an output row for 4 filters at once (8 sums in
+   registers, fitting AVX2's 16), broadcasting each filter tap and reading
+   the input row at the tap's offset; the weight gradient keeps 3 filters x
+   up to 7 taps of one filter row in registers over a whole plane. The
    sums run in a fixed order (no dependence on threads or on the machine but
    for fused multiply-adds where the CPU has them). On x86-64 Linux (glibc)
    with GCC, versions for AVX-512 and AVX2/FMA machines are built beside the
@@ -135,19 +137,18 @@ static inline __attribute__((always_inline)) void xpnn_dw_filters_##SFX(        
         xpnn_dw_body_##SFX(x, d, dw, C, Hp, Wp, KH, KW, f0, 1);                       \
 }                                                                                     \
                                                                                       \
-                                                                                      \
 XPNN_CLONES                                                                           \
 static void xpnn_direct_dw_##SFX(const T *x, const T *d, T *dw, ptrdiff_t C,          \
                                 ptrdiff_t Hp, ptrdiff_t Wp, ptrdiff_t F, ptrdiff_t KH, \
                                 ptrdiff_t KW) {                                       \
     switch (KW) {                                                                     \
-    case 1: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 1); break;                 \
-    case 2: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 2); break;                 \
-    case 3: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 3); break;                 \
-    case 4: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 4); break;                 \
-    case 5: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 5); break;                 \
-    case 6: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 6); break;                 \
-    case 7: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 7); break;                 \
+    case 1: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 1); break;              \
+    case 2: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 2); break;              \
+    case 3: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 3); break;              \
+    case 4: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 4); break;              \
+    case 5: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 5); break;              \
+    case 6: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 6); break;              \
+    case 7: xpnn_dw_filters_##SFX(x, d, dw, C, Hp, Wp, F, KH, 7); break;              \
     default: break;                                                                   \
     }                                                                                 \
 }
