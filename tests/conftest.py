@@ -48,6 +48,18 @@ def host(a):
         np.asarray(backend.to_numpy(a))
 
 
+def record_calls(monkeypatch, owner, name, log):
+    """Wrap ``owner.name`` (restored by ``monkeypatch``) so that each call
+    appends ``name`` to ``log`` and then runs the real function: a test's
+    proof that a route was taken."""
+    real = getattr(owner, name)
+
+    def recorded(*args, **kwargs):
+        log.append(name)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(owner, name, recorded)
+
+
 #: backends whose arrays live off the host (array-api-strict's simulated
 #: device on every machine, CuPy where a GPU is usable)
 DEVICE_BACKENDS = BACKENDS[1:]

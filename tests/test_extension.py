@@ -10,6 +10,8 @@ import pytest
 
 from xpnn.layers import _kernels, conv_backward_fast, conv_forward_fast
 
+from conftest import record_calls
+
 
 @pytest.mark.skipif(os.environ.get("XPNN_ALLOW_PORTABLE") == "1",
                     reason="XPNN_ALLOW_PORTABLE=1: running without the compiled extension")
@@ -153,9 +155,7 @@ def test_max_pool_runs_compiled_and_equals_portable(monkeypatch, dtype, ph, pw, 
     p = {"pool_height": ph, "pool_width": pw, "stride": s}
     calls = []
     for name in ("max_pool_forward", "max_pool_backward"):
-        real = getattr(_kernels._cy, name)
-        monkeypatch.setattr(_kernels._cy, name,
-                            lambda *a, _real=real, _n=name, **k: calls.append(_n) or _real(*a, **k))
+        record_calls(monkeypatch, _kernels._cy, name, calls)
     out, cache = max_pool_forward_fast(x, p)
     dout = r.randn(*out.shape).astype(dtype)
     dx = max_pool_backward_fast(dout, cache)
@@ -187,9 +187,7 @@ def test_batchnorm_runs_compiled_and_equals_portable(monkeypatch, x_dtype, g_dty
     g, b = (1 + r.rand(3)).astype(g_dtype), r.randn(3).astype(g_dtype)
     dout = r.randn(*x.shape).astype(x_dtype)
     calls = []
-    real = _kernels._cy.channel_affine
-    monkeypatch.setattr(_kernels._cy, "channel_affine",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    record_calls(monkeypatch, _kernels._cy, "channel_affine", calls)
     out, cache = spatial_batchnorm_forward(x, g, b, {"mode": "train"})
     grads = spatial_batchnorm_backward(dout, cache)
     assert len(calls) == (2 if x_dtype == g_dtype else 0)
