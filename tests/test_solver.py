@@ -3,6 +3,7 @@ checkpoints atomically, refuses unknown arguments."""
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -376,8 +377,8 @@ def test_augmented_run_resumes_exactly(tmp_path, capsys):
 def _tiny_solver(digits, **kw):
     np.random.seed(3)
     model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
-    return Solver(model, _small(digits, 40), batch_size=10, verbose=False,
-                  optim_config={"learning_rate": 0.5}, **kw)
+    return Solver(model, _small(digits, 40), **{"batch_size": 10, "verbose": False,
+                                                "optim_config": {"learning_rate": 0.5}, **kw})
 
 
 def test_solver_parts_alone(xb, digits):
@@ -638,3 +639,244 @@ def test_a_malformed_model_section_names_the_file(digits, tmp_path):
     save_npz_atomic(bad, {**meta, "model": {"class": "FullyConnectedNet"}}, arrays)
     with pytest.raises(ValueError, match="bad.npz.*model section is incomplete"):
         _tiny_solver(digits).load_checkpoint(bad)
+
+
+# ---------------------------------------------------------------- settings and their edges
+@pytest.mark.parametrize("key, value, message", [
+    ("lr_decay", -0.5, "lr_decay must be a finite number in [0.0, inf], got -0.5"),
+    ("num_epochs", -1, "num_epochs must be an integer >= 0, got -1"),
+    ("batch_size", 0, "batch_size must be an integer >= 1, got 0"),
+    ("num_train_samples", 0, "num_train_samples must be an integer >= 1, got 0"),
+    ("num_val_samples", 0, "num_val_samples must be an integer >= 1, got 0"),
+    ("print_every", 0, "print_every must be an integer >= 1, got 0"),
+])
+def test_each_setting_is_named_with_its_bound(digits, key, value, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        _tiny_solver(digits, **{key: value})
+
+
+def test_the_smallest_settings_are_accepted(digits):
+    """lr_decay 0, batch_size 1, one sample per accuracy check, print_every
+    1; and num_epochs 0: train() takes no step and leaves the model as it was."""
+    s = _tiny_solver(digits, lr_decay=0.0, batch_size=1, num_train_samples=1,
+                     num_val_samples=1, print_every=1, num_epochs=1)
+    s.train()
+    assert len(s.loss_history) == 40 and len(s.val_acc_history) == 2
+    assert all(c["learning_rate"] == 0.0 for c in s.optim_configs.values())
+    z = _tiny_solver(digits, num_epochs=0)
+    before = {k: v.copy() for k, v in z.model.params.items()}
+    z.train()
+    assert z.loss_history == [] and z.val_acc_history == [] and z.iteration == 0
+    for k in before:
+        np.testing.assert_array_equal(z.model.params[k], before[k])
+
+
+def test_an_epoch_has_at_least_one_iteration(digits):
+    s = _tiny_solver(digits, batch_size=64, num_epochs=3)      # 40 samples, batches of 64
+    s.train()
+    assert len(s.loss_history) == 3 and s.epoch == 3
+    assert len(s.val_acc_history) == 3           # each iteration ends an epoch
+
+
+def test_a_custom_rule_is_named_in_the_checkpoint(digits, tmp_path):
+    import functools
+
+    from xpnn.optim import sgd
+
+    def halved_sgd(w, dw, config=None):
+        return sgd(w, dw / 2, config)
+    for rule, name in ((halved_sgd, "halved_sgd"), (functools.partial(sgd), "custom"),
+                       ("sgd", "sgd")):
+        s = _tiny_solver(digits, update_rule=rule, num_epochs=1)
+        s.train()
+        path = s.save_checkpoint(str(tmp_path / "c.npz"))
+        assert load_npz(path)[0]["solver"]["update_rule"] == name
+
+
+def test_augment_defaults(digits):
+    data = _small(digits, 40)
+    assert data["X_train"].ndim == 4
+    s = _tiny_solver(digits, augment={"flip": True})
+    assert s.augment == {"crop_pad": 0, "flip": True}
+    s = _tiny_solver(digits, augment={"crop_pad": 1})
+    assert s.augment == {"crop_pad": 1, "flip": False}
+
+
+# ---------------------------------------------------------------- accuracy checks
+def test_check_accuracy_subsamples_only_a_larger_set(digits):
+    """num_samples < N: the rows np.random.choice draws (the course's
+    draw); num_samples >= N: every row once, no draw; any batch size gives
+    the same count; an empty set is 0.0."""
+    s = _tiny_solver(digits)
+    X, y = digits["X_val"][:60].reshape(60, -1), digits["y_val"][:60]
+    pred = np.argmax(s.model.loss(X), axis=1)
+    full = float(np.mean(pred == y))
+    assert 0 < full < 1
+    state = np.random.get_state()
+    for n in (None, 60, 100):
+        for bs in (7, 100):
+            assert s.check_accuracy(X, y, num_samples=n, batch_size=bs) == full
+    assert np.random.get_state()[2] == state[2]          # nothing drawn
+    np.random.seed(5)
+    idx = np.random.choice(60, 25)
+    np.random.seed(5)
+    assert s.check_accuracy(X, y, num_samples=25, batch_size=10) == np.mean(pred[idx] == y[idx])
+    assert s.check_accuracy(X[:0], y[:0]) == 0.0
+
+
+def test_evaluation_uses_the_subsample_sizes(digits, monkeypatch):
+    s = _tiny_solver(digits, num_train_samples=13, num_val_samples=17)
+    calls = []
+    real = s.check_accuracy
+
+    def spy(X, y, num_samples=None, **kw):
+        calls.append((X.shape[0], num_samples))
+        return real(X, y, num_samples=num_samples, **kw)
+    monkeypatch.setattr(s, "check_accuracy", spy)
+    s._evaluate()
+    assert calls == [(40, 13), (40, 17)]
+
+
+def test_an_empty_validation_set_trains_with_accuracy_zero(digits):
+    np.random.seed(3)
+    model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+    data = {**_small(digits, 40), "X_val": digits["X_val"][:0], "y_val": digits["y_val"][:0]}
+    s = Solver(model, data, batch_size=10, num_epochs=1, verbose=False)
+    s.train()
+    assert s.val_acc_history == [0.0, 0.0] and s.best_params == {}
+
+
+# ---------------------------------------------------------------- labels
+def test_labels_are_checked_once_and_a_single_sample_is_enough(digits, monkeypatch):
+    calls = []
+    real = backend.label_range
+    monkeypatch.setattr(backend, "label_range", lambda y: calls.append(len(y)) or real(y))
+    s = _tiny_solver(digits, num_epochs=1)
+    s.train()
+    s.num_epochs = 2
+    s.train()
+    # y_train and y_val, once (the losses check each host batch's 10 themselves)
+    assert [n for n in calls if n != 10] == [40, 40]
+    np.random.seed(0)
+    model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+    one = {"X_train": digits["X_train"][:1], "y_train": np.array([12]),
+           "X_val": digits["X_val"][:5], "y_val": digits["y_val"][:5]}
+    with pytest.raises(ValueError, match=re.escape(
+            "y_train holds labels in [12, 12] but the model scores 10 classes; labels must "
+            "lie in [0, 9]")):
+        Solver(model, one, batch_size=1, verbose=False).train()
+
+
+# ---------------------------------------------------------------- backends and data moves
+def test_an_xpnn_model_follows_the_active_backend_and_data_moves_once(digits, monkeypatch):
+    """A model built on NumPy trains where the active backend computes; the
+    training set moves there once and minibatches are taken there (only
+    index arrays move per step); a set that does not fit stays on the host
+    and each minibatch moves."""
+    from xpnn import solver as solver_mod
+    for fits in (True, False):
+        moved = []
+        real = backend.to_device
+
+        def spy(obj, name=None, real=real, moved=moved):
+            if isinstance(obj, np.ndarray) and obj.ndim == 2:   # host images (W: 64, 6 rows)
+                moved.append(obj.shape[0])
+            return real(obj, name)
+        monkeypatch.setattr(solver_mod.backend, "to_device", spy)
+        monkeypatch.setattr(solver_mod.backend, "fits_on_device", lambda nbytes: fits)
+        np.random.seed(3)
+        model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+        data = {k: (v.reshape(len(v), -1) if k.startswith("X") else v)
+                for k, v in _small(digits, 40).items()}
+        with backend.use_backend("array_api_strict"):
+            s = Solver(model, data, batch_size=10, num_epochs=2, verbose=False,
+                       num_train_samples=None)
+            s.train()
+        assert all(backend.backend_of(v) == "array_api_strict" for v in model.params.values())
+        monkeypatch.undo()
+        big = [n for n in moved if n == 40]
+        if fits:
+            assert big == [40, 40] and 10 not in moved, moved      # X_train and X_val
+        else:
+            # each of the 8 minibatches, and each accuracy check's one batch
+            # of 40 (3 evaluations x train and val)
+            assert big == [40] * 6 and moved.count(10) == 8, moved
+
+
+# ---------------------------------------------------------------- divergence, bar, one param
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_after_a_divergence_train_goes_on(xb, digits):
+    """The error is reported once: a train() after it (the rate lowered, or
+    the cause gone) continues from the iteration reached; the loss history
+    keeps one entry per iteration counted."""
+    np.random.seed(3)
+    model = FullyConnectedNet([6], input_dim=64, num_classes=10, dtype=np.float64)
+    s = Solver(model, _small(digits, 200), batch_size=10, num_epochs=1, verbose=False,
+               print_every=2, update_rule="sgd", optim_config={"learning_rate": 0.1})
+    real, calls = s.model.loss, []
+
+    def loss(X, y=None):
+        out = real(X, y)
+        if y is None:
+            return out
+        calls.append(1)
+        return (out[0] * float("nan") if len(calls) == 3 else out[0]), out[1]
+    s.model.loss = loss
+    with pytest.raises(FloatingPointError, match="at iteration 3;"):
+        s.train()
+    assert len(s.loss_history) == s.iteration
+    s.train()
+    assert s.iteration == 20 and len(s.loss_history) == 20
+    assert all(np.isfinite(s.loss_history[3:]))
+
+
+def test_progress_bar_counts_every_iteration_on_terminals_only(digits, monkeypatch):
+    """The bar (a terminal's, disable=None: none in logs and pipes, redrawn
+    at most twice a second) ends at the total."""
+    bars = []
+
+    class Recorder:
+        def __init__(self, total, initial, **kw):
+            self.n, self.total, self.kw = initial, total, kw
+            bars.append(self)
+
+        def update(self, k=1):
+            self.n += k
+
+        def write(self, line):
+            pass
+
+        def close(self):
+            pass
+    import tqdm.auto
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    s = _tiny_solver(digits, num_epochs=2)
+    s.verbose = True
+    s.train()
+    (bar,) = bars
+    assert bar.n == bar.total == 8
+    assert bar.kw["disable"] is None and bar.kw["mininterval"] == 0.5
+
+
+class _OneParamModel:
+    """A linear softmax classifier with its one weight matrix (no bias)."""
+
+    def __init__(self):
+        self.params = {"W": 0.01 * np.random.RandomState(0).randn(64, 10)}
+
+    def loss(self, X, y=None):
+        from xpnn.layers import softmax_loss
+        X2 = np.asarray(X).reshape(len(X), -1)
+        scores = X2 @ self.params["W"]
+        if y is None:
+            return scores
+        value, d = softmax_loss(scores, y)
+        return value, {"W": X2.T @ d}
+
+
+def test_a_model_with_one_parameter_trains(digits):
+    model = _OneParamModel()
+    s = Solver(model, _small(digits, 200), batch_size=20, num_epochs=2, verbose=False,
+               update_rule="sgd", optim_config={"learning_rate": 0.1})
+    s.train()
+    assert s.best_val_acc > 0.5 and set(s.best_params) == {"W"}

@@ -381,6 +381,10 @@ class Solver:
                     self.model.params = dict(self._start_params or self.model.params)
                     kept = ("The model is back at its parameters from the start of this "
                             "train() call (there is no best yet).")
+                # reported once: a train() after lowering the rate goes on from
+                # here (the host's failed step was not applied; its loss goes)
+                del self.loss_history[self.iteration:]
+                self._checked = self._floats = len(self.loss_history)
                 raise FloatingPointError(
                     f"training diverged: the loss is {v} at iteration {i + 1}; lower the "
                     f"learning rate. {kept}")
