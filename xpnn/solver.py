@@ -227,7 +227,7 @@ class Solver:
         s = self.lr_schedule
         if s is None:
             return base * self.lr_decay ** (iteration // per_epoch)
-        total = max(self.num_epochs * per_epoch, 1)
+        total = self.num_epochs * per_epoch
         if s["kind"] == "cosine":
             lo = s["min_factor"]
             f = lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * iteration / max(total - 1, 1)))
@@ -235,10 +235,8 @@ class Solver:
             f = s["gamma"] ** math.floor(iteration / (s["step_epochs"] * per_epoch) + 1e-12)
         else:
             f = 1.0
-        warm = s["warmup_epochs"] * per_epoch
-        if iteration < warm:
-            f *= (iteration + 1) / (warm + 1)
-        return base * f
+        warm = s["warmup_epochs"] * per_epoch  # a linear ramp up to 1 at iteration warm
+        return base * f * min(1.0, (iteration + 1) / (warm + 1))
 
     def _augmented(self, X):
         """Random crops of the zero-padded batch and random left-right flips,
@@ -297,7 +295,7 @@ class Solver:
         number of classes the model scores (one sample's forward pass), so
         the steps need not check (off the host, each check waits for the
         device)."""
-        if self._labels_ok or self.X_train.shape[0] == 0:
+        if self._labels_ok:
             return
         scores = self.model.loss(self._rows(self.X_train, np.arange(1)))
         C = int(scores.shape[-1])
@@ -343,11 +341,8 @@ class Solver:
         return float(backend.to_numpy(correct)) / N if N else 0.0
 
     def _loss_value(self, i):
-        v = self.loss_history[i]
-        if not isinstance(v, float):
-            self._read_losses(i + 1)
-            v = self.loss_history[i]
-        return v
+        self._read_losses(i + 1)
+        return self.loss_history[i]
 
     def _read_losses(self, upto=None):
         """Turn the recorded losses before ``upto`` into floats with ONE
@@ -394,12 +389,10 @@ class Solver:
         """Run (or continue) the optimisation for num_epochs epochs."""
         per_epoch = self._iterations_per_epoch()
         total = self.num_epochs * per_epoch
-        if self.iteration < total:
-            self._check_labels()
+        self._check_labels()
         # off the host a NaN is seen only at a check, after some updates: keep
         # where this call started, to return to if there is no best yet
-        self._start_params = None if self._backend() == "numpy" else {
-            k: _copy(v) for k, v in self.model.params.items()}
+        self._start_params = {k: _copy(v) for k, v in self.model.params.items()}
         bar = _progress(total, self.iteration, self.verbose)
         try:
             for t in range(self.iteration, total):
@@ -422,10 +415,10 @@ class Solver:
             self.model.params = dict(self.best_params)
 
     def _guard_and_report(self, t, total, bar):
-        """After step ``t``: the NaN check (every step on the host; off it,
-        reading the loss back costs a device sync, so only every print_every
-        steps), the loss line, the progress bar."""
-        if self._backend() == "numpy" or t % self.print_every == 0:
+        """After step ``t``: the NaN check (on the host ``_step`` made it
+        before the update; off it, reading the loss back costs a device sync,
+        so every print_every steps), the loss line, the progress bar."""
+        if t % self.print_every == 0:
             self._check_finite()
         if self.verbose and t % self.print_every == 0:
             _write(bar, "(Iteration %d / %d) loss: %f" % (t + 1, total, self._loss_value(t)))
@@ -533,7 +526,7 @@ def _copy(v):
 
 
 class _NoBar:
-    def update(self, n=1):
+    def update(self, *_):
         pass
 
     def close(self):
