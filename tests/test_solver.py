@@ -880,3 +880,34 @@ def test_a_model_with_one_parameter_trains(digits):
                update_rule="sgd", optim_config={"learning_rate": 0.1})
     s.train()
     assert s.best_val_acc > 0.5 and set(s.best_params) == {"W"}
+
+
+class _FloatLossModel(_CourseWrittenModel):
+    """A course-written model whose loss is a Python float."""
+
+    def loss(self, X, y=None):
+        out = super().loss(X, y)
+        return out if y is None else (float(out[0]), out[1])
+
+
+def test_a_python_float_loss_is_recorded_as_is(digits):
+    np.random.seed(0)
+    s = Solver(_FloatLossModel(), _small(digits, 100), batch_size=20, num_epochs=1,
+               verbose=False, update_rule="sgd", print_every=2)
+    s.train()
+    assert len(s.loss_history) == 5 and all(type(v) is float for v in s.loss_history)
+
+
+def test_a_course_written_model_gets_host_batches_when_data_does_not_fit(digits, monkeypatch):
+    """Under a device default backend, with a data set too big for the
+    device, a course-written model's minibatches are still NumPy arrays."""
+    from xpnn import solver as solver_mod
+    monkeypatch.setattr(solver_mod.backend, "fits_on_device", lambda nbytes: False)
+    model = _CourseWrittenModel()
+    seen = []
+    real = model.loss
+    model.loss = lambda X, y=None: seen.append(type(X)) or real(X, y)
+    with backend.use_backend("array_api_strict"):
+        np.random.seed(0)
+        Solver(model, _small(digits, 40), batch_size=10, num_epochs=1, verbose=False).train()
+    assert seen and set(seen) == {np.ndarray}

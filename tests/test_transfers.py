@@ -45,3 +45,25 @@ def test_host_to_device_moves_are_not_counted():
         assert backend.transfers["to_host"] == before
         backend.to_numpy(dev)
         assert backend.transfers["to_host"] == before + 2
+
+
+def test_device_scalars_are_read_only_through_the_batched_copy(monkeypatch, capsys):
+    """A loss on the device is turned into a float only by the one batched
+    copy per print point: never by float() of each loss (a device sync
+    apiece on a GPU), not even for the printed line."""
+    from array_api_strict._array_object import Array
+    reads = []
+    real = Array.__float__
+    monkeypatch.setattr(Array, "__float__", lambda self: reads.append(1) or real(self))
+    data = get_digits_data()
+    flat = {k: (v[:200].reshape(200, -1) if k.startswith("X") else v[:200])
+            for k, v in data.items()}
+    with backend.use_backend("array_api_strict"):
+        np.random.seed(0)
+        model = FullyConnectedNet([16], input_dim=64, num_classes=10, dtype=np.float64)
+        solver = Solver(model, flat, batch_size=20, num_epochs=2, print_every=3,
+                        verbose=True, update_rule="sgd")
+        solver.train()
+    assert reads == []
+    assert "(Iteration 4 / 20) loss:" in capsys.readouterr().out
+    assert all(type(v) is float for v in solver.loss_history)
