@@ -340,10 +340,6 @@ class Solver:
         # one read-back per call, through to_numpy (counted by the GPU tests)
         return float(backend.to_numpy(correct)) / N if N else 0.0
 
-    def _loss_value(self, i):
-        self._read_losses(i + 1)
-        return self.loss_history[i]
-
     def _read_losses(self, upto=None):
         """Turn the recorded losses before ``upto`` into floats with ONE
         device-to-host transfer (a GPU step never waits for its loss)."""
@@ -419,9 +415,10 @@ class Solver:
         before the update; off it, reading the loss back costs a device sync,
         so every print_every steps), the loss line, the progress bar."""
         if t % self.print_every == 0:
-            self._check_finite()
-        if self.verbose and t % self.print_every == 0:
-            _write(bar, "(Iteration %d / %d) loss: %f" % (t + 1, total, self._loss_value(t)))
+            self._check_finite()    # reads every loss so far back as a float
+            if self.verbose:
+                _write(bar, "(Iteration %d / %d) loss: %f" % (t + 1, total,
+                                                               self.loss_history[t]))
         bar.update(1)
 
     def _end_epoch(self):
