@@ -7,8 +7,8 @@ import pytest
 
 from xpnn import backend
 from xpnn.gradient_check import rel_error
-from xpnn.optim import adagrad, adam, adamw, get_update_rule, rmsprop, sgd, sgd_momentum, \
-    sgd_nesterov_momentum
+from xpnn.optim import UPDATE_RULES, adagrad, adam, adamw, get_update_rule, rmsprop, sgd, \
+    sgd_momentum, sgd_nesterov_momentum
 
 N, D = 4, 5
 
@@ -197,3 +197,29 @@ def test_adamw_matches_pytorch(xb):
     b, _ = adamw(xb.asarray(w0), xb.asarray(grads[0]), {"learning_rate": 0.1,
                                                         "weight_decay": 0.0})
     np.testing.assert_array_equal(xb.host(a), xb.host(b))
+
+
+@pytest.mark.parametrize("name", sorted(UPDATE_RULES))
+def test_update_all_equals_each_rule_alone(xb, name, monkeypatch):
+    """update_all (the Solver's update) on every backend gives NumPy's
+    per-parameter numbers; on CuPy it is one fused launch per step."""
+    from xpnn import optim
+
+    from conftest import record_calls
+    launches = []
+    record_calls(monkeypatch, optim, "fused_all", launches)
+    r = np.random.RandomState(0)
+    shapes = {"W": (6, 4), "b": (4,), "gamma": (1,)}
+    ref = {k: r.randn(*s) for k, s in shapes.items()}
+    got = xb.put({k: v.copy() for k, v in ref.items()})
+    ref_c = {k: {"learning_rate": 1e-2} for k in shapes}
+    got_c = {k: {"learning_rate": 1e-2} for k in shapes}
+    rule = UPDATE_RULES[name]
+    for _ in range(3):
+        grads = {k: r.randn(*s) for k, s in shapes.items()}
+        for k in shapes:
+            ref[k], ref_c[k] = rule(ref[k], grads[k], ref_c[k])
+        optim.update_all(rule, got, xb.put(grads), got_c)
+    for k in shapes:
+        np.testing.assert_allclose(backend.to_numpy(got[k]), ref[k], rtol=1e-13, atol=1e-15)
+    assert launches == (["fused_all"] * 3 if xb.name == "cupy" else [])

@@ -20,7 +20,7 @@ from . import backend
 from .checkpoint import (check_fits, flatten_state, load_npz, model_section,
                          read_model_section, restore_model, save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
-from .optim import get_update_rule
+from .optim import get_update_rule, update_all
 
 __all__ = ["Solver"]
 
@@ -281,12 +281,10 @@ class Solver:
         return X_batch, y_batch
 
     def _update(self, grads):
-        """The update rule on every param; pruned entries stay exactly zero
-        while fine-tuning (xpnn.prune)."""
-        for p, w in self.model.params.items():
-            next_w, next_config = self.update_rule(w, grads[p], self.optim_configs[p])
-            self.model.params[p] = next_w
-            self.optim_configs[p] = next_config
+        """The update rule on every param (on a GPU, a built-in rule is one
+        launch for all); pruned entries stay exactly zero while fine-tuning
+        (xpnn.prune)."""
+        update_all(self.update_rule, self.model.params, grads, self.optim_configs)
         for p, mask in getattr(self.model, "masks", {}).items():
             self.model.params[p] = self.model.params[p] * mask
 

@@ -1,4 +1,5 @@
-"""Fused CUDA update rules: one kernel launch per parameter per step.
+"""Fused CUDA update rules: one kernel launch per parameter per step, or
+one for every parameter (``fused_all``, the Solver's update).
 
 Written as array expressions, Adam is about 14 elementwise operations per
 parameter (each a kernel launch on CuPy); here every rule is one
@@ -11,8 +12,9 @@ computes the same numbers the host does.
 ``XPNN_NO_FUSED_KERNELS=1`` turns them off (the array-API path runs), to
 count launches with and without them or to rule them out when debugging.
 
-Each body is plain C; ``tests/test_cuda_kernels_on_host.py`` compiles the
-same strings for the host and compares them with the NumPy path.
+Each body is plain C; ``tests/test_cuda_update_rules_on_host.py`` compiles
+the same strings (and the all-parameter forms around them) for the host and
+compares them with the NumPy path.
 """
 from __future__ import annotations
 
@@ -76,3 +78,68 @@ def fused(name, *arrays):
         _kernels[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}",
                                               options=("--fmad=false",))
     return _kernels[name]
+
+
+def _multi_spec(name):
+    """Rule ``name`` over many tensors in one launch: element ``i`` of the
+    concatenated index range belongs to tensor ``lo`` (offs holds each
+    tensor's first index, then the total), whose arrays are read through a
+    table of device pointers (``ptrs``: the arrays' addresses, one row of
+    ``nt`` per array argument); the outputs are flat. The rule's own body
+    does the arithmetic, so each tensor gets the numbers it gets alone."""
+    ins, outs, body = SPECS[name]
+    params = [item.split() for item in ins.split(",")]
+    arrays = [nm for typ, nm in params if typ == "T"]
+    scalars = ", ".join(f"{typ} {nm}" for typ, nm in params if typ != "T")
+    find = ("long long lo = 0, hi = nt;\n"
+            "while (hi - lo > 1) {\n"
+            "  long long mid = (lo + hi) / 2;\n"
+            "  if ((long long)i < offs[mid]) hi = mid; else lo = mid;\n"
+            "}\n"
+            "const long long j = (long long)i - offs[lo];\n")
+    reads = "".join(f"const T {nm} = reinterpret_cast<const T*>(ptrs[{a} * nt + lo])[j];\n"
+                    for a, nm in enumerate(arrays))
+    return "raw int64 ptrs, raw int64 offs, int64 nt, " + scalars, outs, find + reads + body
+
+
+#: multi_<rule>: the rule over every parameter at once
+MULTI_SPECS = {f"multi_{name}": _multi_spec(name) for name in SPECS}
+
+
+def fused_all_enabled(*arrays) -> bool:
+    """Whether :func:`fused_all` applies: the fused kernels do, and every
+    array is C-contiguous (read through its address)."""
+    return fused_enabled(*arrays) and all(a.flags.c_contiguous for a in arrays)
+
+
+def _address(a):
+    return a.data.ptr if backend.backend_of(a) == "cupy" else a.ctypes.data
+
+
+def fused_all(name, ws, dws, states, scalars, kernel=None, xp=None):
+    """Rule ``name`` on every tensor with one launch: ``ws``, ``dws`` and
+    each list in ``states`` (one per state array, in the kernel's order)
+    hold one array per tensor; returns the new weights and the new states,
+    each a list of views of one flat buffer. ``kernel`` and ``xp`` stand in
+    for the CuPy kernel and module (the host tests)."""
+    import numpy as np
+    if kernel is None:
+        cp = backend.cupy_module()
+        key = f"multi_{name}"
+        if key not in _kernels:
+            ins, outs, body = MULTI_SPECS[key]
+            _kernels[key] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{key}",
+                                                 options=("--fmad=false",))
+        kernel, xp = _kernels[key], cp
+    nt = len(ws)
+    offs = np.zeros(nt + 1, dtype=np.int64)
+    np.cumsum([int(w.size) for w in ws], out=offs[1:])
+    groups = [ws, dws, *states]
+    ptrs = np.array([_address(a) for g in groups for a in g], dtype=np.int64)
+    flat = [xp.empty(int(offs[-1]), dtype=ws[0].dtype) for _ in range(1 + len(states))]
+    if offs[-1]:
+        # the tables go with the launch; the arrays they point to are alive
+        # in ``groups`` until it is queued, and freed memory is reused only
+        # in stream order after it
+        kernel(xp.asarray(ptrs), xp.asarray(offs), nt, *scalars, *flat)
+    return [[f[offs[t]:offs[t + 1]].reshape(ws[t].shape) for t in range(nt)] for f in flat]
