@@ -141,19 +141,26 @@ def test_update_all_runs_each_rule_alone_where_one_launch_does_not_apply(multi, 
     launches = []
     monkeypatch.setattr(optim, "fused_all", _host_fused_all(kernels, launches))
     monkeypatch.setattr(optim, "fused_all_enabled", lambda *arrays: True)
-    differ = {k: {"learning_rate": 3e-2 * (i + 1)} for i, k in enumerate(_SHAPES)}
-    _assert_same(*_steps(optim.adam, np.float64, differ, optim.update_all))
+    for odd in range(len(_SHAPES)):       # one config differs: the first, second, ... last
+        differ = {k: {"learning_rate": 3e-2 * (2 if i == odd else 1)}
+                  for i, k in enumerate(_SHAPES)}
+        _assert_same(*_steps(optim.adam, np.float64, differ, optim.update_all))
 
     def mine(w, dw, config=None):
         return optim.sgd(w, dw, config)
     same = {k: {"learning_rate": 3e-2} for k in _SHAPES}
     _assert_same(*_steps(mine, np.float64, same, optim.update_all))
     assert launches == []
-    w, dw = np.ones(3), np.ones(3)
+    w, dw = np.ones(3, kernels.dt), np.ones(3, kernels.dt)
     params, cfgs = {"w": w}, {"w": {"learning_rate": 0.5}}
     optim.update_all(optim.sgd, params, {"w": dw}, cfgs)
     np.testing.assert_array_equal(params["w"], [0.5, 0.5, 0.5])
     assert launches == []
+    params = {"w": w, "v": w.copy()}                    # two are enough for one launch
+    cfgs = {k: {"learning_rate": 0.5} for k in params}
+    optim.update_all(optim.sgd, params, {"w": dw, "v": dw}, cfgs)
+    assert launches == ["sgd"] and params["v"].tolist() == [0.5, 0.5, 0.5]
+    launches.clear()
     monkeypatch.setattr(optim, "fused_all_enabled", lambda *arrays: False)
     _assert_same(*_steps(optim.adam, np.float64, same, optim.update_all))
     assert launches == []
@@ -182,3 +189,41 @@ def test_one_launch_over_empty_parameters(multi):
     (new,) = _cuda.fused_all("sgd", ws[::2], dws[::2], [], (0.5,),
                              kernel=kernels("multi_sgd"), xp=np)
     assert [n.shape for n in new] == [(0,), (0, 3)]
+
+
+def test_update_all_checks_every_array_it_would_read(multi, monkeypatch):
+    """The one launch reads weights, gradients and state through their
+    addresses: a strided view or another dtype among ANY of them (here
+    with the fused kernels taking NumPy arrays) sends every parameter
+    through the rule alone."""
+    T, kernels = multi
+    launches = []
+    monkeypatch.setattr(optim, "fused_all", _host_fused_all(kernels, launches))
+    monkeypatch.setattr(_cuda, "fused_enabled", lambda *arrays: len({a.dtype for a in arrays}) == 1)
+    monkeypatch.setattr(optim, "fused", lambda name, *arrays: None)   # each rule alone: NumPy's
+    r = np.random.RandomState(4)
+    dt, other = kernels.dt, (np.float32 if kernels.dt == np.float64 else np.float64)
+
+    def case(spoil):
+        params = {k: r.randn(4, 3).astype(dt) for k in ("a", "b", "c")}
+        grads = {k: r.randn(4, 3).astype(dt) for k in params}
+        cfgs = {k: {"learning_rate": 0.1, "velocity": r.randn(4, 3).astype(dt)} for k in params}
+        spoil(params, grads, cfgs)
+        ref_p = {k: v.copy() for k, v in params.items()}
+        ref_c = {k: dict(c) for k, c in cfgs.items()}
+        for k in params:
+            ref_p[k], ref_c[k] = optim.sgd_momentum(ref_p[k], grads[k], ref_c[k])
+        optim.update_all(optim.sgd_momentum, params, grads, cfgs)
+        for k in params:
+            np.testing.assert_array_equal(params[k], ref_p[k])
+            np.testing.assert_array_equal(cfgs[k]["velocity"], ref_c[k]["velocity"])
+
+    case(lambda p, g, c: None)
+    assert launches == ["sgd_momentum"]
+    spoilers = [lambda p, g, c: p.update(b=np.asfortranarray(p["b"])),
+                lambda p, g, c: g.update(c=np.asfortranarray(g["c"])),
+                lambda p, g, c: c["a"].update(velocity=np.asfortranarray(c["a"]["velocity"])),
+                lambda p, g, c: c["c"].update(velocity=c["c"]["velocity"].astype(other))]
+    for spoil in spoilers:
+        case(spoil)
+    assert launches == ["sgd_momentum"]
