@@ -74,3 +74,89 @@ def test_argmax_pooling_and_gather_backward(lib, ph, pw, s):
     lib.pool_bwd(_p(dout), _p(idx, I), H, W, ph, pw, s, Ho, Wo, _p(dx),
                  ctypes.c_longlong(dx.size))
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-13, atol=1e-13)
+
+
+# ---------------------------------------------------------------- max pooling and ReLU in one kernel
+@pytest.fixture(scope="module", params=["double", "float"])
+def pool_kernels(request, tmp_path_factory):
+    import cuda_host
+    return cuda_host.HostKernels(_cuda.POOL_SPECS, request.param,
+                                 tmp_path_factory.mktemp("pool" + request.param))
+
+
+def _pool_relu_case(dt, seed=2):
+    """Integer-valued planes around zero (ties, all-negative windows,
+    windows whose maximum is 0), one NaN."""
+    r = np.random.RandomState(seed)
+    x = r.randint(-3, 3, size=(2, 3, 8, 9)).astype(dt)
+    x[1, 2, :4, :4] = -1.0
+    x[0, 1, 0, 0] = np.nan                          # in the first window of every geometry
+    return x, r
+
+
+@pytest.mark.parametrize("ph, pw, s", [(2, 2, 2), (3, 2, 1), (2, 3, 3)])
+def test_pool_relu_kernels_equal_pool_then_relu(pool_kernels, ph, pw, s):
+    """ReLU(max pool) and its backward, each one kernel, against the array
+    path's max pooling and ReLU (the ReLU's mask taken from the output)."""
+    from xpnn.layers import relu_backward, relu_forward
+    dt = pool_kernels.dt
+    x, r = _pool_relu_case(dt)
+    N, C, H, W = x.shape
+    param = {"pool_height": ph, "pool_width": pw, "stride": s}
+    p, cache = max_pool_forward_fast(x, param)
+    ref_out, relu_cache = relu_forward(p)
+    Ho, Wo = p.shape[2:]
+    out, idx = _cuda.max_pool_forward(x, ph, pw, s, Ho, Wo, relu=True, kernel=pool_kernels,
+                                      xp=np)
+    np.testing.assert_array_equal(out, ref_out)
+    assert np.isnan(out).sum() == np.isnan(ref_out).sum() >= 1 and (out >= 0)[~np.isnan(out)].all()
+    _, plain_idx = _cuda.max_pool_forward(x, ph, pw, s, Ho, Wo, kernel=pool_kernels, xp=np)
+    np.testing.assert_array_equal(idx, plain_idx)
+    dout = r.randn(*p.shape).astype(dt)
+    dout[0, 0, 0, 0] = np.inf                       # where the ReLU passes nothing, too
+    ref_dx = max_pool_backward_fast(relu_backward(dout, relu_cache), cache)
+    dx = _cuda.max_pool_backward(dout, idx, H, W, ph, pw, s, relu_out=out, kernel=pool_kernels,
+                                 xp=np)
+    np.testing.assert_array_equal(dx, ref_dx)
+    plain = _cuda.max_pool_backward(dout, idx, H, W, ph, pw, s, kernel=pool_kernels, xp=np)
+    np.testing.assert_array_equal(plain, max_pool_backward_fast(dout, cache))
+
+
+def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeypatch):
+    """A ReLU followed by max pooling (in a model, and in the sandwiches)
+    runs as the one-kernel pair where the fused kernels serve: the same
+    loss and gradients as the two layers, the kernels' route asserted."""
+    from xpnn.layers import conv_relu_pool_backward, conv_relu_pool_forward, pooling
+    from xpnn.models import ConvNet
+
+    from conftest import record_calls
+    dt = pool_kernels.dt
+    r = np.random.RandomState(0)
+    X, y = r.randn(4, 2, 8, 8).astype(dt), r.randint(3, size=4)
+    model = ConvNet(input_dim=(2, 8, 8), conv_blocks=((3,),), hidden_dims=(5,), num_classes=3,
+                    dtype=dt, seed=0)
+    w, b = r.randn(3, 2, 3, 3).astype(dt), r.randn(3).astype(dt)
+    conv, pool = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    ref_loss, ref_grads = model.loss(X, y)
+    ref_out, cache = conv_relu_pool_forward(X, w, b, conv, pool)
+    dout = r.randn(*ref_out.shape).astype(dt)
+    ref_sandwich = conv_relu_pool_backward(dout, cache)
+    calls = []
+    real_fwd, real_bwd = _cuda.max_pool_forward, _cuda.max_pool_backward
+    monkeypatch.setattr(_cuda, "max_pool_forward", lambda *a, **k: real_fwd(
+        *a, **k, kernel=pool_kernels, xp=np))
+    monkeypatch.setattr(_cuda, "max_pool_backward", lambda *a, **k: real_bwd(
+        *a, **k, kernel=pool_kernels, xp=np))
+    record_calls(monkeypatch, _cuda, "max_pool_forward", calls)
+    record_calls(monkeypatch, _cuda, "max_pool_backward", calls)
+    monkeypatch.setattr(pooling, "_fused_pool_relu", lambda *arrays: True)
+    loss, grads = model.loss(X, y)
+    assert calls == ["max_pool_forward", "max_pool_backward"]
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    for k in ref_grads:
+        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    out, cache = conv_relu_pool_forward(X, w, b, conv, pool)
+    np.testing.assert_array_equal(out, ref_out)
+    for got, want in zip(conv_relu_pool_backward(dout, cache), ref_sandwich):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert len(calls) == 4

@@ -98,16 +98,28 @@ out = out2[(f * N + n) * (long long)P + p] + b[f];
 }
 
 
+_POOL_GEOMETRY = "int32 H, int32 W, int32 ph, int32 pw, int32 s, int32 Ho, int32 Wo"
+
+#: max pooling, and max pooling followed by a ReLU (conv -> ReLU -> pool as
+#: the sandwiches compute it): the ReLU is NumPy's ``maximum(v, 0)`` (NaN
+#: and -0.0 kept); its backward passes dout where the output is > 0, which
+#: is exactly where the pooled value was
+POOL_SPECS = {
+    "pool_fwd": (f"raw T x, {_POOL_GEOMETRY}", "T out, int32 idx", _POOL_FWD),
+    "pool_relu_fwd": (f"raw T x, {_POOL_GEOMETRY}", "T out, int32 idx",
+                      _POOL_FWD.replace("out = best;",
+                                        "out = (best >= (T)0 || best != best) ? best : (T)0;")),
+    "pool_bwd": (f"raw T dout, raw int32 idx, {_POOL_GEOMETRY}", "T dx", _POOL_BWD),
+    "pool_relu_bwd": (f"raw T dout, raw int32 idx, raw T out, {_POOL_GEOMETRY}", "T dx",
+                      _POOL_BWD.replace("if (idx[o] == me)",
+                                        "if (idx[o] == me && out[o] > (T)0)")),
+}
+
+
 def _kernel(name):
     if name not in _kernels:
         cp = backend.cupy_module()
-        specs = {
-            "pool_fwd": ("raw T x, int32 H, int32 W, int32 ph, int32 pw, int32 s, int32 Ho, "
-                         "int32 Wo", "T out, int32 idx", _POOL_FWD),
-            "pool_bwd": ("raw T dout, raw int32 idx, int32 H, int32 W, int32 ph, int32 pw, "
-                         "int32 s, int32 Ho, int32 Wo", "T dx", _POOL_BWD),
-        }
-        ins, outs, body = specs[name]
+        ins, outs, body = POOL_SPECS[name]
         _kernels[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}")
     return _kernels[name]
 
@@ -127,20 +139,31 @@ def col2im(dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
     return conv_input_grad(dcols, N, C, Hp, Wp, kh, kw, stride, 0, Ho, Wo)
 
 
-def max_pool_forward(x, ph, pw, stride, Ho, Wo):
-    cp = backend.cupy_module()
+def max_pool_forward(x, ph, pw, stride, Ho, Wo, relu=False, kernel=None, xp=None):
+    """(out, flat in-plane argmax); with ``relu``, out is ReLU(max pool).
+    ``kernel`` and ``xp`` stand in for the CUDA kernels and CuPy (host tests)."""
+    kernel, cp = kernel or _kernel, xp or backend.cupy_module()
     N, C, H, W = x.shape
     out = cp.empty((N, C, Ho, Wo), dtype=x.dtype)
     idx = cp.empty((N, C, Ho, Wo), dtype=cp.int32)
-    _kernel("pool_fwd")(cp.ascontiguousarray(x), H, W, ph, pw, stride, Ho, Wo, out, idx)
+    kernel("pool_relu_fwd" if relu else "pool_fwd")(cp.ascontiguousarray(x), H, W, ph, pw,
+                                                    stride, Ho, Wo, out, idx)
     return out, idx
 
 
-def max_pool_backward(dout, idx, H, W, ph, pw, stride):
-    cp = backend.cupy_module()
+def max_pool_backward(dout, idx, H, W, ph, pw, stride, relu_out=None, kernel=None, xp=None):
+    """The input gradient from the recorded argmax; with ``relu_out`` (the
+    forward's ReLU(max pool) output) the ReLU's backward too, in the same
+    kernel."""
+    kernel, cp = kernel or _kernel, xp or backend.cupy_module()
     N, C, Ho, Wo = dout.shape
     dx = cp.empty((N, C, H, W), dtype=dout.dtype)
-    _kernel("pool_bwd")(cp.ascontiguousarray(dout), idx, H, W, ph, pw, stride, Ho, Wo, dx)
+    d = cp.ascontiguousarray(dout)
+    if relu_out is None:
+        kernel("pool_bwd")(d, idx, H, W, ph, pw, stride, Ho, Wo, dx)
+    else:
+        kernel("pool_relu_bwd")(d, idx, cp.ascontiguousarray(relu_out), H, W, ph, pw, stride,
+                                Ho, Wo, dx)
     return dx
 
 

@@ -146,6 +146,40 @@ def max_pool_backward_fast(dout, cache):
     return _unwindows(xp, dwin, shape, ph, pw, s, Ho, Wo)
 
 
+def _fused_pool_relu(*arrays):
+    """Whether ReLU(max pool) runs as one CUDA kernel: the fused kernels
+    serve the arrays, and they are float32 or float64 (the pooling
+    kernels' types)."""
+    return _kernels.fused_enabled(*arrays) and str(arrays[0].dtype) in ("float32", "float64")
+
+
+def _max_pool_relu_forward(x, pool_param):
+    """``relu_forward(max_pool_forward_fast(x, pool_param)[0])`` (a maximum
+    commutes with the ReLU): (out, pool cache); on a GPU one kernel. The
+    ReLU's cache is ``out`` (> 0 exactly where the pooled value is)."""
+    if _fused_pool_relu(x):
+        ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_forward_fast")
+        from . import _cuda
+        out, idx = _cuda.max_pool_forward(x, ph, pw, s, Ho, Wo, relu=True)
+        return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "plane")
+    from .core import relu_forward
+    p, cache = max_pool_forward_fast(x, pool_param)
+    return relu_forward(p)[0], cache
+
+
+def _max_pool_relu_backward(dout, out, cache):
+    """Backward of :func:`_max_pool_relu_forward` given its ``out``: the
+    ReLU's backward, then the pool's; on a GPU one kernel."""
+    from .core import relu_backward
+    shape, idx, pool_param, kind = cache
+    if kind != "plane" or not _fused_pool_relu(dout, out):
+        return max_pool_backward_fast(relu_backward(dout, out), cache)
+    check_dout("relu_backward", xp_of(dout=dout), dout, out.shape)
+    from . import _cuda
+    return _cuda.max_pool_backward(dout, idx, shape[2], shape[3], pool_param["pool_height"],
+                                   pool_param["pool_width"], pool_param["stride"], relu_out=out)
+
+
 def avg_pool_forward(x, pool_param):
     """Average pooling; pool_param as for max pooling. Cache: the input's shape
     and the window geometry it was pooled with."""

@@ -6,7 +6,7 @@ from .core import affine_backward, affine_forward, relu_backward, relu_forward
 from .normalization import (batchnorm_backward_alt, batchnorm_forward, layernorm_backward,
                             layernorm_forward, spatial_batchnorm_backward,
                             spatial_batchnorm_forward)
-from .pooling import max_pool_backward_fast, max_pool_forward_fast
+from .pooling import _max_pool_relu_backward, _max_pool_relu_forward
 
 __all__ = [
     "affine_relu_forward", "affine_relu_backward", "affine_bn_relu_forward",
@@ -79,15 +79,13 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     same (up to the sign of a zero), and the ReLU sees a quarter of the
     values."""
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    p, pool_cache = max_pool_forward_fast(a, pool_param)
-    out, relu_cache = relu_forward(p)
-    return out, (conv_cache, relu_cache, pool_cache)
+    out, pool_cache = _max_pool_relu_forward(a, pool_param)
+    return out, (conv_cache, out, pool_cache)
 
 
 def conv_relu_pool_backward(dout, cache):
     conv_cache, relu_cache, pool_cache = cache
-    dp = relu_backward(dout, relu_cache)
-    return conv_backward_fast(max_pool_backward_fast(dp, pool_cache), conv_cache)
+    return conv_backward_fast(_max_pool_relu_backward(dout, relu_cache, pool_cache), conv_cache)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
@@ -111,15 +109,14 @@ def conv_bn_relu_pool_forward(x, w, b, gamma, beta, conv_param, bn_param, pool_p
     the pooling (see :func:`conv_relu_pool_forward`)."""
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
     an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
-    p, pool_cache = max_pool_forward_fast(an, pool_param)
-    out, relu_cache = relu_forward(p)
-    return out, (conv_cache, bn_cache, relu_cache, pool_cache)
+    out, pool_cache = _max_pool_relu_forward(an, pool_param)
+    return out, (conv_cache, bn_cache, out, pool_cache)
 
 
 def conv_bn_relu_pool_backward(dout, cache):
     """Returns dx, dw, db, dgamma, dbeta."""
     conv_cache, bn_cache, relu_cache, pool_cache = cache
-    dp = max_pool_backward_fast(relu_backward(dout, relu_cache), pool_cache)
+    dp = _max_pool_relu_backward(dout, relu_cache, pool_cache)
     dan, dgamma, dbeta = spatial_batchnorm_backward(dp, bn_cache)
     dx, dw, db = conv_backward_fast(dan, conv_cache)
     return dx, dw, db, dgamma, dbeta

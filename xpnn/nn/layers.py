@@ -15,6 +15,8 @@ import numpy as np
 
 from .. import layers as L
 from ..layers import conv as _conv
+from ..layers.pooling import _max_pool_relu_backward as _pool_relu_backward
+from ..layers.pooling import _max_pool_relu_forward as _pool_relu_forward
 from ..layers._util import check_int, check_number, pad_hw, xp_of, zeros_like_shape
 
 __all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
@@ -597,8 +599,12 @@ def _run(layers, x, train):
     i = 0
     while i < len(layers):
         if _pool_first(layers, i):
-            x, caches[i + 1] = layers[i + 1].forward(x, train)
-            x, caches[i] = layers[i].forward(x, train)
+            if type(layers[i + 1]) is MaxPool2d:  # both in one kernel on a GPU
+                x, caches[i + 1] = _pool_relu_forward(x, layers[i + 1].pool_param)
+                caches[i] = x   # the ReLU's cache: > 0 exactly where its input is
+            else:
+                x, caches[i + 1] = layers[i + 1].forward(x, train)
+                x, caches[i] = layers[i].forward(x, train)
             i += 2
             continue
         x, caches[i] = layers[i].forward(x, train)
@@ -615,8 +621,11 @@ def _back(layers, dout, caches, need_input_grad=True):
     i = len(layers) - 1
     while i >= 0:
         if i >= 1 and _pool_first(layers, i - 1):
-            dout, _ = layers[i - 1].backward(dout, caches[i - 1])
-            dout, _ = layers[i].backward(dout, caches[i])
+            if type(layers[i]) is MaxPool2d:
+                dout = _pool_relu_backward(dout, caches[i - 1], caches[i])
+            else:
+                dout, _ = layers[i - 1].backward(dout, caches[i - 1])
+                dout, _ = layers[i].backward(dout, caches[i])
             i -= 2
             continue
         layer, c = layers[i], caches[i]
