@@ -132,8 +132,8 @@ def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeyp
     from conftest import record_calls
     dt = pool_kernels.dt
     r = np.random.RandomState(0)
-    X, y = r.randn(4, 2, 8, 8).astype(dt), r.randint(3, size=4)
-    model = ConvNet(input_dim=(2, 8, 8), conv_blocks=((3,),), hidden_dims=(5,), num_classes=3,
+    X, y = r.randn(4, 2, 8, 6).astype(dt), r.randint(3, size=4)      # planes not square
+    model = ConvNet(input_dim=(2, 8, 6), conv_blocks=((3,),), hidden_dims=(5,), num_classes=3,
                     dtype=dt, seed=0)
     w, b = r.randn(3, 2, 3, 3).astype(dt), r.randn(3).astype(dt)
     conv, pool = {"stride": 1, "pad": 1}, {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -149,7 +149,8 @@ def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeyp
         *a, **k, kernel=pool_kernels, xp=np))
     record_calls(monkeypatch, _cuda, "max_pool_forward", calls)
     record_calls(monkeypatch, _cuda, "max_pool_backward", calls)
-    monkeypatch.setattr(pooling, "_fused_pool_relu", lambda *arrays: True)
+    # pooling alone sees "the fused kernels serve arrays of one dtype"
+    monkeypatch.setattr(pooling, "_kernels", _FusedForPooling(pooling._kernels))
     loss, grads = model.loss(X, y)
     assert calls == ["max_pool_forward", "max_pool_backward"]
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
@@ -160,3 +161,46 @@ def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeyp
     for got, want in zip(conv_relu_pool_backward(dout, cache), ref_sandwich):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
     assert len(calls) == 4
+    # the one-kernel route checks what the two layers check, in their words
+    with pytest.raises(ValueError, match="^relu_backward: dout has shape"):
+        conv_relu_pool_backward(dout[:, :, :1], cache)
+    with pytest.raises(ValueError, match="^max_pool_forward_fast: pool window 9x2"):
+        pooling._max_pool_relu_forward(X, {"pool_height": 9, "pool_width": 2, "stride": 1})
+    assert len(calls) == 4
+
+
+class _FusedForPooling:
+    """xpnn.layers._kernels as pooling sees it when the fused kernels serve
+    NumPy arrays of one dtype (the host stand-in for CuPy arrays)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def fused_enabled(*arrays):
+        return len({a.dtype for a in arrays}) == 1
+
+
+def test_the_one_kernel_pair_needs_float32_or_float64_of_one_dtype(monkeypatch):
+    """float16 and mixed dtypes go the two-layer way (which refuses float16
+    in the pool's backward, as before)."""
+    from xpnn.layers import pooling, relu_backward
+    monkeypatch.setattr(pooling, "_kernels", _FusedForPooling(pooling._kernels))
+    for dt in (np.float32, np.float64):
+        assert pooling._fused_pool_relu(np.ones(2, dt))
+    assert not pooling._fused_pool_relu(np.ones(2, np.float16))
+    assert not pooling._fused_pool_relu(np.ones(2, np.float32), np.ones(2))
+
+    def fused_route(*args, **kwargs):
+        raise AssertionError("the one-kernel route was taken")
+    monkeypatch.setattr(_cuda, "max_pool_backward", fused_route)
+    x = np.random.RandomState(5).randn(2, 3, 4, 4)
+    p, cache = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    out = np.maximum(p, 0.0)
+    dout = np.random.RandomState(6).randn(*p.shape).astype(np.float32)
+    for a, b in ((dout, out), (out.astype(np.float32), dout.astype(np.float64))):
+        np.testing.assert_array_equal(pooling._max_pool_relu_backward(a, b, cache),
+                                      max_pool_backward_fast(relu_backward(a, b), cache))
