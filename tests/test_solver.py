@@ -664,11 +664,11 @@ def test_the_smallest_settings_are_accepted(digits):
     assert len(s.loss_history) == 40 and len(s.val_acc_history) == 2
     assert all(c["learning_rate"] == 0.0 for c in s.optim_configs.values())
     z = _tiny_solver(digits, num_epochs=0)
-    before = {k: v.copy() for k, v in z.model.params.items()}
+    before = {k: host(v).copy() for k, v in z.model.params.items()}
     z.train()
     assert z.loss_history == [] and z.val_acc_history == [] and z.iteration == 0
     for k in before:
-        np.testing.assert_array_equal(z.model.params[k], before[k])
+        np.testing.assert_array_equal(host(z.model.params[k]), before[k])
 
 
 def test_an_epoch_has_at_least_one_iteration(digits):
@@ -709,7 +709,7 @@ def test_check_accuracy_subsamples_only_a_larger_set(digits):
     the same count; an empty set is 0.0."""
     s = _tiny_solver(digits)
     X, y = digits["X_val"][:60].reshape(60, -1), digits["y_val"][:60]
-    pred = np.argmax(s.model.loss(X), axis=1)
+    pred = np.argmax(host(s.model.loss(X)), axis=1)
     full = float(np.mean(pred == y))
     assert 0 < full < 1
     state = np.random.get_state()

@@ -100,8 +100,8 @@ out = out2[(f * N + n) * (long long)P + p] + b[f];
 
 _POOL_GEOMETRY = "int32 H, int32 W, int32 ph, int32 pw, int32 s, int32 Ho, int32 Wo"
 
-#: max pooling, and max pooling followed by a ReLU (conv -> ReLU -> pool as
-#: the sandwiches compute it): the ReLU is NumPy's ``maximum(v, 0)`` (NaN
+#: max pooling, and max pooling followed by a ReLU (ReLU -> pool, which models
+#: and sandwiches run as pool -> ReLU): the ReLU is NumPy's ``maximum(v, 0)`` (NaN
 #: and -0.0 kept); its backward passes dout where the output is > 0, which
 #: is exactly where the pooled value was
 POOL_SPECS = {
