@@ -11,6 +11,7 @@ from __future__ import annotations
 from array_api_compat import device as _device
 
 from . import _kernels
+from .core import relu_backward, relu_forward
 from ._util import (check_dout, check_int, check_ndim, out_size, shape_str, window, xp_of,
                     zeros_like_shape)
 
@@ -162,7 +163,6 @@ def _max_pool_relu_forward(x, pool_param):
         from . import _cuda
         out, idx = _cuda.max_pool_forward(x, ph, pw, s, Ho, Wo, relu=True)
         return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "plane")
-    from .core import relu_forward
     p, cache = max_pool_forward_fast(x, pool_param)
     return relu_forward(p)[0], cache
 
@@ -170,7 +170,6 @@ def _max_pool_relu_forward(x, pool_param):
 def _max_pool_relu_backward(dout, out, cache):
     """Backward of :func:`_max_pool_relu_forward` given its ``out``: the
     ReLU's backward, then the pool's; on a GPU one kernel."""
-    from .core import relu_backward
     shape, idx, pool_param, kind = cache
     if kind != "plane" or not _fused_pool_relu(dout, out):
         return max_pool_backward_fast(relu_backward(dout, out), cache)

@@ -214,12 +214,14 @@ def _update_all_fused(name, params, grads, configs):
     """The one-launch form of :func:`update_all`, or False (nothing changed
     but the configs' defaults) where it does not apply."""
     keys = list(params)
+    ws, dws = [params[p] for p in keys], [grads[p] for p in keys]
+    if not fused_all_enabled(*ws, *dws):  # off a GPU: each rule alone validates its config
+        return False
     cfgs = [_setup(params[p], grads[p], configs[p], **_DEFAULTS[name])[1] for p in keys]
     state_keys = _STATE_KEYS[name]
     hyper = [{k: v for k, v in c.items() if k not in state_keys} for c in cfgs]
     if any(h != hyper[0] for h in hyper[1:]):
         return False
-    ws, dws = [params[p] for p in keys], [grads[p] for p in keys]
     states = [[c.get(k) for c in cfgs] for k in state_keys]
     given = [a for st in states for a in st if a is not None]
     if not fused_all_enabled(*ws, *dws, *given):
