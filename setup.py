@@ -11,9 +11,9 @@ from setuptools import Extension, setup
 
 extensions = [
     Extension(
-        "xpnn._cython.im2col",
-        ["xpnn/_cython/im2col.pyx"],
-        include_dirs=[numpy.get_include(), "xpnn/_cython"],
+        "xpnn.backend.numpy._cython.im2col",
+        ["xpnn/backend/numpy/_cython/im2col.pyx"],
+        include_dirs=[numpy.get_include(), "xpnn/backend/numpy/_cython"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         # -fno-trapping-math: no code here reads floating-point exception
         # flags, and without it GCC will not turn the compare-and-select

@@ -13,7 +13,7 @@ process keeps one core busy (it stops itself). Two libraries in one
 process disturb each other's thread pools and allocators, so every
 measurement here is a separate process. The xpnn process imports xpnn
 before NumPy (as ``xpnn train`` does), so OpenBLAS's threads wait the way
-xpnn sets (OPENBLAS_THREAD_TIMEOUT, xpnn/_host.py). PyTorch is a
+xpnn sets (OPENBLAS_THREAD_TIMEOUT, xpnn/backend/numpy/_host.py). PyTorch is a
 benchmark-only dependency (``pip install -e ".[bench]"``).
 """
 from __future__ import annotations
@@ -157,10 +157,13 @@ def step_times(step, steps, after_warmup=None):
 
 
 def worker(case, lib, steps, threads):
+    if os.environ.get("XPNN_BENCH_IMPORT") == "numpy-first":
+        import numpy  # noqa: F401  (as a notebook does: OpenBLAS keeps its own thread wait)
     if lib == "xpnn":
-        # xpnn before NumPy, as `xpnn train` and any script that imports
-        # xpnn first: it sets how OpenBLAS's threads wait (see xpnn/_host.py);
-        # the NumPy-only course peer keeps OpenBLAS's own setting
+        # xpnn before NumPy (unless --numpy-first), as `xpnn train` and any
+        # script that imports xpnn first: it sets how OpenBLAS's threads wait
+        # (see xpnn/backend/numpy/_host.py); the NumPy-only course peer keeps
+        # OpenBLAS's own setting
         import xpnn  # noqa: F401
     times = step_times(_build(case, lib, threads), steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -217,6 +220,9 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=15, help="timed steps per process")
     ap.add_argument("--only", default=None, help="comma-separated case names")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive/fast conv row")
+    ap.add_argument("--numpy-first", action="store_true",
+                    help="every process imports NumPy before anything else, as a notebook "
+                         "does (xpnn's OpenBLAS thread-wait setting then comes too late)")
     ap.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -224,10 +230,12 @@ def main(argv=None):
         print(json.dumps(worker(case, lib, int(steps), int(threads))))
         return 0
     os.environ.update(_env(args.threads))
+    if args.numpy_first:
+        os.environ["XPNN_BENCH_IMPORT"] = "numpy-first"
     import numpy as np
     import torch
     import xpnn
-    from xpnn.layers._kernels import has_compiled
+    from xpnn.backend.numpy import has_compiled
     selected = args.only.split(",") if args.only else list(CASES)
     unknown = [c for c in selected if c not in CASES and c != "naive_over_fast_conv_f64"]
     if unknown:
@@ -236,7 +244,8 @@ def main(argv=None):
           f"{np.__version__}, torch {torch.__version__}, python {platform.python_version()}")
     print(f"# {platform.machine()}, {os.cpu_count()} cores visible, {args.threads} threads, "
           f"float32 unless noted, {time.strftime('%Y-%m-%d')}; each library in its own "
-          f"process, {args.pairs} alternating pairs, median of {args.steps} steps after warm-up")
+          f"process, {args.pairs} alternating pairs, median of {args.steps} steps after warm-up"
+          f"{'; NumPy imported first' if args.numpy_first else ''}")
     print(f"{'case':36s} {'xpnn ms':>8s} {'peer ms':>8s} {'ratio':>6s} {'min-max':>11s} "
           f"{'xpnn MB':>8s} {'peer MB':>8s} {'target':>7s}")
     print("# peer: PyTorch CPU, except *_vs_course_ref (the course reference algorithm); "

@@ -92,7 +92,7 @@ def worker(lib, net, batch, precision, steps, warmup, cpu):
                                  cp.cuda.get_current_stream().synchronize)
         info = {"cupy": None if cpu else backend.cupy_module().__version__}
         if not cpu:
-            from xpnn.layers import _cudnn
+            from xpnn.backend.cupy import _cudnn
             info["conv"] = "cuDNN" if _cudnn.available() else \
                 f"im2col + cuBLAS (cuDNN: {_cudnn.status()[1]})"
     else:

@@ -102,7 +102,7 @@ PYEOF
 run_step build 300 "$PY" setup.py build_ext --inplace
 run_step backend 120 "$PY" -c "from xpnn import backend; backend.set_backend('$B'); print('$B backend ok')"
 if [ "$B" = cupy ]; then
-    run_step convolutions 60 "$PY" -c "from xpnn import backend; from xpnn.layers import _cudnn
+    run_step convolutions 60 "$PY" -c "from xpnn import backend; from xpnn.backend.cupy import _cudnn
 backend.set_backend('cupy'); ok, why = _cudnn.status()
 print('xpnn convolutions:', 'cuDNN' if ok else 'im2col + cuBLAS', '-', why)"
 fi

@@ -116,7 +116,7 @@ def _gemm_rate(lib, threads):
 
 def worker(what, case, steps, threads):
     if what == "xpnn":
-        import xpnn  # noqa: F401  (before NumPy, as compare_torch's worker: see xpnn/_host.py)
+        import xpnn  # noqa: F401  (before NumPy, as compare_torch's worker: see xpnn/backend/numpy/_host.py)
         out = _xpnn_profile(case, steps, threads)
         out["gemm_gflops"] = _gemm_rate("numpy", threads)
     else:

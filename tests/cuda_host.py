@@ -16,6 +16,8 @@ import subprocess
 
 import numpy as np
 
+from xpnn.backend.cupy import CupyKernels, _cuda, _update
+
 CXX = shutil.which("g++") or shutil.which("c++")
 _CTYPES = {"float64": ("double", ctypes.c_double), "float32": ("float", ctypes.c_float),
            "int32": ("int", ctypes.c_int32), "int64": ("long long", ctypes.c_longlong)}
@@ -142,3 +144,37 @@ class HostKernels:
         if given_out:
             return given_out[0] if len(given_out) == 1 else tuple(given_out)
         return results[0] if len(results) == 1 else tuple(results)
+
+
+
+class HostCudaKernels(CupyKernels):
+    """The CuPy backend's Kernels (their very methods) over NumPy arrays of
+    one dtype, every CUDA body compiled for the host: the layer kernels from
+    their tables, an update rule's from its own class. Installed as the
+    NumPy backend's kernels (``monkeypatch.setattr(backend.get("numpy"),
+    "kernels", ...)``), it runs models, layers and update rules through the
+    GPU's code on any machine."""
+
+    def __init__(self, T, folder):
+        self.T, self.folder, self.rules = T, folder, {}
+        self.dt = np.float64 if T == "double" else np.float32
+        self.kernel = HostKernels({**_cuda.POOL_SPECS, **_cuda.CONV_ELEMENTWISE,
+                                   **_cuda.BN_ELEMENTWISE}, T, folder)
+        self.xp = np
+
+    def _owns(self, a):
+        return isinstance(a, np.ndarray) and a.dtype == self.dt
+
+    def _rule_kernel(self, rule):
+        spec = rule.kernel_spec()
+        return None if spec is None else self._built(rule.name, spec)
+
+    def _multi_kernel(self, rule):
+        return self._built(f"multi_{rule.name}", _update.multi_spec(rule.kernel_spec()))
+
+    def _built(self, name, spec):
+        if (name, spec) not in self.rules:
+            sub = self.folder / f"{name}{len(self.rules)}"
+            sub.mkdir()
+            self.rules[(name, spec)] = HostKernels({name: spec}, self.T, sub)(name)
+        return self.rules[(name, spec)]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from xpnn import backend
+from xpnn.backend.cupy import device_seed
 
 from conftest import host
 
@@ -102,9 +103,9 @@ def test_numpy_seed_repeats_device_draws_in_one_process():
     runs = []
     for _ in range(2):
         np.random.seed(3)
-        first = [backend._device_seed() for _ in range(3)]
+        first = [device_seed() for _ in range(3)]
         between = int(np.random.randint(2 ** 30))  # the Solver's minibatch draw
-        runs.append(first + [between, backend._device_seed(), backend._device_seed()])
+        runs.append(first + [between, device_seed(), device_seed()])
     assert runs[0] == runs[1]
     assert len(set(runs[0][:3] + runs[0][4:])) == 5  # no two draws share a seed
 
@@ -113,11 +114,11 @@ def test_explicit_seed_gives_the_same_device_draw():
     """The course's dropout_param['seed']: the same seed, the same mask,
     also twice in a row; the next unseeded draw differs; and, as on the host,
     the seed is NumPy's global seed."""
-    a = backend._device_seed(seed=7)
-    assert backend._device_seed(seed=7) == a
-    assert backend._device_seed() != a
+    a = device_seed(seed=7)
+    assert device_seed(seed=7) == a
+    assert device_seed() != a
     np.random.seed(7)
-    assert backend._device_seed() == a
+    assert device_seed() == a
 
 
 def test_rng_state_holds_the_device_draws_and_restores_them():
@@ -125,27 +126,27 @@ def test_rng_state_holds_the_device_draws_and_restores_them():
     must carry the device draws' position, or a resumed GPU run draws other
     dropout masks than the uninterrupted one."""
     np.random.seed(5)
-    backend._device_seed()
+    device_seed()
     saved = backend.rng_state()
-    ahead = [backend._device_seed() for _ in range(3)] + [float(np.random.rand())]
-    backend._device_seed(seed=99)                 # a later reseed is undone too
+    ahead = [device_seed() for _ in range(3)] + [float(np.random.rand())]
+    device_seed(seed=99)                 # a later reseed is undone too
     backend.set_rng_state(saved)
-    assert [backend._device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
+    assert [device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
     # a checkpoint written with the earlier device part beside NumPy's state still loads
     backend.set_rng_state({**saved, "device": {"keys": [1, 2], "pos": 0}})
-    assert [backend._device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
+    assert [device_seed() for _ in range(3)] + [float(np.random.rand())] == ahead
 
 
 def test_rng_state_survives_a_checkpoint_round_trip(tmp_path):
     from xpnn.checkpoint import flatten_state, load_npz, save_npz_atomic, unflatten_state
-    backend._device_seed(seed=11)
+    device_seed(seed=11)
     arrays: dict = {}
     meta = flatten_state({"rng": backend.rng_state()}, "", arrays)
     save_npz_atomic(str(tmp_path / "r.npz"), meta, arrays)
-    expect = [backend._device_seed(), float(np.random.rand())]
+    expect = [device_seed(), float(np.random.rand())]
     m, a = load_npz(str(tmp_path / "r.npz"))
     backend.set_rng_state(unflatten_state(m, a)["rng"])
-    assert [backend._device_seed(), float(np.random.rand())] == expect
+    assert [device_seed(), float(np.random.rand())] == expect
 
 
 class _FakeCupy:
@@ -208,7 +209,7 @@ def test_openblas_thread_wait_is_set_before_numpy_loads(first, preset, want, tun
     if preset is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = preset
     code = (f"import {first}, os, xpnn, json; print(json.dumps([os.environ.get("
-            f"'OPENBLAS_THREAD_TIMEOUT'), xpnn._host.blas_wait_tuned]))")
+            f"'OPENBLAS_THREAD_TIMEOUT'), xpnn.backend.numpy._host.blas_wait_tuned]))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out) == [want, tuned]

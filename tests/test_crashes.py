@@ -14,7 +14,7 @@ import pytest
 from xpnn.layers import (conv_backward_fast, conv_forward_fast, max_pool_backward_fast,
                          max_pool_forward_fast, spatial_batchnorm_backward,
                          spatial_batchnorm_forward)
-from xpnn.layers._kernels import has_compiled
+from xpnn.backend.numpy import has_compiled
 
 
 def _in_subprocess(code):
@@ -75,7 +75,7 @@ def test_pool_param_changed_between_forward_and_backward_has_no_effect():
 
 @pytest.mark.skipif(not has_compiled(), reason="the compiled extension is not built")
 def test_compiled_kernels_check_their_own_geometry():
-    from xpnn._cython import im2col as cy
+    from xpnn.backend.numpy._cython import im2col as cy
     x = np.zeros((1, 1, 4, 4))
     with pytest.raises(ValueError, match="do not fit a 4x4 input"):
         cy.im2col(x, 3, 3, 1, 3, 2)          # 3 output rows of a 3-tall window need 5

@@ -1,4 +1,4 @@
-"""The GPU convolution (xpnn.layers._cuda.conv_forward / conv_input_grad):
+"""The GPU convolution (xpnn.backend.cupy._cuda.conv_forward / conv_input_grad):
 its kernels compiled for the host, driven by the functions the GPU runs,
 against conv_forward_fast / conv_backward_fast on NumPy; odd sizes,
 non-square filters, stride and padding."""
@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnn.layers import _cuda, conv_backward_fast, conv_forward_fast
-from xpnn.layers._kernels import im2col
+from xpnn.backend.cupy import _cuda
+from xpnn.layers import conv_backward_fast, conv_forward_fast
+from xpnn.layers._columns import im2col
 from xpnn.layers._util import pad_hw
 
 import cuda_host

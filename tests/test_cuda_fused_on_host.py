@@ -1,5 +1,5 @@
 """The fused CUDA batch norm, softmax loss and ReLU backward
-(xpnn.layers._cuda): their kernels compiled for
+(xpnn.backend.cupy._cuda): their kernels compiled for
 the host with CuPy's calling conventions emulated, driven by the very
 functions the GPU path runs, against the array path."""
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnn.layers import _cuda, relu_backward, relu_forward
+from xpnn.backend.cupy import CupyKernels, _cuda
+from xpnn.layers import relu_backward, relu_forward
 from xpnn.layers.normalization import _bn_backward_core, _bn_core
 
 import cuda_host
@@ -106,11 +107,12 @@ def test_fused_kernels_serve_cupy_arrays_of_one_floating_dtype(monkeypatch):
     """Which arrays the fused CUDA kernels take, and XPNN_NO_FUSED_KERNELS=1
     turning them off (any other value leaves them on)."""
     f32, f64 = _CupyLike(np.float32), _CupyLike(np.float64)
+    fuses = CupyKernels().fuses
     monkeypatch.delenv("XPNN_NO_FUSED_KERNELS", raising=False)
-    assert _cuda.fused_enabled(f32, f32) and _cuda.fused_enabled(f64)
-    assert not _cuda.fused_enabled(f32, f64)                      # mixed dtypes
-    assert not _cuda.fused_enabled(_CupyLike(np.int32))           # not floating
-    assert not _cuda.fused_enabled(f32, np.zeros(2, np.float32))  # one host array
+    assert fuses(f32, f32) and fuses(f64)
+    assert not fuses(f32, f64)                      # mixed dtypes
+    assert not fuses(_CupyLike(np.int32))           # not floating
+    assert not fuses(f32, np.zeros(2, np.float32))  # one host array
     for value, on in (("1", False), ("0", True), ("", True)):
         monkeypatch.setenv("XPNN_NO_FUSED_KERNELS", value)
-        assert _cuda.fused_enabled(f32) is on, value
+        assert fuses(f32) is on, value

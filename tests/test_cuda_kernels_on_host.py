@@ -3,7 +3,7 @@ convolution's are in test_cuda_conv_on_host.py).
 
 CuPy's ElementwiseKernel runs its body once per output index ``i``, with
 ``raw`` arrays indexed directly and output names bound to ``out[i]``. This
-test compiles the very same body strings from xpnn.layers._cuda as C++ in a
+test compiles the very same body strings from xpnn.backend.cupy._cuda as C++ in a
 host loop that does exactly that (T = double) and compares the results with
 the NumPy path, so the index arithmetic of the argmax pooling and its
 gather backward is verified here; on a GPU the CuPy tests run them
@@ -18,7 +18,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from xpnn.layers import _cuda, max_pool_backward_fast, max_pool_forward_fast
+from xpnn.backend.cupy import CupyKernels, _cuda
+from xpnn.layers import max_pool_backward_fast, max_pool_forward_fast
 
 CXX = shutil.which("g++") or shutil.which("c++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler to build the host harness")
@@ -122,16 +123,21 @@ def test_pool_relu_kernels_equal_pool_then_relu(pool_kernels, ph, pw, s):
     np.testing.assert_array_equal(plain, max_pool_backward_fast(dout, cache))
 
 
-def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeypatch):
+@pytest.fixture(scope="module", params=["double", "float"])
+def cuda(request, tmp_path_factory):
+    import cuda_host
+    return cuda_host.HostCudaKernels(request.param, tmp_path_factory.mktemp("all" + request.param))
+
+
+def test_networks_and_sandwiches_take_the_one_kernel_route(cuda, monkeypatch):
     """A ReLU followed by max pooling (in a model, and in the sandwiches)
-    runs as the one-kernel pair where the fused kernels serve: the same
-    loss and gradients as the two layers, the kernels' route asserted."""
+    runs as the one-kernel pair where the CUDA kernels serve: here the whole
+    model runs through the CuPy backend's kernels (compiled for the host),
+    with the loss and gradients of NumPy's path, the pair's route asserted."""
     from xpnn import backend
     from xpnn.layers import conv_relu_pool_backward, conv_relu_pool_forward, pooling
     from xpnn.models import ConvNet
-
-    from conftest import record_calls
-    dt = pool_kernels.dt
+    dt = cuda.dt
     r = np.random.RandomState(0)
     X, y = r.randn(4, 2, 8, 6).astype(dt), r.randint(3, size=4)      # planes not square
     model = ConvNet(input_dim=(2, 8, 6), conv_blocks=((3,),), hidden_dims=(5,), num_classes=3,
@@ -144,26 +150,26 @@ def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeyp
     dout = r.randn(*ref_out.shape).astype(dt)
     ref_sandwich = conv_relu_pool_backward(dout, cache)
     calls = []
-    real_fwd, real_bwd = _cuda.max_pool_forward, _cuda.max_pool_backward
-    monkeypatch.setattr(_cuda, "max_pool_forward", lambda *a, **k: real_fwd(
-        *a, **k, kernel=pool_kernels, xp=np))
-    monkeypatch.setattr(_cuda, "max_pool_backward", lambda *a, **k: real_bwd(
-        *a, **k, kernel=pool_kernels, xp=np))
-    record_calls(monkeypatch, _cuda, "max_pool_forward", calls)
-    record_calls(monkeypatch, _cuda, "max_pool_backward", calls)
-    # pooling alone sees "the fused kernels serve arrays of one dtype"
-    monkeypatch.setattr(pooling, "_kernels", _FusedForPooling(pooling._kernels))
+    for name in ("max_pool_forward", "max_pool_backward"):
+        real = getattr(_cuda, name)
+
+        def recorded(*a, _real=real, _name=name, **k):
+            calls.append((_name, k.get("relu", False) or k.get("relu_out") is not None))
+            return _real(*a, **k)
+        monkeypatch.setattr(_cuda, name, recorded)
+    monkeypatch.setattr(backend.get("numpy"), "kernels", cuda)
+    tol = 1e-10 if dt == np.float64 else 2e-4
     with backend.use_backend("numpy"):     # NumPy arrays stand in for CuPy's, whatever the default
         loss, grads = model.loss(X, y)
-    assert calls == ["max_pool_forward", "max_pool_backward"]
-    np.testing.assert_allclose(loss, ref_loss, rtol=1e-12)
+    assert calls == [("max_pool_forward", True), ("max_pool_backward", True)]
+    np.testing.assert_allclose(loss, ref_loss, rtol=tol)
     for k in ref_grads:
-        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
+        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=tol, atol=tol, err_msg=k)
     out, cache = conv_relu_pool_forward(X, w, b, conv, pool)
-    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
     for got, want in zip(conv_relu_pool_backward(dout, cache), ref_sandwich):
-        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    assert len(calls) == 4
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert len(calls) == 4 and all(relu for _, relu in calls)
     # the one-kernel route checks what the two layers check, in their words
     with pytest.raises(ValueError, match="^relu_backward: dout has shape"):
         conv_relu_pool_backward(dout[:, :, :1], cache)
@@ -172,38 +178,48 @@ def test_networks_and_sandwiches_take_the_one_kernel_route(pool_kernels, monkeyp
     assert len(calls) == 4
 
 
-class _FusedForPooling:
-    """xpnn.layers._kernels as pooling sees it when the fused kernels serve
-    NumPy arrays of one dtype (the host stand-in for CuPy arrays)."""
-
-    def __init__(self, real):
-        self._real = real
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-    @staticmethod
-    def fused_enabled(*arrays):
-        return len({a.dtype for a in arrays}) == 1
-
-
 def test_the_one_kernel_pair_needs_float32_or_float64_of_one_dtype(monkeypatch):
-    """float16 and mixed dtypes go the two-layer way (which refuses float16
-    in the pool's backward, as before)."""
-    from xpnn.layers import pooling, relu_backward
-    monkeypatch.setattr(pooling, "_kernels", _FusedForPooling(pooling._kernels))
-    for dt in (np.float32, np.float64):
-        assert pooling._fused_pool_relu(np.ones(2, dt))
-    assert not pooling._fused_pool_relu(np.ones(2, np.float16))
-    assert not pooling._fused_pool_relu(np.ones(2, np.float32), np.ones(2))
+    """float16 and mixed dtypes do not take the pair's kernels (the layers
+    then run the ReLU and the pool's backward apart, which refuses float16,
+    as before); float32 and float64 do."""
+    k = CupyKernels()
+    monkeypatch.setattr(k, "_owns", lambda a: isinstance(a, np.ndarray))  # NumPy for CuPy
 
     def fused_route(*args, **kwargs):
         raise AssertionError("the one-kernel route was taken")
+    monkeypatch.setattr(_cuda, "max_pool_forward", fused_route)
     monkeypatch.setattr(_cuda, "max_pool_backward", fused_route)
+    x16 = np.ones((1, 1, 2, 2), np.float16)
+    assert k.max_pool_relu_forward(x16, 2, 2, 2, 1, 1) is None
+    one = {dt: np.ones((1, 1, 1, 1), dt) for dt in (np.float16, np.float32, np.float64)}
+    assert k.max_pool_relu_backward(one[np.float16], None, one[np.float16], 2, 2, 2, 2, 2) \
+        is None
+    assert k.max_pool_relu_backward(one[np.float32], None, one[np.float64], 2, 2, 2, 2, 2) \
+        is None
+    for dt in (np.float32, np.float64):
+        with pytest.raises(AssertionError, match="one-kernel"):
+            k.max_pool_relu_forward(np.ones((1, 1, 2, 2), dt), 2, 2, 2, 1, 1)
+        with pytest.raises(AssertionError, match="one-kernel"):
+            k.max_pool_relu_backward(one[dt], None, one[dt], 2, 2, 2, 2, 2)
+
+
+def test_the_pair_falls_back_to_the_two_layers_where_its_kernel_declines(monkeypatch):
+    """A backend whose pair kernel declines (returns None): the ReLU's and
+    the pool's own backward, with their results."""
+    from xpnn import backend
+    from xpnn.layers import pooling, relu_backward
     x = np.random.RandomState(5).randn(2, 3, 4, 4)
     p, cache = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
     out = np.maximum(p, 0.0)
+    asked = []
+
+    class Declines(type(backend.get("numpy").kernels)):
+        def max_pool_relu_backward(self, *args):
+            asked.append(args[0].dtype)
+            return None
+    monkeypatch.setattr(backend.get("numpy"), "kernels", Declines())
     dout = np.random.RandomState(6).randn(*p.shape).astype(np.float32)
     for a, b in ((dout, out), (out.astype(np.float32), dout.astype(np.float64))):
         np.testing.assert_array_equal(pooling._max_pool_relu_backward(a, b, cache),
                                       max_pool_backward_fast(relu_backward(a, b), cache))
+    assert asked == [np.float32, np.float32]

@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 
-from xpnn.layers import _cudnn
+from xpnn.backend.cupy import _cudnn
 
 
 @pytest.fixture

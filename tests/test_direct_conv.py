@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xpnn.layers import _kernels, conv, conv_backward_naive, conv_forward_naive
+from xpnn.backend import numpy as _kernels
+from xpnn.backend.numpy import conv
+from xpnn.layers import conv_backward_naive, conv_forward_naive
 from xpnn.layers.conv import conv_backward_fast_params, conv_forward_fast
 
 from conftest import record_calls
@@ -176,7 +178,7 @@ def test_kernels_refuse_what_they_were_not_built_for():
 
 
 def test_host_threads_follow_the_environment(monkeypatch):
-    from xpnn._host import host_threads
+    from xpnn.backend.numpy._host import host_threads
     for var in ("XPNN_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     cores = host_threads()

@@ -8,7 +8,10 @@ import warnings
 import numpy as np
 import pytest
 
-from xpnn.layers import _kernels, conv_backward_fast, conv_forward_fast
+from xpnn.backend import numpy as _kernels
+from xpnn.backend.numpy import conv as conv_mod
+from xpnn.layers import conv_backward_fast, conv_forward_fast
+from xpnn.layers.conv import conv_backward_fast_params
 
 from conftest import record_calls
 
@@ -17,7 +20,7 @@ from conftest import record_calls
                     reason="XPNN_ALLOW_PORTABLE=1: running without the compiled extension")
 def test_extension_is_compiled():
     assert _kernels.has_compiled(), (
-        "xpnn._cython.im2col did not import; reinstall with pip install -e . "
+        "xpnn.backend.numpy._cython.im2col did not import; reinstall with pip install -e . "
         "(set XPNN_ALLOW_PORTABLE=1 to test the portable path alone)")
 
 
@@ -53,7 +56,6 @@ def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, n
     weight gradient summed over chunks, against the portable path."""
     if not _kernels.has_compiled():
         pytest.skip("compiled extension not built")
-    from xpnn.layers import conv as conv_mod
     assert not conv_mod._direct(_kernels._cy, xs, ws, stride)   # the columns route
     r = np.random.RandomState(2)
     x, w, b = (r.randn(*xs).astype(dtype), r.randn(*ws).astype(dtype),
@@ -65,7 +67,7 @@ def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, n
         m.setattr(_kernels, "_cy", None)
         m.setattr(_kernels, "_warned", True)
         out_p, cache_p = conv_forward_fast(x, w, b, p)
-        ref = conv_mod.conv_backward_fast_params(dout, cache_p, need_dx=need_dx)
+        ref = conv_backward_fast_params(dout, cache_p, need_dx=need_dx)
     K = ws[1] * ws[2] * ws[3]
     P = out_p.shape[2] * out_p.shape[3]
     tol = 1e-5 if dtype == np.float32 else 1e-13
@@ -74,7 +76,7 @@ def test_host_conv_in_chunks_equals_portable(monkeypatch, xs, ws, stride, pad, n
         assert conv_mod._chunk(xs[0], K, P, x.itemsize) == per_chunk
         out, cache = conv_forward_fast(x, w, b, p)
         assert isinstance(cache[4], conv_mod.HostColumns)
-        got = conv_mod.conv_backward_fast_params(dout, cache, need_dx=need_dx)
+        got = conv_backward_fast_params(dout, cache, need_dx=need_dx)
         assert (got[0] is None) == (not need_dx)
         for c, q in zip((out, *got), (out_p, *ref)):
             if q is None:

@@ -43,7 +43,8 @@ def test_both_convolution_paths_match_numpy(name, dtype, path, monkeypatch):
     """cuDNN (XPNN_CUDNN=1, where nvidia-cudnn-frontend is installed) and
     xpnn's im2col + cuBLAS kernels, each against NumPy; the cuDNN case
     proves it ran."""
-    from xpnn.layers import _cudnn, conv_forward_fast
+    from xpnn.backend.cupy import _cudnn
+    from xpnn.layers import conv_forward_fast
     if path == "im2col":
         monkeypatch.delenv("XPNN_CUDNN", raising=False)
     else:

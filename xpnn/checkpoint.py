@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import backend_of, to_numpy
+from .backend import is_array, to_numpy
 
 __all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
@@ -34,7 +34,7 @@ def flatten_state(tree: Any, prefix: str, arrays: dict) -> Any:
         return {str(k): flatten_state(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return [flatten_state(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
-    if backend_of(tree) is not None:
+    if is_array(tree):
         arrays[prefix] = np.asarray(to_numpy(tree))
         return {"__array__": prefix}
     if isinstance(tree, np.generic):

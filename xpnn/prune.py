@@ -67,13 +67,13 @@ def _count(amount, n, what):
     return int(round(float(amount) * n))
 
 
-def _host(x):
+def _as_host64(x):
     return np.asarray(backend.to_numpy(x), dtype=np.float64)
 
 
 def _mask_of(model, name):
     m = model.masks.get(name)
-    return np.ones(tuple(model.params[name].shape)) if m is None else _host(m)
+    return np.ones(tuple(model.params[name].shape)) if m is None else _as_host64(m)
 
 
 def _set_mask(model, name, new_mask, kind):
@@ -98,7 +98,7 @@ def l1_unstructured(model, name, amount):
     (among equal magnitudes, the lowest flat index goes first)."""
     _state(model)
     _check_name(model, name)
-    w, m = np.abs(_host(model.params[name])), _mask_of(model, name)
+    w, m = np.abs(_as_host64(model.params[name])), _mask_of(model, name)
     alive = np.flatnonzero(m)
     k = _count(amount, alive.size, f"entries of {name}")
     new = np.ones_like(m)
@@ -128,7 +128,7 @@ def ln_structured(model, name, amount, n=1, dim=0):
     dimension the matching bias and batch-norm entries are masked too."""
     _state(model)
     _check_name(model, name)
-    w = _host(model.params[name])
+    w = _as_host64(model.params[name])
     if not isinstance(dim, (int, np.integer)) or not -w.ndim <= dim < w.ndim:
         raise ValueError(f"dim={dim!r} does not exist for {name} of shape {w.shape}; "
                          f"use 0..{w.ndim - 1}")
@@ -177,7 +177,7 @@ def global_unstructured(model, amount, names=None):
     mags, owners, flat = [], [], []
     for j, nm in enumerate(names):
         alive = np.flatnonzero(_mask_of(model, nm))
-        mags.append(np.abs(_host(model.params[nm])).ravel()[alive])
+        mags.append(np.abs(_as_host64(model.params[nm])).ravel()[alive])
         owners.append(np.full(alive.size, j))
         flat.append(alive)
     mags, owners, flat = map(np.concatenate, (mags, owners, flat))
@@ -225,7 +225,7 @@ def sparsity(model, names=None):
     per, zeros, total = {}, 0, 0
     for nm in names:
         _check_name(model, nm)
-        w = _host(model.params[nm])
+        w = _as_host64(model.params[nm])
         z = int(np.count_nonzero(w == 0))
         per[nm] = z / w.size  # a layer's weights are never empty
         zeros, total = zeros + z, total + w.size

@@ -120,7 +120,7 @@ class Solver:
                 raise ValueError(f"data must contain X_train, y_train, X_val and y_val; "
                                  f"missing {key!r}")
         for key in ("X_train", "y_train", "X_val", "y_val"):
-            if backend.backend_of(data[key]) is None:
+            if not backend.is_array(data[key]):
                 raise TypeError(f"data[{key!r}] must be an array (NumPy, CuPy or "
                                 f"array-api-strict), got {type(data[key]).__name__}")
         if data["X_train"].shape[0] == 0:
@@ -187,13 +187,17 @@ class Solver:
 
     def _backend(self):
         """Where the model computes: the active backend, except for a model
-        whose params are all NumPy arrays that it does not move itself (a
-        course-written model): that one gets NumPy batches."""
-        name = backend.get_backend()
-        if name != "numpy" and not hasattr(self.model, "to_device") and self.model.params \
-                and all(backend.is_host(v) for v in self.model.params.values()):
-            return "numpy"
-        return name
+        that does not move its params itself (a course-written model) and
+        holds them all on one backend: it gets its batches there (NumPy
+        batches for a notebook's NumPy model)."""
+        own = None if hasattr(self.model, "to_device") else \
+            backend.common_backend(self.model.params.values())
+        return own or backend.get_backend()
+
+    def _readback_is_free(self):
+        """Whether the model's losses can be read as they come (host memory):
+        then each is checked for NaN before its update."""
+        return backend.get(self._backend()).readback_is_free
 
     def _device_data(self, X):
         """X on the model's backend when it fits there (whole data set
@@ -208,12 +212,9 @@ class Solver:
     def _rows(self, X, idx):
         """Rows ``idx`` (a NumPy index array) of X, on the active backend."""
         dev = self._device_data(X)
-        name = self._backend()
         if dev is None:  # too big for the device: gather on the host, move the batch
-            return backend.to_device(np.asarray(backend.to_numpy(X))[idx], name)
-        if backend.is_host(dev):
-            return dev[idx]
-        return backend.namespace(name).take(dev, backend.to_device(idx, name), axis=0)
+            return backend.to_device(np.asarray(backend.to_numpy(X))[idx], self._backend())
+        return backend.take_rows(dev, idx)
 
     # ------------------------------------------------------------------ steps
     def _iterations_per_epoch(self):
@@ -266,7 +267,7 @@ class Solver:
         with backend.labels_checked():  # every label was checked once, in train()
             loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
-        if self._backend() == "numpy" and not math.isfinite(float(loss)):
+        if self._readback_is_free() and not math.isfinite(float(loss)):
             self._check_finite()  # raises before a NaN update reaches the weights
         self._update(grads)
 
@@ -345,12 +346,9 @@ class Solver:
         pending = list(range(self._floats, upto))  # entries before _floats are floats
         if not pending:
             return
-        vals = [self.loss_history[i] for i in pending]
-        if not backend.is_host(vals[0]) and backend.backend_of(vals[0]) is not None:
-            xp = backend.namespace_of(loss=vals[0])
-            vals = backend.to_numpy(xp.stack([xp.reshape(v, ()) for v in vals]))
+        vals = backend.read_floats([self.loss_history[i] for i in pending])
         for i, v in zip(pending, vals):
-            self.loss_history[i] = float(v)
+            self.loss_history[i] = v
         self._floats = upto
 
     def _check_finite(self):
@@ -364,7 +362,7 @@ class Solver:
                     self.model.params = dict(self.best_params)
                     kept = (f"The model keeps the best parameters so far (val acc "
                             f"{self.best_val_acc:.4f}).")
-                elif self._backend() == "numpy":  # checked before the update: still finite
+                elif self._readback_is_free():  # checked before the update: still finite
                     kept = "The model keeps its parameters from before that step."
                 else:
                     self.model.params = dict(self._start_params or self.model.params)

@@ -4,15 +4,13 @@ from __future__ import annotations
 from array_api_compat import device as _device
 
 from .. import backend
-from ._kernels import fused_enabled
 from ._util import check_ndim, shape_str, xp_of
 
 __all__ = ["softmax_loss", "svm_loss"]
 
 
-def _one_hot(xp, x, y, fn):
-    """(N, C) 0/1 matrix of the labels, after checking y against x."""
-    _check_labels(xp, x, y, fn)
+def _one_hot(xp, x, y):
+    """(N, C) 0/1 matrix of the (checked) labels."""
     classes = xp.arange(x.shape[1], dtype=y.dtype, device=_device(x))
     return y[:, None] == classes[None, :]
 
@@ -30,7 +28,7 @@ def _check_labels(xp, x, y, fn):
         raise TypeError(f"{fn}: y must hold integer class labels, got dtype {y.dtype}")
     # off the host this reads two numbers back (a device sync), unless the
     # caller has checked every label already (backend.labels_checked)
-    if N and (backend.is_host(y) or not backend._labels["trusted"]):
+    if N and backend.labels_need_check(y):
         lo, hi = backend.label_range(y)
         if lo < 0 or hi >= C:
             raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for {C} classes, "
@@ -44,11 +42,11 @@ def softmax_loss(x, y):
     Returns (loss, dx) with loss a 0-d value of x's dtype and dx (N, C).
     """
     xp = xp_of(x=x, y=y)
-    if fused_enabled(x) and x.ndim == 2 and x.shape[0] and x.shape[1]:  # GPU: 4 launches
-        _check_labels(xp, x, y, "softmax_loss")
-        from . import _cuda
-        return _cuda.softmax_loss(x, y)
-    hot = _one_hot(xp, x, y, "softmax_loss")
+    _check_labels(xp, x, y, "softmax_loss")
+    fast = backend.kernels(x, y).softmax_loss(x, y)
+    if fast is not None:
+        return fast
+    hot = _one_hot(xp, x, y)
     N = x.shape[0]
     shifted = x - xp.max(x, axis=1, keepdims=True)
     log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
@@ -65,7 +63,8 @@ def svm_loss(x, y):
     Returns (loss, dx).
     """
     xp = xp_of(x=x, y=y)
-    hot = _one_hot(xp, x, y, "svm_loss")
+    _check_labels(xp, x, y, "svm_loss")
+    hot = _one_hot(xp, x, y)
     N = x.shape[0]
     hotf = xp.astype(hot, x.dtype)
     correct = xp.sum(x * hotf, axis=1, keepdims=True)

@@ -12,10 +12,7 @@ the closed form (``batchnorm_backward_alt``).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .. import backend
-from . import _kernels
 from ._util import (check_dout, check_int, check_ndim, check_number, prod, shape_str,
                     xp_of, zeros_like_shape)
 
@@ -61,16 +58,16 @@ def _chan_sum(xp, a):
 
 
 def _chan_dot(xp, a, b):
-    """Per-channel sum of a * b; one pass and no temporary on NumPy."""
-    if backend.is_host(a) and backend.is_host(b):
-        return np.einsum("nc,nc->c" if a.ndim == 2 else "ncl,ncl->c", a, b)
-    return _chan_sum(xp, a * b)
+    """Per-channel sum of a * b (one pass and no temporary where the backend
+    has a kernel)."""
+    out = backend.kernels(a, b).channel_dot(a, b)
+    return _chan_sum(xp, a * b) if out is None else out
 
 
 def _chan_affine(xp, u, a, b, v=None, k=None):
-    """a*u + b (+ k*v), coefficients per channel (axis 1): one compiled pass
-    on NumPy, broadcasting elsewhere."""
-    out = _kernels.channel_affine(u, a, b, v, k)
+    """a*u + b (+ k*v), coefficients per channel (axis 1): one pass where the
+    backend has a kernel, broadcasting elsewhere."""
+    out = backend.kernels(u).channel_affine(u, a, b, v, k)
     if out is not None:
         return out
     col = (lambda t: t) if u.ndim == 2 else (lambda t: t[:, None])
@@ -79,6 +76,14 @@ def _chan_affine(xp, u, a, b, v=None, k=None):
     if v is not None:
         out += v * col(k)
     return out
+
+
+def _centred(xp, x, mean):
+    """x - mean per channel, x viewed as (N, C) or (N, C, L)."""
+    if x.ndim == 2:
+        return x - mean
+    N, C = x.shape[0], x.shape[1]
+    return xp.reshape(x, (N, C, prod(x.shape[2:]))) - mean[:, None]
 
 
 def _bn_core(xp, x, gamma, beta, bn_param, fn):
@@ -105,20 +110,24 @@ def _bn_core(xp, x, gamma, beta, bn_param, fn):
         raise ValueError(f"{fn}: x {shape_str(x)} holds no values to take batch statistics "
                          "over (an empty batch)")
     for key, v in (("running_mean", rm), ("running_var", rv)):
-        if v is not None and backend.backend_of(v) != backend.backend_of(x):
+        if v is None:
+            continue
+        try:
+            xp_of(x=x, running=v)
+        except TypeError:
             raise TypeError(f"{fn}: bn_param[{key!r}] must be an array of x's backend "
-                            f"({backend.backend_of(x)}), got {type(v).__name__}")
-        if v is not None and tuple(v.shape) != (C,):
+                            f"({backend.backend_of(x)}), got {type(v).__name__}") from None
+        if tuple(v.shape) != (C,):
             raise ValueError(f"{fn}: bn_param[{key!r}] must have shape ({C},), got "
                              f"{shape_str(v)}")
     if rm is None:
         rm = zeros_like_shape(xp, x, (C,))
     if rv is None:
         rv = zeros_like_shape(xp, x, (C,))
-    if mode == "train" and _kernels.fused_enabled(x, gamma, beta, rm, rv):
-        from . import _cuda
-        out, mean, var, inv_std, bn_param["running_mean"], bn_param["running_var"] = \
-            _cuda.bn_train_forward(x, gamma, beta, rm, rv, eps, momentum)
+    fast = backend.kernels(x).bn_train_forward(x, gamma, beta, rm, rv, eps, momentum) \
+        if mode == "train" else None
+    if fast is not None:  # the backward rebuilds what it needs from x and the mean
+        out, mean, var, inv_std, bn_param["running_mean"], bn_param["running_var"] = fast
         cache = {"mode": mode, "x": x, "xc": None, "mean": mean, "var": var,
                  "inv_std": inv_std, "gamma": gamma, "eps": eps, "M": M}
         return out, cache
@@ -142,11 +151,13 @@ def _bn_backward_core(xp, dout, cache):
     """dx, dgamma, dbeta with xhat = xc * inv_std never materialised:
     dgamma = inv * sum(dout * xc); in train mode
     dx = gamma*inv/M * (M*dout - dbeta - xc * inv * dgamma)."""
-    if cache["xc"] is None:  # the fused GPU forward: the fused backward
-        from . import _cuda
-        return _cuda.bn_train_backward(dout, cache["x"], cache["mean"], cache["gamma"],
-                                       cache["inv_std"])
     xc, inv, g, M = cache["xc"], cache["inv_std"], cache["gamma"], cache["M"]
+    if xc is None:  # the backend's kernel ran the forward: its backward, or the centred x
+        x = cache["x"]
+        fast = backend.kernels(dout, x).bn_train_backward(dout, x, cache["mean"], g, inv)
+        if fast is not None:
+            return fast
+        xc = _centred(xp, x, cache["mean"])
     d3 = xp.reshape(dout, xc.shape)
     dbeta = _chan_sum(xp, d3)
     dgamma = _chan_dot(xp, d3, xc) * inv

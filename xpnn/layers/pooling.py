@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array_api_compat import device as _device
 
-from . import _kernels
+from ..backend import kernels
 from .core import relu_backward, relu_forward
 from ._util import (check_dout, check_int, check_ndim, out_size, shape_str, window, xp_of,
                     zeros_like_shape)
@@ -106,13 +106,14 @@ def max_pool_backward_naive(dout, cache):
 
 def max_pool_forward_fast(x, pool_param):
     """Vectorised max pooling: a reshape when windows tile the input
-    (stride equal to the window), a loop over window offsets otherwise.
-    Cache holds the argmax index of every window, not the input."""
+    (stride equal to the window), a loop over window offsets otherwise; the
+    backend's kernel where it has one. Cache holds the argmax index of every
+    window, not the input."""
     xp = xp_of(x=x)
     ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_forward_fast")
-    compiled = _kernels.max_pool_forward(x, ph, pw, s, Ho, Wo)
-    if compiled is not None:  # flat in-plane argmax from the compiled kernel
-        out, idx = compiled
+    fast = kernels(x).max_pool_forward(x, ph, pw, s, Ho, Wo)
+    if fast is not None:  # flat in-plane argmax from the kernel
+        out, idx = fast
         return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "plane")
     win = _windows(xp, x, ph, pw, s, Ho, Wo)
     idx = xp.argmax(win, axis=-1)
@@ -135,33 +136,40 @@ def max_pool_backward_fast(dout, cache):
     if tuple(dout.shape) != tuple(idx.shape):
         raise ValueError(f"max_pool_backward_fast: dout has shape {shape_str(dout)}, "
                          f"expected the forward output's {shape_str(idx)}")
+    Ho, Wo = idx.shape[2], idx.shape[3]
     if kind == "plane":
         if str(dout.dtype) not in ("float32", "float64"):
             raise TypeError(f"max_pool_backward_fast: dout must be float32 or float64 (the "
                             f"forward input's types), got dtype {dout.dtype}")
-        return _kernels.max_pool_backward(dout, idx, shape[2], shape[3], ph, pw, s)
-    Ho, Wo = idx.shape[2], idx.shape[3]
+        dx = kernels(dout, idx).max_pool_backward(dout, idx, shape[2], shape[3], ph, pw, s)
+        if dx is not None:
+            return dx
+        idx = _window_offsets(xp, idx, shape[3], pw, s)  # the kernel is gone: the same maxima
     offsets = xp.arange(ph * pw, dtype=idx.dtype, device=_device(idx))
     hit = idx[..., None] == offsets
     dwin = xp.where(hit, dout[..., None], xp.zeros_like(dout)[..., None])
     return _unwindows(xp, dwin, shape, ph, pw, s, Ho, Wo)
 
 
-def _fused_pool_relu(*arrays):
-    """Whether ReLU(max pool) runs as one CUDA kernel: the fused kernels
-    serve the arrays, and they are float32 or float64 (the pooling
-    kernels' types)."""
-    return _kernels.fused_enabled(*arrays) and str(arrays[0].dtype) in ("float32", "float64")
+def _window_offsets(xp, idx, W, pw, s):
+    """A kernel's flat in-plane argmax (y * W + x) as the offset within its
+    window (ki * pw + kj), the portable path's form."""
+    Ho, Wo = idx.shape[2], idx.shape[3]
+    oy = xp.reshape(xp.arange(Ho, dtype=idx.dtype, device=_device(idx)), (Ho, 1))
+    ox = xp.reshape(xp.arange(Wo, dtype=idx.dtype, device=_device(idx)), (1, Wo))
+    return (idx // W - oy * s) * pw + (idx % W - ox * s)
 
 
 def _max_pool_relu_forward(x, pool_param):
     """``relu_forward(max_pool_forward_fast(x, pool_param)[0])`` (a maximum
-    commutes with the ReLU): (out, pool cache); on a GPU one kernel. The
-    ReLU's cache is ``out`` (> 0 exactly where the pooled value is)."""
-    if _fused_pool_relu(x):
-        ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_forward_fast")
-        from . import _cuda
-        out, idx = _cuda.max_pool_forward(x, ph, pw, s, Ho, Wo, relu=True)
+    commutes with the ReLU): (out, pool cache); one kernel where the backend
+    has it. The ReLU's cache is ``out`` (> 0 exactly where the pooled value
+    is)."""
+    xp_of(x=x)
+    ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_forward_fast")
+    fast = kernels(x).max_pool_relu_forward(x, ph, pw, s, Ho, Wo)
+    if fast is not None:
+        out, idx = fast
         return out, (tuple(x.shape), idx, _snapshot(ph, pw, s), "plane")
     p, cache = max_pool_forward_fast(x, pool_param)
     return relu_forward(p)[0], cache
@@ -169,14 +177,16 @@ def _max_pool_relu_forward(x, pool_param):
 
 def _max_pool_relu_backward(dout, out, cache):
     """Backward of :func:`_max_pool_relu_forward` given its ``out``: the
-    ReLU's backward, then the pool's; on a GPU one kernel."""
+    ReLU's backward, then the pool's; one kernel where the backend has it."""
     shape, idx, pool_param, kind = cache
-    if kind != "plane" or not _fused_pool_relu(dout, out):
-        return max_pool_backward_fast(relu_backward(dout, out), cache)
-    check_dout("relu_backward", xp_of(dout=dout), dout, out.shape)
-    from . import _cuda
-    return _cuda.max_pool_backward(dout, idx, shape[2], shape[3], pool_param["pool_height"],
-                                   pool_param["pool_width"], pool_param["stride"], relu_out=out)
+    if kind == "plane":
+        check_dout("relu_backward", xp_of(dout=dout, x=out), dout, out.shape)
+        dx = kernels(dout, out).max_pool_relu_backward(
+            dout, idx, out, shape[2], shape[3], pool_param["pool_height"],
+            pool_param["pool_width"], pool_param["stride"])
+        if dx is not None:
+            return dx
+    return max_pool_backward_fast(relu_backward(dout, out), cache)
 
 
 def avg_pool_forward(x, pool_param):

@@ -72,19 +72,17 @@ class DeviceModel:
     def _sync_device(self):
         """Forgiving boundary: params assigned from NumPy (as notebooks do)
         are moved to the active backend, once."""
-        name = backend.get_backend()
+        # to_device returns an array already there as it is
         for k, v in self.params.items():
-            if backend.backend_of(v) != name:
-                self.params[k] = backend.to_device(v, name)
+            self.params[k] = backend.to_device(v)
         for p in self.bn_params:
             for key in ("running_mean", "running_var"):
-                if key in p and backend.backend_of(p[key]) != name:
-                    p[key] = backend.to_device(p[key], name)
+                if key in p:
+                    p[key] = backend.to_device(p[key])
         masks = getattr(self, "masks", None)  # pruning masks travel with their weights
         if masks:
             for k, m in masks.items():
-                if backend.backend_of(m) != name:
-                    masks[k] = backend.to_device(m, name)
+                masks[k] = backend.to_device(m)
 
     def to_device(self, name=None):
         """Move params, normalisation running statistics and pruning masks

@@ -82,7 +82,7 @@ def _walk(layers):
 def shrink_network(model):
     """A smaller model of the same kind computing what the masked one
     computes; see the module docstring for what is removed."""
-    from ..prune import _host, _mask_of, _np_dtype, model_stats
+    from ..prune import _as_host64, _mask_of, _np_dtype, model_stats
     sp, info = _Spaces(), {}
     first = sp.new(model.input_shape[0])
     sp.keep_whole(first, "reads the network's input")
@@ -180,7 +180,7 @@ def shrink_network(model):
     for old, nl in zip(old_layers, new_layers):
         for local, name in old.param_names.items():
             v = model.params[name]
-            params[name] = backend.to_device(cut(old, local, _host(v)).astype(_np_dtype(v)), dev)
+            params[name] = backend.to_device(cut(old, local, _as_host64(v)).astype(_np_dtype(v)), dev)
             if name in model.masks:
                 cm = cut(old, local, _mask_of(model, name))
                 if not cm.all():
@@ -194,7 +194,7 @@ def shrink_network(model):
             for key in ("running_mean", "running_var"):
                 if key not in ob:  # a layer norm's entry holds no statistics
                     continue
-                v = _host(ob[key])
+                v = _as_host64(ob[key])
                 nb[key] = backend.to_device(cut(old, "gamma", v).astype(_np_dtype(ob[key])), dev)
     new.params = params
     new.masks, new.prune_kinds = masks, kinds

@@ -31,14 +31,16 @@ import os
 
 import numpy as np
 
-from .. import backend
+from .._base import KernelState
+from ._load import cupy_module
 
 _state: dict = {"ok": None, "why": "not checked yet", "handle": None, "cudnn": None}
 _graphs: dict = {}
 
 
-class CudnnConv:
-    """The 5th item of a convolution's cache when cuDNN ran its forward."""
+class CudnnConv(KernelState):
+    """What a convolution keeps for its backward when cuDNN ran its forward
+    (nothing: the backward reads x and w from the layer's cache)."""
     __slots__ = ()
 
 
@@ -145,7 +147,7 @@ def _graph(kind, xs, ws, ys, s, pad, dtype):
 def _fastest_plan(g, names, shapes, dtype):
     """Build every plan of ``g``, time each on random data (median of 3
     after one warm-up) and return the entry of the fastest."""
-    cp = backend.cupy_module()
+    cp = cupy_module()
     out_shape = shapes["w"] if "x" in names and "dy" in names else \
         shapes["x"] if "dy" in names else shapes["dy"]
     data = {k: cp.asarray(np.random.RandomState(7).randn(*shapes[k]).astype(dtype))
@@ -176,7 +178,7 @@ def _fastest_plan(g, names, shapes, dtype):
 
 
 def _run(entry, buffers):
-    cp = backend.cupy_module()
+    cp = cupy_module()
     cudnn = _state["cudnn"]
     g, names, wsize, index = entry
     work = cp.empty((max(wsize, 1),), dtype=cp.uint8)
@@ -191,7 +193,7 @@ def _run(entry, buffers):
 def _pass(kind, xs, ws, ys, s, pad, inputs, out_shape):
     """Run one pass's graph on ``inputs`` into a new array, or None where
     cuDNN has no engine for it."""
-    cp = backend.cupy_module()
+    cp = cupy_module()
     inputs = {k: cp.ascontiguousarray(v) for k, v in inputs.items()}
     dtype = next(iter(inputs.values())).dtype
     entry = _graph(kind, tuple(xs), tuple(ws), tuple(ys), s, pad, dtype)
@@ -222,8 +224,7 @@ def _self_check():
     """One small convolution each way against the im2col path, float64 and
     float32 (raises if cuDNN's results differ)."""
     from . import _cuda
-    from .conv import conv_backward_fast_params
-    cp = backend.cupy_module()
+    cp = cupy_module()
     r = np.random.RandomState(0)
     for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-3 if _tf32() else 1e-4)):
         x = cp.asarray(r.randn(2, 3, 7, 6).astype(dtype))
@@ -232,9 +233,7 @@ def _self_check():
         s, pad, Ho, Wo = 2, 1, 4, 3
         ref, cols = _cuda.conv_forward(x, w, b, s, pad, Ho, Wo)
         dout = cp.asarray(r.randn(*ref.shape).astype(dtype))
-        # the im2col path's own backward (a cache holding its columns)
-        ref_dx, ref_dw, _ = conv_backward_fast_params(
-            dout, (x, w, b, {"stride": s, "pad": pad}, cols), need_dx=True)
+        ref_dx, ref_dw = _cuda.im2col_backward(dout, x, w, cols, s, pad, Ho, Wo)
         got = (forward(x, w, s, pad, Ho, Wo), input_grad(dout, w, x.shape, s, pad),
                weight_grad(dout, x, w.shape, s, pad))
         for name, g, want in zip(("forward", "data gradient", "weight gradient"), got,

@@ -8,13 +8,11 @@
   in-plane index; the backward is again a gather, one thread per input pixel
   over the windows that can contain it.
 
-CuPy is reached through :mod:`xpnn.backend` (the one module that imports it).
+CuPy is reached through :func:`._load.cupy_module`.
 """
 from __future__ import annotations
 
-from .. import backend
-
-_kernels: dict = {}
+from ._load import cupy_module
 
 _POOL_FWD = r"""
 int ox = i % Wo, oy = (i / Wo) % Ho;
@@ -116,33 +114,10 @@ POOL_SPECS = {
 }
 
 
-def _kernel(name):
-    if name not in _kernels:
-        cp = backend.cupy_module()
-        ins, outs, body = POOL_SPECS[name]
-        _kernels[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}")
-    return _kernels[name]
-
-
-def im2col(xpad, kh, kw, stride, Ho, Wo):
-    """Columns of an already padded input: the padding-aware kernel, pad 0."""
-    cp = backend.cupy_module()
-    N, C, Hp, Wp = xpad.shape
-    cols = cp.empty((C * kh * kw, N * Ho * Wo), dtype=xpad.dtype)
-    _get("im2col_pad")(cp.ascontiguousarray(xpad), N, C, Hp, Wp, kh, kw, stride, 0, Ho, Wo,
-                       cols)
-    return cols
-
-
-def col2im(dcols, N, C, Hp, Wp, kh, kw, stride, Ho, Wo):
-    """The padded input's gradient: the gather-form kernel, pad 0."""
-    return conv_input_grad(dcols, N, C, Hp, Wp, kh, kw, stride, 0, Ho, Wo)
-
-
 def max_pool_forward(x, ph, pw, stride, Ho, Wo, relu=False, kernel=None, xp=None):
     """(out, flat in-plane argmax); with ``relu``, out is ReLU(max pool).
     ``kernel`` and ``xp`` stand in for the CUDA kernels and CuPy (host tests)."""
-    kernel, cp = kernel or _kernel, xp or backend.cupy_module()
+    kernel, cp = kernel or _get, xp or cupy_module()
     N, C, H, W = x.shape
     out = cp.empty((N, C, Ho, Wo), dtype=x.dtype)
     idx = cp.empty((N, C, Ho, Wo), dtype=cp.int32)
@@ -155,7 +130,7 @@ def max_pool_backward(dout, idx, H, W, ph, pw, stride, relu_out=None, kernel=Non
     """The input gradient from the recorded argmax; with ``relu_out`` (the
     forward's ReLU(max pool) output) the ReLU's backward too, in the same
     kernel."""
-    kernel, cp = kernel or _kernel, xp or backend.cupy_module()
+    kernel, cp = kernel or _get, xp or cupy_module()
     N, C, Ho, Wo = dout.shape
     dx = cp.empty((N, C, H, W), dtype=dout.dtype)
     d = cp.ascontiguousarray(dout)
@@ -286,31 +261,21 @@ BN_ELEMENTWISE = {
     "relu_bwd": ("T d, T x", "T dx", "dx = x > (T)0 ? d : (T)0;"),
 }
 
-_fused: dict = {}
-
-
-def fused_enabled(*arrays) -> bool:
-    """Whether the fused kernels apply: CuPy arrays of one floating dtype,
-    and not turned off with XPNN_NO_FUSED_KERNELS=1."""
-    import os
-    if os.environ.get("XPNN_NO_FUSED_KERNELS") == "1":
-        return False
-    if any(backend.backend_of(a) != "cupy" for a in arrays):
-        return False
-    return len({a.dtype for a in arrays}) == 1 and arrays[0].dtype.kind == "f"
+_compiled: dict = {}
 
 
 def _get(name):
-    if name not in _fused:
-        cp = backend.cupy_module()
-        if name in CONV_ELEMENTWISE:
-            ins, outs, body = CONV_ELEMENTWISE[name]
-            _fused[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}")
-        else:
+    """The compiled CUDA kernel ``name`` (of any table here), built once."""
+    if name not in _compiled:
+        cp = cupy_module()
+        if name in BN_ELEMENTWISE:
             ins, outs, body = BN_ELEMENTWISE[name]
-            _fused[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}",
+            _compiled[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}",
                                                 options=("--fmad=false",))
-    return _fused[name]
+        else:
+            ins, outs, body = {**POOL_SPECS, **CONV_ELEMENTWISE}[name]
+            _compiled[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}")
+    return _compiled[name]
 
 
 def _col(v):
@@ -345,7 +310,7 @@ def bn_train_forward(x, gamma, beta, rm, rv, eps, momentum, kernel=None, xp=None
     running_var): out shaped like x, the rest per channel, shape (C,).
     ``kernel`` and ``xp`` default to the CUDA kernels and CuPy; the host
     tests pass compiled host versions of the same kernels and NumPy."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     x3 = xp.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     N, C, L = x3.shape
     M = N * L
@@ -360,7 +325,7 @@ def bn_train_forward(x, gamma, beta, rm, rv, eps, momentum, kernel=None, xp=None
 
 def bn_train_backward(dout, x, mean, gamma, inv, kernel=None, xp=None):
     """Gradients of :func:`bn_train_forward`: dx (x's shape), dgamma, dbeta."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     x3 = xp.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     d3 = xp.ascontiguousarray(dout).reshape(x3.shape)
     N, C, L = x3.shape
@@ -376,7 +341,7 @@ def bn_train_backward(dout, x, mean, gamma, inv, kernel=None, xp=None):
 
 def softmax_loss(x, y, kernel=None, xp=None):
     """(loss, dx) of softmax cross-entropy in 4 launches; x (N, C)."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     x = xp.ascontiguousarray(x)
     N, C = x.shape
     m = xp.empty((N,), dtype=x.dtype)
@@ -386,15 +351,16 @@ def softmax_loss(x, y, kernel=None, xp=None):
     return -xp.sum(lp) / N, dx
 
 
-def relu_backward(dout, x):
-    return _get("relu_bwd")(dout, x)
+def relu_backward(dout, x, kernel=None, xp=None):
+    """ReLU's backward in one pass."""
+    return (kernel or _get)("relu_bwd")(dout, x)
 
 
 def conv_forward(x, w, b, s, pad, Ho, Wo, kernel=None, xp=None):
     """(out (N, F, Ho, Wo), cols (C*kh*kw, N*Ho*Wo)) in 3 launches: im2col
     from the unpadded input, one matmul, bias and layout in one pass.
     ``kernel``/``xp`` as for :func:`bn_train_forward`."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     N = x.shape[0]
     F, C, kh, kw = w.shape
     cols = columns(x, kh, kw, s, pad, Ho, Wo, kernel, xp)
@@ -406,7 +372,7 @@ def conv_forward(x, w, b, s, pad, Ho, Wo, kernel=None, xp=None):
 
 def columns(x, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):
     """The column matrix (C*kh*kw, N*Ho*Wo) of x, read unpadded."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     x = xp.ascontiguousarray(x)
     N, C, H, W = x.shape
     cols = xp.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
@@ -417,14 +383,26 @@ def columns(x, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):
 def channel_sum(a, kernel=None, xp=None):
     """Per-channel sum of an (N, C, ...) array, in fixed order (the batch
     norm's two passes)."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     a3 = xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
     return _channel_mean(a3, 1, kernel, xp)[0]
 
 
 def conv_input_grad(dcols, N, C, H, W, kh, kw, s, pad, Ho, Wo, kernel=None, xp=None):
     """The input gradient (N, C, H, W) from the column gradient, unpadded."""
-    kernel, xp = kernel or _get, xp or backend.cupy_module()
+    kernel, xp = kernel or _get, xp or cupy_module()
     dx = xp.empty((N, C, H, W), dtype=dcols.dtype)
     kernel("col2im_unpad")(xp.ascontiguousarray(dcols), N, C, H, W, kh, kw, s, pad, Ho, Wo, dx)
     return dx
+
+
+def im2col_backward(dout, x, w, cols, s, pad, Ho, Wo):
+    """(dx, dw) of the im2col route from the forward's columns, as the
+    portable layer computes them on a GPU (the reference cuDNN's passes are
+    checked against)."""
+    N, C, H, W = x.shape
+    F, _, kh, kw = w.shape
+    d2 = dout.transpose(1, 0, 2, 3).reshape(F, N * Ho * Wo)
+    dw = (d2 @ cols.T).reshape(w.shape)
+    dcols = w.reshape(F, C * kh * kw).T @ d2
+    return conv_input_grad(dcols, N, C, H, W, kh, kw, s, pad, Ho, Wo), dw
