@@ -7,7 +7,7 @@ import pytest
 
 from xpnn import backend
 from xpnn.gradient_check import rel_error
-from xpnn.optim import UPDATE_RULES, adagrad, adam, adamw, get_update_rule, rmsprop, sgd, \
+from xpnn.optim import UPDATE_RULES, adagrad, adam, adamw, get_update_rule, nadam, rmsprop, sgd, \
     sgd_momentum, sgd_nesterov_momentum
 
 N, D = 4, 5
@@ -70,8 +70,7 @@ def test_adam(xb):
     assert config["t"] == 6
 
 
-@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam, adamw,
-                                  adagrad])
+@pytest.mark.parametrize("rule", UPDATE_RULES.values(), ids=list(UPDATE_RULES))
 def test_rules_minimise_a_quadratic_with_defaults(xb, rule):
     """Each rule, from its default config, decreases f(w) = 0.5 ||w - 3||^2."""
     w = xb.asarray(np.zeros(6))
@@ -99,8 +98,7 @@ def test_bad_rule_and_shapes():
         sgd(np.ones(3), np.ones(2))
 
 
-@pytest.mark.parametrize("rule", [sgd, sgd_momentum, sgd_nesterov_momentum, rmsprop, adam, adamw,
-                                  adagrad])
+@pytest.mark.parametrize("rule", UPDATE_RULES.values(), ids=list(UPDATE_RULES))
 def test_rules_name_the_bad_argument(rule):
     w = np.ones(3)
     strict = backend.to_device(w, "array_api_strict")
@@ -153,6 +151,8 @@ def test_nesterov_tracks_the_look_ahead_point_of_classic_nesterov(xb):
     (adam, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 1}),
     (adamw, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
              "weight_decay": 1e-2, "t": 1}),
+    (nadam, {"learning_rate": 2e-3, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+             "momentum_decay": 4e-3, "t": 1}),
 ])
 def test_documented_defaults_and_the_first_step(rule, defaults):
     """The course defaults, and a first step from them computed by hand."""
@@ -169,11 +169,46 @@ def test_documented_defaults_and_the_first_step(rule, defaults):
         adagrad: w - lr * g / (np.abs(g) + 1e-8),
         adam: w - lr * g / (np.abs(g) + 1e-8),                      # bias-corrected: m=g, v=g^2
         adamw: w * (1 - lr * 1e-2) - lr * g / (np.abs(g) + 1e-8),
+        # mu_1, mu_2 = 0.9 (1 - 0.5 * 0.96^(t * 0.004)); m = 0.1 g; v / (1 - 0.999) = g^2
+        nadam: w - lr * ((1 - _mu(1)) / (1 - _mu(1)) * g
+                         + _mu(2) / (1 - _mu(1) * _mu(2)) * 0.1 * g) / (np.abs(g) + 1e-8),
     }[rule]
     np.testing.assert_allclose(next_w, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="unknown update rule"):
         get_update_rule("nope")
     assert get_update_rule(rule) is rule and get_update_rule(rule.__name__) is rule
+
+
+def _mu(t):
+    return 0.9 * (1 - 0.5 * 0.96 ** (t * 4e-3))
+
+
+def test_nadam_matches_pytorch(xb):
+    """Nesterov-momentum Adam, step by step, against torch.optim.NAdam
+    (non-default betas, eps and momentum decay, so each one counts)."""
+    torch = pytest.importorskip("torch")
+    r = np.random.RandomState(7)
+    w0 = r.randn(3, 4)
+    grads = [r.randn(3, 4) for _ in range(6)]
+    tw = torch.tensor(w0, requires_grad=True)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)   # else torch keeps mu_product in float32
+    try:
+        opt = torch.optim.NAdam([tw], lr=0.05, betas=(0.8, 0.95), eps=1e-6, momentum_decay=0.3)
+        w, cfg = xb.asarray(w0), {"learning_rate": 0.05, "beta1": 0.8, "beta2": 0.95,
+                                   "epsilon": 1e-6, "momentum_decay": 0.3}
+        for g in grads:
+            tw.grad = torch.tensor(g)
+            opt.step()
+            w, cfg = nadam(w, xb.asarray(g), cfg)
+            np.testing.assert_allclose(xb.host(w), tw.detach().numpy(), rtol=1e-12, atol=1e-14)
+    finally:
+        torch.set_default_dtype(default)
+    state = opt.state[tw]
+    assert cfg["t"] == 6
+    np.testing.assert_allclose(cfg["mu_product"], float(state["mu_product"]), rtol=1e-14)
+    np.testing.assert_allclose(xb.host(cfg["m"]), state["exp_avg"].numpy(), rtol=1e-12)
+    np.testing.assert_allclose(xb.host(cfg["v"]), state["exp_avg_sq"].numpy(), rtol=1e-12)
 
 
 def test_adamw_matches_pytorch(xb):

@@ -174,5 +174,58 @@ class Adagrad(UpdateRule):
         return w - c["learning_rate"] * dw / (xp.sqrt(cache) + c["epsilon"]), cache
 
 
+@register
+class NAdam(UpdateRule):
+    """Adam with Nesterov momentum (Dozat, 2016), as ``torch.optim.NAdam``:
+    the momentum coefficient warms up as ``mu_t = beta1 * (1 - 0.5 *
+    0.96**(t * momentum_decay))`` and the step looks one momentum ahead:
+    ``w -= lr * ((1 - mu_t) / (1 - prod mu) * dw + mu_{t+1} / (1 - prod mu *
+    mu_{t+1}) * m) / (sqrt(v / (1 - beta2**t)) + eps)``. config:
+    learning_rate (2e-3), beta1 (0.9), beta2 (0.999), epsilon (1e-8),
+    momentum_decay (4e-3), m, v (zeros), t (0), mu_product (1, the product
+    of the mu_t so far)."""
+    name = "nadam"
+    defaults = dict(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                    momentum_decay=4e-3, t=0, mu_product=1.0)
+    state = ("m", "v")
+    counter = "t"
+    kernel = ("T mn = (T)b1 * m + (T)one_minus_b1 * dw;\n"
+              "T vn = (T)b2 * v + (T)one_minus_b2 * (dw * dw);\n"
+              "m_out = mn;\n"
+              "v_out = vn;\n"
+              "T denom = sqrt(vn / (T)bc2) + (T)eps;\n"
+              "w_out = w - (T)c_grad * dw / denom - (T)c_m * mn / denom;")
+
+    @staticmethod
+    def _mu(c, t):
+        return c["beta1"] * (1.0 - 0.5 * 0.96 ** (t * c["momentum_decay"]))
+
+    def advance(self, config):
+        super().advance(config)
+        config["mu_product"] = config["mu_product"] * self._mu(config, config["t"])
+
+    def _coefficients(self, c):
+        """The step's factors of dw and of m (Python floats)."""
+        t, prod = c["t"], c["mu_product"]
+        mu, mu_next = self._mu(c, t), self._mu(c, t + 1)
+        lr = c["learning_rate"]
+        return lr * (1.0 - mu) / (1.0 - prod), lr * mu_next / (1.0 - prod * mu_next)
+
+    def scalars(self, c):
+        b1, b2 = float(c["beta1"]), float(c["beta2"])
+        c_grad, c_m = self._coefficients(c)
+        return {"b1": b1, "one_minus_b1": 1.0 - b1, "b2": b2, "one_minus_b2": 1.0 - b2,
+                "bc2": 1.0 - b2 ** c["t"], "eps": float(c["epsilon"]), "c_grad": float(c_grad),
+                "c_m": float(c_m)}
+
+    def step(self, xp, w, dw, c, m, v):
+        b1, b2 = c["beta1"], c["beta2"]
+        m = b1 * m + (1.0 - b1) * dw
+        v = b2 * v + (1.0 - b2) * (dw * dw)
+        denom = xp.sqrt(v / (1.0 - b2 ** c["t"])) + c["epsilon"]
+        c_grad, c_m = self._coefficients(c)
+        return w - c_grad * dw / denom - c_m * m / denom, m, v
+
+
 __all__ = ["RULES", "register", *RULES]
 globals().update(RULES)
