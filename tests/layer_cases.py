@@ -143,3 +143,43 @@ CASES = {
                                             {"stride": 1, "pad": 1}, {"mode": "train"}, POOL),
         conv_bn_relu_pool_backward, ("x", "w", "b", "gamma", "beta")),
 }
+
+
+# ---------------------------------------------------------------- layer objects (xpnn.nn)
+def _layer_objects():
+    from xpnn.nn import (ELU, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
+                         GlobalAvgPool2d, GroupNorm, LayerNorm, LeakyReLU, Linear, MaxPool2d,
+                         PReLU, ReLU, Residual)
+
+    def row(make, shape, shrink="equal"):
+        return dict(make=make, shape=shape, shrink=shrink)
+    return {
+        "Conv2d": row(lambda: Conv2d(3, 4, (3, 2), stride=2, padding=1), (3, 7, 6)),
+        "Linear": row(lambda: Linear(12, 5), (12,)),
+        "BatchNorm2d": row(lambda: BatchNorm2d(3), (3, 4, 5)),
+        "BatchNorm1d": row(lambda: BatchNorm1d(6), (6,)),
+        "LayerNorm": row(lambda: LayerNorm(6), (6,), shrink="feeds a layer norm"),
+        "GroupNorm": row(lambda: GroupNorm(3, 6), (6, 3, 4), shrink="feeds a group norm"),
+        "ReLU": row(lambda: ReLU(), (3, 4, 4)),
+        "LeakyReLU": row(lambda: LeakyReLU(0.1), (3, 4, 4)),
+        "ELU": row(lambda: ELU(0.7), (5,)),
+        "PReLU": row(lambda: PReLU(3, init=0.3), (3, 4, 4)),
+        "PReLU_shared": row(lambda: PReLU(), (6,)),
+        "MaxPool2d": row(lambda: MaxPool2d(2), (3, 6, 5)),
+        "MaxPool2d_overlap": row(lambda: MaxPool2d((3, 2), stride=1), (3, 5, 5)),
+        "AvgPool2d": row(lambda: AvgPool2d(3, stride=2), (3, 7, 6)),
+        "AvgPool2d_padding": row(lambda: AvgPool2d(3, stride=2, padding=1), (3, 7, 6)),
+        "GlobalAvgPool2d": row(lambda: GlobalAvgPool2d(), (3, 4, 5)),
+        "Dropout": row(lambda: Dropout(drop=0.3), (3, 4, 4)),
+        "Flatten": row(lambda: Flatten(), (3, 2, 2)),
+        "Residual": row(lambda: Residual([Conv2d(3, 3, 3, padding=1), ReLU()]), (3, 4, 4)),
+        "Residual_shortcut": row(lambda: Residual([Conv2d(3, 4, 3, stride=2, padding=1)],
+                                                  Conv2d(3, 4, 1, stride=2)), (3, 5, 5)),
+    }
+
+
+#: every layer class of xpnn.nn, one row per case: ``make()`` builds the layer,
+#: ``shape`` is its per-sample input, ``shrink`` what shrink does once the
+#: channel feeding it is pruned ("equal": the shrunk model computes the same;
+#: else the refusal's words). tests/test_layer_table.py runs every row.
+LAYERS = _layer_objects()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+import re
 
 import pytest
 
@@ -119,3 +120,11 @@ def test_the_backend_package_holds_every_backend_and_its_private_modules():
     strays = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
               if p.stem in PRIVATE and base not in p.parents]
     assert strays == []
+
+
+def test_masks_are_the_models_alone():
+    """The Solver and the network engine know nothing of pruning masks: the
+    model applies them (xpnn.nn.model)."""
+    for rel in ("solver.py", "nn/network.py", "nn/layers.py", "nn/sequential.py"):
+        text = (ROOT / rel).read_text()
+        assert not re.search(r"\bmasks\b|prune_kinds|apply_masks", text), rel

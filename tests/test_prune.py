@@ -453,3 +453,35 @@ def test_shrink_keeps_float32_everywhere():
         assert v.dtype == np.float32, k
     assert all(v.dtype == np.float32 for bp in small.bn_params
                for key, v in bp.items() if key.startswith("running"))
+
+
+def test_the_model_applies_its_masks_to_whatever_updates_it(xb):
+    """Masks belong to the model: a notebook's own update loop (no Solver)
+    keeps pruned entries at exactly zero, as does a restored value; remove()
+    lets them change again."""
+    m = _convnet()
+    m.to_device(xb.name)
+    prune.l1_unstructured(m, "W1", 0.5)
+    dead = host(m.masks["W1"]) == 0
+    ones = xb.asarray(np.ones(tuple(m.params["W1"].shape)))
+    for _ in range(3):
+        m.params["W1"] = m.params["W1"] - 0.1 * ones      # as a course notebook updates
+    assert (host(m.params["W1"])[dead] == 0).all() and (host(m.params["W1"])[~dead] != 0).all()
+    m.params = {**m.params, "W1": ones}                    # a whole new dict: masked too
+    assert (host(m.params["W1"])[dead] == 0).all()
+    prune.remove(m, "W1")
+    m.params["W1"] = ones
+    assert (host(m.params["W1"]) == 1).all()
+
+
+def test_a_course_written_model_takes_the_masks_too():
+    """A model that is not xpnn's (a params dict and loss) gets params that
+    apply its masks once pruned."""
+    class Mine:
+        def __init__(self):
+            self.params = {"W1": np.arange(1.0, 7.0).reshape(2, 3), "b1": np.zeros(3)}
+    m = Mine()
+    prune.l1_unstructured(m, "W1", 2)
+    assert host(m.params["W1"]).ravel().tolist() == [0, 0, 3, 4, 5, 6]
+    m.params["W1"] = np.full((2, 3), 9.0)
+    assert host(m.params["W1"]).ravel().tolist() == [0, 0, 9, 9, 9, 9]

@@ -13,18 +13,13 @@ from typing import Any
 import numpy as np
 
 from .backend import is_array, to_numpy
+from .models.registry import build_model, model_class_name
 
 __all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
            "check_fits", "restore_model"]
 
 _META = "__meta__"
-
-
-def model_class_name(model) -> str:
-    """The xpnn model class that rebuilds ``model`` from its init_kwargs (a
-    course edition's variant names the xpnn class it stands for)."""
-    return getattr(model, "checkpoint_class", type(model).__name__)
 
 
 def flatten_state(tree: Any, prefix: str, arrays: dict) -> Any:
@@ -221,11 +216,11 @@ def restore_model(model, sec, device=None, reg=True):
     ``model`` on backend ``device``: params, batch-norm state, pruning masks
     and kinds, and (``reg=True``) the regularisation strength."""
     from . import backend
+    model.masks = backend.to_device(sec["masks"], device)  # first: the params take them
+    model.prune_kinds = dict(sec["prune_kinds"])
     model.params = backend.to_device(sec["params"], device)
     if hasattr(model, "bn_params"):
         model.bn_params[:] = backend.to_device(sec["bn_params"], device)
-    model.masks = backend.to_device(sec["masks"], device)
-    model.prune_kinds = dict(sec["prune_kinds"])
     if reg and sec["reg"] is not None:
         model.reg = float(sec["reg"])
     return model
@@ -234,7 +229,6 @@ def restore_model(model, sec, device=None, reg=True):
 def load_model(path):
     """A model from :func:`save_model` or from a Solver checkpoint, on the
     active backend, with its shapes (shrunk ones too) and masks."""
-    from .models import build_model
     meta, arrays = load_npz(path)
     if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or \
             not isinstance(meta.get("model"), dict):

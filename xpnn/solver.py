@@ -282,12 +282,9 @@ class Solver:
         return X_batch, y_batch
 
     def _update(self, grads):
-        """The update rule on every param (on a GPU, a built-in rule is one
-        launch for all); pruned entries stay exactly zero while fine-tuning
-        (xpnn.prune)."""
+        """The update rule on every param (on a GPU, a rule with a kernel is
+        one launch for all)."""
         update_all(self.update_rule, self.model.params, grads, self.optim_configs)
-        for p, mask in getattr(self.model, "masks", {}).items():
-            self.model.params[p] = self.model.params[p] * mask
 
     def _check_labels(self):
         """Check every training and validation label once, against the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..nn.layers import Conv2d, Linear, _Norm
 from ..nn.network import Network, _as_rng
+from .registry import build_model, model_class_name
 
 __all__ = ["CourseNet"]
 
@@ -35,8 +36,6 @@ class CourseNet(Network):
         self._finish_init()
 
     def _rebuilt(self, layer_specs, out_sizes):
-        from ..checkpoint import model_class_name
-        from . import build_model
         return build_model(model_class_name(self), {**self._resized_kwargs(out_sizes), "rng": 0})
 
     def _resized_kwargs(self, out_sizes):

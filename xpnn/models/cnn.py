@@ -6,6 +6,7 @@ import numpy as np
 from ..nn.layers import (BatchNorm1d, BatchNorm2d, Conv2d, Dropout, GlobalAvgPool2d, Linear,
                          MaxPool2d, ReLU)
 from ._course import CourseNet
+from .registry import register
 
 __all__ = ["ThreeLayerConvNet", "ConvNet"]
 
@@ -16,6 +17,7 @@ def _check_input_dim(input_dim):
     return tuple(int(d) for d in input_dim)
 
 
+@register
 class ThreeLayerConvNet(CourseNet):
     """conv - [spatial bn] - relu - 2x2 max pool - affine - [bn] - relu - affine - softmax.
 
@@ -53,6 +55,7 @@ class ThreeLayerConvNet(CourseNet):
                 "hidden_dim": out_sizes.get("W2", kw["hidden_dim"])}
 
 
+@register
 class ConvNet(CourseNet):
     """A configurable deeper network:
 

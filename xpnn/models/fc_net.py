@@ -5,10 +5,12 @@ import numpy as np
 
 from ..nn.layers import BatchNorm1d, Dropout, LayerNorm, Linear, ReLU
 from ._course import CourseNet
+from .registry import register
 
 __all__ = ["TwoLayerNet", "FullyConnectedNet"]
 
 
+@register
 class FullyConnectedNet(CourseNet):
     """{affine - [batch/layer norm] - relu - [dropout]} x (L - 1) - affine - softmax.
 
@@ -60,6 +62,7 @@ class FullyConnectedNet(CourseNet):
         return {**self.init_kwargs, "hidden_dims": hidden}
 
 
+@register
 class TwoLayerNet(FullyConnectedNet):
     """affine - relu - affine - softmax, the course's modular two-layer net
     (float64). input_dim, hidden_dim, num_classes, weight_scale, reg."""

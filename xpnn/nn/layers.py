@@ -2,10 +2,17 @@
 
 A layer object knows its parameter names and shapes, infers its output shape
 from its input shape, runs ``forward``/``backward`` by calling the layer
-functions, and counts its multiply-adds. It holds no arrays itself: its
+functions, counts its multiply-adds, and declares how its output channels
+follow its input's (:attr:`Layer.channels`), which is all that structured
+pruning and ``shrink`` need to know of it. It holds no arrays itself: its
 parameters live in the flat ``params`` dict of the model it belongs to (the
 dict the Solver updates), and ``layer.W`` reads and writes that dict, so the
 two never drift apart.
+
+A new layer is one class here (with its forward/backward functions in
+:mod:`xpnn.layers` when they are new) and one row in the tests' table of
+layer cases (``tests/layer_cases.py``), which gives it gradient, dtype,
+backend, JSON and shrink tests.
 """
 from __future__ import annotations
 
@@ -40,12 +47,30 @@ def _floor_out(size, k, stride, pad=0):
 
 class Layer:
     """Base class. Subclasses set ``param_shapes`` in :meth:`build` (local
-    name -> (shape, initialiser)) and implement :meth:`forward` and
-    :meth:`backward`. ``forward(x, train) -> (out, cache)``;
+    name -> (shape, initialiser)), implement :meth:`forward` and
+    :meth:`backward`, and declare :attr:`channels`.
+    ``forward(x, train) -> (out, cache)``;
     ``backward(dout, cache) -> (dx, {local name: grad})``."""
 
     #: local parameter names that are weights (L2-regularised, He-initialised)
     weights: tuple = ()
+    #: how the output's channels (axis 1; a Linear's units) follow the
+    #: input's, for structured pruning and shrink:
+    #: "new": a weight layer whose outputs are channels of their own, each
+    #: made from every input channel (Conv2d, Linear);
+    #: "same": output channel c comes from input channel c alone
+    #: (activations, pooling, dropout, batch norm, Flatten);
+    #: "all": each output reads statistics over every channel (layer and
+    #: group norm), so the channels it gets must all stay;
+    #: None (undeclared): shrink refuses a model holding the layer.
+    channels: str | None = None
+    #: for "same": the params a zero input channel needs masked to give a zero
+    #: output channel (a batch norm maps zero to beta - gamma * mean / std);
+    #: None: a zero channel does not stay zero at all (a sigmoid gives 0.5)
+    zero_needs: tuple | None = ()
+    #: for "new": the weight's axis of output channels, and what one is called
+    out_dim: int | None = None
+    unit = "channel"
 
     def __init__(self):
         object.__setattr__(self, "_model", None)
@@ -103,6 +128,48 @@ class Layer:
     def children(self):
         return []
 
+    def new_bn_param(self):
+        """This layer's entry in the model's ``bn_params`` (a normalisation
+        layer's running statistics), or None for a layer without one."""
+        return None
+
+    # ------------------------------------------------ channels: pruning and shrink
+    @property
+    def num_outputs(self):
+        """A "new" layer's number of output channels (or units)."""
+        return self.out_shape[0]
+
+    def trace_channels(self, tracer, space):
+        """Tell ``tracer`` (xpnn.prune's) which channel space this layer reads
+        and which it writes, by :attr:`channels`; return the written one."""
+        if self.channels == "same":
+            if self.zero_needs is None:
+                tracer.keep_whole(space, f"passes through {self!r}, which does not map a zero "
+                                         "channel to zero")
+            return tracer.record(self, space, space)
+        if self.channels == "new":
+            return tracer.record(self, space, tracer.new(self.num_outputs))
+        if self.channels == "all":
+            tracer.keep_whole(space, self.whole_reason())
+            return tracer.record(self, space, space)
+        raise ValueError(f"{self!r} declares no channel rule (Layer.channels: 'new', 'same' or "
+                         "'all'), so shrink cannot tell which of its channels follow which")
+
+    def whole_reason(self):
+        """Why a layer of channel rule "all" keeps every channel it gets."""
+        return (f"feeds {self!r}, whose statistics span all its channels: removing pruned "
+                "ones would change the others' outputs")
+
+    def shrunk_spec(self, keep_in, keep_out, in_size):
+        """This layer's spec with only the channels ``keep_in`` of its input
+        and ``keep_out`` of its output (index arrays; None: all of them);
+        ``in_size`` is the input's channel count."""
+        return self.spec()
+
+    def shrunk_param(self, local, arr, keep_in, keep_out, in_size):
+        """The part of param (or running statistic) ``local`` that stays."""
+        return arr
+
     def spec(self):
         """This layer as JSON-ready data (type and constructor arguments)."""
         return {"type": type(self).__name__, **self.config()}
@@ -132,6 +199,9 @@ class Conv2d(Layer):
     are not used (a 3x3 stride-2 pad-1 conv maps 16x16 to 8x8)."""
 
     weights = ("W",)
+    channels = "new"
+    out_dim = 0
+    unit = "filter"
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
         super().__init__()
@@ -179,6 +249,18 @@ class Conv2d(Layer):
                                          {"stride": self.stride, "pad": 0})
         return out, (cache, tuple(x.shape))
 
+    def shrunk_spec(self, keep_in, keep_out, in_size):
+        spec = self.spec()
+        if keep_in is not None:
+            spec["in_channels"] = len(keep_in)
+        if keep_out is not None:
+            spec["out_channels"] = len(keep_out)
+        return spec
+
+    def shrunk_param(self, local, arr, keep_in, keep_out, in_size):
+        arr = arr if keep_out is None else arr[keep_out]
+        return arr[:, keep_in] if local == "W" and keep_in is not None else arr
+
     def backward(self, dout, cache, need_dx=True):
         """``need_dx=False`` (a network's first layer): dx is None, and the
         matmul and col2im that make it are skipped."""
@@ -202,6 +284,9 @@ class Linear(Layer):
     (in, out) as the course stores it. Flattens its input itself."""
 
     weights = ("W",)
+    channels = "new"
+    out_dim = 1
+    unit = "unit"
 
     def __init__(self, in_features, out_features):
         super().__init__()
@@ -223,6 +308,22 @@ class Linear(Layer):
     def macs(self):
         return self.in_features * self.out_features
 
+    def shrunk_spec(self, keep_in, keep_out, in_size):
+        spec = self.spec()
+        if keep_in is not None:  # a flattened input: each channel is a block of features
+            spec["in_features"] = len(keep_in) * (self.in_features // in_size)
+        if keep_out is not None:
+            spec["out_features"] = len(keep_out)
+        return spec
+
+    def shrunk_param(self, local, arr, keep_in, keep_out, in_size):
+        if local == "W" and keep_in is not None:
+            block = self.in_features // in_size
+            arr = arr[(keep_in[:, None] * block + np.arange(block)[None, :]).ravel()]
+        if keep_out is None:
+            return arr
+        return arr[:, keep_out] if local == "W" else arr[keep_out]
+
     def forward(self, x, train):
         return L.affine_forward(x, self.p("W"), self.p("b"))
 
@@ -237,6 +338,8 @@ class _Norm(Layer):
 
     ndim = None
     running = True
+    channels = "same"
+    zero_needs = ("gamma", "beta")
 
     def __init__(self, num_features, eps=1e-5, momentum=0.9):
         super().__init__()
@@ -274,6 +377,15 @@ class _Norm(Layer):
         return {"mode": "train", "eps": self.eps, "momentum": self.momentum,
                 "running_mean": np.zeros(C), "running_var": np.zeros(C)}
 
+    def shrunk_spec(self, keep_in, keep_out, in_size):
+        spec = self.spec()
+        if keep_in is not None:
+            spec["num_features"] = len(keep_in)
+        return spec
+
+    def shrunk_param(self, local, arr, keep_in, keep_out, in_size):
+        return arr if keep_in is None else arr[keep_in]
+
 
 class _BatchNorm(_Norm):
     """Batch statistics in training, the running ones at test time."""
@@ -305,12 +417,17 @@ class BatchNorm1d(_BatchNorm):
 class LayerNorm(_Norm):
     ndim = 1
     running = False
+    channels = "all"
 
     def __init__(self, num_features, eps=1e-5):
         super().__init__(num_features, eps)
 
     def config(self):
         return {"num_features": self.num_features, "eps": self.eps}
+
+    def whole_reason(self):
+        return ("feeds a layer norm, whose statistics span all its channels: removing pruned "
+                "ones would change the others' outputs")
 
     def new_bn_param(self):
         return {}  # no running statistics; the entry keeps the course's one-per-norm layout
@@ -327,6 +444,8 @@ class GroupNorm(Layer):
     """Group normalisation of (C, H, W) inputs over ``num_groups`` groups of
     channels; ``gamma``/``beta`` of shape (1, C, 1, 1), as the course's
     spatial_groupnorm takes them."""
+
+    channels = "all"
 
     def __init__(self, num_groups, num_channels, eps=1e-5):
         super().__init__()
@@ -349,6 +468,10 @@ class GroupNorm(Layer):
                              "beta": ((1, C, 1, 1), ("zeros",))}
         return in_shape
 
+    def whole_reason(self):
+        return ("feeds a group norm, whose statistics span all its channels: removing pruned "
+                "ones would change the others' outputs")
+
     def forward(self, x, train):
         return L.spatial_groupnorm_forward(x, self.p("gamma"), self.p("beta"), self.num_groups,
                                            {"eps": self.eps})
@@ -359,6 +482,8 @@ class GroupNorm(Layer):
 
 
 class ReLU(Layer):
+    channels = "same"
+
     def forward(self, x, train):
         return L.relu_forward(x)
 
@@ -367,6 +492,8 @@ class ReLU(Layer):
 
 
 class LeakyReLU(Layer):
+    channels = "same"
+
     def __init__(self, negative_slope=0.01):
         super().__init__()
         self.negative_slope = check_number("LeakyReLU: negative_slope", negative_slope)
@@ -382,6 +509,8 @@ class LeakyReLU(Layer):
 
 
 class ELU(Layer):
+    channels = "same"
+
     def __init__(self, alpha=1.0):
         super().__init__()
         self.alpha = check_number("ELU: alpha", alpha, 0.0)
@@ -400,6 +529,8 @@ class PReLU(Layer):
     """Leaky ReLU with a learnt slope ``a``: one shared (``num_parameters=1``)
     or one per channel (``num_parameters=C``), starting at ``init``."""
 
+    channels = "same"
+
     def __init__(self, num_parameters=1, init=0.25):
         super().__init__()
         self.num_parameters = check_int("PReLU: num_parameters", num_parameters, 1)
@@ -415,6 +546,15 @@ class PReLU(Layer):
         self.param_shapes = {"a": ((self.num_parameters,), ("full", self.init))}
         return in_shape
 
+    def shrunk_spec(self, keep_in, keep_out, in_size):
+        spec = self.spec()
+        if keep_in is not None and self.num_parameters > 1:
+            spec["num_parameters"] = len(keep_in)
+        return spec
+
+    def shrunk_param(self, local, arr, keep_in, keep_out, in_size):
+        return arr if keep_in is None or self.num_parameters == 1 else arr[keep_in]
+
     def forward(self, x, train):
         return L.prelu_forward(x, self.p("a"))
 
@@ -424,6 +564,10 @@ class PReLU(Layer):
 
 
 class _Pool(Layer):
+    channels = "same"
+    #: zeros added on each side of H and W before pooling
+    padding = 0
+
     def __init__(self, kernel_size, stride=None):
         super().__init__()
         name = type(self).__name__
@@ -440,11 +584,12 @@ class _Pool(Layer):
         if len(in_shape) != 3:
             raise self._mismatch(f"expects input (C, H, W), got {in_shape}")
         C, H, W = in_shape
-        (kh, kw), s = self.kernel_size, self.stride
-        if H < kh or W < kw:
-            raise self._mismatch(f"a {kh}x{kw} window does not fit the input {H}x{W}")
+        (kh, kw), s, p = self.kernel_size, self.stride, self.padding
+        if H + 2 * p < kh or W + 2 * p < kw:
+            raise self._mismatch(f"a {kh}x{kw} window does not fit the input {H}x{W}" +
+                                 (f" padded by {p}" if p else ""))
         self.pool_param = {"pool_height": kh, "pool_width": kw, "stride": s}
-        return (C, _floor_out(H, kh, s), _floor_out(W, kw, s))
+        return (C, _floor_out(H, kh, s, p), _floor_out(W, kw, s, p))
 
 
 class MaxPool2d(_Pool):
@@ -458,17 +603,42 @@ class MaxPool2d(_Pool):
 
 
 class AvgPool2d(_Pool):
-    """Average pooling; ``stride`` defaults to the window size; floor rule."""
+    """Average pooling; ``stride`` defaults to the window size; floor rule.
+    ``padding`` adds that many zeros on each side of H and W first, and they
+    count in every mean (PyTorch's default, ``count_include_pad=True``); at
+    most half the window, as PyTorch allows."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride)
+        self.padding = check_int("AvgPool2d: padding", padding, 0)
+        kh, kw = self.kernel_size
+        if 2 * self.padding > min(kh, kw):
+            raise ValueError(f"AvgPool2d: padding {self.padding} is more than half the {kh}x{kw} "
+                             "window; at most half (a window would otherwise average padding "
+                             "alone)")
+
+    def config(self):
+        # padding only when there is some: a spec written before it existed
+        # (a checkpoint's architecture) stays the same spec
+        return {**super().config(), **({"padding": self.padding} if self.padding else {})}
 
     def forward(self, x, train):
+        p = self.padding
+        if p:
+            x = pad_hw(xp_of(x=x), x, p)
         return L.avg_pool_forward(x, self.pool_param)
 
     def backward(self, dout, cache):
-        return L.avg_pool_backward(dout, cache), {}
+        dx, p = L.avg_pool_backward(dout, cache), self.padding
+        if p:
+            dx = dx[:, :, p:dx.shape[2] - p, p:dx.shape[3] - p]
+        return dx, {}
 
 
 class GlobalAvgPool2d(Layer):
     """Mean over each channel's H x W: (C, H, W) -> (C,)."""
+
+    channels = "same"
 
     def build(self, in_shape):
         if len(in_shape) != 3:
@@ -486,6 +656,8 @@ class Dropout(Layer):
     """Inverted dropout, given by keyword only, as the probability a unit is
     dropped (``Dropout(drop=0.2)``, PyTorch's meaning) or kept
     (``Dropout(keep=0.8)``, the course's ``p``). Identity at test time."""
+
+    channels = "same"
 
     def __init__(self, *args, drop=None, keep=None):
         super().__init__()
@@ -518,7 +690,10 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """(C, H, W) -> (C*H*W,)."""
+    """(C, H, W) -> (C*H*W,): each channel becomes a block of features,
+    which a following Linear's shrink follows."""
+
+    channels = "same"
 
     def build(self, in_shape):
         return (int(np.prod(in_shape)),)
@@ -571,6 +746,13 @@ class Residual(Layer):
 
     def macs(self):
         return sum(la.macs() for la in self.body + self.shortcut)
+
+    def trace_channels(self, tracer, space):
+        """The add ties the body's output channels to the shortcut's (to the
+        input's, with the identity shortcut): one space."""
+        a = tracer.trace(self.body, space)
+        b = tracer.trace(self.shortcut, space)
+        return tracer.union(a, b)
 
     def forward(self, x, train):
         a, ca = _run(self.body, x, train)

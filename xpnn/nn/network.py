@@ -1,19 +1,19 @@
 """The engine of every layered xpnn model.
 
-:class:`DeviceModel` is what all models share (``params``, ``reg``,
-``dtype``, batch-norm ``bn_params``, moves between backends);
 :class:`Network` runs a list of layer objects (:mod:`xpnn.nn.layers`):
 shape inference, parameter initialisation in layer order, ``loss``,
 pruning's view of the graph, a summary table. :class:`~xpnn.nn.Sequential`
-and the course models (:mod:`xpnn.models`) are both Networks.
+and the course models (:mod:`xpnn.models`) are both Networks; what every
+model holds (params, running statistics, pruning state, their moves between
+backends) is :class:`~xpnn.nn.model.DeviceModel`.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import backend
 from ..layers import softmax_loss
-from .layers import Conv2d, Linear, _back, _Norm, _run
+from .layers import Linear, _back, _run
+from .model import DeviceModel
 
 __all__ = ["DeviceModel", "Network", "draw_normal", "init_weight"]
 
@@ -40,65 +40,6 @@ def _as_rng(seed_or_rng):
                                                        np.random.RandomState)):
         return seed_or_rng
     return np.random.default_rng(seed_or_rng)
-
-
-class DeviceModel:
-    """What every xpnn model shares: ``params`` (the dict the Solver
-    updates), ``reg``, ``dtype``, the batch-norm ``bn_params`` (running
-    statistics), and the moves of all of them (and pruning masks) between
-    backends."""
-
-    #: set by subclasses: the constructor arguments, for checkpoints
-    init_kwargs: dict
-
-    def __init__(self, reg=0.0, dtype=np.float32):
-        self.reg = float(reg)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype!r}")
-        self.params: dict = {}
-        self.bn_params: list[dict] = []
-
-    def _finish_init(self):
-        """Cast params to the model dtype and move them to the active backend."""
-        self.params = backend.to_device(
-            {k: np.asarray(v).astype(self.dtype) for k, v in self.params.items()})
-        for p in self.bn_params:
-            for key in ("running_mean", "running_var"):
-                if key in p:
-                    p[key] = backend.to_device(np.asarray(p[key]).astype(self.dtype))
-
-    # ------------------------------------------------------------ device moves
-    def _sync_device(self):
-        """Forgiving boundary: params assigned from NumPy (as notebooks do)
-        are moved to the active backend, once."""
-        # to_device returns an array already there as it is
-        for k, v in self.params.items():
-            self.params[k] = backend.to_device(v)
-        for p in self.bn_params:
-            for key in ("running_mean", "running_var"):
-                if key in p:
-                    p[key] = backend.to_device(p[key])
-        masks = getattr(self, "masks", None)  # pruning masks travel with their weights
-        if masks:
-            for k, m in masks.items():
-                masks[k] = backend.to_device(m)
-
-    def to_device(self, name=None):
-        """Move params, normalisation running statistics and pruning masks
-        to a backend."""
-        with backend.use_backend(name or backend.get_backend()):
-            self._sync_device()
-        return self
-
-    def _input(self, X, y):
-        xp = backend.namespace()
-        X = backend.to_device(X)
-        # no copy (no GPU launch) when X already has the model's type
-        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)
-        if y is not None:
-            y = backend.to_device(y)
-        return xp, X, y
 
 
 def _walk(layers, prefix=""):
@@ -148,9 +89,10 @@ class Network(DeviceModel):
                 else:
                     value = (np.ones if init[0] == "ones" else np.zeros)(pshape)
                 self.params[layer._names[name]] = value
-            if isinstance(layer, _Norm):  # one entry per normalisation layer, as the course
+            entry = layer.new_bn_param()
+            if entry is not None:  # one entry per normalisation layer, as the course
                 layer._bn_index = len(self.bn_params)
-                self.bn_params.append(layer.new_bn_param())
+                self.bn_params.append(entry)
 
     # ------------------------------------------------ container protocol
     def __getitem__(self, i):
@@ -169,15 +111,16 @@ class Network(DeviceModel):
     def prune_companions(self, name):
         """For pruning along outputs: (the output dim of weight ``name``, the
         params whose entries belong to those outputs: the layer's bias and
-        the gamma/beta of a batch norm directly after it)."""
+        the params of the layer right after it that a zero channel needs
+        masked to stay zero, a batch norm's gamma and beta)."""
         for chain in self._chains():
             for i, layer in enumerate(chain):
                 if layer.weights and layer._names.get("W") == name:
                     comps = [layer._names["b"]]
                     nxt = chain[i + 1] if i + 1 < len(chain) else None
-                    if isinstance(nxt, _Norm) and nxt.running:
-                        comps += [nxt._names["gamma"], nxt._names["beta"]]
-                    return (0 if isinstance(layer, Conv2d) else 1), comps
+                    if nxt is not None and nxt.channels == "same":
+                        comps += [nxt._names[k] for k in nxt.zero_needs or ()]
+                    return layer.out_dim, comps
         return None, []
 
     def _chains(self):
@@ -193,10 +136,8 @@ class Network(DeviceModel):
     def _rebuilt(self, layer_specs, out_sizes):
         """A fresh model of this kind with the layers ``layer_specs`` (what
         ``shrink`` keeps); ``out_sizes``: weight name -> its new number of
-        outputs."""
-        from .sequential import Sequential
-        return Sequential.from_config(layer_specs, input_shape=self.input_shape,
-                                      dtype=self.dtype.name, reg=self.reg, seed=0)
+        outputs. Each kind of model says how it is rebuilt."""
+        raise ValueError(f"{type(self).__name__} cannot be rebuilt at another size")
 
     # ------------------------------------------------ the model
     def loss(self, X, y=None):

@@ -65,6 +65,10 @@ class Sequential(Network):
         return cls(*built, input_shape=input_shape, num_classes=num_classes, dtype=dtype,
                    reg=reg, seed=seed if rng is None else rng, weight_scale=weight_scale)
 
+    def _rebuilt(self, layer_specs, out_sizes):
+        return Sequential.from_config(layer_specs, input_shape=self.input_shape,
+                                      dtype=self.dtype.name, reg=self.reg, seed=0)
+
     def __repr__(self):
         if not hasattr(self, "init_kwargs"):  # failed while being built
             return "Sequential(<not built>)"

@@ -1,9 +1,10 @@
 """Magnitude pruning that really shrinks the model.
 
-Masks sit beside the weights in ``model.masks`` (0/1 arrays on the model's
-backend) until :func:`remove` makes the zeros permanent; the Solver
-re-applies them after every update, so fine-tuning keeps pruned weights at
-exactly zero. :func:`shrink` then removes structurally pruned conv filters
+Masks belong to the model: they sit beside the weights in ``model.masks``
+(0/1 arrays on the model's backend) until :func:`remove` makes the zeros
+permanent, and the model applies them to every value assigned to a masked
+param (its ``params`` is a :class:`~xpnn.nn.model.MaskedParams`), so
+fine-tuning keeps pruned weights at exactly zero whatever does the update. :func:`shrink` then removes structurally pruned conv filters
 and hidden units for real — with their bias, batch-norm entries and the next
 layer's matching inputs — using the model's explicit layer list.
 
@@ -19,8 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import backend
-from .layers._util import is_number
+from .. import backend
+from ..layers._util import is_number
+from ._masks import as_host64 as _as_host64
+from ._masks import mask_of as _mask_of
+from ._masks import np_dtype as _np_dtype
+from ._masks import own_masks
 
 __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_unstructured",
            "remove", "is_pruned", "sparsity", "apply_masks", "shrink", "model_stats",
@@ -28,16 +33,6 @@ __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_un
 
 
 # ----------------------------------------------------------------- helpers
-def _state(model):
-    if not hasattr(model, "params"):
-        raise TypeError(f"expected an xpnn model with a params dict, got {type(model).__name__}")
-    if not hasattr(model, "masks"):
-        model.masks = {}
-    if not hasattr(model, "prune_kinds"):
-        model.prune_kinds = {}
-    return model
-
-
 def prunable_names(model):
     """The conv and affine weight names, in layer order."""
     if hasattr(model, "weight_names"):  # a layered model knows its own
@@ -67,36 +62,23 @@ def _count(amount, n, what):
     return int(round(float(amount) * n))
 
 
-def _as_host64(x):
-    return np.asarray(backend.to_numpy(x), dtype=np.float64)
-
-
-def _mask_of(model, name):
-    m = model.masks.get(name)
-    return np.ones(tuple(model.params[name].shape)) if m is None else _as_host64(m)
-
-
 def _set_mask(model, name, new_mask, kind):
-    """Combine ``new_mask`` (host 0/1) with the existing one and zero the weight."""
+    """Combine ``new_mask`` (host 0/1) with the existing one; the model's
+    params apply it to the weight."""
     combined = _mask_of(model, name) * new_mask
     p = model.params[name]
     dev = backend.backend_of(p)
     model.masks[name] = backend.to_device(combined.astype(_np_dtype(p)), dev)
     old = model.prune_kinds.get(name)
     model.prune_kinds[name] = kind if old in (None, kind) else "mixed"
-    model.params[name] = p * model.masks[name]
-
-
-def _np_dtype(a):
-    """NumPy dtype of an array of any backend ('array_api_strict.float32' too)."""
-    return np.dtype(str(a.dtype).rsplit(".", 1)[-1])
+    model.params[name] = p
 
 
 # ----------------------------------------------------------------- pruning
 def l1_unstructured(model, name, amount):
     """Mask the ``amount`` smallest-magnitude unpruned entries of params[name]
     (among equal magnitudes, the lowest flat index goes first)."""
-    _state(model)
+    own_masks(model)
     _check_name(model, name)
     w, m = np.abs(_as_host64(model.params[name])), _mask_of(model, name)
     alive = np.flatnonzero(m)
@@ -110,7 +92,7 @@ def l1_unstructured(model, name, amount):
 def random_unstructured(model, name, amount, seed=None):
     """Mask ``amount`` unpruned entries of params[name] chosen at random
     (``seed`` for repeatability; NumPy's global state is not touched)."""
-    _state(model)
+    own_masks(model)
     _check_name(model, name)
     m = _mask_of(model, name)
     alive = np.flatnonzero(m)
@@ -126,7 +108,7 @@ def ln_structured(model, name, amount, n=1, dim=0):
     weight: filters; dim 1 of an affine weight: units) with the smallest
     L-``n`` norm, among slices not yet pruned. Along a layer's output
     dimension the matching bias and batch-norm entries are masked too."""
-    _state(model)
+    own_masks(model)
     _check_name(model, name)
     w = _as_host64(model.params[name])
     if not isinstance(dim, (int, np.integer)) or not -w.ndim <= dim < w.ndim:
@@ -168,7 +150,7 @@ def global_unstructured(model, amount, names=None):
     """Mask the ``amount`` smallest-magnitude unpruned entries across the
     weights ``names`` together (default: every conv and affine weight), so
     the fraction refers to the whole set, not to each layer."""
-    _state(model)
+    own_masks(model)
     names = list(prunable_names(model) if names is None else names)
     if not names:
         raise ValueError("no weights to prune")
@@ -191,16 +173,19 @@ def global_unstructured(model, amount, names=None):
 
 
 def apply_masks(model):
-    """Zero the masked entries again (the Solver calls this after updates)."""
+    """Zero the masked entries again. A model applies its masks itself to
+    whatever is assigned to its params; this is for arrays changed in place
+    (``model.params['W1'][...] = ...``)."""
     for name, m in getattr(model, "masks", {}).items():
-        model.params[name] = model.params[name] * m
+        value = model.params[name] * m
+        dict.__setitem__(model.params, name, value)
     return model
 
 
 def remove(model, name=None):
     """Make pruning permanent: the zeros stay, the masks go (all of them, or
     those of ``name`` and the bias/BN entries pruned with it)."""
-    _state(model)
+    own_masks(model)
     if name is not None:
         _check_name(model, name)
         if name not in model.masks:
@@ -247,13 +232,13 @@ def shrink(model):
     their weights, bias, batch-norm gamma/beta/running statistics and the
     next layer's matching input channels or rows (the flatten into the first
     affine layer included) are removed, along the graph (channels joined by
-    a residual add go together; see :mod:`xpnn.nn.shrink`). Its outputs
+    a residual add go together; see :mod:`xpnn.prune._shrink`). Its outputs
     equal the masked model's. The new model's ``shrink_report`` holds
     params and FLOPs before/after."""
-    _state(model)
+    own_masks(model)
     if not hasattr(model, "prune_companions"):
         raise ValueError(f"shrink needs a model made of layers (FullyConnectedNet, "
                          f"TwoLayerNet, ThreeLayerConvNet, ConvNet or an xpnn.nn Sequential), "
                          f"not {type(model).__name__}")
-    from .nn.shrink import shrink_network
+    from ._shrink import shrink_network
     return shrink_network(model)

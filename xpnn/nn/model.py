@@ -1,0 +1,128 @@
+"""What every xpnn model is, apart from how it computes: its ``params``
+(the dict the Solver updates), ``reg``, ``dtype``, batch-norm ``bn_params``
+(running statistics), its pruning masks, and the moves of all of them
+between backends.
+
+The masks belong to the model, as torch's pruning keeps a module's mask on
+the module: ``params`` is a :class:`MaskedParams` dict, which multiplies
+every value assigned to a masked entry (an update rule's result, a restored
+checkpoint) by its mask, so pruned entries stay exactly zero however the
+params are changed. Nothing that updates the params (the Solver, a
+notebook's own loop) needs to know about masks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["DeviceModel", "MaskedParams"]
+
+
+class MaskedParams(dict):
+    """A params dict that applies pruning masks on assignment:
+    ``params[name] = value`` stores ``value * masks[name]`` where ``name``
+    is masked. ``masks`` is the model's mask dict (shared, not copied)."""
+
+    def __init__(self, items=(), masks=None):
+        super().__init__()
+        self.masks = {} if masks is None else masks
+        self.update(items)
+
+    def __setitem__(self, name, value):
+        mask = self.masks.get(name)
+        super().__setitem__(name, value if mask is None else value * mask)
+
+    def update(self, *args, **kwargs):
+        for name, value in dict(*args, **kwargs).items():
+            self[name] = value
+
+    def setdefault(self, name, value=None):
+        if name not in self:
+            self[name] = value
+        return self[name]
+
+
+class DeviceModel:
+    """What every xpnn model shares: ``params`` (the dict the Solver
+    updates, masks applied), ``reg``, ``dtype``, the batch-norm
+    ``bn_params`` (running statistics), ``masks`` and ``prune_kinds``
+    (:mod:`xpnn.prune`), and the moves of all of them between backends."""
+
+    #: set by subclasses: the constructor arguments, for checkpoints
+    init_kwargs: dict
+
+    def __init__(self, reg=0.0, dtype=np.float32):
+        self.reg = float(reg)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating type (float32 or float64), got {dtype!r}")
+        self._masks: dict = {}
+        self._params = MaskedParams(masks=self._masks)
+        self.prune_kinds: dict = {}
+        self.bn_params: list[dict] = []
+
+    # ------------------------------------------------------------ params and masks
+    @property
+    def params(self) -> MaskedParams:
+        """Parameter name -> array (``W1``, ``b1``... or ``0.W``...)."""
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        self._params = MaskedParams(value, self._masks)
+
+    @property
+    def masks(self) -> dict:
+        """Pruning masks (0/1 arrays on the params' backend) by param name;
+        empty when nothing is pruned. Assigning masks applies them."""
+        return self._masks
+
+    @masks.setter
+    def masks(self, value):
+        self._masks = dict(value)
+        self._params.masks = self._masks
+        for name in self._masks:
+            if name in self._params:
+                self._params[name] = self._params[name]
+
+    def _finish_init(self):
+        """Cast params to the model dtype and move them to the active backend."""
+        self.params = backend.to_device(
+            {k: np.asarray(v).astype(self.dtype) for k, v in self.params.items()})
+        for p in self.bn_params:
+            for key in ("running_mean", "running_var"):
+                if key in p:
+                    p[key] = backend.to_device(np.asarray(p[key]).astype(self.dtype))
+
+    # ------------------------------------------------------------ device moves
+    def _sync_device(self):
+        """Forgiving boundary: params assigned from NumPy (as notebooks do)
+        are moved to the active backend, once, with the running statistics
+        and the masks (an array already there is kept as it is)."""
+        for k, m in self._masks.items():
+            self._masks[k] = backend.to_device(m)
+        for k, v in self.params.items():
+            moved = backend.to_device(v)
+            if moved is not v:
+                self.params[k] = moved
+        for p in self.bn_params:
+            for key in ("running_mean", "running_var"):
+                if key in p:
+                    p[key] = backend.to_device(p[key])
+
+    def to_device(self, name=None):
+        """Move params, normalisation running statistics and pruning masks
+        to a backend."""
+        with backend.use_backend(name or backend.get_backend()):
+            self._sync_device()
+        return self
+
+    def _input(self, X, y):
+        xp = backend.namespace()
+        X = backend.to_device(X)
+        # no copy (no GPU launch) when X already has the model's type
+        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)
+        if y is not None:
+            y = backend.to_device(y)
+        return xp, X, y
