@@ -128,3 +128,85 @@ def test_masks_are_the_models_alone():
     for rel in ("solver.py", "nn/network.py", "nn/layers.py", "nn/sequential.py"):
         text = (ROOT / rel).read_text()
         assert not re.search(r"\bmasks\b|prune_kinds|apply_masks", text), rel
+
+
+# ---------------------------------------------------------------- no import cycles
+def _module_name(path):
+    rel = path.relative_to(ROOT.parent).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(root=ROOT):
+    """module -> the xpnn modules it imports (anywhere in it: inside
+    functions too), from the source text; an imported name that is a module
+    counts as that module."""
+    files = {_module_name(p): p for p in root.rglob("*.py")}
+    graph = {}
+    for mod, path in files.items():
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base
+                           for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t in files and t != mod}
+        graph[mod] = deps
+    return graph
+
+
+def cycles(graph):
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_reads_relative_and_lazy_imports():
+    g = import_graph()
+    assert "xpnn.backend" in g["xpnn.layers.conv"]                  # from ..backend import
+    assert "xpnn.layers._columns" in g["xpnn.layers.conv"]          # from ._columns import
+    assert "xpnn.nn" in g["xpnn.models.registry"]                   # inside a function
+    assert "xpnn.backend.numpy.conv" in g["xpnn.backend.numpy"]     # from . import conv
+
+
+def test_no_import_cycles_among_xpnn_modules():
+    found = cycles(import_graph())
+    assert found == [], "\n".join(" <-> ".join(c) for c in found)

@@ -139,12 +139,13 @@ def test_size_options_are_refused_where_the_model_has_none(args, match):
 def test_size_options_shape_the_model(model, args, want):
     import argparse
     import numpy as np
-    from xpnn.cli import _build_model, build_parser
+    from xpnn.cli import build_parser
     from xpnn.data import get_digits_data
+    from xpnn.recipes import Settings, build_model
     a = build_parser().parse_args(["train", "--model", model, *args])
     assert isinstance(a, argparse.Namespace)
     np.random.seed(0)
-    m = _build_model(a, get_digits_data())
+    m = build_model(Settings.from_options(a), get_digits_data())
     assert {k: tuple(v.shape) for k, v in m.params.items() if k.startswith("W")} == want
     if "--keep" in args:
         assert m.dropout_param["p"] == 0.5

@@ -235,8 +235,12 @@ def test_search_from_python(tmp_path, monkeypatch, capsys):
     assert best["trials"] == 4 and set(best["params"]) == {"hidden"} and 0 < best["val_acc"] <= 1
     assert json.loads((tmp_path / "py-best.json").read_text()) == best
     assert "trial   3 " in capsys.readouterr().out
-    with pytest.raises(ValueError, match="argument --model: invalid choice: 'resnet'"):
+    with pytest.raises(ValueError, match="--model must be one of convnet, .*; got 'resnet'"):
         tune.search(trials=1, model="resnet")
+    with pytest.raises(ValueError, match="unknown option depth; xpnn.tune.search takes "):
+        tune.search(trials=1, depth=3)
+    with pytest.raises(ValueError, match="--workers must be an integer >= 1, got 0"):
+        tune.search(trials=1, workers=0)
     with pytest.raises(ValueError, match="unknown setting 'depth'"):
         tune.search(trials=1, params={"depth": "int:1:3"})
 

@@ -21,14 +21,20 @@ distribution, written ``KIND:ARGS``:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import sys
+import time
 
 import numpy as np
 
-__all__ = ["search", "parse_space", "parse_distribution", "SETTINGS", "open_study",
-           "run_worker", "report", "train_command"]
+from . import backend
+from .recipes import DEFAULTS, Settings, build_model, load_data, make_solver
+
+__all__ = ["search", "Search", "run_search", "parse_space", "parse_distribution", "SETTINGS",
+           "open_study", "run_worker", "report", "train_command"]
 
 #: setting -> (type its values take, what it is); the names are xpnn train's options
 SETTINGS = {
@@ -47,6 +53,47 @@ SETTINGS = {
 DEFAULT_SPACE = {"lr": "log:1e-4:3e-1", "reg": "log:1e-7:1e-1", "hidden": "int:16:256:log"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """What a search is, apart from the training settings it starts from
+    (each field is one of ``xpnn tune``'s own options)."""
+
+    trials: int = 30
+    epochs: int = 3
+    param: tuple = ()
+    space: str | None = None
+    timeout: float | None = None
+    seed: int = 0
+    study: str | None = None
+    storage: str = "sqlite:///xpnn_tune.db"
+    workers: int = 1
+    pruner: str = "median"
+    heartbeat: int = 10
+    out: str = "."
+    no_plots: bool = False
+    no_report: bool = False
+
+    def __post_init__(self):
+        from .layers._util import check_int, check_number
+        for name in ("trials", "epochs", "workers", "heartbeat"):
+            check_int(f"--{name}", getattr(self, name), 1)
+        if self.timeout is not None:
+            check_number("--timeout", self.timeout, 0.0, low_inclusive=False)
+        check_int("--seed", self.seed, -2 ** 63, 2 ** 63)
+        if self.pruner not in ("median", "halving", "none"):
+            raise ValueError(f"--pruner must be one of median, halving, none; got "
+                             f"{self.pruner!r}")
+        object.__setattr__(self, "param", tuple(self.param or ()))
+
+    @classmethod
+    def from_options(cls, options):
+        """The search options among ``options`` (a dict or an argparse
+        namespace); the rest default."""
+        options = options if isinstance(options, dict) else vars(options)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
+
+
 def search(trials=30, epochs=3, params=None, **options):
     """``xpnn tune`` from Python: ``params`` maps settings to specs
     (``{"lr": "log:1e-4:1e-1"}``); ``options`` are the command's long options
@@ -54,17 +101,129 @@ def search(trials=30, epochs=3, params=None, **options):
     ``study="s"``, ``no_plots=True``, ``batch_size=100``). Returns the best
     trial's summary (what ``<study>-best.json`` holds) or None. A bad option
     or search space is a ValueError."""
-    from .cli import _RaisingParser, build_parser, run_search
-    argv = ["tune", "--trials", str(trials), "--epochs", str(epochs)]
-    for name, spec in (params or {}).items():
-        argv += ["--param", f"{name}={spec}"]
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value not in (False, None):
-            argv += [flag, str(value)]
-    return run_search(build_parser(_RaisingParser).parse_args(argv))
+    known = {f.name for f in dataclasses.fields(Search)} | \
+        {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(options) - known - {"param"})
+    if unknown:
+        raise ValueError(f"unknown option {', '.join(unknown)}; xpnn.tune.search takes "
+                         f"{', '.join(sorted(known - {'param'}))}")
+    specs = [f"{name}={spec}" for name, spec in (params or {}).items()]
+    run = Search.from_options({**options, "trials": trials, "epochs": epochs,
+                               "param": tuple(options.get("param", ())) + tuple(specs)})
+    return run_search(run, Settings.from_options(options))
+
+
+def run_search(run: Search, settings: Settings):
+    """A search from its options and the settings it starts from (``xpnn
+    tune``): trials by this process and ``run.workers - 1`` more, then the
+    report. The best trial's summary (None when no trial completed or this
+    is a ``no_report`` worker)."""
+    from .optim import UPDATE_RULES
+    space = parse_space(run.param, run.space)
+    for name, dist in space.items():  # choices checked now, not as failed trials
+        for c in getattr(dist, "choices", ()):
+            if name == "update_rule" and c not in UPDATE_RULES:
+                raise ValueError(f"search space update_rule: unknown rule {c!r}; known: "
+                                 f"{', '.join(sorted(UPDATE_RULES))}")
+            if name == "arch" and not os.path.isfile(c):
+                raise ValueError(f"search space arch: no architecture file {c!r}")
+    if settings.backend:
+        backend.set_backend(settings.backend)
+    backend.get_backend()
+    name = run.study or f"xpnn-{settings.dataset}-{'arch' if settings.arch else settings.model}"
+    os.makedirs(run.out, exist_ok=True)
+    data = load_data(settings)
+    build_model(settings, data)  # a setting that does not fit the model fails now, once
+    study = open_study(run.storage, name, sampler_seed=run.seed, pruner=run.pruner,
+                       heartbeat=run.heartbeat)
+    t0 = time.perf_counter()
+    threads = max(1, (os.cpu_count() or 1) // run.workers)
+    others = _start_workers(run, settings, threads) if run.workers > 1 else None
+
+    def line(trial):
+        print(trial_line(trial), flush=True)
+    try:
+        # this process is one of the workers, its BLAS threads limited like theirs
+        from contextlib import nullcontext
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=threads) if run.workers > 1 else nullcontext():
+            ran = run_worker(study, space, settings, data, run.trials, run.epochs,
+                             timeout=run.timeout, seed=run.seed, out_dir=run.out, on_trial=line)
+    finally:
+        if others:
+            ran_others = _join_workers(*others)
+    if others:
+        print(f"{run.workers} workers ({threads} BLAS thread{'s' * (threads > 1)} each) ran "
+              f"{ran + ran_others} trials in {time.perf_counter() - t0:.1f} s", flush=True)
+    else:
+        print(f"this worker ran {ran} trials in {time.perf_counter() - t0:.1f} s", flush=True)
+    if run.no_report:
+        return None
+    return report(study, settings, data, run.epochs, out_dir=run.out, plots=not run.no_plots)
+
+
+# ----------------------------------------------------------------- local workers
+def _start_workers(run, settings, threads):
+    """Start ``run.workers - 1`` more processes on the same study (``python
+    -m xpnn.tune`` with this search as JSON), each with ``threads`` BLAS
+    threads and its own sampler seed; their trial lines pass through."""
+    import subprocess
+    import threading
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    procs = []
+    for w in range(run.workers - 1):
+        mine = dataclasses.replace(run, workers=1, no_report=True, seed=run.seed + 1000 * (w + 1))
+        job = json.dumps({"search": dataclasses.asdict(mine),
+                          "settings": dataclasses.asdict(settings)})
+        procs.append(subprocess.Popen([sys.executable, "-m", "xpnn.tune", job], env=env,
+                                      stdout=subprocess.PIPE, text=True))
+    counts = [0] * len(procs)
+
+    def relay(i, proc):
+        for ln in proc.stdout:
+            if ln.startswith("this worker ran "):
+                counts[i] = int(ln.split()[3])
+            else:
+                print(ln, end="", flush=True)
+    relays = [threading.Thread(target=relay, args=(i, p), daemon=True)
+              for i, p in enumerate(procs)]
+    for r in relays:
+        r.start()
+    return procs, relays, counts
+
+
+def _join_workers(procs, relays, counts):
+    """Wait for the workers (stop them if this one is interrupted); the
+    number of trials they ran."""
+    try:
+        for p in procs:
+            p.wait()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+    for r in relays:
+        r.join(timeout=10)
+    bad = [p.returncode for p in procs if p.returncode]
+    if bad:
+        raise RuntimeError(f"{len(bad)} of {len(procs)} other tune workers failed (exit codes "
+                           f"{bad}); the study keeps every trial they finished")
+    return sum(counts)
+
+
+def _worker_main(argv):
+    """``python -m xpnn.tune JOB``: one worker of a search, JOB the JSON that
+    :func:`_start_workers` writes."""
+    job = json.loads(argv[0])
+    try:
+        run_search(Search(**job["search"]), Settings(**job["settings"]))
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, TypeError, RuntimeError, OSError) as exc:
+        print(f"xpnn tune worker: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _num(text, what):
@@ -217,26 +376,25 @@ def _counted(study):
     return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
 
 
-def run_worker(study, space, train_args, data, n_trials, epochs, timeout=None, seed=0,
+def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, seed=0,
                out_dir=".", on_trial=None):
     """Run trials until the study holds ``n_trials`` (a killed or resumed
     search continues where it stopped) or ``timeout`` seconds pass. Each trial
-    trains ``epochs`` epochs through the Solver with the sampled settings on
-    top of ``train_args`` (an ``xpnn train`` argument namespace), reports
+    trains ``epochs`` epochs through the Solver with the sampled settings in
+    place of those of ``settings`` (:class:`xpnn.recipes.Settings`), reports
     validation accuracy per epoch, and is pruned when hopeless; one that
     diverges is recorded as failed with its reason. Returns the number of
     trials this worker ran."""
     import optuna
-    from .cli import _build_model, _make_solver
     from .checkpoint import save_model
     ran = [0]
 
     def objective(trial):
-        args = _trial_args(train_args, {k: _suggest(trial, k, d) for k, d in space.items()})
+        mine = settings.replace(**{k: _suggest(trial, k, d) for k, d in space.items()})
         trial_seed = (seed + trial.number) % 2**32
         trial.set_user_attr("seed", trial_seed)
         np.random.seed(trial_seed)
-        model = _build_model(args, data)
+        model = build_model(mine, data)
 
         def after_epoch(solver):
             acc = solver.val_acc_history[-1]
@@ -245,8 +403,8 @@ def run_worker(study, space, train_args, data, n_trials, epochs, timeout=None, s
                 trial.set_user_attr("stopped", f"pruned at epoch {solver.epoch}")
                 raise optuna.TrialPruned(f"val acc {acc:.4f} at epoch {solver.epoch}")
 
-        solver = _make_solver(args, data, model, epochs, verbose=False,
-                              epoch_callback=after_epoch)
+        solver = make_solver(mine, data, model, epochs, verbose=False,
+                             epoch_callback=after_epoch)
         try:
             solver.train()
         except FloatingPointError as exc:
@@ -280,11 +438,6 @@ def _suggest(trial, name, dist):
     return trial.suggest_float(name, dist.low, dist.high, log=dist.log)
 
 
-def _trial_args(train_args, values):
-    import argparse
-    return argparse.Namespace(**{**vars(train_args), **values})
-
-
 def trial_line(trial):
     """One line for a finished trial: state, accuracy, settings."""
     from optuna.trial import TrialState
@@ -305,30 +458,28 @@ def _fmt(v):
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def train_command(train_args, params, epochs, seed):
+def train_command(settings, params, epochs, seed):
     """The ``xpnn train`` command line that repeats a trial: its sampled
     ``params``, the settings the search held fixed where they are not
     ``xpnn train``'s defaults, and the trial's seed."""
-    from .cli import build_parser
-    defaults = vars(build_parser().parse_args(["train"]))
-    parts = ["xpnn", "train", "--dataset", train_args.dataset]
+    parts = ["xpnn", "train", "--dataset", settings.dataset]
     for opt in ("data_dir", "classes"):
-        if getattr(train_args, opt, None):
-            parts += [f"--{opt.replace('_', '-')}", str(getattr(train_args, opt))]
+        if getattr(settings, opt, None):
+            parts += [f"--{opt.replace('_', '-')}", str(getattr(settings, opt))]
     if "arch" not in params:
-        parts += ["--arch", train_args.arch] if train_args.arch else \
-            ["--model", train_args.model]
-    fixed = {k: getattr(train_args, k) for k in (*SETTINGS, "dtype", "backend",
+        parts += ["--arch", settings.arch] if settings.arch else \
+            ["--model", settings.model]
+    fixed = {k: getattr(settings, k) for k in (*SETTINGS, "dtype", "backend",
                                                    "warmup_epochs")
-             if k not in params and getattr(train_args, k, None) != defaults.get(k)}
+             if k not in params and getattr(settings, k) != getattr(DEFAULTS, k)}
     fixed.pop("arch", None)
     for k, v in {**params, **fixed}.items():
         parts += [f"--{k.replace('_', '-')}", repr(v) if isinstance(v, float) else str(v)]
-    s = train_args.lr_schedule
+    s = settings.lr_schedule
     if s:
         parts += ["--lr-schedule", s["kind"] if s["kind"] != "step" else
                   f"step:{s['step_epochs']!r}:{s.get('gamma', 0.1)!r}"]
-    a = train_args.augment
+    a = settings.augment
     if a:
         parts += ["--augment", ",".join(([f"crop:{a['crop_pad']}"] if a.get("crop_pad") else [])
                                         + (["flip"] if a.get("flip") else []))]
@@ -336,7 +487,7 @@ def train_command(train_args, params, epochs, seed):
     return " ".join(parts)
 
 
-def report(study, train_args, data, epochs, out_dir=".", top=5, plots=True):
+def report(study, settings, data, epochs, out_dir=".", top=5, plots=True):
     """The best trials as a table, the best configuration as an ``xpnn
     train`` command and a JSON file, its test accuracy (the test set is used
     here only, once), and PNG plots. Returns the summary dict written."""
@@ -356,8 +507,8 @@ def report(study, train_args, data, epochs, out_dir=".", top=5, plots=True):
     for t in sorted(done, key=lambda t: -t.value)[:top]:
         print(f"{t.number:5d} {t.value:8.4f}  " +
               "  ".join(f"{_fmt(t.params.get(n, '')):>12}" for n in names))
-    test_acc = _test_once(best, train_args, data)
-    command = train_command(train_args, best.params, epochs,
+    test_acc = _test_once(best, data)
+    command = train_command(settings, best.params, epochs,
                             best.user_attrs.get("seed", best.number))
     summary = {"study": study.study_name, "trial": best.number, "val_acc": best.value,
                "test_acc": test_acc, "params": best.params, "epochs": epochs,
@@ -375,7 +526,7 @@ def report(study, train_args, data, epochs, out_dir=".", top=5, plots=True):
     return summary
 
 
-def _test_once(best, train_args, data):
+def _test_once(best, data):
     from .checkpoint import load_model
     from .solver import Solver
     path = best.user_attrs.get("model_file")
@@ -420,3 +571,6 @@ def plot_study(study, out_dir="."):
         written.append(path)
     return written
 
+
+if __name__ == "__main__":  # pragma: no cover - a worker of run_search
+    sys.exit(_worker_main(sys.argv[1:]))

@@ -26,6 +26,7 @@ from ._masks import as_host64 as _as_host64
 from ._masks import mask_of as _mask_of
 from ._masks import np_dtype as _np_dtype
 from ._masks import own_masks
+from ._shrink import model_stats, shrink_network
 
 __all__ = ["l1_unstructured", "random_unstructured", "ln_structured", "global_unstructured",
            "remove", "is_pruned", "sparsity", "apply_masks", "shrink", "model_stats",
@@ -218,14 +219,6 @@ def sparsity(model, names=None):
 
 
 # ----------------------------------------------------------------- shrinking
-def model_stats(model):
-    """{'params': number of parameters, 'flops': multiply-adds per sample
-    (of the conv and affine layers; 0 for a model without a layer list)}."""
-    params = sum(int(np.prod(v.shape)) for v in model.params.values())
-    flops = sum(la.macs() for la in model.modules) if hasattr(model, "modules") else 0
-    return {"params": params, "flops": int(flops)}
-
-
 def shrink(model):
     """A smaller model of the same class without the structurally pruned conv
     filters and hidden units (ln_structured along the output dimension):
@@ -240,5 +233,4 @@ def shrink(model):
         raise ValueError(f"shrink needs a model made of layers (FullyConnectedNet, "
                          f"TwoLayerNet, ThreeLayerConvNet, ConvNet or an xpnn.nn Sequential), "
                          f"not {type(model).__name__}")
-    from ._shrink import shrink_network
     return shrink_network(model)

@@ -86,10 +86,17 @@ def _walk(layers):
     return [layer for _, layer in _walk_named(layers)]
 
 
+def model_stats(model):
+    """{'params': number of parameters, 'flops': multiply-adds per sample
+    (of the conv and affine layers; 0 for a model without a layer list)}."""
+    params = sum(int(np.prod(v.shape)) for v in model.params.values())
+    flops = sum(la.macs() for la in model.modules) if hasattr(model, "modules") else 0
+    return {"params": params, "flops": int(flops)}
+
+
 def shrink_network(model):
     """A smaller model of the same kind computing what the masked one
     computes; see the module docstring for what is removed."""
-    from . import model_stats
     sp = _Spaces()
     tracer = _Tracer(sp)
     first = sp.new(model.input_shape[0])
