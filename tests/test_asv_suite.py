@@ -51,7 +51,7 @@ def _asv(asv, args, cwd, env, timeout=1200):
                     reason="git and npm are needed for an asv history and an offline page")
 @pytest.mark.whole_suite
 def test_asv_history_publishes_an_offline_dashboard(tmp_path):
-    """The README's asv section as written, on a clone with a two-commit
+    """CONTRIBUTING.md's asv workflow, on a clone with a two-commit
     history: asv builds each commit in its own virtualenv, benchmarks it
     (quick mode), publishes, and the page needs no network."""
     import json

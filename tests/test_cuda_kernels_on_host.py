@@ -223,3 +223,30 @@ def test_the_pair_falls_back_to_the_two_layers_where_its_kernel_declines(monkeyp
         np.testing.assert_array_equal(pooling._max_pool_relu_backward(a, b, cache),
                                       max_pool_backward_fast(relu_backward(a, b), cache))
     assert asked == [np.float32, np.float32]
+
+
+@pytest.mark.parametrize("row", sorted(__import__("layer_cases").LAYERS))
+def test_every_layer_class_through_the_cuda_kernels(cuda, row, monkeypatch):
+    """Each row of the layer table, in a small network, with the CuPy
+    backend's Kernels (host builds) in place of NumPy's: the loss, every
+    gradient and the scores of NumPy's own path."""
+    from xpnn import backend
+    from test_layer_table import _loss, _net
+    import copy
+    dt = cuda.dt
+    model = _net(row, dtype=dt)
+    twin = copy.deepcopy(model)       # the same running statistics to start from
+    r = np.random.RandomState(7)
+    X, y = r.randn(5, *model.input_shape).astype(dt), r.randint(3, size=5)
+    with backend.use_backend("numpy"):
+        ref_loss, ref_grads = _loss(model, X, y)
+        ref_scores = _loss(model, X)
+        monkeypatch.setattr(backend.get("numpy"), "kernels", cuda)
+        loss, grads = _loss(twin, X, y)
+        scores = _loss(twin, X)
+    tol = 1e-10 if dt == np.float64 else 2e-4
+    np.testing.assert_allclose(loss, ref_loss, rtol=tol)
+    np.testing.assert_allclose(scores, ref_scores, rtol=tol, atol=tol)
+    for k in ref_grads:
+        assert grads[k].dtype == dt, k
+        np.testing.assert_allclose(grads[k], ref_grads[k], rtol=tol, atol=tol, err_msg=k)

@@ -564,3 +564,27 @@ def test_shrink_prelu_sizes_batchnorm_after_relu_and_the_device():
     with backend.use_backend("numpy"):
         small = prune.shrink(dev)
     assert {backend.backend_of(v) for v in small.params.values()} == {"array_api_strict"}
+
+
+def test_readme_gradient_check_prints_what_the_readme_shows(capsys):
+    """The README's gradient check, run as written, prints its expected
+    output (the errors compared by order of magnitude: BLAS may move the
+    last digits)."""
+    import os
+    import re
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"),
+                encoding="utf-8").read()
+    body = text.split("## A gradient check", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", body, re.S)
+    (shown,) = re.findall(r"```\n(loss .*?)```", body, re.S)
+    with backend.use_backend("numpy"):
+        exec(compile(code, "README.md", "exec"), {})
+    got = capsys.readouterr().out.split()
+    want = shown.split()
+    assert len(got) == len(want) and got[:2] == want[:2]
+    assert abs(float(got[1]) - float(want[1])) < 1e-6
+    for g, w in zip(got[2:], want[2:]):
+        if re.fullmatch(r"[\d.]+e-\d+", w):
+            assert abs(np.log10(float(g)) - np.log10(float(w))) < 0.5, (g, w)
+        else:
+            assert g == w

@@ -57,13 +57,13 @@ class Ratios:
     unit = "xpnn time / peer time"
 
     def track_three_layer_step_vs_torch_cpu(self):
-        _require("torch", "add it with the asv.conf.json matrix, see the README")
+        _require("torch", "add it with the asv.conf.json matrix, see CONTRIBUTING.md")
         return _ratio("three_layer_convnet_step", "torch")
 
     track_three_layer_step_vs_torch_cpu.unit = "xpnn time / PyTorch time"
 
     def track_challenge_net_step_vs_torch_cpu(self):
-        _require("torch", "add it with the asv.conf.json matrix, see the README")
+        _require("torch", "add it with the asv.conf.json matrix, see CONTRIBUTING.md")
         return _ratio("challenge_net_step", "torch")
 
     track_challenge_net_step_vs_torch_cpu.unit = "xpnn time / PyTorch time"
