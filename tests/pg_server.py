@@ -64,6 +64,14 @@ class Server:
                   os.path.join(self.root, "log"), "-w", "-t", "60", "start")
         self.url = f"postgresql://xpnn@127.0.0.1:{self.port}/postgres"
 
+    def new_database(self, name):
+        """A URL to a database created now, empty: no Optuna tables yet."""
+        import psycopg
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=xpnn dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://xpnn@127.0.0.1:{self.port}/{name}"
+
     def _run(self, *cmd):
         out = subprocess.run([*self.as_user, *cmd], capture_output=True, text=True, timeout=120)
         if out.returncode:

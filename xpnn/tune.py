@@ -21,6 +21,7 @@ distribution, written ``KIND:ARGS``:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -336,7 +337,8 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
     if storage.startswith("postgresql://"):  # name the driver xpnn[postgres] installs
         storage = "postgresql+psycopg://" + storage[len("postgresql://"):]
     try:
-        store = optuna.storages.RDBStorage(storage, engine_kwargs=engine, **kwargs)
+        with _schema_lock(storage):  # workers started together create the tables once
+            store = optuna.storages.RDBStorage(storage, engine_kwargs=engine, **kwargs)
     except ImportError as exc:
         raise RuntimeError(f"storage {shown!r} needs a database driver that is not "
                            f"installed ({exc}); for PostgreSQL: pip install 'xpnn[postgres]'"
@@ -358,6 +360,35 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     return optuna.create_study(storage=store, study_name=study_name, direction=direction,
                                sampler=sampler, pruner=p, load_if_exists=True)
+
+
+#: the PostgreSQL advisory lock that serialises creating Optuna's tables
+_SCHEMA_LOCK = 0x78706E6E  # "xpnn"
+
+
+@contextlib.contextmanager
+def _schema_lock(url):
+    """Hold a PostgreSQL session-level advisory lock while Optuna creates or
+    checks its tables: two workers that start at the same moment on a new
+    database would both run CREATE TABLE and the second would die of a
+    unique violation in PostgreSQL's catalog. SQLite serialises writers on
+    its own; other databases pass through."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                             {"k": _SCHEMA_LOCK})
+    finally:
+        engine.dispose()
 
 
 def _without_password(url):
