@@ -24,7 +24,7 @@ TRIM_THRESHOLD = 256 << 20
 applied = False
 
 
-def tune_malloc() -> bool:
+def tune_malloc() -> bool:  # pragma: no mutate block (runs at import)
     """Apply the thresholds once; returns whether they are in force."""
     global applied
     if applied or os.environ.get("XPNN_NO_MALLOC_TUNING") == "1" \
@@ -55,7 +55,7 @@ BLAS_THREAD_TIMEOUT = "15"
 blas_wait_tuned = False
 
 
-def tune_blas_wait() -> bool:
+def tune_blas_wait() -> bool:  # pragma: no mutate block (runs at import)
     """Set OPENBLAS_THREAD_TIMEOUT (unless the user did) before NumPy loads
     OpenBLAS, which reads it once; returns whether it is in force. With
     NumPy already imported it is too late: set the variable in the
