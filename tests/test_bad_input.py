@@ -11,6 +11,7 @@ import pytest
 
 from xpnn import backend
 from xpnn import data as D
+from xpnn.cli import main as cli_main
 from xpnn.layers import (batchnorm_forward, softmax_loss, spatial_batchnorm_forward,
                          svm_loss)
 from xpnn.models import FullyConnectedNet
@@ -281,8 +282,54 @@ def test_malformed_checkpoint_metadata_is_named_and_changes_nothing(tmp_path):
     huge = json.loads(json.dumps(meta))
     huge["model"]["init_kwargs"]["hidden_dims"] = [10 ** 12]
     _rewrite_meta(path, tmp_path / "huge.npz", json.dumps(huge))
-    with pytest.raises(ValueError, match="hidden_dims=\\[1000000000000\\] is larger than"):
+    with pytest.raises(ValueError, match="setting hidden_dims asks for a size of "
+                                         "1000000000000, more than the 53 parameter values"):
         load_model(str(tmp_path / "huge.npz"))
+
+
+def _absurd_checkpoints(tmp_path):
+    """Checkpoints of `xpnn train` whose metadata asks for 10^7 x 10^7 layers:
+    a FullyConnectedNet's hidden_dims and a Sequential's Linear."""
+    import json
+    from xpnn.checkpoint import load_npz
+    out = []
+    for model in ("fc", "arch"):
+        args = ["train", "--epochs", "1", "--plot", "none", "--quiet",
+                "--checkpoint", str(tmp_path / model)]
+        if model == "arch":
+            arch = tmp_path / "arch.json"
+            arch.write_text(json.dumps({"layers": [{"type": "Flatten"},
+                                                   {"type": "Linear", "in_features": 64,
+                                                    "out_features": 10}]}))
+            args += ["--arch", str(arch)]
+        else:
+            args += ["--model", "fc"]
+        assert cli_main(args) == 0
+        path = str(tmp_path / f"{model}_epoch_1.npz")
+        meta, _ = load_npz(path)
+        kw = meta["model"]["init_kwargs"]
+        if model == "fc":
+            kw["hidden_dims"] = [10 ** 7, 10 ** 7]
+        else:
+            kw["layers"][-1].update(in_features=10 ** 7, out_features=10 ** 7)
+        _rewrite_meta(path, tmp_path / f"absurd-{model}.npz", json.dumps(meta))
+        out.append((str(tmp_path / f"absurd-{model}.npz"), kw))
+    return out
+
+
+def test_absurd_layer_sizes_in_a_checkpoint_are_refused_before_allocating(tmp_path, capsys):
+    """`xpnn train --resume` of a crafted checkpoint once died of a 728 TiB
+    allocation with a NumPy traceback; now one line names the setting and
+    the size, for a course model and a Sequential alike."""
+    from xpnn.checkpoint import load_model
+    for path, _ in _absurd_checkpoints(tmp_path):
+        capsys.readouterr()
+        assert cli_main(["train", "--resume", path, "--plot", "none"]) == 1
+        err = capsys.readouterr().err
+        assert "asks for a size of 10000000" in err and "nothing was allocated" in err
+        assert ("setting hidden_dims" in err) != ("setting layers" in err), err
+        with pytest.raises(ValueError, match="asks for a size of 10000000"):
+            load_model(path)
 
 
 def test_checkpoints_are_ordinary_files_and_killed_writers_leave_no_litter(tmp_path):

@@ -56,6 +56,29 @@ def test_short_run_checkpoint_and_resume(tmp_path, capsys):
     assert "resumed" in out and "at epoch 1" in out and "(Epoch 2 / 2)" in out
 
 
+def test_resume_says_what_it_takes_and_refuses_what_it_would_ignore(tmp_path, capsys):
+    """--resume once ignored --model and --lr silently, and `--resume
+    ck_epoch_2.npz --epochs 1` printed "1 epochs", trained nothing and
+    exited 0."""
+    prefix = str(tmp_path / "ck")
+    assert main(["train", "--model", "fc", "--epochs", "2", "--lr", "0.005", "--plot", "none",
+                 "--checkpoint", prefix, "--quiet"]) == 0
+    ck = prefix + "_epoch_2.npz"
+    capsys.readouterr()
+    assert main(["train", "--resume", ck, "--lr", "0.1", "--model", "threelayer",
+                 "--plot", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "--model, --lr would be ignored" in err and "without --resume" in err
+    for epochs in (["--epochs", "1"], ["--epochs", "2"], []):    # at or past the end
+        assert main(["train", "--resume", ck, *epochs, "--plot", "none"]) == 1
+        err = capsys.readouterr().err
+        assert "nothing to train" in err and "at epoch 2" in err and "--epochs 5" in err
+    assert main(["train", "--resume", ck, "--epochs", "3", "--plot", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "from the checkpoint: the model, adam at learning rate 0.005, batch 50" in out
+    assert "training to epoch 3" in out and "(Epoch 3 / 3)" in out
+
+
 def test_sigkilled_run_resumes_to_the_uninterrupted_result(tmp_path):
     """Kill a real training process after its 2nd epoch checkpoint, resume
     from that file, and end with the same parameters as a run never stopped."""

@@ -114,6 +114,31 @@ def test_rules_name_the_bad_argument(rule):
         rule(w, w, {"learning_rate": -0.1})
 
 
+@pytest.mark.parametrize("rule", UPDATE_RULES.values(), ids=list(UPDATE_RULES))
+def test_a_config_key_the_rule_does_not_read_is_refused(rule):
+    """A typo such as learning_rte once left the default rate in force,
+    silently; the rule's own state keys stay accepted (the course passes
+    them in)."""
+    w = np.ones(3)
+    with pytest.raises(ValueError, match=f"update rule {rule.name}: unknown config key "
+                                         "'learning_rte'; did you mean 'learning_rate'"):
+        rule(w, w, {"learning_rte": 0.1})
+    config = {"learning_rate": 0.1}
+    rule(w, w, config)
+    rule(w, w, dict(config))   # a config holding every state key the rule wrote
+
+
+def test_the_solver_refuses_a_mistyped_optim_config_before_training():
+    from xpnn.models import FullyConnectedNet
+    from xpnn.solver import Solver
+    data = {k: np.zeros((4, 3)) if k.startswith("X") else np.zeros(4, dtype=int)
+            for k in ("X_train", "y_train", "X_val", "y_val")}
+    model = FullyConnectedNet([2], input_dim=3, num_classes=2)
+    with pytest.raises(ValueError, match="update rule adam: unknown config key 'beta_1'; "
+                                         "did you mean 'beta1'"):
+        Solver(model, data, update_rule="adam", optim_config={"beta_1": 0.8})
+
+
 def test_sgd_reference_values(xb):
     next_w, _ = sgd(xb.asarray(np.array([1.0, -2.0])), xb.asarray(np.array([0.5, 4.0])),
                     {"learning_rate": 0.1})

@@ -266,14 +266,18 @@ def test_elu_and_prelu_against_pytorch_at_and_around_zero(xb):
             prelu_forward(xb.asarray(np.ones((2, 4))), xb.asarray(bad))
 
 
-def test_dropout_defaults_and_its_own_backend(xb):
-    """No mode means train; p = 1 keeps everything; the mask is drawn on the
-    input's backend whatever backend is active."""
+def test_dropout_needs_a_mode_and_keeps_its_own_backend(xb):
+    """No mode is refused (as batch norm does; it once meant train mode,
+    silently); p = 1 keeps everything; the mask is drawn on the input's
+    backend whatever backend is active."""
     from xpnn import backend
     x = xb.asarray(np.ones((100, 50)))
-    out, (_, mask) = dropout_forward(x, {"p": 0.5, "seed": 0})
+    with pytest.raises(ValueError, match="dropout_param needs 'mode': 'train'"):
+        dropout_forward(x, {"p": 0.5, "seed": 0})
+    out, (_, mask) = dropout_forward(x, {"mode": "train", "p": 0.5, "seed": 0})
     assert mask is not None and 0.4 < float(np.mean(xb.host(out) > 0)) < 0.6
-    np.testing.assert_array_equal(xb.host(dropout_forward(x, {"p": 1.0})[0]), np.ones((100, 50)))
+    np.testing.assert_array_equal(
+        xb.host(dropout_forward(x, {"mode": "train", "p": 1.0})[0]), np.ones((100, 50)))
     with backend.use_backend("numpy"):
         out, _ = dropout_forward(x, {"mode": "train", "p": 0.5})
         assert backend.backend_of(out) == xb.name

@@ -830,6 +830,26 @@ def test_after_a_divergence_train_goes_on(xb, digits):
     assert all(np.isfinite(s.loss_history[3:]))
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("rule", ["sgd", "adam"])
+def test_a_run_that_diverges_at_once_keeps_nothing_non_finite(xb, digits, rule):
+    """float32 at learning rate 1e40: the first update overflows, the next
+    loss is NaN. Neither the best params (none yet) nor the model may hold
+    a non-finite value afterwards; the model is back at its initial params
+    and the message says so."""
+    np.random.seed(0)
+    model = FullyConnectedNet([20], input_dim=64, num_classes=10, dtype=np.float32)
+    start = {k: host(v).copy() for k, v in model.params.items()}
+    s = Solver(model, _small(digits, 200), batch_size=50, num_epochs=2, verbose=False,
+               update_rule=rule, optim_config={"learning_rate": 1e40})
+    with pytest.raises(FloatingPointError, match="back at its parameters from the start"):
+        s.train()
+    for params in (s.best_params, model.params):
+        assert all(np.isfinite(host(v)).all() for v in params.values())
+    for k, v in model.params.items():
+        np.testing.assert_array_equal(host(v), start[k], err_msg=k)
+
+
 def test_progress_bar_counts_every_iteration_on_terminals_only(digits, monkeypatch):
     """The bar (a terminal's, disable=None: none in logs and pipes, redrawn
     at most twice a second) ends at the total."""

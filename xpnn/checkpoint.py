@@ -226,6 +226,49 @@ def restore_model(model, sec, device=None, reg=True):
     return model
 
 
+# in a Sequential's stored layers, the settings that size a parameter (each
+# at most the number of values of the parameter it sizes)
+_SIZE_KEYS = ("features", "channels", "_dim", "embeddings")
+
+
+def _sizes(value, top_key=None):
+    """The layer sizes in a stored constructor argument: its ints (bools
+    aside), and in a Sequential's layer dicts those of :data:`_SIZE_KEYS`."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [n for item in value for n in _sizes(item, top_key)]
+    if isinstance(value, dict):
+        return [n for k, v in value.items() if str(k).endswith(_SIZE_KEYS)
+                for n in _sizes(v, k)]
+    return []
+
+
+def build_stored_model(path, sec, kwargs):
+    """The model of a stored section (:func:`read_model_section`), built from
+    its class and ``kwargs`` (its constructor arguments), weights not yet
+    loaded. A layer size can never exceed the number of values the file
+    stores for the whole model: a larger one (crafted or foreign metadata,
+    e.g. a 10^7 x 10^7 layer) is refused before anything is allocated."""
+    stored = sum(int(np.prod(v.shape)) for v in sec["params"].values())
+    for key, value in (kwargs or {}).items():
+        too_big = [n for n in _sizes(value) if n > max(stored, 1)]
+        if key not in ("seed", "rng") and too_big:
+            raise ValueError(f"{path!r}: model setting {key} asks for a size of {max(too_big)}, "
+                             f"more than the {stored} parameter values the file holds; the "
+                             "metadata is not this file's (nothing was allocated)")
+    try:
+        return build_model(sec["class"], kwargs)
+    except MemoryError:
+        raise ValueError(f"{path!r}: its model settings {kwargs} ask for more memory than "
+                         f"there is; the file holds {stored} parameter values") from None
+    except TypeError as exc:
+        raise ValueError(f"{path!r}: its model settings do not build a {sec['class']}: "
+                         f"{exc}") from None
+
+
 def load_model(path):
     """A model from :func:`save_model` or from a Solver checkpoint, on the
     active backend, with its shapes (shrunk ones too) and masks."""
@@ -235,29 +278,7 @@ def load_model(path):
         raise ValueError(f"{path!r} holds neither an xpnn model nor a solver checkpoint")
     sec = read_model_section(path, meta, arrays)
     kwargs = sec["init_kwargs"] if isinstance(sec["init_kwargs"], dict) else {}
-    stored = sum(int(np.prod(v.shape)) for v in sec["params"].values())
-
-    def sizes(v):
-        if isinstance(v, bool):
-            return []
-        if isinstance(v, int):
-            return [v]
-        return [x for item in v for x in sizes(item)] if isinstance(v, list) else []
-    for key, value in kwargs.items():
-        # a layer size can never exceed the number of values stored for the
-        # whole model: refuse before allocating (a huge size is a crash)
-        if key != "seed" and any(n > max(stored, 1) for n in sizes(value)):
-            raise ValueError(f"{path!r}: model setting {key}={value!r} is larger than the "
-                             f"{stored} parameter values the file holds; the metadata is "
-                             "not this file's")
-    try:
-        model = build_model(sec["class"], {**kwargs, "rng": 0})
-    except MemoryError:
-        raise ValueError(f"{path!r}: its model settings {kwargs} ask for more memory than "
-                         f"there is; the file holds {stored} parameter values") from None
-    except TypeError as exc:
-        raise ValueError(f"{path!r}: its model settings do not build a {sec['class']}: "
-                         f"{exc}") from None
+    model = build_stored_model(path, sec, {**kwargs, "rng": 0})
     try:
         check_fits(model, sec)
     except ValueError as exc:

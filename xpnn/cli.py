@@ -255,6 +255,26 @@ def _amounts(s):
     return vals
 
 
+# what --resume takes from the checkpoint: giving one of these with it is refused
+_FROM_CHECKPOINT = ("model", "arch", "dtype", "hidden", "filters", "keep", "weight_scale",
+                    "batch_size", "lr", "lr_decay", "lr_schedule", "warmup_epochs", "augment",
+                    "update_rule", "reg")
+
+
+def _refuse_conflicts_with_resume(args):
+    """--resume continues the stored run as it was: a model or training
+    option given beside it (one that differs from its default) would be
+    ignored, so it is refused, named."""
+    given = [k for k in _FROM_CHECKPOINT if getattr(args, k, None) != getattr(DEFAULTS, k)]
+    if given:
+        opts = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise ValueError(f"--resume continues the checkpoint's run with its own model and "
+                         f"training settings; {opts} would be ignored. Drop "
+                         f"{'it' if len(given) == 1 else 'them'}, or start a new run "
+                         f"without --resume (--epochs, --checkpoint, --plot and the data "
+                         f"options may be given)")
+
+
 def cmd_train(args):
     from .checkpoint import check_writable
     settings = Settings.from_options(args)
@@ -268,10 +288,21 @@ def cmd_train(args):
     if args.checkpoint:
         check_writable(args.checkpoint)  # now, not after the first epoch
     if args.resume:
+        _refuse_conflicts_with_resume(args)
         solver = resume_solver(args.resume, data, args.epochs, args.checkpoint, verbose)
         model = solver.model
+        if solver.epoch >= solver.num_epochs:
+            raise ValueError(
+                f"nothing to train: {args.resume} is at epoch {solver.epoch} and the run "
+                f"ends at epoch {solver.num_epochs}; --epochs is the epoch to reach, so "
+                f"--epochs {solver.epoch + 3} trains 3 more")
         if verbose:
-            print(f"resumed {args.resume} at epoch {solver.epoch}, iteration {solver.iteration}")
+            lr = solver.optim_config.get("learning_rate")
+            rate = f" at learning rate {lr:g}" if isinstance(lr, (int, float)) else ""
+            print(f"resumed {args.resume} at epoch {solver.epoch}, iteration "
+                  f"{solver.iteration}; from the checkpoint: the model, "
+                  f"{solver.update_rule_name}{rate}, batch {solver.batch_size}; training to "
+                  f"epoch {solver.num_epochs}")
     else:
         model = build_model(settings, data)
         solver = make_solver(settings, data, model, args.epochs or 15, verbose)

@@ -9,6 +9,7 @@ in float64: in float32 the differences drown in round-off.
 from __future__ import annotations
 
 import random
+import warnings
 
 import numpy as np
 
@@ -41,6 +42,19 @@ def _at_both_sides(f, x, idx, h, read):
     return pos, neg
 
 
+def _warn_if_coarse(fn, x, h):
+    """Warn when ``x`` is a float type too coarse for a step of ``h``: in
+    float32 a centred difference is mostly round-off, and relative errors
+    near 1 everywhere are what a student then sees."""
+    name = str(getattr(x, "dtype", "")).rsplit(".", 1)[-1]
+    if name in ("float32", "float16", "bfloat16"):
+        warnings.warn(
+            f"{fn}: x is {name}; a step of h={h:g} is near {name}'s resolution, so the "
+            f"numerical gradient is mostly round-off (relative errors near 1 are expected). "
+            f"Check gradients in float64: the model with dtype=np.float64 and the data as "
+            f"float64", RuntimeWarning, stacklevel=3)
+
+
 def _scalar(v) -> float:
     return float(_host64(v))
 
@@ -48,6 +62,7 @@ def _scalar(v) -> float:
 def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
     """Gradient of the scalar function ``f`` at ``x``; a NumPy float64 array
     of x's shape. Prints each entry when verbose, as the course code does."""
+    _warn_if_coarse("eval_numerical_gradient", x, h)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     for idx in np.ndindex(*x.shape):
         fxph, fxmh = _at_both_sides(f, x, idx, h, _scalar)
@@ -60,6 +75,7 @@ def eval_numerical_gradient(f, x, verbose=True, h=1e-5):
 def eval_numerical_gradient_array(f, x, df, h=1e-5):
     """Numerical gradient of ``sum(f(x) * df)`` for an array-valued ``f``;
     ``df`` is the upstream gradient. Returns a NumPy float64 array."""
+    _warn_if_coarse("eval_numerical_gradient_array", x, h)
     grad = np.zeros(tuple(x.shape), dtype=np.float64)
     df64 = _host64(df)
     for idx in np.ndindex(*x.shape):
@@ -78,6 +94,7 @@ def eval_numerical_gradient_blobs(f, inputs, output, h=1e-5):
 def grad_check_sparse(f, x, analytic_grad, num_checks=10, h=1e-5, seed=None):
     """Compare ``analytic_grad`` with centred differences at ``num_checks``
     random entries of ``x``, printing each; returns the relative errors."""
+    _warn_if_coarse("grad_check_sparse", x, h)
     rng = random.Random(seed) if seed is not None else random
     ag = _host64(analytic_grad)
     errors = []

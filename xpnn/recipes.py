@@ -184,15 +184,14 @@ def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | N
     """The Solver of a checkpoint written by ``xpnn train --checkpoint``, its
     model rebuilt and its state restored, to train on to ``epochs`` (default:
     the checkpoint's own)."""
-    from .checkpoint import load_npz
-    from .models import build_model as rebuild
+    from .checkpoint import build_stored_model, load_npz, read_model_section
     from .solver import Solver
-    meta, _ = load_npz(path)
+    meta, arrays = load_npz(path)
     if meta.get("format") != "xpnn-checkpoint-1" or not isinstance(meta.get("solver"), dict):
         raise ValueError(f"--resume needs a checkpoint written by xpnn train --checkpoint; "
                          f"{path!r} is not one (a saved model holds no training state)")
-    m = meta.get("model", {})
-    model = rebuild(m.get("class"), m.get("init_kwargs"))
+    sec = read_model_section(path, meta, arrays)
+    model = build_stored_model(path, sec, sec["init_kwargs"])
     s = meta["solver"]
     solver = Solver(model, data, update_rule=s["update_rule"], optim_config=s["optim_config"],
                     lr_decay=s["lr_decay"], lr_schedule=s.get("lr_schedule"),

@@ -20,7 +20,7 @@ from . import backend
 from .checkpoint import (check_fits, flatten_state, load_npz, model_section,
                          read_model_section, restore_model, save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
-from .optim import get_update_rule, update_all
+from .optim import UpdateRule, get_update_rule, update_all
 
 __all__ = ["Solver"]
 
@@ -144,6 +144,9 @@ class Solver:
             raise TypeError(f"optim_config must be a dict, got "
                             f"{type(opts['optim_config']).__name__}")
         self.optim_config = dict(opts["optim_config"] or {})
+        if isinstance(self.update_rule, UpdateRule) and \
+                not self.optim_config.keys() <= self.update_rule.known_keys():
+            self.update_rule.refuse_unknown(self.optim_config)  # now, not at the first step
         self.lr_decay = check_number("lr_decay", opts["lr_decay"], 0.0)
         self.lr_schedule = _check_schedule(opts["lr_schedule"])
         if self.lr_schedule is not None:
@@ -359,9 +362,10 @@ class Solver:
                     self.model.params = dict(self.best_params)
                     kept = (f"The model keeps the best parameters so far (val acc "
                             f"{self.best_val_acc:.4f}).")
-                elif self._readback_is_free():  # checked before the update: still finite
+                elif self._readback_is_free() and self._params_finite():
+                    # checked before the update: still finite
                     kept = "The model keeps its parameters from before that step."
-                else:
+                else:  # off the host, or an earlier update overflowed the params
                     self.model.params = dict(self._start_params or self.model.params)
                     kept = ("The model is back at its parameters from the start of this "
                             "train() call (there is no best yet).")

@@ -158,7 +158,10 @@ def _dropout_config(dropout_param):
     if not isinstance(dropout_param, dict):
         raise TypeError("dropout_param must be a dict with keys 'mode', 'p' "
                         f"and optionally 'seed', got {type(dropout_param).__name__}")
-    mode = dropout_param.get("mode", "train")
+    if "mode" not in dropout_param:  # as batch norm: no silent train-mode default
+        raise ValueError("dropout_param needs 'mode': 'train' (drop units) or 'test' (the "
+                         "identity); a model's loss() sets it, 'test' when y is None")
+    mode = dropout_param["mode"]
     if mode not in ("train", "test"):
         raise ValueError(f"dropout_param['mode'] must be 'train' or 'test', got {mode!r}")
     if "p" not in dropout_param:
@@ -175,7 +178,7 @@ def _dropout_config(dropout_param):
 def dropout_forward(x, dropout_param):
     """Inverted dropout.
 
-    dropout_param: 'mode' ('train' or 'test'), 'p' (keep probability, in
+    dropout_param: 'mode' ('train' or 'test', required), 'p' (keep probability, in
     (0, 1]) and optional 'seed' (reseeds the generator first, as the course
     code does, for gradient checks). At train time each unit is kept with
     probability p and scaled by 1/p, so test time is the identity.

@@ -106,10 +106,28 @@ class DeviceModel:
             moved = backend.to_device(v)
             if moved is not v:
                 self.params[k] = moved
+            self._check_param_dtype(k, moved)
         for p in self.bn_params:
             for key in ("running_mean", "running_var"):
                 if key in p:
                     p[key] = backend.to_device(p[key])
+
+    def _check_param_dtype(self, name, value):
+        """Warn, once per param and dtype, about a param assigned with another
+        float type than the model's (a float64 ``W1`` in a float32 model makes
+        every layer after it, and the updates, run in float64)."""
+        got = str(getattr(value, "dtype", "")).rsplit(".", 1)[-1]
+        if got == self.dtype.name or not got.startswith(("float", "bfloat")):
+            return
+        seen = self.__dict__.setdefault("_dtype_warned", set())
+        if (name, got) not in seen:
+            seen.add((name, got))
+            import warnings
+            warnings.warn(
+                f"params[{name!r}] is {got} but the model is {self.dtype.name}: from that "
+                f"layer on the model computes (and the Solver updates) in {got}. Assign "
+                f"it with .astype(np.{self.dtype.name}), or build the model with "
+                f"dtype=np.{got}", RuntimeWarning, stacklevel=4)
 
     def to_device(self, name=None):
         """Move params, normalisation running statistics and pruning masks

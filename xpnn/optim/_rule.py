@@ -45,7 +45,7 @@ class UpdateRule:
     #: so both give the same numbers. None: no kernel.
     kernel: str | None = None
 
-    def __init__(self):
+    def __init__(self):  # pragma: no mutate block (runs at import)
         self.__name__ = self.__qualname__ = self.name
         self.__doc__ = type(self).__doc__
 
@@ -77,11 +77,30 @@ class UpdateRule:
             config = {}
         elif not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        if not config.keys() <= self.known_keys():
+            self.refuse_unknown(config)
         for k, v in self.defaults.items():
             config.setdefault(k, v)
         for k in self.defaults:  # every hyperparameter is a finite number >= 0
             check_number(f"update rule config[{k!r}]", config[k], 0.0)
         return xp, config
+
+    def known_keys(self):
+        """The keys a config of this rule may hold: hyperparameters, the
+        counter, state arrays."""
+        return {*self.defaults, *self.state, *([self.counter] if self.counter else [])}
+
+    def refuse_unknown(self, config):
+        """Raise ValueError naming a config key this rule does not read (a typo
+        such as ``learning_rte`` would otherwise leave the default in force)."""
+        import difflib
+        known = sorted(self.known_keys())
+        for key in config:
+            if key not in known:
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"update rule {self.name}: unknown config key {key!r}{hint} "
+                                 f"It reads {', '.join(known)}")
 
     def advance(self, config):
         """Advance the step counter, if the rule has one."""
