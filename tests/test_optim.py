@@ -121,8 +121,12 @@ def test_a_config_key_the_rule_does_not_read_is_refused(rule):
     them in)."""
     w = np.ones(3)
     with pytest.raises(ValueError, match=f"update rule {rule.name}: unknown config key "
-                                         "'learning_rte'; did you mean 'learning_rate'"):
+                                         r"'learning_rte' \(did you mean 'learning_rate'\?\); "
+                                         "it reads .*learning_rate"):
         rule(w, w, {"learning_rte": 0.1})
+    with pytest.raises(ValueError, match=f"update rule {rule.name}: unknown config key 'zzz'; "
+                                         "it reads "):
+        rule(w, w, {"zzz": 0.1})
     config = {"learning_rate": 0.1}
     rule(w, w, config)
     rule(w, w, dict(config))   # a config holding every state key the rule wrote
@@ -134,8 +138,8 @@ def test_the_solver_refuses_a_mistyped_optim_config_before_training():
     data = {k: np.zeros((4, 3)) if k.startswith("X") else np.zeros(4, dtype=int)
             for k in ("X_train", "y_train", "X_val", "y_val")}
     model = FullyConnectedNet([2], input_dim=3, num_classes=2)
-    with pytest.raises(ValueError, match="update rule adam: unknown config key 'beta_1'; "
-                                         "did you mean 'beta1'"):
+    with pytest.raises(ValueError, match=r"update rule adam: unknown config key 'beta_1' "
+                                         r"\(did you mean 'beta1'\?\)"):
         Solver(model, data, update_rule="adam", optim_config={"beta_1": 0.8})
 
 

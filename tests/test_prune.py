@@ -485,3 +485,21 @@ def test_a_course_written_model_takes_the_masks_too():
     assert host(m.params["W1"]).ravel().tolist() == [0, 0, 3, 4, 5, 6]
     m.params["W1"] = np.full((2, 3), 9.0)
     assert host(m.params["W1"]).ravel().tolist() == [0, 0, 9, 9, 9, 9]
+
+
+def test_pruning_nothing_is_allowed_and_changes_nothing():
+    """An amount of 0 (a count or a fraction) is the sweep's own baseline:
+    accepted, with no entry zeroed; a course-written model without masks is
+    not pruned."""
+    np.random.seed(0)
+    m = FullyConnectedNet([5], input_dim=4, num_classes=3)
+    before = host(m.params["W1"]).copy()
+    for amount in (0, 0.0):
+        prune.l1_unstructured(m, "W1", amount)
+        np.testing.assert_array_equal(host(m.params["W1"]), before)
+    prune.global_unstructured(m, 0.0)
+    assert prune.sparsity(m)["global"] == 0.0
+
+    class CourseModel:          # no masks attribute at all
+        params = {"W1": np.ones((2, 2))}
+    assert prune.is_pruned(CourseModel()) is False

@@ -60,7 +60,7 @@ def _update_all_at_once(rule, params, grads, configs):
         return False
     states = [[c.get(key) for c in cfgs] for key in rule.state]
     given = [a for st in states for a in st if a is not None]
-    if not k.update_all_applies(*ws, *dws, *given):
+    if given and not k.update_all_applies(ws[0], *given):  # ws and dws are checked above
         return False
     xp = backend.namespace_of(w=ws[0])
     for st in states:  # the first step: every state starts at zero

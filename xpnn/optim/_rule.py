@@ -86,9 +86,9 @@ class UpdateRule:
         return xp, config
 
     def known_keys(self):
-        """The keys a config of this rule may hold: hyperparameters, the
-        counter, state arrays."""
-        return {*self.defaults, *self.state, *([self.counter] if self.counter else [])}
+        """The keys a config of this rule may hold: hyperparameters and the
+        counter (both in :attr:`defaults`), state arrays."""
+        return {*self.defaults, *self.state}
 
     def refuse_unknown(self, config):
         """Raise ValueError naming a config key this rule does not read (a typo
@@ -97,10 +97,10 @@ class UpdateRule:
         known = sorted(self.known_keys())
         for key in config:
             if key not in known:
-                near = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise ValueError(f"update rule {self.name}: unknown config key {key!r}{hint} "
-                                 f"It reads {', '.join(known)}")
+                near = difflib.get_close_matches(str(key), known)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"update rule {self.name}: unknown config key {key!r}{hint}; "
+                                 f"it reads {', '.join(known)}")
 
     def advance(self, config):
         """Advance the step counter, if the rule has one."""
