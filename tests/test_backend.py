@@ -57,7 +57,8 @@ def test_cupy_without_gpu_says_why():
     if has_cupy:
         pytest.skip("CuPy is installed here; the no-GPU message is checked where it is not")
     with pytest.raises(RuntimeError,
-                       match=r"needs CuPy, which is not installed.*xpnn\[gpu-cuda13\]"):
+                       match=r"needs CuPy, which is not installed.*pip install "
+                             r"'cupy-cuda13x\[ctk\]>=14'.*pip install 'cupy-cuda12x>=13'"):
         backend.set_backend("cupy")
     assert backend.get_backend() in backend.VALID_BACKENDS
 
@@ -193,7 +194,7 @@ class _FakeCupy:
                                         ("curand", "cuRAND")])
 def test_cuda_library_probe_names_what_is_missing(lib, label):
     with pytest.raises(RuntimeError, match=rf"found a GPU but {label} does not work .*"
-                                           rf"{lib}.*xpnn\[gpu-cuda13\]"):
+                                           rf"{lib}.*pip install 'cupy-cuda13x\[ctk\]>=14'"):
         backend.probe_cuda_libraries(_FakeCupy(lib))
     backend.probe_cuda_libraries(_FakeCupy(None))  # all present: no error
 
@@ -213,3 +214,25 @@ def test_openblas_thread_wait_is_set_before_numpy_loads(first, preset, want, tun
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert json.loads(out) == [want, tuned]
+
+
+def test_a_missing_array_api_strict_is_one_clear_error(monkeypatch):
+    """`xpnn train --backend array_api_strict` after a plain install was a
+    15-line traceback (the package comes with [test] only); now one line
+    says what the backend is and how to install it."""
+    import importlib
+    from xpnn.cli import main
+    real = importlib.import_module
+
+    def without_strict(name, *args):
+        if name.startswith("array_api_strict"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args)
+    monkeypatch.setattr(importlib, "import_module", without_strict)
+    with pytest.raises(RuntimeError, match=r"'array_api_strict' backend .* needs "
+                                           r"array-api-strict, which is not installed .*pip "
+                                           r"install 'array-api-strict>=2.2'"):
+        backend.get("array_api_strict").load()
+    with backend.use_backend("numpy"):
+        assert main(["train", "--backend", "array_api_strict", "--epochs", "1",
+                     "--plot", "none"]) == 1

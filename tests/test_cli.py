@@ -29,12 +29,18 @@ def test_help_documents_every_option():
     (["--epochs", "0"], "argument --epochs: expected a positive integer, got '0'"),
     (["--lr", "fast"], "argument --lr: expected a number >= 0, got 'fast'"),
     (["--model", "resnet"], "argument --model: invalid choice: 'resnet'"),
-    (["--dataset", "cifar10"], "xpnn: error: --dataset cifar10 needs --data-dir PATH"),
+    # looked for where get_CIFAR10_data() looks; the error says where to get it
+    (["--dataset", "cifar10"], "looked for 'data_batch_1' in: "),
+    (["--dataset", "cifar10"], "https://www.cs.toronto.edu/~kriz/cifar.html, e.g. in the "
+                               "working directory: curl -L https://www.cs.toronto.edu/~kriz/"
+                               "cifar-10-python.tar.gz | tar -xz"),
+    (["--dataset", "cinic10"], "mkdir -p CINIC-10 && curl -L https://datashare.ed.ac.uk/"),
     (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "does not exist"),
     (["--resume", "/nonexistent.npz"], "checkpoint '/nonexistent.npz' does not exist"),
 ])
-def test_bad_values_give_one_line_errors(args, match):
-    out = _xpnn("train", *args)
+def test_bad_values_give_one_line_errors(args, match, tmp_path, monkeypatch):
+    monkeypatch.delenv("XPNN_DATA", raising=False)   # nothing to find in an empty folder
+    out = _xpnn("train", *args, cwd=tmp_path)
     assert out.returncode in (1, 2)
     assert match in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
@@ -174,3 +180,102 @@ def test_size_options_shape_the_model(model, args, want):
         assert m.dropout_param["p"] == 0.5
     if "--weight-scale" in args:
         assert abs(float(np.std(host(m.params["W3"]))) - 0.1) < 0.02   # He's: sqrt(2/24)=0.29
+
+
+def _train_until(args, line, tmp_path):
+    """Start `xpnn train ARGS`, read its output until a line starting with
+    ``line`` (training has reached that point, however fast the machine),
+    send Ctrl-C (SIGINT); its (returncode, stdout, stderr)."""
+    import signal
+    proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", "train", *args], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, XPNN_BACKEND="numpy", PYTHONUNBUFFERED="1"))
+    seen = []
+    for ln in proc.stdout:
+        seen.append(ln)
+        if ln.startswith(line):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, "".join(seen) + out, err
+
+
+def test_ctrl_c_says_where_the_last_epoch_is_and_how_to_go_on(tmp_path):
+    """Ctrl-C once ended with "xpnn: interrupted" alone: now the message
+    names the checkpoint of the last finished epoch and the command that
+    continues, which works; the plot of what ran is written."""
+    import re
+    prefix = str(tmp_path / "run")
+    rc, out, err = _train_until(
+        ["--model", "fc", "--epochs", "400", "--checkpoint", prefix, "--plot", "p.png"],
+        "(Epoch 3 / 400)", tmp_path)
+    assert rc == 130, err
+    m = re.search(r"the last finished epoch is in (\S+_epoch_(\d+)\.npz); continue with:\n"
+                  r"  xpnn train --resume (\S+) --epochs 400 --checkpoint (\S+)\n", err)
+    assert m and m.group(1) == m.group(3) and m.group(4) == prefix, err
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG" and "wrote" in err
+    again = _xpnn("train", "--resume", m.group(3), "--epochs", str(int(m.group(2)) + 1),
+                  "--checkpoint", prefix, "--plot", "none", "--quiet", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert os.path.exists(f"{prefix}_epoch_{int(m.group(2)) + 1}.npz")
+
+
+def test_ctrl_c_without_checkpoints_keeps_the_plot_and_says_nothing_was_saved(tmp_path):
+    rc, out, err = _train_until(["--model", "fc", "--epochs", "400", "--plot", "p.png"],
+                                "(Iteration 1 /", tmp_path)
+    assert rc == 130, err
+    assert "nothing was saved (no --checkpoint)" in err and "--checkpoint PREFIX" in err
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("keep, left", [("all", [1, 2, 3, 4]), ("last", [4]),
+                                        ("best", None)])
+def test_keep_checkpoints(tmp_path, keep, left):
+    """15 epochs once left 15 files: --keep-checkpoints last keeps the newest,
+    best the newest and the best by validation accuracy."""
+    import re
+    from xpnn.checkpoint import load_npz
+    prefix = str(tmp_path / "k")
+    assert main(["train", "--model", "fc", "--epochs", "4", "--checkpoint", prefix,
+                 "--keep-checkpoints", keep, "--plot", "none", "--quiet"]) == 0
+    files = sorted(int(re.search(r"_epoch_(\d+)", f).group(1)) for f in os.listdir(tmp_path)
+                   if f.endswith(".npz"))
+    if left is None:   # val_acc_history[e] is epoch e's (entry 0: after the first step)
+        val = load_npz(prefix + "_epoch_4.npz")[0]["val_acc_history"]
+        best = max(range(1, 5), key=lambda e: val[e])   # the first best on ties
+        left = sorted({best, 4})
+    assert files == left
+
+
+def test_prune_saves_its_models_and_starts_from_what_train_reported(tmp_path, capsys):
+    """`xpnn prune` could not save what it pruned, and started from the last
+    epoch's params where `xpnn train` had reported the best epoch's,
+    without saying so."""
+    import re
+    import numpy as np
+    from xpnn.checkpoint import load_model
+    prefix = str(tmp_path / "ck")
+    assert main(["train", "--model", "fc", "--epochs", "3", "--lr", "0.05", "--plot", "none",
+                 "--checkpoint", prefix]) == 0
+    reported = float(re.search(r"test accuracy: ([\d.]+)", capsys.readouterr().out).group(1))
+    assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--amounts", "0.5",
+                 "--plot", "none", "--repeat", "1", "--save", str(tmp_path / "p")]) == 0
+    out = capsys.readouterr().out
+    assert "(pruned from the params of the best validation accuracy" in out
+    base = float(re.search(r"test accuracy ([\d.]+)", out).group(1))
+    assert abs(base - reported) < 1e-4          # the same params as train's last line
+    saved = load_model(str(tmp_path / "p_50.npz"))
+    w = [host(v) for k, v in saved.params.items() if k.startswith("W")]
+    assert abs(sum(int((x == 0).sum()) for x in w) / sum(x.size for x in w) - 0.5) < 0.01
+    assert f"wrote {tmp_path / 'p_50.npz'}" in out
+    assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--structured",
+                 "--amounts", "0.25", "--plot", "none", "--repeat", "1",
+                 "--save", str(tmp_path / "s")]) == 1      # fc has no conv filters
+    assert main(["train", "--epochs", "1", "--plot", "none", "--quiet",
+                 "--checkpoint", str(tmp_path / "cv")]) == 0
+    assert main(["prune", "--checkpoint", str(tmp_path / "cv_epoch_1.npz"), "--structured",
+                 "--amounts", "0.25", "--plot", "none", "--repeat", "1",
+                 "--save", str(tmp_path / "s")]) == 0
+    small = load_model(str(tmp_path / "s_25.npz"))
+    full = load_model(str(tmp_path / "cv_epoch_1.npz"))
+    assert np.prod(host(small.params["W1"]).shape) < np.prod(host(full.params["W1"]).shape)

@@ -49,3 +49,48 @@ def test_local_links_resolve():
                    for h in _headings(text)}
         for anchor in re.findall(r"\]\(#([^)]+)\)", text):
             assert anchor in anchors, (name, anchor)
+
+
+def test_the_colab_cell_works_as_pasted(tmp_path):
+    """The Colab cell once failed as written (`git clone <this repository>
+    xpnn` is a shell redirection, and a clone named `xpnn` beside the
+    notebook shadows the package). Its commands run here in a fresh folder,
+    the address typed at its prompt being this checkout. Without a GPU two
+    things differ, each said: the install skips CuPy (`[gpu-cuda12]` and the
+    dependencies this environment already has), and the check and the
+    training use the NumPy backend."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    import pytest
+    if os.environ.get("XPNN_TEST_UNPARAMETRIZED_ONLY") == "1":
+        pytest.skip("installing from a clone does not depend on the default backend: it is "
+                    "checked once, in the main run")
+    body = README.split("## On a GPU and on Colab", 1)[1].split("\n## ", 1)[0]
+    (cell,) = re.findall(r"```python\n(.*?)```", body, re.S)
+    lines = cell.strip().splitlines()
+    assert lines[0] == 'XPNN_GIT = input("xpnn\'s git address: ")'
+    shell = [ln[1:] for ln in lines[1:]]
+    assert all(ln.startswith("!") for ln in lines[1:]) and "<" not in cell
+    clone, install = shell[0].split(" && ")
+    assert clone == "git clone -q {XPNN_GIT} xpnn-src"
+    assert install == 'pip install -q "./xpnn-src[gpu-cuda12]"'
+    work, site = tmp_path / "colab", tmp_path / "site"
+    work.mkdir()
+    run = dict(cwd=work, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(shlex.split(clone.replace("{XPNN_GIT}", str(ROOT))), **run)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                          "--target", str(site), "./xpnn-src"], **run)
+    assert out.returncode == 0, out.stderr
+    env = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{site / 'bin'}:{os.environ['PATH']}"}
+    check = shlex.split(shell[1].replace("'cupy'", "'numpy'"))
+    out = subprocess.run(check, env=env, **run)
+    assert out.returncode == 0 and out.stdout.strip() == "xpnn on numpy", out.stderr
+    where = subprocess.run(["python", "-c", "import xpnn; print(xpnn.__file__)"], env=env, **run)
+    assert where.stdout.startswith(str(site)), where.stdout    # not the clone beside it
+    train = shlex.split(shell[2].replace("XPNN_BACKEND=cupy ", "") + " --plot none --quiet")
+    out = subprocess.run(train, env={**env, "XPNN_BACKEND": "numpy"}, **run)
+    assert out.returncode == 0 and "val accuracy:" in out.stdout, out.stderr

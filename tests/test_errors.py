@@ -31,8 +31,16 @@ def test_conv_bad_params(xb, param, match):
 
 def test_conv_mismatched_channels_and_ranks(xb):
     x, b = xb.asarray(np.zeros((1, 3, 5, 5))), xb.asarray(np.zeros(2))
-    with pytest.raises(ValueError, match=r"3 channels but w \(2, 4, 3, 3\) expects 4"):
+    with pytest.raises(ValueError, match=r"x \(1, 3, 5, 5\) has 3 channels \(axis 1 of "
+                                         r"\(N, C, H, W\)\) but w \(2, 4, 3, 3\) expects 4: x "
+                                         r"must be \(N, 4, H, W\), or w \(F, 3, HH, WW\)"):
         conv_forward_fast(x, xb.asarray(np.zeros((2, 4, 3, 3))), b, {"stride": 1, "pad": 1})
+    # an image batch as (N, H, W, C): x is named, with the transpose that fixes it
+    nhwc = xb.asarray(np.zeros((2, 8, 8, 3)))
+    for fwd in (conv_forward_fast, conv_forward_naive):
+        with pytest.raises(ValueError, match=r"x \(2, 8, 8, 3\) looks channels-last .*"
+                                             r"x.transpose\(0, 3, 1, 2\)"):
+            fwd(nhwc, xb.asarray(np.zeros((2, 3, 3, 3))), b, {"stride": 1, "pad": 1})
     with pytest.raises(ValueError, match=r"x must be 4-D \(N, C, H, W\), got shape \(3, 5, 5\)"):
         conv_forward_fast(xb.asarray(np.zeros((3, 5, 5))), xb.asarray(np.zeros((2, 3, 3, 3))),
                           b, {"stride": 1, "pad": 1})
@@ -156,10 +164,10 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
 
 @pytest.mark.parametrize("call, kind, message", [
     (lambda a: batchnorm_forward(a(np.ones(3)), a(np.ones(3)), a(np.zeros(3)), {"mode": "train"}),
-     ValueError, "batchnorm_forward: x must be 2-D (N, D), got shape (3)"),
+     ValueError, "batchnorm_forward: x must be 2-D (N, D), got shape (3,)"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(4)), a(np.zeros(3)),
                                  {"mode": "train"}),
-     ValueError, "batchnorm_forward: gamma must have shape (3,), got (4)"),
+     ValueError, "batchnorm_forward: gamma must have shape (3,), got (4,)"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)), 3),
      TypeError, "batchnorm_forward: bn_param must be a dict, got int"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
@@ -177,23 +185,23 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
                  "mode first (or set them)"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
                                  {"mode": "train", "running_mean": a(np.zeros(4))}),
-     ValueError, "batchnorm_forward: bn_param['running_mean'] must have shape (3,), got (4)"),
+     ValueError, "batchnorm_forward: bn_param['running_mean'] must have shape (3,), got (4,)"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)),
                                  {"mode": "train", "eps": 0.0}),
      ValueError, "batchnorm_forward: bn_param['eps'] must be a finite number in (0.0, inf], "
                  "got 0.0"),
     (lambda a: batchnorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(4)),
                                  {"mode": "train"}),
-     ValueError, "batchnorm_forward: beta must have shape (3,), got (4)"),
+     ValueError, "batchnorm_forward: beta must have shape (3,), got (4,)"),
     (lambda a: spatial_batchnorm_forward(a(np.ones((2, 3, 4, 4))), a(np.ones(4)), a(np.zeros(3)),
                                          {"mode": "train"}),
-     ValueError, "spatial_batchnorm_forward: gamma must have shape (3,), got (4)"),
+     ValueError, "spatial_batchnorm_forward: gamma must have shape (3,), got (4,)"),
     (lambda a: layernorm_forward(a(np.ones(3)), a(np.ones(3)), a(np.zeros(3)), {}),
-     ValueError, "layernorm_forward: x must be 2-D (N, D), got shape (3)"),
+     ValueError, "layernorm_forward: x must be 2-D (N, D), got shape (3,)"),
     (lambda a: layernorm_forward(a(np.ones((2, 3))), a(np.ones(3)), a(np.zeros(3)), 5),
      TypeError, "layernorm_forward: ln_param must be a dict, got int"),
     (lambda a: layernorm_forward(a(np.ones((2, 3))), a(np.ones(4)), a(np.zeros(3)), {}),
-     ValueError, "layernorm_forward: gamma must have shape (3,), got (4)"),
+     ValueError, "layernorm_forward: gamma must have shape (3,), got (4,)"),
     (lambda a: spatial_groupnorm_forward(a(np.ones((2, 4, 3, 3))), a(np.ones((1, 4, 1, 1))),
                                          a(np.zeros((1, 4, 1, 1))), 2, 7),
      TypeError, "spatial_groupnorm_forward: gn_param must be a dict, got int"),
@@ -202,7 +210,7 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
      ValueError, "spatial_groupnorm_forward: G must be an integer >= 1, got 0"),
     (lambda a: spatial_groupnorm_forward(a(np.ones((2, 4, 3, 3))), a(np.ones(4)),
                                          a(np.zeros((1, 4, 1, 1))), 2, {}),
-     ValueError, "spatial_groupnorm_forward: gamma must have shape (1, 4, 1, 1), got (4)"),
+     ValueError, "spatial_groupnorm_forward: gamma must have shape (1, 4, 1, 1), got (4,)"),
     (lambda a: max_pool_backward_naive(a(np.ones((1, 1, 1, 1))), (a(np.ones((1, 1, 2, 2))), {
         "pool_height": 0, "pool_width": 2, "stride": 2})),
      ValueError, "max_pool_backward_naive: pool_param['pool_height'] must be an integer >= 1, "
@@ -216,7 +224,7 @@ def test_solver_checks_every_label_once_on_every_backend(xb):
      ValueError, "max_pool_forward_fast: pool_param['stride'] must be an integer >= 1, got 0"),
     (lambda a: prelu_forward(a(np.ones(3)), a(np.ones(4))),
      ValueError, "prelu_forward: a must have shape (1,) or (C,) (one slope per channel of x "
-                 "(3)), got (4)"),
+                 "(3,)), got (4,)"),
 ])
 def test_every_norm_and_pool_error_names_its_function_and_argument(xb, call, kind, message):
     """The whole message: which function, which argument, what was expected."""
@@ -245,7 +253,7 @@ def test_affine_one_feature_batches_and_a_flat_w(xb):
     with pytest.raises(ValueError) as info:
         affine_forward(xb.asarray(np.ones((2, 3))), xb.asarray(np.ones(3)),
                        xb.asarray(np.zeros(1)))
-    assert str(info.value) == "affine_forward: w must be 2-D (D, M), got shape (3)"
+    assert str(info.value) == "affine_forward: w must be 2-D (D, M), got shape (3,)"
 
 
 def test_softmax_loss_is_stable_for_large_and_unequal_rows(xb):

@@ -369,6 +369,20 @@ def test_bad_augment_is_named(digits, augment, err, match):
                augment={"flip": True})
 
 
+def test_a_crop_of_half_the_image_is_warned_about(digits):
+    """crop:4,flip on the 8x8 digits took validation accuracy to 0.41,
+    silently; a pad of a quarter of the side or more now warns, a smaller
+    one does not."""
+    import warnings
+    model = FullyConnectedNet([4], input_dim=64, num_classes=10)
+    with pytest.warns(RuntimeWarning, match=r"crop_pad=2 on 8x8 images moves each by up to 2 "
+                                            r"pixels either way.*keep crop_pad below 2 here"):
+        Solver(model, digits, augment={"crop_pad": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Solver(model, digits, augment={"crop_pad": 1, "flip": True})
+
+
 def test_augmented_run_resumes_exactly(tmp_path, capsys):
     _cli_resume_gives_the_same_run(tmp_path, capsys, 2,
                                    ["--model", "convnet", "--augment", "crop:1,flip"])
@@ -765,6 +779,50 @@ def test_labels_are_checked_once_and_a_single_sample_is_enough(digits, monkeypat
             "y_train holds labels in [12, 12] but the model scores 10 classes; labels must "
             "lie in [0, 9]")):
         Solver(model, one, batch_size=1, verbose=False).train()
+
+
+def test_the_label_check_does_not_run_the_model(xb, digits):
+    """A course-written model whose batch norm refuses test mode before any
+    training (as xpnn's does; the course's starts from zeros) once died in
+    train(): the label check ran a one-sample test-mode pass. A wrong
+    input size now shows the minibatch's shape, not that one sample's. A
+    course-written model declares no num_classes: negative labels are still
+    refused up front, the rest is its loss's per-batch check."""
+    from xpnn.layers import affine_forward, affine_backward, batchnorm_forward, \
+        batchnorm_backward, softmax_loss
+
+    class CourseNet:
+        def __init__(self):
+            r = np.random.RandomState(0)
+            self.params = {"W": xb.asarray(r.randn(64, 10) * 0.01), "b": xb.asarray(np.zeros(10)),
+                           "gamma": xb.asarray(np.ones(10)), "beta": xb.asarray(np.zeros(10))}
+            self.bn_param = {}
+            self.reg = 0.0
+
+        def loss(self, X, y=None):
+            p = self.params
+            self.bn_param["mode"] = "test" if y is None else "train"
+            h, c1 = affine_forward(backend.to_device(X, xb.name), p["W"], p["b"])
+            scores, c2 = batchnorm_forward(h, p["gamma"], p["beta"], self.bn_param)
+            if y is None:
+                return scores
+            loss, d = softmax_loss(scores, backend.to_device(y, xb.name))
+            d, dgamma, dbeta = batchnorm_backward(d, c2)
+            _, dW, db = affine_backward(d, c1)
+            return loss, {"W": dW, "b": db, "gamma": dgamma, "beta": dbeta}
+
+    data = _small(digits, 100)
+    s = Solver(CourseNet(), data, batch_size=20, num_epochs=1, verbose=False)
+    s.train()
+    assert len(s.loss_history) == 5 and s.val_acc_history
+    bad = dict(data, y_train=data["y_train"] - 1)        # a -1 among them
+    with pytest.raises(ValueError, match=r"y_train holds labels in \[-1, .*class labels are "
+                                         r">= 0"):
+        Solver(CourseNet(), bad, verbose=False).train()
+    model = FullyConnectedNet([6], input_dim=60, num_classes=10)
+    with pytest.raises(ValueError, match=r"X has shape \(20, 1, 8, 8\); this model takes "
+                                         r"\(N, 60\)"):
+        Solver(model, data, batch_size=20, verbose=False).train()
 
 
 # ---------------------------------------------------------------- backends and data moves

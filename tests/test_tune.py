@@ -353,3 +353,99 @@ def test_storage_errors_never_show_the_password():
         open_study("postgresql://xpnn:s3cret@127.0.0.1:1/db", "x")   # nothing listens on port 1
     assert "s3cret" not in str(info.value) and "cannot open storage" in str(info.value)
     assert "'postgresql://xpnn:***@127.0.0.1:1/db'" in str(info.value)   # as given
+
+
+def test_a_study_continued_with_other_epochs_is_refused(tmp_path):
+    """`--trials 6 --epochs 1`, then `--trials 13 --epochs 3` once ranked
+    1- and 3-epoch trials together and printed --epochs 3 as the repeat of
+    a 1-epoch trial."""
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    common = ["--storage", url, "--study", "e", "--model", "fc", "--param", "lr=log:1e-3:1e-2",
+              "--out", str(tmp_path), "--no-plots"]
+    assert _tune(*common, "--trials", "2", "--epochs", "1", cwd=tmp_path).returncode == 0
+    out = _tune(*common, "--trials", "4", "--epochs", "3", cwd=tmp_path)
+    assert out.returncode == 1
+    assert "study 'e' was run with other fixed settings (--epochs 1 then, 3 now)" in out.stderr
+    out = _tune(*common, "--trials", "4", "--epochs", "1", "--hidden", "12", cwd=tmp_path)
+    assert out.returncode == 1 and "--hidden None then, 12 now" in out.stderr
+    out = _tune(*common, "--trials", "3", "--epochs", "1", "--param", "hidden=int:8:16",
+                cwd=tmp_path)       # a setting searched now may have been fixed before
+    assert out.returncode == 0, out.stderr
+    best = json.loads((tmp_path / "e-best.json").read_text())
+    assert best["epochs"] == 1 and "--epochs 1 " in best["command"]
+
+
+def test_the_table_shows_settings_added_later_and_losers_files_go(tmp_path):
+    """A continued study that searches one more setting once printed the
+    first run's columns only; each trial's model file stayed (one .npz per
+    trial)."""
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    common = ["--storage", url, "--study", "t", "--model", "fc", "--epochs", "1",
+              "--param", "lr=log:1e-3:1e-2", "--out", str(tmp_path), "--no-plots"]
+    assert _tune(*common, "--trials", "3", cwd=tmp_path).returncode == 0
+    out = _tune(*common, "--param", "hidden=int:8:16", "--trials", "5", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    header = next(ln for ln in out.stdout.splitlines() if ln.split()[:3] == ["trial", "val",
+                                                                                "acc"])
+    assert header.split() == ["trial", "val", "acc", "lr", "hidden"]
+    left = sorted(p.name for p in tmp_path.glob("t-trial-*.npz"))
+    best = json.loads((tmp_path / "t-best.json").read_text())
+    assert left == [f"t-trial-{best['trial']}.npz"]
+
+
+def test_the_repeat_command_of_a_two_worker_search_reproduces_its_trial(tmp_path):
+    """With --workers 2 each worker computes with half the BLAS threads, and
+    float32 results depend on that: the printed command once gave 0.9111 for
+    a trial recorded at 0.9037. It now carries the trial's thread count
+    where that differs from a plain run's, and repeats the trial exactly."""
+    out = _tune("--storage", f"sqlite:///{tmp_path / 'w.db'}", "--study", "w", "--model", "fc",
+                "--trials", "4", "--epochs", "2", "--workers", "2", "--param",
+                "lr=log:1e-3:1e-2", "--out", str(tmp_path), "--no-plots", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    best = json.loads((tmp_path / "w-best.json").read_text())
+    cores = len(os.sched_getaffinity(0))
+    threads = max(1, cores // 2)
+    assert best["blas_threads"] == threads
+    prefix = f"OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} " \
+        if threads != cores else ""
+    assert best["command"].startswith(prefix + "xpnn train ")
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    again = subprocess.run(["bash", "-c", best["command"] + " --plot none --quiet"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PATH": path})
+    assert again.returncode == 0, again.stderr
+    assert f"val accuracy: {best['val_acc']:.4f}" in again.stdout
+
+
+def test_the_study_plots_say_what_they_show(tmp_path):
+    """The plots kept Optuna's default titles and axis names, and the first
+    trial's marker was invisible: each now names the study and its axes,
+    and shows every complete trial."""
+    import matplotlib.image
+    from xpnn.tune import plot_study
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    out = _tune("--storage", url, "--study", "p", "--trials", "6", "--epochs", "2",
+                "--model", "fc", "--param", "lr=log:1e-3:1e-1", "--param", "hidden=int:8:32",
+                "--out", str(tmp_path), "--no-plots", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    import matplotlib.pyplot as plt
+    figures = []
+    real_close = plt.close
+    plt.close = lambda fig=None: figures.append(fig)   # keep them to look at
+    try:
+        paths = plot_study(_study(url, "p"), str(tmp_path))
+    finally:
+        plt.close = real_close
+    assert [os.path.basename(p) for p in paths] == ["p-history.png", "p-lr.png",
+                                                    "p-importance.png"]
+    history, lr, importance = (f.axes[0] for f in figures)
+    assert history.get_title() == "p: validation accuracy of each trial"
+    assert (history.get_xlabel(), history.get_ylabel()) == ("trial", "validation accuracy")
+    complete = [t for t in _study(url, "p").trials if t.state.name == "COMPLETE"]
+    dots = history.lines[0]
+    assert list(dots.get_xdata()) == [t.number for t in complete]
+    assert dots.get_markersize() >= 5 and dots.get_alpha() in (None, 1.0)
+    assert lr.get_xlabel() == "learning rate (lr)" and lr.get_xscale() == "log"
+    assert "how much each setting mattered" in importance.get_title()
+    for p in paths:
+        assert matplotlib.image.imread(p).shape[1] >= 500

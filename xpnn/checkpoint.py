@@ -269,14 +269,26 @@ def build_stored_model(path, sec, kwargs):
                          f"{exc}") from None
 
 
-def load_model(path):
+def load_model(path, best=False):
     """A model from :func:`save_model` or from a Solver checkpoint, on the
-    active backend, with its shapes (shrunk ones too) and masks."""
+    active backend, with its shapes (shrunk ones too) and masks. From a
+    checkpoint, ``best=True`` takes the params of the best validation
+    accuracy so far (those ``xpnn train`` reports at its end) instead of the
+    last epoch's; ``model.loaded_params`` says which were taken."""
     meta, arrays = load_npz(path)
     if meta.get("format") not in ("xpnn-model-1", "xpnn-checkpoint-1") or \
             not isinstance(meta.get("model"), dict):
         raise ValueError(f"{path!r} holds neither an xpnn model nor a solver checkpoint")
     sec = read_model_section(path, meta, arrays)
+    which = "the saved model's params"
+    if meta.get("format") == "xpnn-checkpoint-1":
+        which = f"the params of epoch {meta.get('epoch')} (the last the checkpoint holds)"
+        stored = unflatten_state(meta.get("best_params") or {}, arrays) if best else {}
+        if isinstance(stored, dict) and stored and set(stored) == set(sec["params"]):
+            sec = {**sec, "params": {k: np.asarray(v) for k, v in stored.items()}}
+            which = (f"the params of the best validation accuracy, "
+                     f"{float(meta.get('best_val_acc', float('nan'))):.4f} (those xpnn train "
+                     f"reports at its end)")
     kwargs = sec["init_kwargs"] if isinstance(sec["init_kwargs"], dict) else {}
     model = build_stored_model(path, sec, {**kwargs, "rng": 0})
     try:
@@ -284,4 +296,6 @@ def load_model(path):
     except ValueError as exc:
         raise ValueError(f"{path!r} does not fit a {sec['class']} built from its stored "
                          f"arguments: {exc}") from None
-    return restore_model(model, sec)
+    model = restore_model(model, sec)
+    model.loaded_params = which
+    return model

@@ -63,6 +63,9 @@ def build_parser():
                    help="seed of NumPy's global RNG: weights and minibatches (default: 0)")
     t.add_argument("--checkpoint", metavar="PREFIX",
                    help="write PREFIX_epoch_<n>.npz after every epoch")
+    t.add_argument("--keep-checkpoints", choices=("all", "last", "best"), default="all",
+                   help="which epoch checkpoints stay: all, the last one, or the last and "
+                        "the best by validation accuracy (default: %(default)s)")
     t.add_argument("--resume", metavar="PATH",
                    help="continue training from a checkpoint written with --checkpoint")
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
@@ -149,6 +152,9 @@ def build_parser():
                         "pruned weights stay zero (default: 0)")
     q.add_argument("--repeat", type=_positive_int, default=7,
                    help="inference timings per model, median reported (default: %(default)s)")
+    q.add_argument("--save", metavar="PREFIX", default=None,
+                   help="write each pruned model (structured: the shrunk one) to "
+                        "PREFIX_<percent>.npz, e.g. PREFIX_50.npz")
     q.add_argument("--plot", metavar="PATH", default="xpnn_prune.png",
                    help="PNG of accuracy vs sparsity; 'none' to skip (default: %(default)s)")
     return p
@@ -166,11 +172,12 @@ def _model_options(t):
                         "layers such as {\"type\": \"Conv2d\", \"in_channels\": 1, ...}); "
                         "replaces --model; input shape and classes come from the data set")
     t.add_argument("--dataset", choices=DATASETS, default="digits",
-                   help="digits needs no download; cifar10 and cinic10 read --data-dir "
+                   help="digits needs no download; cifar10 and cinic10 read --data-dir, or "
+                        "are looked for in $XPNN_DATA, datasets/ and the course's folders "
                         "(default: %(default)s)")
     t.add_argument("--data-dir", metavar="PATH",
                    help="cifar10: the cifar-10-batches-py folder; cinic10: the folder with "
-                        "train/valid/test")
+                        "train/valid/test (a missing data set's error says where to get it)")
     t.add_argument("--classes", metavar="A,B,...",
                    help="cinic10 only: a subset of class names, e.g. airplane,bird,cat")
     t.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype,
@@ -275,6 +282,29 @@ def _refuse_conflicts_with_resume(args):
                          f"options may be given)")
 
 
+def _interrupted(args, solver, model):
+    """Ctrl-C in training: the plot of what ran, where the last finished
+    epoch is and the command that continues from it (or that nothing was
+    saved). Exit status 130, as a shell gives an interrupted program."""
+    say = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    say(f"xpnn: interrupted at epoch {solver.epoch + 1} of {solver.num_epochs} (iteration "
+        f"{solver.iteration}); {solver.epoch} epoch{'s' * (solver.epoch != 1)} finished")
+    if args.plot and args.plot.lower() != "none" and solver.loss_history:
+        from .vis import plot_history
+        plot_history(solver, args.plot, title=f"{type(model).__name__} on {args.dataset} "
+                                              f"(interrupted)")
+        say(f"xpnn: wrote {os.path.abspath(args.plot)}")
+    last = solver.last_checkpoint or args.resume
+    if last:
+        prefix = f" --checkpoint {args.checkpoint}" if args.checkpoint else ""
+        say(f"xpnn: the last finished epoch is in {last}; continue with:\n"
+            f"  xpnn train --resume {last} --epochs {solver.num_epochs}{prefix}")
+    else:
+        say("xpnn: nothing was saved (no --checkpoint); train with --checkpoint PREFIX to "
+            "keep each finished epoch and be able to continue")
+    return 130
+
+
 def cmd_train(args):
     from .checkpoint import check_writable
     settings = Settings.from_options(args)
@@ -289,7 +319,8 @@ def cmd_train(args):
         check_writable(args.checkpoint)  # now, not after the first epoch
     if args.resume:
         _refuse_conflicts_with_resume(args)
-        solver = resume_solver(args.resume, data, args.epochs, args.checkpoint, verbose)
+        solver = resume_solver(args.resume, data, args.epochs, args.checkpoint, verbose,
+                               settings.keep_checkpoints)
         model = solver.model
         if solver.epoch >= solver.num_epochs:
             raise ValueError(
@@ -312,7 +343,10 @@ def cmd_train(args):
         print(f"training {desc}" if "\n" not in desc else f"training\n{desc}\n")
         print(f"  on {args.dataset} ({n} training images), backend "
               f"{backend.get_backend()}, {solver.num_epochs} epochs of batch {solver.batch_size}")
-    solver.train()
+    try:
+        solver.train()
+    except KeyboardInterrupt:
+        return _interrupted(args, solver, model)
     val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     print(f"val accuracy: {val_acc:.4f}  test accuracy: {test_acc:.4f}  "
@@ -332,11 +366,14 @@ def cmd_prune(args):
     if args.backend:
         backend.set_backend(args.backend)
     backend.get_backend()
-    model = load_model(args.checkpoint)
+    model = load_model(args.checkpoint, best=True)   # what xpnn train reported
     data = load_data(Settings.from_options(args))
+    if args.save:
+        from .checkpoint import check_writable
+        check_writable(args.save)
     rows, base_acc = sweep(model, data, args.amounts, structured=args.structured,
                            finetune=args.finetune, repeat=args.repeat,
-                           source=args.checkpoint, dataset=args.dataset)
+                           source=args.checkpoint, dataset=args.dataset, save=args.save)
     if args.plot and args.plot.lower() != "none":
         from .vis import plot_pruning
         plot_pruning(rows, base_acc, args.plot, structured=args.structured)

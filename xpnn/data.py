@@ -17,7 +17,7 @@ import pickle
 import numpy as np
 
 __all__ = ["load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
-           "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "load_CIFAR_batch",
+           "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "DOWNLOADS", "load_CIFAR_batch",
            "load_pickle"]
 
 CINIC10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -116,6 +116,19 @@ DATA_FOLDERS = ("datasets", "cs231n/datasets", "nndl/datasets", "utils/datasets"
                 "ece662/datasets", ".")
 
 
+#: where the data sets come from: the official page, and one command that
+#: downloads and unpacks one into the folder find_dataset looks for
+DOWNLOADS = {
+    "cifar-10-batches-py": (
+        "https://www.cs.toronto.edu/~kriz/cifar.html",
+        "curl -L https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz | tar -xz"),
+    "CINIC-10": (
+        "https://github.com/BayesWatch/cinic-10",
+        "mkdir -p CINIC-10 && curl -L https://datashare.ed.ac.uk/bitstream/handle/10283/3192/"
+        "CINIC-10.tar.gz | tar -xz -C CINIC-10"),
+}
+
+
 def find_dataset(name, marker, folders=DATA_FOLDERS):
     """The folder of data set ``name`` (e.g. 'cifar-10-batches-py'): the first
     of ``$XPNN_DATA/<name>``, ``$XPNN_DATA`` itself, then ``<folder>/<name>``
@@ -134,7 +147,9 @@ def find_dataset(name, marker, folders=DATA_FOLDERS):
         f"data set {name!r} not found; looked for {marker!r} in: " + ", ".join(
             repr(os.path.abspath(p)) for p in places) +
         f". Download and extract it into one of these, or set XPNN_DATA to the folder "
-        f"that holds {name!r}")
+        f"that holds {name!r}" + (
+            f"; from {DOWNLOADS[name][0]}, e.g. in the working directory: "
+            f"{DOWNLOADS[name][1]}" if name in DOWNLOADS else ""))
 
 
 def get_CIFAR10_data(cifar10_dir=None, num_training=49000, num_validation=1000,

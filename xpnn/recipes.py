@@ -53,11 +53,13 @@ class Settings:
     update_rule: str = "adam"
     reg: float = 1e-4
     checkpoint: str | None = None
+    keep_checkpoints: str = "all"
 
     def __post_init__(self):
         from .optim import UPDATE_RULES
         for name, allowed in (("dataset", DATASETS), ("model", MODEL_CHOICES),
                               ("dtype", ("float32", "float64")),
+                              ("keep_checkpoints", ("all", "last", "best")),
                               ("update_rule", tuple(UPDATE_RULES))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{_opt(name)} must be one of {', '.join(allowed)}; got "
@@ -112,8 +114,7 @@ def load_data(settings: Settings) -> dict:
                          f"--dataset {settings.dataset}")
     if settings.dataset == "digits":
         return D.get_digits_data()
-    if not settings.data_dir:
-        raise ValueError(f"--dataset {settings.dataset} needs --data-dir PATH")
+    # without --data-dir, looked for where get_CIFAR10_data() looks (and named)
     if settings.dataset == "cifar10":
         return D.get_CIFAR10_data(settings.data_dir)
     classes = settings.classes.split(",") if settings.classes else None
@@ -176,11 +177,12 @@ def make_solver(settings: Settings, data: dict, model, epochs: int, verbose: boo
                   lr_decay=1.0 if schedule else s.lr_decay, lr_schedule=schedule,
                   augment=s.augment, batch_size=s.batch_size, num_epochs=epochs,
                   num_train_samples=1000, print_every=50, checkpoint_name=s.checkpoint,
-                  verbose=verbose, epoch_callback=epoch_callback)
+                  keep_checkpoints=s.keep_checkpoints, verbose=verbose,
+                  epoch_callback=epoch_callback)
 
 
 def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | None,
-                  verbose: bool):
+                  verbose: bool, keep_checkpoints: str = "all"):
     """The Solver of a checkpoint written by ``xpnn train --checkpoint``, its
     model rebuilt and its state restored, to train on to ``epochs`` (default:
     the checkpoint's own)."""
@@ -199,5 +201,6 @@ def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | N
                     num_epochs=epochs or s["num_epochs"],
                     num_train_samples=s["num_train_samples"],
                     num_val_samples=s["num_val_samples"], print_every=s["print_every"],
-                    checkpoint_name=checkpoint, verbose=verbose)
+                    checkpoint_name=checkpoint, keep_checkpoints=keep_checkpoints,
+                    verbose=verbose)
     return solver.load_checkpoint(path)

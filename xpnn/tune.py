@@ -137,6 +137,7 @@ def run_search(run: Search, settings: Settings):
     build_model(settings, data)  # a setting that does not fit the model fails now, once
     study = open_study(run.storage, name, sampler_seed=run.seed, pruner=run.pruner,
                        heartbeat=run.heartbeat)
+    _check_fixed_settings(study, run, settings, space)
     t0 = time.perf_counter()
     threads = max(1, (os.cpu_count() or 1) // run.workers)
     others = _start_workers(run, settings, threads) if run.workers > 1 else None
@@ -161,6 +162,58 @@ def run_search(run: Search, settings: Settings):
     if run.no_report:
         return None
     return report(study, settings, data, run.epochs, out_dir=run.out, plots=not run.no_plots)
+
+
+#: settings that may differ between the runs of one study (where the data
+#: is, which device computes, what is kept on disk)
+_FREE_SETTINGS = ("data_dir", "backend", "checkpoint", "keep_checkpoints")
+
+
+def _check_fixed_settings(study, run, settings, space):
+    """The first run of a study records what it holds fixed (the epochs per
+    trial and every setting not searched); a later run that changes one of
+    them, once some trial has a result, would rank trials of different runs
+    together, so it is refused, naming the settings. A setting searched now
+    may have been fixed before (coarse to fine)."""
+    fixed = {"epochs": run.epochs, **{k: v for k, v in dataclasses.asdict(settings).items()
+                                      if k not in space and k not in _FREE_SETTINGS}}
+    fixed = json.loads(json.dumps(fixed, default=str))
+    before = study.user_attrs.get("fixed")
+    if before is None:
+        study.set_user_attr("fixed", fixed)
+        return
+    differ = sorted(k for k in fixed if k in before and fixed[k] != before[k])
+    from optuna.trial import TrialState
+    ran = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+              for t in study.get_trials(deepcopy=False))
+    if differ and not ran:  # nothing to rank yet (a killed first trial): these settings hold
+        study.set_user_attr("fixed", fixed)
+    elif differ:
+        said = ", ".join(f"--{k.replace('_', '-')} {before[k]!r} then, {fixed[k]!r} now"
+                         for k in differ)
+        raise ValueError(
+            f"study {study.study_name!r} was run with other fixed settings ({said}); its "
+            f"trials would be ranked with these. Continue it with the same settings, search "
+            f"the setting (--param), or start a new study (--study NAME)")
+
+
+def _blas_threads():
+    """The BLAS threads this process computes with (what a float32 result
+    depends on), or None when no BLAS is seen."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    counts = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def _default_threads():
+    """The BLAS threads a plain ``xpnn train`` gets here (one per usable core)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 # ----------------------------------------------------------------- local workers
@@ -419,11 +472,15 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
     import optuna
     from .checkpoint import save_model
     ran = [0]
+    threads = _blas_threads()
 
     def objective(trial):
         mine = settings.replace(**{k: _suggest(trial, k, d) for k, d in space.items()})
         trial_seed = (seed + trial.number) % 2**32
         trial.set_user_attr("seed", trial_seed)
+        trial.set_user_attr("epochs", epochs)
+        if threads is not None:
+            trial.set_user_attr("blas_threads", threads)
         np.random.seed(trial_seed)
         model = build_model(mine, data)
 
@@ -449,6 +506,7 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
 
     def count(_study, trial):
         ran[0] += 1
+        _keep_the_best_model_file(study)
         if on_trial:
             on_trial(trial)
         if _counted(study) >= n_trials:
@@ -458,6 +516,25 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
         study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[count],
                        catch=(FloatingPointError,), gc_after_trial=False)
     return ran[0]
+
+
+def _keep_the_best_model_file(study):
+    """Remove the model files of finished trials that are not the best (each
+    completed trial writes one; only the best one's is tested and kept).
+    Files on other machines are theirs to remove."""
+    from optuna.trial import TrialState
+    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE
+            and t.user_attrs.get("model_file")]
+    if not done:
+        return
+    best = max(done, key=lambda t: t.value)
+    for t in done:
+        path = t.user_attrs["model_file"]
+        if t is not best and path != best.user_attrs["model_file"] and os.path.isfile(path):
+            try:
+                os.remove(path)
+            except OSError:  # another worker removed it first
+                pass
 
 
 def _suggest(trial, name, dist):
@@ -533,17 +610,23 @@ def report(study, settings, data, epochs, out_dir=".", top=5, plots=True):
         print("no trial completed; nothing to report")
         return None
     best = max(done, key=lambda t: t.value)
-    names = list(best.params)
+    names = list(dict.fromkeys(n for t in done for n in t.params))  # a later run may add some
     print(f"\n{'trial':>5} {'val acc':>8}  " + "  ".join(f"{n:>12}" for n in names))
     for t in sorted(done, key=lambda t: -t.value)[:top]:
         print(f"{t.number:5d} {t.value:8.4f}  " +
               "  ".join(f"{_fmt(t.params.get(n, '')):>12}" for n in names))
     test_acc = _test_once(best, data)
-    command = train_command(settings, best.params, epochs,
+    ran_epochs = best.user_attrs.get("epochs", epochs)  # as the trial ran
+    threads = best.user_attrs.get("blas_threads")
+    command = train_command(settings, best.params, ran_epochs,
                             best.user_attrs.get("seed", best.number))
+    if threads is not None and threads != _default_threads():
+        # float32 results depend on the BLAS thread count: repeat it with the trial's
+        command = f"OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} {command}"
     summary = {"study": study.study_name, "trial": best.number, "val_acc": best.value,
-               "test_acc": test_acc, "params": best.params, "epochs": epochs,
-               "command": command, "trials": len(trials), "pruned": pruned, "failed": failed}
+               "test_acc": test_acc, "params": best.params, "epochs": ran_epochs,
+               "blas_threads": threads, "command": command, "trials": len(trials),
+               "pruned": pruned, "failed": failed}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{study.study_name}-best.json")
     with open(path, "w", encoding="utf-8") as f:
@@ -569,37 +652,82 @@ def _test_once(best, data):
 
 
 def plot_study(study, out_dir="."):
-    """Optimization history, parameter importance and validation accuracy
-    against the learning rate (when it was searched), as PNG files."""
+    """PNG plots of a study: validation accuracy per trial with the best so
+    far (pruned trials at the epoch they stopped), against the learning rate
+    when it was searched, and which settings mattered (Optuna's fANOVA
+    importance). Returns the paths written."""
     import warnings
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization.matplotlib as vm
     from optuna.trial import TrialState
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+    from .vis import pyplot
+    plt = pyplot()
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
     written = []
-    jobs = [("history", lambda: vm.plot_optimization_history(study))]
-    if len(done) >= 2 and len(done[0].params) >= 2:
-        jobs.append(("importance", lambda: vm.plot_param_importances(study)))
-    if "lr" in (done[0].params if done else {}):
-        jobs.append(("lr", lambda: vm.plot_slice(study, params=["lr"])))
-    for name, make in jobs:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            try:
-                ax = make()
-            except (ValueError, RuntimeError) as exc:  # e.g. too few trials for importance
-                print(f"no {name} plot: {exc}")
-                continue
-        first = ax.flat[0] if hasattr(ax, "flat") else ax
-        if name != "importance":
-            first.set_ylabel("validation accuracy")
-        fig = first.figure
+
+    def finish(fig, name):
         path = os.path.join(out_dir, f"{study.study_name}-{name}.png")
         fig.savefig(path, dpi=100, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
+
+    def last(t):
+        return t.intermediate_values[max(t.intermediate_values)]
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot([t.number for t in done], [t.value for t in done], "o", color="tab:blue",
+            markersize=6, label="complete", zorder=3)
+    if pruned:
+        ax.plot([t.number for t in pruned], [last(t) for t in pruned], "x", color="0.5",
+                markersize=6, label="pruned (at the epoch it stopped)", zorder=2)
+    if done:
+        order = sorted(done, key=lambda t: t.number)
+        best, xs, ys = -np.inf, [], []
+        for t in order:
+            best = max(best, t.value)
+            xs.append(t.number)
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="tab:red", label="best so far", zorder=1)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(f"{study.study_name}: validation accuracy of each trial")
+    ax.margins(x=0.05, y=0.1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    finish(fig, "history")
+    if done and "lr" in done[0].params:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        ax.plot([t.params["lr"] for t in done if "lr" in t.params],
+                [t.value for t in done if "lr" in t.params], "o", color="tab:blue",
+                label="complete", zorder=3)
+        lr_pruned = [t for t in pruned if "lr" in t.params]
+        if lr_pruned:
+            ax.plot([t.params["lr"] for t in lr_pruned], [last(t) for t in lr_pruned], "x",
+                    color="0.5", label="pruned", zorder=2)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (lr)")
+        ax.set_ylabel("validation accuracy")
+        ax.set_title(f"{study.study_name}: validation accuracy against the learning rate")
+        ax.margins(x=0.05, y=0.1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+        finish(fig, "lr")
+    if len(done) >= 2 and len({n for t in done for n in t.params}) >= 2:
+        import optuna.visualization.matplotlib as vm
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = vm.plot_param_importances(study)
+            except (ValueError, RuntimeError) as exc:  # e.g. too few trials
+                print(f"no importance plot: {exc}")
+                ax = None
+        if ax is not None:
+            ax = ax.flat[0] if hasattr(ax, "flat") else ax
+            ax.set_title(f"{study.study_name}: how much each setting mattered "
+                         f"(fANOVA importance)")
+            ax.set_xlabel("share of the validation accuracy's variance")
+            ax.set_ylabel("setting")
+            finish(ax.figure, "importance")
     return written
 
 

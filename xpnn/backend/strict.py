@@ -29,7 +29,13 @@ class StrictBackend(Backend):
     array_module = "array_api_strict"
 
     def load(self):
-        _xps()
+        try:
+            _xps()
+        except ImportError as exc:
+            raise RuntimeError(
+                f"the 'array_api_strict' backend (a simulated device, for testing) needs "
+                f"array-api-strict, which is not installed ({exc}); install it with: pip "
+                f"install 'array-api-strict>=2.2' (xpnn's [test] extra brings it)") from None
 
     def namespace(self):
         return _xps()

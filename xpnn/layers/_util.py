@@ -16,7 +16,8 @@ xp_of = namespace_of
 
 
 def shape_str(x) -> str:
-    return "(" + ", ".join(str(int(s)) for s in x.shape) + ")"
+    """x's shape as Python writes a tuple: ``(4,)``, ``(2, 3)``."""
+    return str(tuple(int(s) for s in x.shape))
 
 
 def zeros_like_shape(xp, like, shape, dtype=None):

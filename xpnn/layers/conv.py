@@ -23,8 +23,14 @@ def _conv_geometry(x, w, b, conv_param, fn):
     N, C, H, W = x.shape
     F, Cw, HH, WW = w.shape
     if C != Cw:
-        raise ValueError(f"{fn}: x {shape_str(x)} has {C} channels but w "
-                         f"{shape_str(w)} expects {Cw}; w must be (F, {C}, HH, WW)")
+        if W == Cw:  # x's last axis has w's channels: an image batch as (N, H, W, C)
+            raise ValueError(
+                f"{fn}: x {shape_str(x)} looks channels-last (N, H, W, C), with w "
+                f"{shape_str(w)}'s {Cw} channels on its last axis; x must be (N, C, H, W): "
+                f"pass x.transpose(0, 3, 1, 2)")
+        raise ValueError(f"{fn}: x {shape_str(x)} has {C} channels (axis 1 of (N, C, H, W)) "
+                         f"but w {shape_str(w)} expects {Cw}: x must be (N, {Cw}, H, W), or "
+                         f"w (F, {C}, HH, WW)")
     if b.shape != (F,):
         raise ValueError(f"{fn}: b must have shape ({F},) for w {shape_str(w)}, "
                          f"got {shape_str(b)}")

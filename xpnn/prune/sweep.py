@@ -26,7 +26,7 @@ def _infer_ms(model, X, repeat):
 
 
 def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, source="",
-          dataset="digits", out=print):
+          dataset="digits", out=print, save=None):
     """Prune copies of ``model`` by each of ``amounts`` and ``out`` one
     table row each (sparsity, parameters, FLOPs, test accuracy; structured:
     inference time masked and shrunk); returns the (amount, sparsity,
@@ -34,7 +34,9 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
     global L1 over every conv and affine weight, the zeros then made
     permanent; structured: L1 filter pruning of every conv layer, then
     shrink. ``finetune`` epochs of Adam after pruning (pruned weights stay
-    zero)."""
+    zero). ``save``: a path prefix; each pruned model (structured: the
+    shrunk one) is written to ``<save>_<percent>.npz`` (``load_model``
+    reads it)."""
     from .. import prune
     X, y = data["X_test"], data["y_test"]
 
@@ -66,6 +68,8 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
     out(f"{type(model).__name__} from {source}: {base['params']} params, "
           f"{base['flops']} FLOPs/image, test accuracy {base_acc:.4f}, "
           f"inference {base_ms:.2f} ms per {len(Xt)} images")
+    if getattr(model, "loaded_params", None):
+        out(f"  (pruned from {model.loaded_params})")
     if structured:
         out(f"{'amount':>6s} {'sparsity':>8s} {'params':>8s} {'FLOPs':>9s} {'test acc':>8s} "
               f"{'masked ms':>9s} {'shrunk ms':>9s} {'speedup':>7s}")
@@ -98,6 +102,10 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
             nonzero = sum(int(np.count_nonzero(backend.to_numpy(v))) for v in m.params.values())
             out(f"{a:6.2f} {sp:8.3f} {nonzero:8d} {base['flops']:9d} {acc:8.4f}")
         rows.append((a, sp, acc))
+        if save:
+            from ..checkpoint import save_model
+            path = save_model(small if structured else m, f"{save}_{round(100 * a):d}.npz")
+            out(f"       wrote {path}")
     if not structured:
         out("(unstructured zeros still cost dense FLOPs; --structured removes work)")
     return rows, base_acc

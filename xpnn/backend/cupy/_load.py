@@ -16,8 +16,9 @@ def cupy_module():
     except ImportError as exc:
         raise RuntimeError(
             "the 'cupy' backend needs CuPy, which is not installed "
-            f"({exc}); install it with: pip install 'xpnn[gpu-cuda13]' (CUDA 13) or "
-            "'xpnn[gpu-cuda12]' (CUDA 12)") from exc
+            f"({exc}); install it with: pip install 'cupy-cuda13x[ctk]>=14' (CUDA 13, its "
+            "libraries included) or pip install 'cupy-cuda12x>=13' (CUDA 12, as on Colab); "
+            "from xpnn's own folder: pip install -e '.[gpu-cuda13]'") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError: no driver, or driver too old
@@ -69,6 +70,6 @@ def probe_cuda_libraries(cupy) -> None:
                 f"the 'cupy' backend found a GPU but {label} does not work ({what} "
                 f"failed: {type(exc).__name__}: {exc}). CuPy {getattr(cupy, '__version__', '?')}"
                 " needs the CUDA libraries of its CUDA version: install them with "
-                "pip install 'xpnn[gpu-cuda13]' (CuPy 14, CUDA 13) or 'xpnn[gpu-cuda12]' "
-                "(CuPy 13, CUDA 12), or use a CUDA toolkit of that version "
-                "(CUDA_PATH); or use XPNN_BACKEND=numpy") from exc
+                "pip install 'cupy-cuda13x[ctk]>=14' (CuPy 14 with the CUDA 13 libraries; "
+                "from xpnn's own folder: pip install -e '.[gpu-cuda13]'), or use a CUDA "
+                "toolkit of CuPy's version (CUDA_PATH); or use XPNN_BACKEND=numpy") from exc
