@@ -503,3 +503,23 @@ def test_pruning_nothing_is_allowed_and_changes_nothing():
     class CourseModel:          # no masks attribute at all
         params = {"W1": np.ones((2, 2))}
     assert prune.is_pruned(CourseModel()) is False
+
+
+def test_a_weight_pruned_both_ways_keeps_an_unstructured_mask_when_shrunk():
+    """Filters removed by structured pruning go with shrink; the zeros an
+    unstructured pruning left in the kept filters stay masked, and the
+    shrunk model calls that mask what it now is: 'unstructured' (it was
+    'mixed' before, 'structured...' for the filters alone)."""
+    np.random.seed(0)
+    m = _convnet()
+    prune.l1_unstructured(m, "W1", 0.3)
+    prune.ln_structured(m, "W1", 2, n=1, dim=0)
+    assert m.prune_kinds["W1"] == "mixed"
+    small = prune.shrink(m)
+    assert host(small.params["W1"]).shape[0] == 4
+    assert small.prune_kinds["W1"] == "unstructured"
+    assert not host(small.masks["W1"]).all()
+    m = _convnet()
+    prune.ln_structured(m, "W1", 2, n=1, dim=0)
+    small = prune.shrink(m)
+    assert "W1" not in small.masks and "W1" not in small.prune_kinds

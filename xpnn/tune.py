@@ -665,6 +665,14 @@ def plot_study(study, out_dir="."):
     pruned = [t for t in trials if t.state == TrialState.PRUNED and t.intermediate_values]
     written = []
 
+    def accuracy_axes(ax, xlabel, title):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("validation accuracy")
+        ax.set_title(f"{study.study_name}: {title}")
+        ax.margins(x=0.05, y=0.1)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+
     def finish(fig, name):
         path = os.path.join(out_dir, f"{study.study_name}-{name}.png")
         fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -688,12 +696,7 @@ def plot_study(study, out_dir="."):
             xs.append(t.number)
             ys.append(best)
         ax.step(xs, ys, where="post", color="tab:red", label="best so far", zorder=1)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title(f"{study.study_name}: validation accuracy of each trial")
-    ax.margins(x=0.05, y=0.1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    accuracy_axes(ax, "trial", "validation accuracy of each trial")
     finish(fig, "history")
     if done and "lr" in done[0].params:
         fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -705,12 +708,7 @@ def plot_study(study, out_dir="."):
             ax.plot([t.params["lr"] for t in lr_pruned], [last(t) for t in lr_pruned], "x",
                     color="0.5", label="pruned", zorder=2)
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate (lr)")
-        ax.set_ylabel("validation accuracy")
-        ax.set_title(f"{study.study_name}: validation accuracy against the learning rate")
-        ax.margins(x=0.05, y=0.1)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
+        accuracy_axes(ax, "learning rate (lr)", "validation accuracy against the learning rate")
         finish(fig, "lr")
     if len(done) >= 2 and len({n for t in done for n in t.params}) >= 2:
         import optuna.visualization.matplotlib as vm
