@@ -523,3 +523,18 @@ def test_a_weight_pruned_both_ways_keeps_an_unstructured_mask_when_shrunk():
     prune.ln_structured(m, "W1", 2, n=1, dim=0)
     small = prune.shrink(m)
     assert "W1" not in small.masks and "W1" not in small.prune_kinds
+
+
+def test_a_structured_mask_that_shrink_keeps_is_called_unstructured_after():
+    """Input channels pruned in a conv weight (dim=1) are not removed by
+    shrink (only the outputs of a layer go, with the next layer's matching
+    inputs); the mask stays on the smaller model and, no longer whole
+    channels of anything shrink removes, is called 'unstructured'."""
+    np.random.seed(0)
+    m = _convnet()
+    prune.ln_structured(m, "W1", 2, n=1, dim=0)         # something to shrink
+    prune.ln_structured(m, "W2", 3, n=1, dim=1)         # 3 of W2's 6 input channels
+    assert m.prune_kinds["W2"].startswith("structured")
+    small = prune.shrink(m)
+    assert small.prune_kinds["W2"] == "unstructured"
+    assert not host(small.masks["W2"]).all()
