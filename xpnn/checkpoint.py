@@ -231,7 +231,7 @@ def restore_model(model, sec, device=None, reg=True):
 _SIZE_KEYS = ("features", "channels", "_dim", "embeddings")
 
 
-def _sizes(value, top_key=None):
+def _sizes(value):
     """The layer sizes in a stored constructor argument: its ints (bools
     aside), and in a Sequential's layer dicts those of :data:`_SIZE_KEYS`."""
     if isinstance(value, bool):
@@ -239,10 +239,10 @@ def _sizes(value, top_key=None):
     if isinstance(value, int):
         return [value]
     if isinstance(value, list):
-        return [n for item in value for n in _sizes(item, top_key)]
+        return [n for item in value for n in _sizes(item)]
     if isinstance(value, dict):
         return [n for k, v in value.items() if str(k).endswith(_SIZE_KEYS)
-                for n in _sizes(v, k)]
+                for n in _sizes(v)]
     return []
 
 

@@ -6,6 +6,7 @@ Run ``xpnn COMMAND --help`` for every option."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -262,10 +263,11 @@ def _amounts(s):
     return vals
 
 
-# what --resume takes from the checkpoint: giving one of these with it is refused
-_FROM_CHECKPOINT = ("model", "arch", "dtype", "hidden", "filters", "keep", "weight_scale",
-                    "batch_size", "lr", "lr_decay", "lr_schedule", "warmup_epochs", "augment",
-                    "update_rule", "reg")
+# what --resume takes from the checkpoint (giving one of these with it is
+# refused): every setting but where the data is, which device computes and
+# which files are written
+_FROM_CHECKPOINT = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in (
+    "dataset", "data_dir", "classes", "backend", "checkpoint", "keep_checkpoints"))
 
 
 def _refuse_conflicts_with_resume(args):

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import dtype_name, to_numpy
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array",
            "eval_numerical_gradient_blobs", "grad_check_sparse", "rel_error"]
@@ -46,7 +46,7 @@ def _warn_if_coarse(fn, x, h):
     """Warn when ``x`` is a float type too coarse for a step of ``h``: in
     float32 a centred difference is mostly round-off, and relative errors
     near 1 everywhere are what a student then sees."""
-    name = str(getattr(x, "dtype", "")).rsplit(".", 1)[-1]
+    name = dtype_name(x)
     if name in ("float32", "float16", "bfloat16"):
         warnings.warn(
             f"{fn}: x is {name}; a step of h={h:g} is near {name}'s resolution, so the "

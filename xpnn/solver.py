@@ -12,6 +12,7 @@ the model holds the parameters with the best validation accuracy.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -287,10 +288,8 @@ class Solver:
             for cfg in self.optim_configs.values():
                 cfg["learning_rate"] = lr
         X_batch, y_batch = self._next_batch()
-        if self._labels_trusted:  # every label was checked once, in train()
-            with backend.labels_checked():
-                loss, grads = self.model.loss(X_batch, y_batch)
-        else:
+        # every label was checked once, in train(), where the model declares its classes
+        with backend.labels_checked() if self._labels_trusted else contextlib.nullcontext():
             loss, grads = self.model.loss(X_batch, y_batch)
         self.loss_history.append(loss)
         if self._readback_is_free() and not math.isfinite(float(loss)):

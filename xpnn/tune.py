@@ -183,12 +183,13 @@ def _check_fixed_settings(study, run, settings, space):
         study.set_user_attr("fixed", fixed)
         return
     differ = sorted(k for k in fixed if k in before and fixed[k] != before[k])
+    if not differ:
+        return
     from optuna.trial import TrialState
-    ran = any(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-              for t in study.get_trials(deepcopy=False))
-    if differ and not ran:  # nothing to rank yet (a killed first trial): these settings hold
-        study.set_user_attr("fixed", fixed)
-    elif differ:
+    if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+               for t in study.get_trials(deepcopy=False)):
+        study.set_user_attr("fixed", fixed)  # nothing to rank yet (a killed first trial)
+    else:
         said = ", ".join(f"--{k.replace('_', '-')} {before[k]!r} then, {fixed[k]!r} now"
                          for k in differ)
         raise ValueError(
@@ -530,7 +531,7 @@ def _keep_the_best_model_file(study):
     best = max(done, key=lambda t: t.value)
     for t in done:
         path = t.user_attrs["model_file"]
-        if t is not best and path != best.user_attrs["model_file"] and os.path.isfile(path):
+        if path != best.user_attrs["model_file"] and os.path.isfile(path):
             try:
                 os.remove(path)
             except OSError:  # another worker removed it first
@@ -658,7 +659,7 @@ def plot_study(study, out_dir="."):
     importance). Returns the paths written."""
     import warnings
     from optuna.trial import TrialState
-    from .vis import pyplot
+    from .vis import finish_figure, pyplot
     plt = pyplot()
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -675,9 +676,7 @@ def plot_study(study, out_dir="."):
 
     def finish(fig, name):
         path = os.path.join(out_dir, f"{study.study_name}-{name}.png")
-        fig.savefig(path, dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        written.append(finish_figure(fig, path, plt))
 
     def last(t):
         return t.intermediate_values[max(t.intermediate_values)]

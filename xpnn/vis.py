@@ -44,9 +44,10 @@ def pyplot():
     return plt
 
 
-def _finish(fig, path, plt):
-    """Write ``fig`` to ``path`` (folders made) and close it, returning the
-    path; with no path, return the open Figure (a notebook shows it)."""
+def finish_figure(fig, path, plt):
+    """Write ``fig`` to ``path`` (folders made) and close it with ``plt``
+    (:func:`pyplot`), returning the path; with no path, return the open
+    Figure (a notebook shows it)."""
     if path is None:
         return fig
     if not isinstance(path, (str, os.PathLike)):
@@ -89,7 +90,7 @@ def plot_filters(W, path=None, title="first-layer filters"):
     ax.set_aspect("equal")
     ax.set_title(f"{title} ({F} filters, {C}x{HH}x{WW}, each scaled to its own range)")
     ax.axis("off")
-    return _finish(fig, path, plt)
+    return finish_figure(fig, path, plt)
 
 
 def plot_history(history, path=None, title=None):
@@ -121,7 +122,7 @@ def plot_history(history, path=None, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _finish(fig, path, plt)
+    return finish_figure(fig, path, plt)
 
 
 def plot_pruning(rows, base_acc, path=None, structured=False):
@@ -144,4 +145,4 @@ def plot_pruning(rows, base_acc, path=None, structured=False):
     ax.set_title("structured (filters removed)" if structured else "global unstructured L1")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _finish(fig, path, plt)
+    return finish_figure(fig, path, plt)

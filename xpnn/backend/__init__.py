@@ -29,7 +29,7 @@ from .strict import BACKEND as _STRICT, DEVICE_NAME as STRICT_DEVICE_NAME  # noq
 
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
-    "to_device", "to_numpy", "backend_of", "namespace_of", "is_host", "is_array",
+    "to_device", "to_numpy", "backend_of", "namespace_of", "is_host", "is_array", "dtype_name",
     "random_uniform", "rng_state", "set_rng_state", "labels_checked", "labels_need_check",
     "label_range", "fits_on_device", "probe_cuda_libraries", "synchronize", "cupy_module",
     "kernels", "current", "get", "owner", "common_backend", "take_rows", "read_floats",
@@ -117,6 +117,13 @@ def common_backend(arrays) -> str | None:
 def is_array(x: Any) -> bool:
     """Whether ``x`` is an array of one of the backends."""
     return owner(x) is not None
+
+
+def dtype_name(x: Any) -> str:
+    """The dtype of an array of any backend as NumPy names it ("float32";
+    array-api-strict's ``array_api_strict.float32`` too); "" for a value
+    without a dtype."""
+    return str(getattr(x, "dtype", "")).rsplit(".", 1)[-1]
 
 
 def is_host(x: Any) -> bool:

@@ -116,7 +116,7 @@ class DeviceModel:
         """Warn, once per param and dtype, about a param assigned with another
         float type than the model's (a float64 ``W1`` in a float32 model makes
         every layer after it, and the updates, run in float64)."""
-        got = str(getattr(value, "dtype", "")).rsplit(".", 1)[-1]
+        got = backend.dtype_name(value)
         if got == self.dtype.name or not got.startswith(("float", "bfloat")):
             return
         seen = self.__dict__.setdefault("_dtype_warned", set())

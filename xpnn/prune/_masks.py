@@ -19,7 +19,7 @@ def mask_of(model, name):
 
 def np_dtype(a):
     """NumPy dtype of an array of any backend ('array_api_strict.float32' too)."""
-    return np.dtype(str(a.dtype).rsplit(".", 1)[-1])
+    return np.dtype(backend.dtype_name(a))
 
 
 def own_masks(model):
