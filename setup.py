@@ -22,7 +22,16 @@ extensions = [
         # direct_conv.h pass vectors differently with and without AVX; they
         # are inlined static functions, no ABI is crossed
         extra_compile_args=["-O3", "-fno-trapping-math", "-Wno-psabi"],
-    )
+    ),
+    # the thread pool OpenBLAS runs its parallel work on when NumPy was
+    # imported before xpnn (blas_pool.h)
+    Extension(
+        "xpnn.backend.numpy._cython.blaspool",
+        ["xpnn/backend/numpy/_cython/blaspool.pyx"],
+        include_dirs=["xpnn/backend/numpy/_cython"],
+        extra_compile_args=["-O2", "-pthread"],
+        extra_link_args=["-pthread"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, language_level=3))

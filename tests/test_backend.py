@@ -199,21 +199,105 @@ def test_cuda_library_probe_names_what_is_missing(lib, label):
     backend.probe_cuda_libraries(_FakeCupy(None))  # all present: no error
 
 
-@pytest.mark.parametrize("first, preset, want, tuned", [
-    ("xpnn", None, "15", True),          # xpnn first: set before OpenBLAS loads
-    ("xpnn", "20", "20", False),         # the user's own value wins
-    ("numpy", None, None, False)])       # NumPy first: too late, left alone
-def test_openblas_thread_wait_is_set_before_numpy_loads(first, preset, want, tuned):
+def _openblas_takes_a_pool():
+    """Whether NumPy's OpenBLAS accepts a thread pool (0.3.27+), asked in a
+    fresh process that imports NumPy alone."""
+    code = ("import numpy, ctypes\n"
+            "from xpnn.backend.numpy import _host\n"
+            "libs = [ctypes.CDLL(p) for p in _host._loaded_openblas()]\n"
+            "print(any(hasattr(l, n) for l in libs for n in _host._CALLBACK_SETTERS))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "XPNN_NO_BLAS_TUNING": "1"})
+    return out.stdout.split()[-1] == "True"
+
+
+@pytest.mark.parametrize("first, preset, opt_out, want, tuned, pooled", [
+    ("xpnn", None, False, "15", True, False),     # xpnn first: set before OpenBLAS loads
+    ("xpnn", "20", False, "20", False, False),    # the user's own value wins
+    ("numpy", None, False, None, False, True),    # NumPy first: too late; xpnn's pool instead
+    ("numpy", "20", False, "20", False, False),   # the user chose how OpenBLAS waits
+    ("numpy", None, True, None, False, False)])   # XPNN_NO_BLAS_TUNING=1: left alone
+def test_openblas_threads_never_spin_through_a_step(first, preset, opt_out, want, tuned,
+                                                    pooled):
     """OpenBLAS reads OPENBLAS_THREAD_TIMEOUT once, when NumPy loads it: xpnn
-    must set it before its own NumPy import, and say whether it took."""
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    sets it before its own NumPy import; when NumPy came first, OpenBLAS's
+    parallel work runs on xpnn's pool instead, whose threads sleep ~10 µs
+    after their work (a notebook imports NumPy first: the three-layer step
+    took 13.4 ms instead of 9.3 before the pool)."""
+    if pooled and not _openblas_takes_a_pool():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that takes a thread pool (0.3.27+)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "XPNN_NO_BLAS_TUNING")}
     if preset is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = preset
-    code = (f"import {first}, os, xpnn, json; print(json.dumps([os.environ.get("
-            f"'OPENBLAS_THREAD_TIMEOUT'), xpnn.backend.numpy._host.blas_wait_tuned]))")
+    if opt_out:
+        env["XPNN_NO_BLAS_TUNING"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = "2"   # a parallel product even on a one-core runner
+    code = (f"import {first}, os, xpnn, json\n"
+            "import numpy as np\n"
+            "from xpnn.backend.numpy import _host, _blaspool\n"
+            "a = np.random.RandomState(0).rand(600, 700)\n"
+            "before = _blaspool.stats()['calls']\n"
+            "ok = bool(abs(a @ a.T - np.einsum('ij,kj->ik', a, a)).max() < 1e-9)\n"
+            "print(json.dumps([os.environ.get('OPENBLAS_THREAD_TIMEOUT'), _host.blas_wait_tuned,"
+            " bool(_host.blas_pool_libraries), _blaspool.stats()['calls'] > before, ok]))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    assert json.loads(out) == [want, tuned]
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout) == [want, tuned, pooled, pooled, True]
+
+
+def test_the_blas_pool_serves_threads_forks_and_any_thread_count():
+    """With NumPy imported first, every parallel product runs on xpnn's pool:
+    products from four Python threads at once (one call holds the pool, the
+    others wait), in a forked child (which has none of the parent's
+    threads and starts its own), and with more BLAS threads than the pool
+    had, all equal to a product computed without BLAS. A pool that ran a
+    call's jobs one after another would hang here (OpenBLAS's jobs wait on
+    each other); one that gave a job the wrong slice would be caught by the
+    comparison."""
+    if not _openblas_takes_a_pool():
+        pytest.skip("NumPy's BLAS is not an OpenBLAS that takes a thread pool (0.3.27+)")
+    code = """
+import numpy as np
+import json, multiprocessing, os, sys
+from concurrent.futures import ThreadPoolExecutor
+import xpnn
+from xpnn.backend.numpy import _host, _blaspool
+from threadpoolctl import threadpool_limits
+assert _host.blas_pool_libraries, "no pool"
+r = np.random.RandomState(1)
+mats = [r.rand(300 + 40 * i, 500) for i in range(8)]
+want = [np.einsum("ij,kj->ik", m, m) for m in mats]
+
+def check(i):
+    return all(abs(mats[i] @ mats[i].T - want[i]).max() < 1e-9 for _ in range(5))
+
+with ThreadPoolExecutor(4) as ex:
+    threads_ok = all(ex.map(check, range(8)))
+
+def child(q):
+    q.put(check(3) and check(5))
+
+ctx = multiprocessing.get_context("fork")
+q = ctx.Queue()
+p = ctx.Process(target=child, args=(q,))
+p.start()
+fork_ok = q.get(timeout=60)
+p.join(60)
+with threadpool_limits(4, user_api="blas"):
+    wide_ok = check(6)
+print(json.dumps([threads_ok, fork_ok, p.exitcode, wide_ok, _blaspool.stats()["workers"]]))
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "XPNN_NO_BLAS_TUNING")}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    threads_ok, fork_ok, exitcode, wide_ok, workers = json.loads(out.stdout.splitlines()[-1])
+    assert threads_ok and fork_ok and exitcode == 0 and wide_ok
+    assert workers == 3   # grown from one to three for the four-thread product
 
 
 def test_a_missing_array_api_strict_is_one_clear_error(monkeypatch):

@@ -28,6 +28,14 @@ except ImportError as _exc:  # pragma: no cover - exercised when not built
 else:
     _IMPORT_ERROR = None
 
+try:
+    from ._cython import blaspool as _blaspool
+except ImportError:  # pragma: no cover - exercised when not built
+    _blaspool = None
+# NumPy imported first: OpenBLAS's threads spin; its parallel work goes to
+# xpnn's pool instead (see _host.pool_blas_threads)
+_host.pool_blas_threads(_blaspool.address if _blaspool is not None else None)
+
 _warned = False
 
 __all__ = ["NumpyBackend", "NumpyKernels", "BACKEND", "has_compiled"]

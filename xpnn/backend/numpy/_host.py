@@ -59,8 +59,8 @@ def tune_blas_wait() -> bool:  # pragma: no mutate block (runs at import)
     """Set OPENBLAS_THREAD_TIMEOUT (unless the user did) before NumPy loads
     OpenBLAS, which reads it once; returns whether it is in force. With
     NumPy already imported it is too late: set the variable in the
-    environment instead (a notebook: ``%env OPENBLAS_THREAD_TIMEOUT=15`` in
-    its first cell, before ``import numpy``)."""
+    environment, or let :func:`pool_blas_threads` take OpenBLAS's parallel
+    work."""
     global blas_wait_tuned
     if "numpy" not in sys.modules:
         os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_THREAD_TIMEOUT)
@@ -80,3 +80,51 @@ def host_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+#: where each OpenBLAS build names the function that takes a thread pool
+#: (NumPy's and SciPy's wheels prefix their copy's symbols)
+_CALLBACK_SETTERS = ("scipy_openblas_set_threads_callback_function64_",
+                     "scipy_openblas_set_threads_callback_function",
+                     "openblas_set_threads_callback_function64_",
+                     "openblas_set_threads_callback_function")
+
+#: the OpenBLAS libraries whose parallel work xpnn's pool runs
+blas_pool_libraries: list = []
+
+
+def _loaded_openblas() -> list:  # pragma: no mutate block (runs at import)
+    """Paths of the OpenBLAS libraries this process has loaded (Linux)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split(None, 5)[-1].strip() for line in f if "openblas" in line.lower()}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/") and ".so" in p)
+
+
+def pool_blas_threads(pool_address) -> list:  # pragma: no mutate block (runs at import)
+    """Run OpenBLAS's parallel work on xpnn's pool (``_cython/blas_pool.h``),
+    whose threads sleep ~10 µs after their work, when OpenBLAS's own threads
+    would spin ~0.1 s: NumPy was imported before xpnn (too late for
+    OPENBLAS_THREAD_TIMEOUT) and the user set no OPENBLAS_THREAD_TIMEOUT.
+    ``pool_address()`` gives the pool's C function. Needs OpenBLAS 0.3.27 or
+    later; ``XPNN_NO_BLAS_TUNING=1`` leaves OpenBLAS alone. Returns the
+    libraries handed to the pool (none when nothing applied)."""
+    if blas_pool_libraries or blas_wait_tuned or "OPENBLAS_THREAD_TIMEOUT" in os.environ \
+            or os.environ.get("XPNN_NO_BLAS_TUNING") == "1" or pool_address is None:
+        return blas_pool_libraries
+    for path in _loaded_openblas():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _CALLBACK_SETTERS:
+            setter = getattr(lib, name, None)
+            if setter is not None:
+                setter.argtypes = [ctypes.c_void_p]
+                setter.restype = None
+                setter(ctypes.c_void_p(pool_address()))
+                blas_pool_libraries.append(path)
+                break
+    return blas_pool_libraries
