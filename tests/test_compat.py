@@ -15,7 +15,13 @@ from xpnn.compat import EDITIONS
 
 from conftest import host
 
-CS231N = ("cs231n_2017", "cs231n_2019", "cs231n_2022", "ece662")
+UCLA = ("nndl", "nndl_2023")
+#: editions whose dropout number is the probability of DROPPING a unit
+DROP_P = ("cs231n_2016", "cs231n_2017", "nndl_2023")
+
+
+def _fc_path(edition):
+    return "fc_net" if edition in UCLA else "classifiers.fc_net"
 
 
 def _mod(edition, path):
@@ -32,9 +38,8 @@ def _star(edition, path):
 # ------------------------------------------------------------------ 1. star imports
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_model_modules_bring_the_layers_as_the_course_modules_do(edition):
-    fc_path = "fc_net" if edition == "nndl" else "classifiers.fc_net"
-    cnn_path = "cnn" if edition == "nndl" else "classifiers.cnn"
-    fc = _star(edition, fc_path)
+    cnn_path = "cnn" if edition in UCLA else "classifiers.cnn"
+    fc = _star(edition, _fc_path(edition))
     for name in ("affine_forward", "batchnorm_forward", "dropout_forward", "svm_loss",
                  "softmax_loss", "layernorm_forward", "affine_relu_forward", "TwoLayerNet",
                  "FullyConnectedNet"):
@@ -43,17 +48,33 @@ def test_model_modules_bring_the_layers_as_the_course_modules_do(edition):
     for name in ("conv_forward_fast", "max_pool_forward_fast", "conv_relu_pool_forward",
                  "spatial_batchnorm_forward", "ThreeLayerConvNet"):
         assert name in cnn, name
-    assert "np" not in fc and "_variants" not in fc
+    assert "_variants" not in fc
 
 
-def test_ucla_module_names():
-    assert "conv_forward_naive" in _star("nndl", "conv_layers")
-    assert "conv_relu_pool_backward" in _star("nndl", "conv_layer_utils")
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_star_imports_bring_np_as_the_course_modules_do(edition):
+    """Course modules import NumPy as np and have no __all__, so a star
+    import brings np; UCLA's own helper files use np after
+    ``from nndl.layers import *`` alone (the Optimization notebook failed
+    from that cell on)."""
+    for path in ("layers", "optim", "solver", "layer_utils", "gradient_check", _fc_path(edition)):
+        ns = _star(edition, path)
+        assert ns["np"] is np, path
+    if edition in UCLA:
+        ns = _star(edition, "layers")
+        exec("def helper(x):\n    return np.maximum(0, x)\n", ns)   # a helper file's code
+        assert ns["helper"](np.array([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+@pytest.mark.parametrize("edition", UCLA)
+def test_ucla_module_names(edition):
+    assert "conv_forward_naive" in _star(edition, "conv_layers")
+    assert "conv_relu_pool_backward" in _star(edition, "conv_layer_utils")
     for prefix in ("utils", "cs231n"):
-        assert "conv_forward_fast" in _star("nndl", f"{prefix}.fast_layers")
-        assert callable(_mod("nndl", f"{prefix}.data_utils").get_CIFAR10_data)
-        assert _mod("nndl", f"{prefix}.solver").Solver.update_rules["adam"].__name__ == "adam"
-        assert callable(_mod("nndl", f"{prefix}.gradient_check").eval_numerical_gradient)
+        assert "conv_forward_fast" in _star(edition, f"{prefix}.fast_layers")
+        assert callable(_mod(edition, f"{prefix}.data_utils").get_CIFAR10_data)
+        assert _mod(edition, f"{prefix}.solver").Solver.update_rules["adam"].__name__ == "adam"
+        assert callable(_mod(edition, f"{prefix}.gradient_check").eval_numerical_gradient)
 
 
 # ------------------------------------------------------------------ 2. data paths
@@ -86,10 +107,9 @@ def test_get_CIFAR10_data_without_arguments_finds_the_course_folder(edition, tmp
 
 
 # ------------------------------------------------------------------ 3 + 4. constructors, dropout
-@pytest.mark.parametrize("edition", ["cs231n_2017", "nndl"])
+@pytest.mark.parametrize("edition", DROP_P)
 def test_old_signature_dropout_is_the_drop_probability(edition):
-    fc_path = "fc_net" if edition == "nndl" else "classifiers.fc_net"
-    ns = _star(edition, fc_path)
+    ns = _star(edition, _fc_path(edition))
     model = ns["FullyConnectedNet"]([5], input_dim=4, num_classes=3, dropout=0.25,
                                     use_batchnorm=True)
     assert model.use_dropout and model.dropout_param["p"] == 0.75   # xpnn keeps 75%
@@ -108,12 +128,34 @@ def test_old_signature_dropout_is_the_drop_probability(edition):
         ns["dropout_forward"](x, {"mode": "train", "p": 1.0})
 
 
-def test_ucla_modular_two_layer_net_keywords():
-    net = _mod("nndl", "fc_net").TwoLayerNet(input_dim=6, hidden_dims=5, num_classes=3,
-                                            dropout=0.5, weight_scale=1e-2, reg=0.1)
+@pytest.mark.parametrize("edition", UCLA)
+def test_ucla_modular_two_layer_net_keywords(edition):
+    net = _mod(edition, "fc_net").TwoLayerNet(input_dim=6, hidden_dims=5, num_classes=3,
+                                             dropout=0.25, weight_scale=1e-2, reg=0.1)
     W1 = host(net.params["W1"])
     assert W1.shape == (6, 5) and W1.dtype == np.float64
-    assert net.use_dropout and net.dropout_param["p"] == 0.5
+    assert net.use_dropout
+    assert net.dropout_param["p"] == (0.75 if edition in DROP_P else 0.25)   # xpnn: keep
+    assert not _mod(edition, "fc_net").TwoLayerNet(input_dim=6, hidden_dims=5).use_dropout
+
+
+def test_ucla_2024_to_2026_dropout_is_the_keep_probability():
+    """UCLA's 2024-26 notebooks build FullyConnectedNet(dropout=1.0) for no
+    dropout (1 is the default) and run the dropout layer for p in 0.3 ...
+    1.0 as the fraction KEPT; xpnn.compat.nndl rejected 1.0."""
+    ns = _star("nndl", "fc_net")
+    FC = ns["FullyConnectedNet"]
+    assert not FC([5], input_dim=4, num_classes=3).use_dropout            # default: 1
+    assert not FC([5], input_dim=4, num_classes=3, dropout=1.0).use_dropout
+    model = FC([5], input_dim=4, num_classes=3, dropout=0.25, use_batchnorm=True)
+    assert model.use_dropout and model.dropout_param["p"] == 0.25 and model.use_batchnorm
+    with pytest.raises(ValueError, match="probability of KEEPING a unit.*\\(0, 1\\]"):
+        FC([5], input_dim=4, dropout=0)
+    x = np.random.RandomState(0).randn(500, 500) + 10
+    for p in (0.3, 0.6, 0.75, 1.0):     # the notebook's loop
+        out, _ = ns["dropout_forward"](x, {"mode": "train", "p": p, "seed": 123})
+        assert abs(np.mean(out == 0) - (1 - p)) < 0.01                     # 1 - p dropped
+        assert abs(out.mean() - x.mean()) < 0.05 * x.mean()                # inverted dropout
 
 
 def test_new_editions_dropout_is_the_keep_probability():
@@ -126,8 +168,7 @@ def test_new_editions_dropout_is_the_keep_probability():
 @pytest.mark.parametrize("edition", EDITIONS)
 def test_fully_connected_net_gradient_check_cell(xb, edition):
     """FullyConnectedNets: the seeded initial losses, through each edition."""
-    FC = _mod(edition, "fc_net" if edition == "nndl" else "classifiers.fc_net") \
-        .FullyConnectedNet
+    FC = _mod(edition, _fc_path(edition)).FullyConnectedNet
     np.random.seed(231)
     N, D, H1, H2, C = 2, 15, 20, 30, 10
     X = np.random.randn(N, D)
@@ -152,8 +193,9 @@ def test_2017_adam_counts_steps_from_one():
     np.testing.assert_allclose(w17, -lr * m / (np.sqrt(v) + 1e-8), rtol=1e-12)
 
 
-def test_ucla_update_rules_keep_their_state_names():
-    opt = _mod("nndl", "optim")
+@pytest.mark.parametrize("edition", UCLA)
+def test_ucla_update_rules_keep_their_state_names(edition):
+    opt = _mod(edition, "optim")
     r = np.random.RandomState(0)
     w, g = r.randn(4, 3), r.randn(4, 3)
     nw, cfg = opt.adam(w, g, {"learning_rate": 1e-2})
@@ -216,8 +258,9 @@ def test_cs231n_assignment1_two_layer_net_toy_cells(xb, edition):
     assert stats["loss_history"][-1] == pytest.approx(0.017149607938732093, rel=1e-12)
 
 
-def test_ucla_2026_two_layer_net_samples_with_replacement():
-    net, X, y, init_toy_model = _toy("nndl", "neural_net")
+@pytest.mark.parametrize("edition", UCLA)
+def test_ucla_two_layer_net_samples_with_replacement(edition):
+    net, X, y, init_toy_model = _toy(edition, "neural_net")
     assert net.params["W1"].shape == (10, 4)                     # (H, D)
     assert float(net.loss(X, y, reg=0.05)[0]) == pytest.approx(1.071696123862817, rel=1e-14)
     net = init_toy_model()
@@ -264,12 +307,11 @@ def test_solver_trains_a_course_written_model_on_any_backend():
 
 
 def _fc_cls(edition):
-    return _mod(edition, "fc_net" if edition == "nndl" else "classifiers.fc_net") \
-        .FullyConnectedNet
+    return _mod(edition, _fc_path(edition)).FullyConnectedNet
 
 
 def _bn_kwargs(edition):
-    return {"use_batchnorm": True} if edition in ("cs231n_2017", "nndl") else \
+    return {"use_batchnorm": True} if edition in ("cs231n_2016", "cs231n_2017", *UCLA) else \
         {"normalization": "batchnorm"}
 
 
@@ -286,7 +328,7 @@ def test_batchnorm_and_dropout_cells(xb, edition):
                         dtype=np.float64, **_bn_kwargs(edition)).loss(X, y)[0]))
           for reg in (0, 3.14)]
     assert bn == pytest.approx([2.2611955101340957, 6.996533220108303], rel=1e-13)
-    drop_meaning = edition in ("cs231n_2017", "nndl")
+    drop_meaning = edition in DROP_P
     np.random.seed(231)        # the Dropout notebook's own cell
     X, y = np.random.randn(2, 15), np.random.randint(10, size=(2,))
     expected = {1: 2.3004790897684924, 0.75: 2.302371489704412, 0.5: 2.3042759220785896}
@@ -294,3 +336,69 @@ def test_batchnorm_and_dropout_cells(xb, edition):
         model = FC([20, 30], input_dim=15, num_classes=10, weight_scale=5e-2, dtype=np.float64,
                    dropout=(1 - keep) if drop_meaning else keep, seed=123)
         assert float(host(model.loss(X, y)[0])) == pytest.approx(want, rel=1e-13)
+
+
+# ------------------------------------------------------------------ 10. as the course computes
+def _cnn_cls(edition):
+    return _mod(edition, "cnn" if edition in UCLA else "classifiers.cnn").ThreeLayerConvNet
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_float64_data_into_a_float32_course_model_computes_in_float64(xb, edition):
+    """The course's NumPy code promotes: a fresh ThreeLayerConvNet() (float32,
+    the course default) on np.random.randn data computes in float64, and its
+    printed loss is the float64 one to the last digits; xpnn's own model
+    casts the data to float32 (its loss differed from the 7th digit)."""
+    from xpnn.models import FullyConnectedNet, ThreeLayerConvNet
+    kw = dict(input_dim=(3, 8, 8), num_filters=4, filter_size=3, hidden_dim=10)
+    np.random.seed(0)
+    model = _cnn_cls(edition)(**kw)
+    X, y = np.random.randn(5, 3, 8, 8), np.random.randint(10, size=5)
+    assert host(model.params["W1"]).dtype == np.float32
+    ref = ThreeLayerConvNet(dtype=np.float64, **kw)
+    ref.params = {k: host(v).astype(np.float64) for k, v in model.params.items()}
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")        # and no dtype warning
+        loss, grads = model.loss(X, y)
+    want, want_grads = ref.loss(X, y)
+    assert float(host(loss)) == pytest.approx(float(host(want)), rel=1e-13)
+    for k in want_grads:
+        assert host(grads[k]).dtype == np.float64, k
+        np.testing.assert_allclose(host(grads[k]), host(want_grads[k]), rtol=1e-9, atol=1e-13)
+    native = ThreeLayerConvNet(**kw)
+    native.params = dict(model.params)
+    assert host(native.loss(X, y)[0]).dtype == np.float32    # xpnn's own: cast to the model's
+    fc = _fc_cls(edition)([6], input_dim=4, num_classes=3)   # float32 by default
+    assert host(fc.loss(np.random.randn(2, 4))).dtype == np.float64
+    assert host(fc.loss(np.random.randn(2, 4).astype(np.float32))).dtype == np.float32
+
+
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_the_course_solver_trains_on_through_a_nan_loss(edition):
+    """A learning-rate sweep where some rates diverge: the course's Solver
+    goes on (its loss history holds the NaN, every epoch is checked) and the
+    sweep prints its best; xpnn's own Solver stops with FloatingPointError.
+    One warning says what happened."""
+    import warnings
+    from xpnn.solver import Solver as NativeSolver
+    Solver = _mod(edition, "solver").Solver
+    r = np.random.RandomState(0)
+    data = {"X_train": 1e3 * r.randn(40, 5), "y_train": r.randint(3, size=40),
+            "X_val": r.randn(10, 5), "y_val": r.randint(3, size=10)}
+
+    def run(cls):
+        np.random.seed(0)
+        model = _fc_cls(edition)([6], input_dim=5, num_classes=3, dtype=np.float64)
+        s = cls(model, data, update_rule="sgd", optim_config={"learning_rate": 1e30},
+                batch_size=10, num_epochs=3, verbose=False)
+        s.train()
+        return s
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = run(Solver)
+    assert not np.all(np.isfinite(s.loss_history)) and len(s.loss_history) == 12
+    assert len(s.val_acc_history) == 4            # the start and every epoch
+    diverged = [w for w in caught if "diverged" in str(w.message)]
+    assert len(diverged) == 1 and "goes on" in str(diverged[0].message)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        run(NativeSolver)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -52,7 +53,6 @@ def _check_augment(a, X):
                          f"{tuple(X.shape)}")
     side = min(int(X.shape[2]), int(X.shape[3]))
     if 4 * out["crop_pad"] >= side:  # a shift of up to half the image each way
-        import warnings
         warnings.warn(
             f"augment crop_pad={out['crop_pad']} on {X.shape[2]}x{X.shape[3]} images moves "
             f"each by up to {out['crop_pad']} pixels either way: half the image can leave "
@@ -119,6 +119,10 @@ class Solver:
 
     #: update rules by name; None: xpnn.optim's (a course edition sets its own)
     update_rules = None
+    #: a NaN or infinite loss: "stop" raises FloatingPointError (the model
+    #: keeps its best or earlier params); "continue" warns once and trains on,
+    #: as the course's Solver does (the course editions' Solver)
+    on_nan = "stop"
 
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_KWARGS))
@@ -203,6 +207,7 @@ class Solver:
         self.best_params: dict = {}
         self.loss_history: list = []
         self._checked = 0  # losses verified finite so far
+        self._nan_warned = False
         self._floats = 0   # losses already read back to floats
         self.train_acc_history: list = []
         self.val_acc_history: list = []
@@ -383,6 +388,14 @@ class Solver:
         self._read_losses()
         for i in range(self._checked, len(self.loss_history)):
             v = self.loss_history[i]
+            if not math.isfinite(v) and self.on_nan == "continue":
+                if not self._nan_warned:
+                    self._nan_warned = True
+                    warnings.warn(
+                        f"the loss is {v} at iteration {i + 1}: training diverged; as the "
+                        f"course's Solver does, this one goes on (xpnn's own Solver stops "
+                        f"here); lower the learning rate", RuntimeWarning, stacklevel=4)
+                break
             if not math.isfinite(v):
                 if self.best_params:
                     self.model.params = dict(self.best_params)

@@ -14,11 +14,16 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy
+
 
 def install(edition_module, modules: dict[str, dict], docs: dict[str, str]) -> None:
     """Create ``<edition>.<path>`` for every dotted ``path`` in ``modules``
-    (with its parents), holding the given names; ``__all__`` lists the
-    public ones, so a star import brings what the course module would."""
+    (with its parents), holding the given names and ``np`` (every course
+    module imports NumPy as np and has no ``__all__``, so its star import
+    brings np, and the course's own helper files rely on that); ``__all__``
+    lists the public ones, so a star import brings what the course module
+    would."""
     root = edition_module.__name__
     edition_module.__path__ = []  # a package: its submodules are found in sys.modules
     for path in sorted(modules, key=lambda p: p.count(".")):
@@ -37,6 +42,6 @@ def install(edition_module, modules: dict[str, dict], docs: dict[str, str]) -> N
                 sys.modules[full] = mod
                 setattr(parent, part, mod)
             parent = mod
-        names = modules[path]
+        names = {"np": numpy, **modules[path]}
         parent.__dict__.update(names)
         parent.__all__ = sorted(n for n in names if not n.startswith("_"))

@@ -8,7 +8,7 @@ from ..layers import sandwich as _sandwich
 from ..models import cnn as _cnn
 from ..models import fc_net as _fc
 from ..vis import visualize_grid
-from . import _extras, _variants
+from . import _a1, _extras, _variants
 
 
 def _pick(module, names):
@@ -62,24 +62,31 @@ DATA_UTILS = {
 }
 
 
-def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False):
+def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
+                linear_reg_scale=1.0):
     """The module table of one edition. CS231n layout: layers, fast_layers,
     layer_utils, optim, solver, gradient_check, data_utils, vis_utils,
     classifiers.{fc_net, cnn, neural_net}. UCLA (ucla=True): the same at the
     top (as nndl.*), plus conv_layers, conv_layer_utils, fc_net, cnn,
-    neural_net, and the cs231n.* and utils.* modules its notebooks import."""
+    neural_net, and the cs231n.* and utils.* modules its notebooks import.
+    Assignment 1 (_a1): CS231n's classifiers.{k_nearest_neighbor,
+    linear_svm, softmax, linear_classifier} and features, with
+    ``linear_reg_scale`` * reg * sum(W**2); UCLA's knn, softmax, svm."""
     lay = layers(drop_p)
+    fc_net, two_layer = _variants.course_model(fc_net), _variants.course_model(two_layer)
+    three_layer = _variants.course_model(_cnn.ThreeLayerConvNet)
     opt_rules = _variants.update_rules(**rules)
     solver = {"Solver": _variants.solver_class(opt_rules)}
     models_fc = {**lay, **LAYER_UTILS, "TwoLayerNet": two_layer, "FullyConnectedNet": fc_net}
     models_cnn = {**lay, **FAST_LAYERS, **LAYER_UTILS, **CONV_LAYER_UTILS,
-                  "ThreeLayerConvNet": _cnn.ThreeLayerConvNet}
+                  "ThreeLayerConvNet": three_layer}
     shared = {"fast_layers": FAST_LAYERS, "gradient_check": GRADIENT_CHECK,
               "data_utils": DATA_UTILS, "vis_utils": VIS_UTILS, "solver": solver,
               "optim": dict(opt_rules), "layer_utils": {**lay, **LAYER_UTILS}}
     tree = {"layers": lay, **shared,
             "classifiers": {}, "classifiers.fc_net": models_fc, "classifiers.cnn": models_cnn,
             "classifiers.neural_net": {"TwoLayerNet": neural_net}}
+    tree.update(_a1.UCLA_MODULES if ucla else _a1.cs231n_modules(linear_reg_scale))
     if ucla:
         tree.update({"conv_layers": {**lay, **CONV_LAYERS},
                      "conv_layer_utils": {**lay, **FAST_LAYERS, **CONV_LAYER_UTILS},

@@ -1,11 +1,16 @@
 """What differs between the course editions, each written once as a thin
 wrapper over xpnn's single implementation.
 
-- Dropout's number: CS231n 2016-17 and UCLA's nndl give the probability of
-  DROPPING a unit (``p``, ``dropout=``); CS231n 2019+ and ECE 662 the
-  probability of keeping it (xpnn's own meaning).
+- Dropout's number: CS231n 2016-17 and UCLA up to 2023 give the
+  probability of DROPPING a unit (``p``, ``dropout=``, 0 by default);
+  CS231n 2019+, ECE 662 and UCLA 2024-26 the probability of keeping it
+  (xpnn's own meaning; UCLA's ``dropout=`` is 1 by default).
 - Constructors: ``FullyConnectedNet(dropout=, use_batchnorm=)`` (2016-17,
   UCLA), UCLA's modular ``TwoLayerNet(hidden_dims=, dropout=)``.
+- Arithmetic: the course's NumPy code promotes, so float64 data given to a
+  float32 model computes in float64 (xpnn's own models cast the data to
+  their dtype); every edition's models do as the course's.
+- A NaN loss: the course's Solver goes on training (xpnn's stops).
 - Update rules: CS231n 2016-17 Adam starts its step counter at t = 1; UCLA
   names the state ``a`` (RMSProp's cache, Adam's second moment) and ``v``
   (Adam's first moment).
@@ -33,6 +38,17 @@ def _drop_probability(value, name):
     if not 0.0 <= p < 1.0:
         raise ValueError(f"{name} is the probability of DROPPING a unit in this course "
                          f"edition and must be in [0, 1), got {value!r}")
+    return p
+
+
+def _keep_probability(value, name):
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"{name} is the probability of KEEPING a unit in this course "
+                         f"edition (1: no dropout) and must be in (0, 1], got {value!r}")
     return p
 
 
@@ -75,6 +91,21 @@ class FullyConnectedNetDropP(_fc.FullyConnectedNet):
         self.use_batchnorm = norm == "batchnorm"
 
 
+@lambda c: _named(c, "FullyConnectedNet")
+class FullyConnectedNetKeep(FullyConnectedNetDropP):
+    """FullyConnectedNet with UCLA's 2024-26 signature: ``use_batchnorm`` as
+    before, but ``dropout`` is the probability of KEEPING a unit and 1 (no
+    dropout) is the default."""
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=1,
+                 use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
+                 normalization=None):
+        super().__init__(hidden_dims, input_dim=input_dim, num_classes=num_classes,
+                         dropout=1.0 - _keep_probability(dropout, "dropout"),
+                         use_batchnorm=use_batchnorm, reg=reg, weight_scale=weight_scale,
+                         dtype=dtype, seed=seed, normalization=normalization)
+
+
 @lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetNNDL(FullyConnectedNetDropP):
     """UCLA's modular two-layer net: ``TwoLayerNet(input_dim, hidden_dims,
@@ -89,6 +120,34 @@ class TwoLayerNetNNDL(FullyConnectedNetDropP):
 
 
 @lambda c: _named(c, "TwoLayerNet")
+class TwoLayerNetNNDLKeep(TwoLayerNetNNDL):
+    """UCLA's modular two-layer net, 2024-26: ``dropout`` the probability of
+    KEEPING a unit, 1 (no dropout) by default."""
+
+    def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10, dropout=1,
+                 weight_scale=1e-3, reg=0.0):
+        super().__init__(input_dim=input_dim, hidden_dims=hidden_dims,
+                         num_classes=num_classes,
+                         dropout=1.0 - _keep_probability(dropout, "dropout"),
+                         weight_scale=weight_scale, reg=reg)
+
+
+_COURSE_MODELS: dict = {}
+
+
+def course_model(cls):
+    """``cls`` as the course's NumPy code computes: data of a wider type
+    than the model's (float64 into a float32 model) is not cast down, so the
+    layers, the loss and the gradients promote as NumPy does, and the params
+    follow the gradients' type after an update without a warning."""
+    if cls not in _COURSE_MODELS:
+        _COURSE_MODELS[cls] = _named(type(cls.__name__, (cls,), {
+            "promote_input": True, "__doc__": cls.__doc__, "__module__": cls.__module__,
+            "checkpoint_class": getattr(cls, "checkpoint_class", cls.__name__)}), cls.__name__)
+    return _COURSE_MODELS[cls]
+
+
+@lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetCS231n(_nn.TwoLayerNet):
     """CS231n assignment 1's two-layer net: W1 (D, H), W2 (H, C), loss
     ``+ reg * sum(W**2)``, batch_size rows with replacement, reg 5e-6."""
@@ -97,6 +156,15 @@ class TwoLayerNetCS231n(_nn.TwoLayerNet):
     reg_scale = 1.0
     cap_batch = False
     default_reg = 5e-6
+
+
+@lambda c: _named(c, "TwoLayerNet")
+class TwoLayerNetCS231n2016(TwoLayerNetCS231n):
+    """CS231n 2016's two-layer net: as 2017's, but the loss adds
+    ``0.5 * reg * sum(W**2)`` and train()'s reg is 1e-5."""
+
+    reg_scale = 0.5
+    default_reg = 1e-5
 
 
 @lambda c: _named(c, "TwoLayerNet")
@@ -147,6 +215,7 @@ def update_rules(**overrides):
 
 
 def solver_class(rules):
-    """A Solver whose ``update_rule='name'`` resolves to ``rules``."""
-    return _named(type("Solver", (_Solver,), {"update_rules": rules,
+    """A Solver whose ``update_rule='name'`` resolves to ``rules`` and that
+    goes on training through a NaN loss, as the course's does."""
+    return _named(type("Solver", (_Solver,), {"update_rules": rules, "on_nan": "continue",
                                               "__doc__": _Solver.__doc__}), "Solver")

@@ -1,5 +1,7 @@
-"""CS231n as taught in 2016 and 2017: change ``cs231n.`` to
-``xpnn.compat.cs231n_2017.`` in a notebook's imports.
+"""CS231n as taught in 2017: change ``cs231n.`` to
+``xpnn.compat.cs231n_2017.`` in a notebook's imports (2016:
+``xpnn.compat.cs231n_2016``, which differs only in assignment 1's
+regularisation).
 
 This edition's conventions: dropout's ``p`` and ``FullyConnectedNet(dropout=)``
 are the probability of DROPPING a unit (0: no dropout);

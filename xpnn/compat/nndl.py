@@ -1,21 +1,24 @@
-"""UCLA ECE C147/C247 (``nndl``, winter 2026): change ``nndl.`` to
+"""UCLA ECE C147/C247 (``nndl``), 2024 to 2026: change ``nndl.`` to
 ``xpnn.compat.nndl.``, ``utils.`` to ``xpnn.compat.nndl.utils.`` and
 ``cs231n.`` to ``xpnn.compat.nndl.cs231n.`` in a notebook's imports.
 
 This edition's conventions: dropout's ``p`` and ``dropout=`` are the
-probability of DROPPING a unit (0: no dropout);
+probability of KEEPING a unit, and ``FullyConnectedNet(dropout=1)`` (no
+dropout) is the default, as these years' notebooks use them (the layer's
+docstring in the 2026 code still says "drop"; the notebooks' cells decide);
 ``FullyConnectedNet(use_batchnorm=True)``; ``TwoLayerNet(hidden_dims=,
 dropout=)``; RMSProp keeps its average in ``config['a']``, Adam its first
 moment in ``config['v']`` and its second in ``config['a']``; the monolithic
 ``neural_net.TwoLayerNet`` stores W1 as (H, D) and draws batch_size rows
-with replacement even from a smaller set.
+with replacement even from a smaller set. Earlier years, whose dropout
+number is the probability of dropping: ``xpnn.compat.nndl_2023``.
 """
 import sys as _sys
 
 from . import _build, _tables, _variants
 
 _build.install(_sys.modules[__name__], _tables.course_tree(
-    drop_p=True, fc_net=_variants.FullyConnectedNetDropP, two_layer=_variants.TwoLayerNetNNDL,
-    neural_net=_variants.TwoLayerNetUCLA,
+    drop_p=False, fc_net=_variants.FullyConnectedNetKeep,
+    two_layer=_variants.TwoLayerNetNNDLKeep, neural_net=_variants.TwoLayerNetUCLA,
     rules={"rmsprop": _variants.rmsprop_nndl, "adam": _variants.adam_nndl}, ucla=True),
     docs={})

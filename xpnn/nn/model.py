@@ -51,6 +51,10 @@ class DeviceModel:
 
     #: set by subclasses: the constructor arguments, for checkpoints
     init_kwargs: dict
+    #: False: the data is cast to the model's dtype (xpnn's models); True:
+    #: a wider data type is kept, as the course's NumPy code promotes (the
+    #: course editions' models)
+    promote_input = False
 
     def __init__(self, reg=0.0, dtype=np.float32):
         self.reg = float(reg)
@@ -117,7 +121,8 @@ class DeviceModel:
         float type than the model's (a float64 ``W1`` in a float32 model makes
         every layer after it, and the updates, run in float64)."""
         got = backend.dtype_name(value)
-        if got == self.dtype.name or not got.startswith(("float", "bfloat")):
+        if got == self.dtype.name or not got.startswith(("float", "bfloat")) \
+                or self.promote_input:   # the course's promotion: params follow the data
             return
         seen = self.__dict__.setdefault("_dtype_warned", set())
         if (name, got) not in seen:
@@ -139,8 +144,11 @@ class DeviceModel:
     def _input(self, X, y):
         xp = backend.namespace()
         X = backend.to_device(X)
-        # no copy (no GPU launch) when X already has the model's type
-        X = xp.astype(X, getattr(xp, self.dtype.name), copy=False)
+        dtype = self.dtype
+        if self.promote_input:   # as NumPy promotes: float64 data stays float64
+            dtype = np.result_type(np.dtype(backend.dtype_name(X)), dtype)
+        # no copy (no GPU launch) when X already has that type
+        X = xp.astype(X, getattr(xp, dtype.name), copy=False)
         if y is not None:
             y = backend.to_device(y)
         return xp, X, y

@@ -1,0 +1,123 @@
+"""Assignment 1's k-nearest-neighbour classifier with Euclidean (L2)
+distances, in the course's three versions: two loops, one loop and none
+(the notebooks time them against each other, so the loops stay loops).
+
+The distances are computed on the active backend (the no-loop version is
+one product, ``|x|^2 + |t|^2 - 2 x.t``, clipped at zero before the square
+root so round-off never makes a point's distance to itself NaN); they and the predicted labels
+come back as NumPy arrays, which the notebooks plot and compare with NumPy
+labels.
+"""
+from __future__ import annotations
+
+import numpy as np
+from array_api_compat import device as _device
+
+from .. import backend
+
+__all__ = ["KNearestNeighbor", "l2_distances"]
+
+
+def l2_distances(X, T):
+    """Euclidean distances (M, N) between the rows of X (M, D) and T (N, D),
+    on their backend, without loops."""
+    xp = backend.namespace_of(X=X, T=T)
+    sq = xp.sum(X * X, axis=1)[:, None] + xp.sum(T * T, axis=1)[None, :] \
+        - 2 * (X @ xp.matrix_transpose(T))
+    return xp.sqrt(xp.maximum(sq, xp.zeros_like(sq)))
+
+
+class KNearestNeighbor:
+    """k-NN with L2 distances: ``train`` memorises, ``predict`` votes."""
+
+    #: the dtype of predict_labels' result: None keeps the training labels'
+    #: (the course's code returns float64 zeros filled in; its editions set it)
+    label_dtype = None
+
+    def __init__(self):
+        self.X_train = None
+        self.y_train = None
+
+    def train(self, X, y):
+        """Memorise the training data X (N, D) and labels y (N,)."""
+        X, y = backend.to_device(X), backend.to_device(y)
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            raise ValueError(f"train: X must be (N, D) and y (N,); got X {tuple(X.shape)}, "
+                             f"y {tuple(y.shape)}")
+        xp = backend.namespace()
+        if not xp.isdtype(y.dtype, "integral"):
+            raise TypeError(f"train: y must hold integer class labels, got dtype {y.dtype}")
+        if y.shape[0] and backend.label_range(y)[0] < 0:
+            raise ValueError(f"train: class labels must be >= 0, got {backend.label_range(y)}")
+        self.X_train, self.y_train = X, y
+
+    def _test_points(self, fn, X):
+        if self.X_train is None:
+            raise RuntimeError(f"{fn}: call train(X, y) first")
+        X = backend.to_device(X)
+        if X.ndim != 2 or X.shape[1] != self.X_train.shape[1]:
+            raise ValueError(f"{fn}: X must be (M, {self.X_train.shape[1]}) like the training "
+                             f"data, got {tuple(X.shape)}")
+        return backend.namespace(), X
+
+    def predict(self, X, k=1, num_loops=0):
+        """Labels of the test points X (M, D) by a vote of their k nearest
+        training points; num_loops (0, 1 or 2) picks the distance version."""
+        versions = {0: self.compute_distances_no_loops, 1: self.compute_distances_one_loop,
+                    2: self.compute_distances_two_loops}
+        if num_loops not in versions:
+            raise ValueError(f"Invalid value {num_loops} for num_loops: 0, 1 or 2")
+        return self.predict_labels(versions[num_loops](X), k=k)
+
+    def compute_distances_two_loops(self, X):
+        """dists[i, j] = ||X[i] - X_train[j]||, one pair at a time."""
+        xp, X = self._test_points("compute_distances_two_loops", X)
+        M, N = X.shape[0], self.X_train.shape[0]
+        dists = np.zeros((M, N))
+        for i in range(M):
+            for j in range(N):
+                d = X[i, ...] - self.X_train[j, ...]
+                dists[i, j] = float(xp.sqrt(xp.sum(d * d)))
+        return dists
+
+    def compute_distances_one_loop(self, X):
+        """dists[i, :] for one test point at a time, against every training point."""
+        xp, X = self._test_points("compute_distances_one_loop", X)
+        rows = []
+        for i in range(X.shape[0]):
+            d = self.X_train - X[i, ...][None, :]
+            rows.append(xp.sqrt(xp.sum(d * d, axis=1)))
+        if not rows:
+            return np.zeros((0, self.X_train.shape[0]))
+        return np.asarray(backend.to_numpy(xp.stack(rows)), dtype=np.float64)
+
+    def compute_distances_no_loops(self, X):
+        """All distances at once (:func:`l2_distances`)."""
+        xp, X = self._test_points("compute_distances_no_loops", X)
+        return np.asarray(backend.to_numpy(l2_distances(X, self.X_train)), dtype=np.float64)
+
+    def predict_labels(self, dists, k=1):
+        """The most common label among each row's k nearest training points,
+        ties going to the smaller label (and equal distances to the earlier
+        training point)."""
+        if self.y_train is None:
+            raise RuntimeError("predict_labels: call train(X, y) first")
+        k = int(k)
+        N = self.y_train.shape[0]
+        if not 1 <= k <= N:
+            raise ValueError(f"predict_labels: k must be in [1, {N}] (the training points), "
+                             f"got {k}")
+        xp = backend.namespace()
+        dists = backend.to_device(dists)
+        if dists.ndim != 2 or dists.shape[1] != N:
+            raise ValueError(f"predict_labels: dists must be (M, {N}), got {tuple(dists.shape)}")
+        nearest = xp.argsort(dists, axis=1, stable=True)[:, :k]
+        labels = xp.take(self.y_train, xp.reshape(nearest, (-1,)), axis=0)
+        labels = xp.reshape(labels, nearest.shape)
+        C = int(backend.to_numpy(xp.max(self.y_train))) + 1 if N else 0
+        classes = xp.arange(C, dtype=labels.dtype, device=_device(labels))
+        votes = xp.sum(xp.astype(labels[:, :, None] == classes[None, None, :], xp.int64),
+                       axis=1)
+        pred = backend.to_numpy(xp.argmax(votes, axis=1))   # the first maximum: smaller label
+        dtype = self.label_dtype or backend.to_numpy(self.y_train[:1]).dtype
+        return np.asarray(pred).astype(dtype)

@@ -1,0 +1,178 @@
+"""Assignment 1's linear classifiers: the multiclass SVM and softmax losses
+of a weight matrix W (D, C), naive (loops over samples and classes, as the
+notebooks time them) and vectorized (one product and the layer losses of
+:mod:`xpnn.layers.losses`, so a GPU runs them as the other layers), and
+``LinearClassifier`` trained by minibatch SGD.
+
+The regularisation is ``reg_scale * reg * sum(W**2)`` with gradient
+``2 * reg_scale * reg * W``: ``reg_scale`` 1 as CS231n since 2017, 0.5 as
+in 2016 (``xpnn.compat.cs231n_2016``).
+
+Arrays go to the active backend on entry; a loss comes back as a Python
+float, a gradient on the backend, and predictions as NumPy labels (the
+notebooks compare them with NumPy label arrays).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import backend
+from ..layers import softmax_loss, svm_loss
+
+__all__ = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
+           "softmax_loss_vectorized", "LinearClassifier", "LinearSVM", "Softmax"]
+
+
+def _inputs(fn, W, X, y):
+    """W, X and y on the active backend, their shapes checked."""
+    xp = backend.namespace()
+    W, X, y = backend.to_device(W), backend.to_device(X), backend.to_device(y)
+    if W.ndim != 2 or X.ndim != 2 or y.ndim != 1:
+        raise ValueError(f"{fn}: W must be (D, C), X (N, D) and y (N,); got W {tuple(W.shape)}, "
+                         f"X {tuple(X.shape)}, y {tuple(y.shape)}")
+    if X.shape[1] != W.shape[0] or y.shape[0] != X.shape[0]:
+        raise ValueError(f"{fn}: X {tuple(X.shape)} needs W with {X.shape[1]} rows and "
+                         f"{X.shape[0]} labels; got W {tuple(W.shape)}, y {tuple(y.shape)}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{fn}: X is an empty batch; the loss is an average over samples")
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"{fn}: y must hold integer class labels, got dtype {y.dtype}")
+    return xp, W, X, y
+
+
+def _regularised(xp, W, loss, dW, reg, reg_scale):
+    k = reg_scale * reg
+    return float(loss) + k * float(xp.sum(W * W)), dW + (2 * k) * W
+
+
+def svm_loss_naive(W, X, y, reg, *, reg_scale=1.0):
+    """Multiclass SVM loss (margin 1) and its gradient with explicit loops
+    over the samples and the classes. Returns (loss, dW)."""
+    xp, W, X, y = _inputs("svm_loss_naive", W, X, y)
+    N, C = X.shape[0], W.shape[1]
+    labels = [int(v) for v in backend.to_numpy(y)]
+    if labels and (min(labels) < 0 or max(labels) >= C):
+        raise ValueError(f"svm_loss_naive: labels must lie in [0, {C - 1}] for W's {C} "
+                         f"classes, got values in [{min(labels)}, {max(labels)}]")
+    dW = xp.zeros_like(W)
+    loss = 0.0
+    for i in range(N):
+        x = X[i, ...]
+        scores = x @ W
+        correct = float(scores[labels[i]])
+        for j in range(C):
+            if j == labels[i]:
+                continue
+            margin = float(scores[j]) - correct + 1.0
+            if margin > 0:
+                loss += margin
+                dW[:, j] = dW[:, j] + x
+                dW[:, labels[i]] = dW[:, labels[i]] - x
+    return _regularised(xp, W, loss / N, dW / N, reg, reg_scale)
+
+
+def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
+    """The SVM loss and gradient of :func:`svm_loss_naive` without loops:
+    scores ``X @ W``, the hinge loss of :func:`xpnn.layers.svm_loss`, and
+    ``X.T @ dscores``."""
+    xp, W, X, y = _inputs("svm_loss_vectorized", W, X, y)
+    loss, dscores = svm_loss(X @ W, y)
+    return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
+
+
+def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
+    """Softmax (cross-entropy) loss and gradient with an explicit loop over
+    the samples (scores shifted by their maximum first). Returns (loss, dW)."""
+    xp, W, X, y = _inputs("softmax_loss_naive", W, X, y)
+    N, C = X.shape[0], W.shape[1]
+    labels = [int(v) for v in backend.to_numpy(y)]
+    if labels and (min(labels) < 0 or max(labels) >= C):
+        raise ValueError(f"softmax_loss_naive: labels must lie in [0, {C - 1}] for W's {C} "
+                         f"classes, got values in [{min(labels)}, {max(labels)}]")
+    dW = xp.zeros_like(W)
+    loss = 0.0
+    for i in range(N):
+        x = X[i, ...]
+        scores = x @ W
+        scores = scores - xp.max(scores)
+        p = xp.exp(scores) / xp.sum(xp.exp(scores))
+        loss -= float(xp.log(p[labels[i]]))
+        for j in range(C):
+            dW[:, j] = dW[:, j] + (p[j] - (1.0 if j == labels[i] else 0.0)) * x
+    return _regularised(xp, W, loss / N, dW / N, reg, reg_scale)
+
+
+def softmax_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
+    """The softmax loss and gradient of :func:`softmax_loss_naive` without
+    loops, through :func:`xpnn.layers.softmax_loss`."""
+    xp, W, X, y = _inputs("softmax_loss_vectorized", W, X, y)
+    loss, dscores = softmax_loss(X @ W, y)
+    return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
+
+
+class LinearClassifier:
+    """A linear classifier, scores ``X @ W`` with W (D, C), trained by
+    minibatch SGD on :meth:`loss` (LinearSVM, Softmax)."""
+
+    #: the factor of reg * sum(W**2) (0.5 in CS231n 2016)
+    reg_scale = 1.0
+
+    def __init__(self):
+        self.W = None
+
+    def train(self, X, y, learning_rate=1e-3, reg=1e-5, num_iters=100, batch_size=200,
+              verbose=False):
+        """Minibatch SGD. W starts (if it is None) as ``0.001 * randn(D, C)``
+        from NumPy's global RandomState, C = max(y) + 1; each iteration draws
+        ``batch_size`` rows with replacement by ``np.random.choice``. Prints
+        the loss every 100 iterations when verbose. Returns the losses."""
+        xp = backend.namespace()
+        X, y = backend.to_device(X), backend.to_device(y)
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+            raise ValueError(f"train: X must be (N, D) with N >= 1 and y (N,); got X "
+                             f"{tuple(X.shape)}, y {tuple(y.shape)}")
+        if int(batch_size) < 1 or int(num_iters) < 0:
+            raise ValueError(f"train: batch_size must be >= 1 and num_iters >= 0, got "
+                             f"{batch_size} and {num_iters}")
+        num_train, dim = X.shape
+        num_classes = int(backend.to_numpy(xp.max(y))) + 1
+        if self.W is None:
+            self.W = 0.001 * np.random.randn(dim, num_classes)
+        self.W = backend.to_device(self.W)
+        history = []
+        for it in range(num_iters):
+            idx = np.random.choice(num_train, batch_size)
+            X_batch, y_batch = backend.take_rows(X, idx), backend.take_rows(y, idx)
+            loss, grad = self.loss(X_batch, y_batch, reg)
+            history.append(loss)
+            self.W = self.W - learning_rate * grad
+            if verbose and it % 100 == 0:
+                print("iteration %d / %d: loss %f" % (it, num_iters, loss))
+        return history
+
+    def predict(self, X):
+        """The highest-scoring class of each row of X, as NumPy labels."""
+        xp = backend.namespace()
+        if self.W is None:
+            raise RuntimeError("predict: the classifier has no weights yet; call train() first")
+        X = backend.to_device(X)
+        return backend.to_numpy(xp.argmax(X @ backend.to_device(self.W), axis=1))
+
+    def loss(self, X_batch, y_batch, reg):
+        """(loss, dW) of a minibatch; set by the subclasses."""
+        raise NotImplementedError("LinearClassifier.loss: use LinearSVM or Softmax, or "
+                                  "define loss(X_batch, y_batch, reg) in a subclass")
+
+
+class LinearSVM(LinearClassifier):
+    """A linear classifier trained on the multiclass SVM loss."""
+
+    def loss(self, X_batch, y_batch, reg):
+        return svm_loss_vectorized(self.W, X_batch, y_batch, reg, reg_scale=self.reg_scale)
+
+
+class Softmax(LinearClassifier):
+    """A linear classifier trained on the softmax loss."""
+
+    def loss(self, X_batch, y_batch, reg):
+        return softmax_loss_vectorized(self.W, X_batch, y_batch, reg, reg_scale=self.reg_scale)
