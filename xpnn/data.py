@@ -7,6 +7,10 @@
   holds, so a crafted file is refused instead of run.
 - :func:`get_CINIC10_data`: the CINIC-10 image-folder layout
   ``<root>/{train,valid,test}/<class>/*.png``, optionally a class subset.
+- :func:`load_coco_data`, :func:`sample_coco_minibatch`,
+  :func:`decode_captions`: assignment 3's COCO captions and image features
+  (HDF5 and JSON files in the course's ``coco_captioning`` layout; h5py, the
+  ``coco`` extra, reads them).
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import pickle
 
 import numpy as np
 
-__all__ = ["load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
+__all__ = ["load_coco_data", "decode_captions", "sample_coco_minibatch", "image_from_url", "load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
            "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "DOWNLOADS", "load_CIFAR_batch",
            "load_pickle"]
 
@@ -122,6 +126,10 @@ DOWNLOADS = {
     "cifar-10-batches-py": (
         "https://www.cs.toronto.edu/~kriz/cifar.html",
         "curl -L https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz | tar -xz"),
+    "coco_captioning": (
+        "http://cs231n.stanford.edu/coco_captioning.zip (what the course's "
+        "datasets/get_coco_captioning.sh fetches)",
+        "curl -LO http://cs231n.stanford.edu/coco_captioning.zip && unzip coco_captioning.zip"),
     "CINIC-10": (
         "https://github.com/BayesWatch/cinic-10",
         "mkdir -p CINIC-10 && curl -L https://datashare.ed.ac.uk/bitstream/handle/10283/3192/"
@@ -256,3 +264,114 @@ def get_digits_data(num_validation=270, num_test=270, subtract_mean=True, seed=0
     te, va = slice(0, num_test), slice(num_test, num_test + num_validation)
     tr = slice(num_test + num_validation, n)
     return _split_and_center(X[tr], y[tr], X[va], y[va], X[te], y[te], subtract_mean)
+
+
+# ------------------------------------------------------------------ COCO captions
+#: the files of the course's coco_captioning folder
+COCO_FILES = {"captions": "coco2014_captions.h5", "vocab": "coco2014_vocab.json",
+              "train_urls": "train2014_urls.txt", "val_urls": "val2014_urls.txt"}
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise ImportError("reading the COCO captioning files needs h5py: pip install h5py "
+                          "(from xpnn's own folder: pip install -e '.[coco]')") from None
+    return h5py
+
+
+def load_coco_data(base_dir=None, max_train=None, pca_features=True):
+    """The course's COCO captioning data as a dict: ``train_captions`` /
+    ``val_captions`` (word indices), ``train_image_idxs`` /
+    ``val_image_idxs``, ``train_features`` / ``val_features`` (VGG-16 fc7,
+    PCA-reduced unless ``pca_features`` is False), ``word_to_idx``,
+    ``idx_to_word``, ``train_urls`` / ``val_urls``. ``max_train``: that many
+    training captions drawn with replacement by ``np.random.randint``.
+    base_dir None: the folder ``coco_captioning`` found by
+    :func:`find_dataset` (where the course's download script puts it)."""
+    import json
+    h5py = _h5py()
+    if base_dir is None:
+        base_dir = find_dataset("coco_captioning", COCO_FILES["captions"])
+    suffix = "_pca" if pca_features else ""
+    need = [COCO_FILES["captions"], f"train2014_vgg16_fc7{suffix}.h5",
+            f"val2014_vgg16_fc7{suffix}.h5", COCO_FILES["vocab"], COCO_FILES["train_urls"],
+            COCO_FILES["val_urls"]]
+    missing = [n for n in need if not os.path.exists(os.path.join(base_dir, n))]
+    if missing:
+        raise FileNotFoundError(
+            f"load_coco_data: {os.path.abspath(base_dir)!r} lacks {', '.join(missing)}; the "
+            f"course's download ({DOWNLOADS['coco_captioning'][0]}) holds them all")
+    data = {}
+    with h5py.File(os.path.join(base_dir, COCO_FILES["captions"]), "r") as f:
+        for k, v in f.items():
+            data[k] = np.asarray(v)
+    for split in ("train", "val"):
+        with h5py.File(os.path.join(base_dir, f"{split}2014_vgg16_fc7{suffix}.h5"), "r") as f:
+            data[f"{split}_features"] = np.asarray(f["features"])
+    with open(os.path.join(base_dir, COCO_FILES["vocab"])) as f:
+        data.update(json.load(f))
+    for split in ("train", "val"):
+        with open(os.path.join(base_dir, COCO_FILES[f"{split}_urls"])) as f:
+            data[f"{split}_urls"] = np.asarray([line.strip() for line in f])
+    if max_train is not None:
+        mask = np.random.randint(data["train_captions"].shape[0], size=max_train)
+        data["train_captions"] = data["train_captions"][mask]
+        data["train_image_idxs"] = data["train_image_idxs"][mask]
+    return data
+
+
+def decode_captions(captions, idx_to_word):
+    """Word-index captions (N, T), or one caption (T,), as strings: the words
+    up to and with '<END>', '<NULL>' left out."""
+    captions = np.asarray(captions)
+    single = captions.ndim == 1
+    rows = captions[None] if single else captions
+    decoded = []
+    for row in rows:
+        words = []
+        for idx in row:
+            word = idx_to_word[int(idx)]
+            if word != "<NULL>":
+                words.append(word)
+            if word == "<END>":
+                break
+        decoded.append(" ".join(words))
+    return decoded[0] if single else decoded
+
+
+def sample_coco_minibatch(data, batch_size=100, split="train"):
+    """(captions, image features, image urls) of ``batch_size`` captions of
+    ``split`` drawn with replacement by ``np.random.choice``."""
+    key = f"{split}_captions"
+    if key not in data:
+        raise KeyError(f"sample_coco_minibatch: no {key!r} in the data (split must be 'train' "
+                       f"or 'val', got {split!r})")
+    mask = np.random.choice(data[key].shape[0], batch_size)
+    captions = data[key][mask]
+    image_idxs = data[f"{split}_image_idxs"][mask]
+    return captions, data[f"{split}_features"][image_idxs], data[f"{split}_urls"][image_idxs]
+
+
+def image_from_url(url, timeout=10):
+    """The image at ``url`` as an (H, W, 3) uint8 array (the captioning
+    notebooks show COCO images from the web). A failed fetch (offline, an
+    HTTP error) raises OSError saying so: the captions and their training
+    need no images."""
+    import urllib.error
+    import urllib.request
+
+    from PIL import Image
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            raw = response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise OSError(f"image_from_url: could not fetch {url!r} ({reason}). The image is only "
+                      f"shown; without a connection skip the cells that display images, "
+                      f"the captions work without them") from None
+    try:
+        return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
+    except OSError as exc:
+        raise OSError(f"image_from_url: {url!r} is not an image PIL can read ({exc})") from None

@@ -150,22 +150,8 @@ class Solver:
             if data[xk].shape[0] != data[yk].shape[0]:
                 raise ValueError(f"{xk} has {data[xk].shape[0]} samples but {yk} has "
                                  f"{data[yk].shape[0]}")
-        self.update_rule_name = (opts["update_rule"] if isinstance(opts["update_rule"], str)
-                                 else getattr(opts["update_rule"], "__name__", "custom"))
-        rule = opts["update_rule"]
-        if isinstance(rule, str) and self.update_rules is not None:
-            if rule not in self.update_rules:
-                raise ValueError(f"unknown update rule {rule!r}; valid rules are "
-                                 f"{', '.join(self.update_rules)}")
-            rule = self.update_rules[rule]
-        self.update_rule = get_update_rule(rule)
-        if opts["optim_config"] is not None and not isinstance(opts["optim_config"], dict):
-            raise TypeError(f"optim_config must be a dict, got "
-                            f"{type(opts['optim_config']).__name__}")
-        self.optim_config = dict(opts["optim_config"] or {})
-        if isinstance(self.update_rule, UpdateRule) and \
-                not self.optim_config.keys() <= self.update_rule.known_keys():
-            self.update_rule.refuse_unknown(self.optim_config)  # now, not at the first step
+        self.update_rule_name, self.update_rule, self.optim_config = resolve_update_rule(
+            opts["update_rule"], opts["optim_config"], self.update_rules)
         self.lr_decay = check_number("lr_decay", opts["lr_decay"], 0.0)
         self.lr_schedule = _check_schedule(opts["lr_schedule"])
         if self.lr_schedule is not None:
@@ -577,6 +563,26 @@ class _NoBar:
 
     def close(self):
         pass
+
+
+def resolve_update_rule(rule, optim_config, rules=None):
+    """(name, rule function, a copy of optim_config) for a Solver's
+    ``update_rule`` (a name, looked up in ``rules`` when given, else in
+    xpnn.optim, or a callable); a config key the rule does not read is
+    refused here, not at the first step."""
+    name = rule if isinstance(rule, str) else getattr(rule, "__name__", "custom")
+    if isinstance(rule, str) and rules is not None:
+        if rule not in rules:
+            raise ValueError(f"unknown update rule {rule!r}; valid rules are "
+                             f"{', '.join(rules)}")
+        rule = rules[rule]
+    rule = get_update_rule(rule)
+    if optim_config is not None and not isinstance(optim_config, dict):
+        raise TypeError(f"optim_config must be a dict, got {type(optim_config).__name__}")
+    config = dict(optim_config or {})
+    if isinstance(rule, UpdateRule) and not config.keys() <= rule.known_keys():
+        rule.refuse_unknown(config)
+    return name, rule, config
 
 
 def _progress(total, initial, verbose):

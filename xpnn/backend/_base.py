@@ -113,6 +113,12 @@ class Kernels:
         """(dx, dgamma, dbeta) of :meth:`bn_train_forward`."""
         return None
 
+    def scatter_add_rows(self, idx, values, rows):
+        """(rows, D) zeros with ``values[...]`` (idx.shape + (D,)) added to
+        row ``idx[...]`` (repeated indices summed): a word embedding's
+        weight gradient."""
+        return None
+
     def softmax_loss(self, x, y):
         """(loss, dx) of softmax cross-entropy; the labels are checked."""
         return None

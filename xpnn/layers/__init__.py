@@ -14,7 +14,9 @@ from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _norm
 from .pooling import *  # noqa: F401,F403
 from .pooling import __all__ as _pool
+from .recurrent import *  # noqa: F401,F403
+from .recurrent import __all__ as _recurrent
 from .sandwich import *  # noqa: F401,F403
 from .sandwich import __all__ as _sandwich
 
-__all__ = [*_core, *_losses, *_norm, *_conv, *_pool, *_sandwich]
+__all__ = [*_core, *_losses, *_norm, *_conv, *_pool, *_sandwich, *_recurrent]

@@ -101,6 +101,13 @@ class NumpyKernels(Kernels):
             return None
         return _conv._host_backward(cy, dout, x, w, saved.xpad, stride, pad, Ho, Wo, need_dx)
 
+    def scatter_add_rows(self, idx, values, rows):
+        if not isinstance(values, np.ndarray) or not isinstance(idx, np.ndarray):
+            return None
+        out = np.zeros((rows, values.shape[-1]), dtype=values.dtype)
+        np.add.at(out, idx.reshape(-1), values.reshape(-1, values.shape[-1]))
+        return out
+
     def max_pool_forward(self, x, ph, pw, stride, Ho, Wo):
         if not _use_compiled(x):
             return None

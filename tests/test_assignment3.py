@@ -1,0 +1,367 @@
+"""Assignment 3 (NumPy editions): the recurrent layers, CaptioningRNN, the
+CaptioningSolver and the COCO files, in xpnn's own modules and under the
+course names. The expected arrays are the notebooks' printed values; the
+snippets are written for these tests."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from xpnn import backend
+from xpnn.captioning import CaptioningSolver
+from xpnn.data import decode_captions, image_from_url, load_coco_data, sample_coco_minibatch
+from xpnn.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+from xpnn.layers import recurrent as R
+from xpnn.models.rnn import CaptioningRNN
+
+from conftest import host
+
+
+def _on(xb, *arrays):
+    """The arrays on the test's backend (integers and booleans as they are)."""
+    return [xb.asarray(a) for a in arrays]
+
+
+def _ls(lo, hi, *shape):
+    return np.linspace(lo, hi, num=int(np.prod(shape))).reshape(shape)
+
+
+# ------------------------------------------------------------------ notebook values
+def test_rnn_and_lstm_forward_print_the_notebooks_values(xb):
+    N, D, H = 3, 10, 4
+    h = R.rnn_step_forward(*_on(xb, _ls(-0.4, 0.7, N, D), _ls(-0.2, 0.5, N, H),
+                                   _ls(-0.1, 0.9, D, H), _ls(-0.3, 0.7, H, H),
+                                   _ls(-0.2, 0.4, H)))[0]
+    want = [[-0.58172089, -0.50182032, -0.41232771, -0.31410098],
+            [0.66854692, 0.79562378, 0.87755553, 0.92795967],
+            [0.97934501, 0.99144213, 0.99646691, 0.99854353]]
+    assert rel_error(host(h), np.array(want)) < 1e-8
+    N, T, D, H = 2, 3, 4, 5
+    h = R.rnn_forward(*_on(xb, _ls(-0.1, 0.3, N, T, D), _ls(-0.3, 0.1, N, H),
+                              _ls(-0.2, 0.4, D, H), _ls(-0.4, 0.1, H, H),
+                              _ls(-0.7, 0.1, H)))[0]
+    want = [[[-0.42070749, -0.27279261, -0.11074945, 0.05740409, 0.22236251],
+             [-0.39525808, -0.22554661, -0.0409454, 0.14649412, 0.32397316],
+             [-0.42305111, -0.24223728, -0.04287027, 0.15997045, 0.35014525]],
+            [[-0.55857474, -0.39065825, -0.19198182, 0.02378408, 0.23735671],
+             [-0.27150199, -0.07088804, 0.13562939, 0.33099728, 0.50158768],
+             [-0.51014825, -0.30524429, -0.06755202, 0.17806392, 0.40333043]]]
+    assert rel_error(host(h), np.array(want)) < 1e-7
+    N, D, H = 3, 4, 5
+    nh, nc, _ = R.lstm_step_forward(*_on(xb, 
+        _ls(-0.4, 1.2, N, D), _ls(-0.3, 0.7, N, H), _ls(-0.4, 0.9, N, H),
+        _ls(-2.1, 1.3, D, 4 * H), _ls(-0.7, 2.2, H, 4 * H), _ls(0.3, 0.7, 4 * H)))
+    want_h = [[0.24635157, 0.28610883, 0.32240467, 0.35525807, 0.38474904],
+              [0.49223563, 0.55611431, 0.61507696, 0.66844003, 0.7159181],
+              [0.56735664, 0.66310127, 0.74419266, 0.80889665, 0.858299]]
+    want_c = [[0.32986176, 0.39145139, 0.451556, 0.51014116, 0.56717407],
+              [0.66382255, 0.76674007, 0.87195994, 0.97902709, 1.08751345],
+              [0.74192008, 0.90592151, 1.07717006, 1.25120233, 1.42395676]]
+    assert rel_error(host(nh), np.array(want_h)) < 1e-7
+    assert rel_error(host(nc), np.array(want_c)) < 1e-7
+    N, D, H, T = 2, 5, 4, 3
+    h = R.lstm_forward(*_on(xb, _ls(-0.4, 0.6, N, T, D), _ls(-0.4, 0.8, N, H),
+                               _ls(-0.2, 0.9, D, 4 * H), _ls(-0.3, 0.6, H, 4 * H),
+                               _ls(0.2, 0.7, 4 * H)))[0]
+    want = [[[0.01764008, 0.01823233, 0.01882671, 0.0194232],
+             [0.11287491, 0.12146228, 0.13018446, 0.13902939],
+             [0.31358768, 0.33338627, 0.35304453, 0.37250975]],
+            [[0.45767879, 0.4761092, 0.4936887, 0.51041945],
+             [0.6704845, 0.69350089, 0.71486014, 0.7346449],
+             [0.81733511, 0.83677871, 0.85403753, 0.86935314]]]
+    assert rel_error(host(h), np.array(want)) < 1e-7
+
+
+def test_word_embedding_forward_picks_rows(xb):
+    x = np.asarray([[0, 3, 1, 2], [2, 1, 0, 3]])
+    W = _ls(0, 1, 5, 3)
+    out = host(R.word_embedding_forward(*_on(xb, x, W))[0])
+    np.testing.assert_array_equal(out, W[x])
+    with pytest.raises(ValueError, match=r"word indices must lie in \[0, 4\]"):
+        R.word_embedding_forward(*_on(xb, x + 2, W))
+
+
+@pytest.mark.parametrize("cell, lo, hi, want", [("rnn", -1.5, 0.3, 9.83235591003),
+                                                 ("lstm", -0.5, 1.7, 9.82445935443)])
+def test_captioning_rnn_loss_prints_the_notebooks_value(xb, cell, lo, hi, want):
+    N, D, W, H, T = 10, 20, 30, 40, 13
+    word_to_idx = {"<NULL>": 0, "cat": 2, "dog": 3}
+    model = CaptioningRNN(word_to_idx, input_dim=D, wordvec_dim=W, hidden_dim=H,
+                          cell_type=cell, dtype=np.float64)
+    for k, v in model.params.items():
+        model.params[k] = np.linspace(-1.4, 1.3, num=int(np.prod(v.shape))).reshape(v.shape)
+    features = _ls(lo, hi, N, D)
+    captions = (np.arange(N * T) % 3).reshape(N, T)
+    loss, grads = model.loss(features, captions)
+    assert abs(float(host(loss)) - want) < 1e-10
+    assert set(grads) == set(model.params)
+
+
+def test_temporal_softmax_loss_sanity_checks(capsys):
+    """The notebook's three checks: about log(V) per kept step, summed over
+    the T steps, times the kept fraction."""
+    r = np.random.RandomState(0)
+
+    def check(N, T, V, p):
+        x = 0.001 * r.randn(N, T, V)
+        y = r.randint(V, size=(N, T))
+        mask = r.rand(N, T) <= p
+        return float(R.temporal_softmax_loss(x, y, mask)[0])
+    assert check(100, 1, 10, 1.0) == pytest.approx(np.log(10), abs=0.01)
+    assert check(100, 10, 10, 1.0) == pytest.approx(10 * np.log(10), abs=0.05)
+    assert check(2000, 10, 10, 0.1) == pytest.approx(np.log(10), abs=0.1)
+    R.temporal_softmax_loss(np.zeros((2, 3, 4)), np.zeros((2, 3), dtype=int),
+                            np.ones((2, 3), dtype=bool), verbose=True)
+    assert capsys.readouterr().out == "dx_flat:  (6, 4)\n"
+
+
+# ------------------------------------------------------------------ gradient checks
+def _check(f, args, i, dout, grad, tol=1e-6):
+    args = [a.copy() for a in args]
+
+    def g(v):
+        args[i] = v
+        return f(*args)
+    num = eval_numerical_gradient_array(g, args[i].copy(), dout)
+    assert rel_error(num, host(grad)) < tol
+
+
+def test_every_recurrent_backward_passes_a_float64_gradient_check(xb):
+    r = np.random.RandomState(231)
+    N, T, D, H, V, M = 3, 4, 5, 6, 7, 8
+    # RNN step and sequence
+    args = [r.randn(N, D), r.randn(N, H), r.randn(D, H), r.randn(H, H), r.randn(H)]
+    out, cache = R.rnn_step_forward(*_on(xb, *args))
+    dout = r.randn(*out.shape)
+    grads = R.rnn_step_backward(*_on(xb, dout), cache)
+    for i, g in enumerate(grads):
+        _check(lambda *a: R.rnn_step_forward(*a)[0], args, i, dout, g)
+    args = [r.randn(N, T, D), r.randn(N, H), r.randn(D, H), r.randn(H, H), r.randn(H)]
+    out, cache = R.rnn_forward(*_on(xb, *args))
+    dout = r.randn(*out.shape)
+    for i, g in enumerate(R.rnn_backward(*_on(xb, dout), cache)):
+        _check(lambda *a: R.rnn_forward(*a)[0], args, i, dout, g)
+    # LSTM step: both outputs' gradients flow back
+    args = [r.randn(N, D), r.randn(N, H), r.randn(N, H), r.randn(D, 4 * H),
+            r.randn(H, 4 * H), r.randn(4 * H)]
+    nh, nc, cache = R.lstm_step_forward(*_on(xb, *args))
+    dh, dc = r.randn(N, H), r.randn(N, H)
+    grads = R.lstm_step_backward(*_on(xb, dh, dc), cache)
+    for i, g in enumerate(grads):
+        args_i = [a.copy() for a in args]
+
+        def f(v, i=i, args_i=args_i):
+            args_i[i] = v
+            h, c, _ = R.lstm_step_forward(*args_i)
+            return h * dh + c * dc
+        num = eval_numerical_gradient_array(f, args_i[i].copy(), np.ones((N, H)))
+        assert rel_error(num, host(g)) < 1e-7, i
+    args = [r.randn(N, T, D), r.randn(N, H), r.randn(D, 4 * H), r.randn(H, 4 * H),
+            r.randn(4 * H)]
+    out, cache = R.lstm_forward(*_on(xb, *args))
+    dout = r.randn(*out.shape)
+    for i, g in enumerate(R.lstm_backward(*_on(xb, dout), cache)):
+        _check(lambda *a: R.lstm_forward(*a)[0], args, i, dout, g)
+    # word embedding, temporal affine
+    x, W = r.randint(V, size=(N, T)), r.randn(V, D)
+    out, cache = R.word_embedding_forward(*_on(xb, x, W))
+    dout = r.randn(*out.shape)
+    _check(lambda W_: R.word_embedding_forward(x, W_)[0], [W], 0, dout,
+           R.word_embedding_backward(*_on(xb, dout), cache))
+    args = [r.randn(N, T, D), r.randn(D, M), r.randn(M)]
+    out, cache = R.temporal_affine_forward(*_on(xb, *args))
+    dout = r.randn(*out.shape)
+    for i, g in enumerate(R.temporal_affine_backward(*_on(xb, dout), cache)):
+        _check(lambda *a: R.temporal_affine_forward(*a)[0], args, i, dout, g)
+    # the masked loss
+    x, y, mask = r.randn(N, T, V), r.randint(V, size=(N, T)), r.rand(N, T) > 0.4
+    _, dx = R.temporal_softmax_loss(*_on(xb, x, y, mask))
+    num = eval_numerical_gradient(lambda v: float(R.temporal_softmax_loss(v, y, mask)[0]),
+                                  x.copy(), verbose=False)
+    assert rel_error(num, host(dx)) < 1e-7
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_captioning_rnn_gradients(cell):
+    np.random.seed(231)
+    word_to_idx = {"<NULL>": 0, "cat": 2, "dog": 3, "<START>": 1}
+    model = CaptioningRNN(word_to_idx, input_dim=6, wordvec_dim=5, hidden_dim=4,
+                          cell_type=cell, dtype=np.float64)
+    features = np.random.randn(3, 6)
+    captions = np.random.randint(4, size=(3, 5))
+    loss, grads = model.loss(features, captions)
+    for name in model.params:
+        num = eval_numerical_gradient(lambda _: float(model.loss(features, captions)[0]),
+                                      model.params[name], verbose=False)
+        # entries near 1e-6 carry the numerical gradient's ~1e-11 noise: allclose
+        np.testing.assert_allclose(host(grads[name]), num, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+# ------------------------------------------------------------------ COCO files
+def _write_coco(folder, r, n_train=50, n_val=10, T=9, D=24, words=None):
+    """A small data set in the course's coco_captioning layout."""
+    import h5py
+    words = words or ["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "dog", "sits",
+                      "runs", "on", "the", "mat", "grass", "red", "big"]
+    V = len(words)
+    os.makedirs(folder, exist_ok=True)
+    caps = {}
+    for split, n in (("train", n_train), ("val", n_val)):
+        c = np.zeros((n, T), dtype=np.int32)
+        for i in range(n):
+            length = r.randint(3, T - 1)
+            c[i, 0] = 1
+            c[i, 1:length] = r.randint(4, V, size=length - 1)
+            c[i, length] = 2
+        caps[split] = c
+    with h5py.File(os.path.join(folder, "coco2014_captions.h5"), "w") as f:
+        for split, n in (("train", n_train), ("val", n_val)):
+            f[f"{split}_captions"] = caps[split]
+            f[f"{split}_image_idxs"] = np.arange(n, dtype=np.int32)   # one caption per image
+    for split, n in (("train", n_train), ("val", n_val)):
+        feats = r.randn(n, D).astype(np.float32)
+        for name in (f"{split}2014_vgg16_fc7_pca.h5", f"{split}2014_vgg16_fc7.h5"):
+            with h5py.File(os.path.join(folder, name), "w") as f:
+                f["features"] = feats
+        with open(os.path.join(folder, f"{split}2014_urls.txt"), "w") as f:
+            f.write("".join(f"http://images.example/{split}/{i}.jpg\n" for i in range(n)))
+    with open(os.path.join(folder, "coco2014_vocab.json"), "w") as f:
+        json.dump({"idx_to_word": words, "word_to_idx": {w: i for i, w in enumerate(words)}}, f)
+    return caps
+
+
+@pytest.fixture
+def coco(tmp_path):
+    pytest.importorskip("h5py", reason="h5py (the 'coco' extra) reads the COCO files")
+    folder = tmp_path / "cs231n" / "datasets" / "coco_captioning"
+    caps = _write_coco(str(folder), np.random.RandomState(0))
+    return tmp_path, folder, caps
+
+
+def test_load_coco_data_reads_the_course_layout(coco, monkeypatch):
+    root, folder, caps = coco
+    data = load_coco_data(str(folder))
+    np.testing.assert_array_equal(data["train_captions"], caps["train"])
+    assert data["train_features"].shape == (50, 24) and data["val_features"].shape == (10, 24)
+    assert data["idx_to_word"][5] == "cat" and data["word_to_idx"]["<NULL>"] == 0
+    assert data["train_urls"][3] == "http://images.example/train/3.jpg"
+    np.random.seed(0)
+    small = load_coco_data(str(folder), max_train=20)
+    np.random.seed(0)
+    mask = np.random.randint(50, size=20)
+    np.testing.assert_array_equal(small["train_captions"], caps["train"][mask])
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("XPNN_DATA", raising=False)
+    assert load_coco_data()["val_captions"].shape == (10, 9)     # found where the course puts it
+    os.remove(folder / "val2014_urls.txt")
+    with pytest.raises(FileNotFoundError, match="lacks val2014_urls.txt.*coco_captioning.zip"):
+        load_coco_data(str(folder))
+    monkeypatch.chdir(folder)
+    with pytest.raises(FileNotFoundError, match="coco_captioning.*not found.*coco_captioning.zip"):
+        load_coco_data()
+
+
+def test_minibatches_and_decoding(coco):
+    _, folder, caps = coco
+    data = load_coco_data(str(folder))
+    np.random.seed(3)
+    captions, feats, urls = sample_coco_minibatch(data, batch_size=4, split="val")
+    np.random.seed(3)
+    idx = np.random.choice(10, 4)
+    np.testing.assert_array_equal(captions, caps["val"][idx])
+    np.testing.assert_array_equal(feats, data["val_features"][idx])
+    assert list(urls) == [f"http://images.example/val/{i}.jpg" for i in idx]
+    words = data["idx_to_word"]
+    text = decode_captions(np.array([1, 5, 7, 2, 0, 0]), words)
+    assert text == "<START> cat sits <END>"
+    assert decode_captions(np.array([[1, 5, 2, 6], [1, 0, 6, 0]]), words) == \
+        ["<START> cat <END>", "<START> dog"]
+    with pytest.raises(KeyError, match="split must be 'train' or 'val'"):
+        sample_coco_minibatch(data, split="test")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_captioning_rnn_overfits_50_captions(coco, cell, capsys):
+    """The notebooks' overfitting cell at a small size: 50 captions, Adam,
+    the loss falls below 0.5, and greedy sampling gives back the training
+    captions."""
+    _, folder, _ = coco
+    data = load_coco_data(str(folder))
+    np.random.seed(231)
+    model = CaptioningRNN(data["word_to_idx"], input_dim=24, wordvec_dim=32, hidden_dim=64,
+                          cell_type=cell, dtype=np.float64)
+    solver = CaptioningSolver(model, data, update_rule="adam", num_epochs=100, batch_size=25,
+                              optim_config={"learning_rate": 5e-3}, lr_decay=0.995,
+                              verbose=True, print_every=40)
+    solver.train()
+    assert len(solver.loss_history) == 200 and solver.epoch == 100
+    assert solver.loss_history[-1] < 0.5 < solver.loss_history[0]
+    assert solver.optim_configs["Wx"]["learning_rate"] == pytest.approx(5e-3 * 0.995 ** 100)
+    out = capsys.readouterr().out
+    assert "(Iteration 1 / 200) loss: " in out and "(Iteration 161 / 200) loss: " in out
+    sampled = decode_captions(model.sample(data["train_features"][:10], max_length=9),
+                              data["idx_to_word"])
+    truth = decode_captions(data["train_captions"][:10, 1:], data["idx_to_word"])
+    assert sum(s == t for s, t in zip(sampled, truth)) >= 8
+
+
+def test_captioning_solver_refuses_what_it_does_not_take():
+    model = CaptioningRNN({"<NULL>": 0, "a": 1}, input_dim=2, wordvec_dim=2, hidden_dim=2)
+    with pytest.raises(ValueError, match="Unrecognized arguments num_epoch"):
+        CaptioningSolver(model, {}, num_epoch=3)
+    with pytest.raises(KeyError, match="load_coco_data"):
+        CaptioningSolver(model, {})
+    with pytest.raises(ValueError, match='Invalid cell_type "gru"'):
+        CaptioningRNN({"<NULL>": 0}, cell_type="gru")
+
+
+def test_image_from_url_reads_an_image_or_says_why_not(tmp_path):
+    from PIL import Image
+    img = (np.arange(4 * 5 * 3) % 256).astype(np.uint8).reshape(4, 5, 3)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    np.testing.assert_array_equal(image_from_url((tmp_path / "a.png").as_uri()), img)
+    with pytest.raises(OSError, match="could not fetch .*without a connection skip"):
+        image_from_url("http://127.0.0.1:9/none.jpg", timeout=2)
+
+
+# ------------------------------------------------------------------ the editions
+@pytest.mark.parametrize("edition", ["cs231n_2016", "cs231n_2017", "cs231n_2019",
+                                     "cs231n_2022", "ece662"])
+def test_assignment3_course_names(edition):
+    ns: dict = {}
+    exec(f"from xpnn.compat.{edition}.rnn_layers import *", ns)
+    for name in R.__all__ + ["sigmoid", "np"]:
+        assert name in ns, name
+    assert ns["sigmoid"](np.array([0.0]))[0] == 0.5
+    mod = importlib.import_module(f"xpnn.compat.{edition}.classifiers.rnn")
+    assert mod.CaptioningRNN is CaptioningRNN and hasattr(mod, "affine_forward")
+    solver = importlib.import_module(f"xpnn.compat.{edition}.captioning_solver")
+    rules = importlib.import_module(f"xpnn.compat.{edition}.optim")
+    assert solver.CaptioningSolver.update_rules["adam"] is rules.adam
+    coco = importlib.import_module(f"xpnn.compat.{edition}.coco_utils")
+    assert coco.load_coco_data is load_coco_data
+    assert importlib.import_module(f"xpnn.compat.{edition}.image_utils").image_from_url \
+        is image_from_url
+
+
+def test_the_rnn_runs_the_same_on_every_backend():
+    np.random.seed(0)
+    word_to_idx = {"<NULL>": 0, "<START>": 1, "a": 2, "b": 3}
+    feats, caps = np.random.randn(4, 6), np.random.randint(4, size=(4, 7))
+    out = []
+    for name in ("numpy", "array_api_strict"):
+        with backend.use_backend(name):
+            np.random.seed(1)
+            model = CaptioningRNN(word_to_idx, input_dim=6, wordvec_dim=5, hidden_dim=8,
+                                  cell_type="lstm", dtype=np.float64)
+            loss, grads = model.loss(feats, caps)
+            out.append((float(host(loss)), {k: host(v) for k, v in grads.items()},
+                        model.sample(feats, max_length=5)))
+    assert out[0][0] == pytest.approx(out[1][0], rel=1e-13)
+    for k in out[0][1]:
+        np.testing.assert_allclose(out[0][1][k], out[1][1][k], rtol=1e-11, atol=1e-14)
+    np.testing.assert_array_equal(out[0][2], out[1][2])

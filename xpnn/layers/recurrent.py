@@ -1,0 +1,262 @@
+"""Recurrent layers with the course's signatures (assignment 3): vanilla
+RNN and LSTM steps and sequences, word embeddings, the temporal affine
+layer and the masked temporal softmax loss.
+
+Shapes: N sequences, T time steps, input size D, hidden size H, vocabulary
+V. An RNN step is ``next_h = tanh(x @ Wx + prev_h @ Wh + b)``; an LSTM step
+splits ``a = x @ Wx + prev_h @ Wh + b`` (N, 4H) into the input, forget and
+output gates and the candidate, in that order (i, f, o, g):
+``next_c = f * prev_c + i * g``, ``next_h = o * tanh(next_c)``. The
+sequence versions start from h0 (and c = 0) and return every hidden state.
+"""
+from __future__ import annotations
+
+from array_api_compat import device as _device
+
+from .. import backend
+from ._util import check_dout, check_ndim, shape_str, xp_of
+from .core import sigmoid_forward
+
+__all__ = [
+    "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
+    "word_embedding_forward", "word_embedding_backward", "lstm_step_forward",
+    "lstm_step_backward", "lstm_forward", "lstm_backward", "temporal_affine_forward",
+    "temporal_affine_backward", "temporal_softmax_loss",
+]
+
+
+def _check_step(fn, x, prev_h, Wx, Wh, b, gates):
+    check_ndim(f"{fn}: x", x, 2, "(N, D)")
+    check_ndim(f"{fn}: prev_h", prev_h, 2, "(N, H)")
+    N, D = x.shape
+    H = prev_h.shape[1]
+    want = {"Wx": (D, gates * H), "Wh": (H, gates * H), "b": (gates * H,)}
+    for name, arr in (("Wx", Wx), ("Wh", Wh), ("b", b)):
+        if tuple(arr.shape) != want[name]:
+            raise ValueError(f"{fn}: {name} must have shape {want[name]} for x {shape_str(x)} "
+                             f"and prev_h {shape_str(prev_h)}, got {shape_str(arr)}")
+    if prev_h.shape[0] != N:
+        raise ValueError(f"{fn}: prev_h {shape_str(prev_h)} must have x's {N} rows")
+
+
+# ------------------------------------------------------------------ vanilla RNN
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    """One tanh RNN step. x (N, D), prev_h (N, H), Wx (D, H), Wh (H, H),
+    b (H,). Returns next_h (N, H) and the cache for the backward."""
+    xp = xp_of(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b)
+    _check_step("rnn_step_forward", x, prev_h, Wx, Wh, b, 1)
+    next_h = xp.tanh(x @ Wx + prev_h @ Wh + b)
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    """Backward of one RNN step: dx, dprev_h, dWx, dWh, db."""
+    x, prev_h, Wx, Wh, next_h = cache
+    xp = xp_of(dnext_h=dnext_h, x=x)
+    check_dout("rnn_step_backward", xp, dnext_h, next_h.shape)
+    da = dnext_h * (1 - next_h * next_h)
+    t = xp.matrix_transpose
+    return da @ t(Wx), da @ t(Wh), t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0)
+
+
+def _check_sequence(fn, x, h0):
+    check_ndim(f"{fn}: x", x, 3, "(N, T, D)")
+    check_ndim(f"{fn}: h0", h0, 2, "(N, H)")
+    if h0.shape[0] != x.shape[0]:
+        raise ValueError(f"{fn}: h0 {shape_str(h0)} must have x's {x.shape[0]} sequences")
+
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    """A tanh RNN over T steps. x (N, T, D), h0 (N, H). Returns h (N, T, H),
+    every step's hidden state, and the cache."""
+    xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
+    _check_sequence("rnn_forward", x, h0)
+    if x.shape[1]:
+        _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
+    hs, caches, h = [], [], h0
+    for t in range(x.shape[1]):
+        h, cache = rnn_step_forward(x[:, t, :], h, Wx, Wh, b)
+        hs.append(h)
+        caches.append(cache)
+    out = xp.stack(hs, axis=1) if hs else \
+        xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
+    return out, (caches, x, h0, Wx, Wh, b)
+
+
+def rnn_backward(dh, cache):
+    """Backward of :func:`rnn_forward`; dh (N, T, H) is the upstream
+    gradient of every hidden state. Returns dx, dh0, dWx, dWh, db."""
+    caches, x, h0, Wx, Wh, b = cache
+    xp = xp_of(dh=dh, x=x)
+    N, T = x.shape[:2]
+    check_dout("rnn_backward", xp, dh, (N, T, h0.shape[1]))
+    dx = [None] * T
+    dWx, dWh, db = xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)
+    dprev = xp.zeros_like(h0)
+    for t in reversed(range(T)):
+        dx[t], dprev, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t, :] + dprev, caches[t])
+        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
+    dxs = xp.stack(dx, axis=1) if T else xp.zeros_like(x)
+    return dxs, dprev, dWx, dWh, db
+
+
+# ------------------------------------------------------------------ word embeddings
+def word_embedding_forward(x, W):
+    """Rows of W (V, D) for the integer word indices x (N, T): out (N, T, D)."""
+    xp = xp_of(x=x, W=W)
+    check_ndim("word_embedding_forward: W", W, 2, "(V, D)")
+    if not xp.isdtype(x.dtype, "integral"):
+        raise TypeError(f"word_embedding_forward: x must hold integer word indices, got "
+                        f"dtype {x.dtype}")
+    V = W.shape[0]
+    if x.size and backend.labels_need_check(x):
+        lo, hi = backend.label_range(x)
+        if lo < 0 or hi >= V:
+            raise ValueError(f"word_embedding_forward: word indices must lie in [0, {V - 1}] "
+                             f"for W's {V} words, got values in [{lo}, {hi}]")
+    flat = xp.reshape(x, (-1,))
+    out = xp.reshape(xp.take(W, flat, axis=0), (*x.shape, W.shape[1]))
+    return out, (x, W)
+
+
+def word_embedding_backward(dout, cache):
+    """Backward of :func:`word_embedding_forward`: dW (V, D), each row the
+    sum of the gradients of the positions holding that word."""
+    x, W = cache
+    xp = xp_of(dout=dout, W=W)
+    check_dout("word_embedding_backward", xp, dout, (*x.shape, W.shape[1]))
+    fast = backend.kernels(dout, W).scatter_add_rows(x, dout, W.shape[0])
+    if fast is not None:
+        return fast
+    flat = xp.reshape(x, (-1,))
+    words = xp.arange(W.shape[0], dtype=flat.dtype, device=_device(flat))
+    hot = xp.astype(flat[None, :] == words[:, None], dout.dtype)       # (V, N*T)
+    return hot @ xp.reshape(dout, (-1, W.shape[1]))
+
+
+# ------------------------------------------------------------------ LSTM
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One LSTM step (gates i, f, o, g). x (N, D), prev_h and prev_c (N, H),
+    Wx (D, 4H), Wh (H, 4H), b (4H,). Returns next_h, next_c and the cache."""
+    xp = xp_of(x=x, prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, b=b)
+    _check_step("lstm_step_forward", x, prev_h, Wx, Wh, b, 4)
+    if tuple(prev_c.shape) != tuple(prev_h.shape):
+        raise ValueError(f"lstm_step_forward: prev_c {shape_str(prev_c)} must have prev_h's "
+                         f"shape {shape_str(prev_h)}")
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    sig, _ = sigmoid_forward(a[:, :3 * H])
+    i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
+    g = xp.tanh(a[:, 3 * H:])
+    next_c = f * prev_c + i * g
+    tc = xp.tanh(next_c)
+    next_h = o * tc
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tc)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """Backward of one LSTM step: dx, dprev_h, dprev_c, dWx, dWh, db."""
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tc = cache
+    xp = xp_of(dnext_h=dnext_h, dnext_c=dnext_c, x=x)
+    check_dout("lstm_step_backward", xp, dnext_h, prev_h.shape)
+    check_dout("lstm_step_backward", xp, dnext_c, prev_c.shape)
+    dc = dnext_c + dnext_h * o * (1 - tc * tc)
+    da = xp.concat([dc * g * i * (1 - i), dc * prev_c * f * (1 - f),
+                    dnext_h * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+    t = xp.matrix_transpose
+    return (da @ t(Wx), da @ t(Wh), dc * f, t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0))
+
+
+def lstm_forward(x, h0, Wx, Wh, b):
+    """An LSTM over T steps from h0 and a zero cell state. x (N, T, D), h0
+    (N, H). Returns h (N, T, H) and the cache."""
+    xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
+    _check_sequence("lstm_forward", x, h0)
+    if x.shape[1]:
+        _check_step("lstm_forward", x[:, 0, :], h0, Wx, Wh, b, 4)
+    h, c = h0, xp.zeros_like(h0)
+    hs, caches = [], []
+    for t in range(x.shape[1]):
+        h, c, cache = lstm_step_forward(x[:, t, :], h, c, Wx, Wh, b)
+        hs.append(h)
+        caches.append(cache)
+    out = xp.stack(hs, axis=1) if hs else \
+        xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
+    return out, (caches, x, h0, Wx, Wh, b)
+
+
+def lstm_backward(dh, cache):
+    """Backward of :func:`lstm_forward`: dx, dh0, dWx, dWh, db."""
+    caches, x, h0, Wx, Wh, b = cache
+    xp = xp_of(dh=dh, x=x)
+    N, T = x.shape[:2]
+    check_dout("lstm_backward", xp, dh, (N, T, h0.shape[1]))
+    dx = [None] * T
+    dWx, dWh, db = xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)
+    dprev_h, dprev_c = xp.zeros_like(h0), xp.zeros_like(h0)
+    for t in reversed(range(T)):
+        dx[t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
+            dh[:, t, :] + dprev_h, dprev_c, caches[t])
+        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
+    dxs = xp.stack(dx, axis=1) if T else xp.zeros_like(x)
+    return dxs, dprev_h, dWx, dWh, db
+
+
+# ------------------------------------------------------------------ output side
+def temporal_affine_forward(x, w, b):
+    """The same affine layer at every time step: x (N, T, D), w (D, M), b
+    (M,) -> out (N, T, M)."""
+    xp = xp_of(x=x, w=w, b=b)
+    check_ndim("temporal_affine_forward: x", x, 3, "(N, T, D)")
+    check_ndim("temporal_affine_forward: w", w, 2, "(D, M)")
+    N, T, D = x.shape
+    if w.shape[0] != D or tuple(b.shape) != (w.shape[1],):
+        raise ValueError(f"temporal_affine_forward: x {shape_str(x)} needs w ({D}, M) and b "
+                         f"(M,), got w {shape_str(w)} and b {shape_str(b)}")
+    out = xp.reshape(xp.reshape(x, (N * T, D)) @ w + b, (N, T, w.shape[1]))
+    return out, (x, w, b, out)
+
+
+def temporal_affine_backward(dout, cache):
+    """Backward of :func:`temporal_affine_forward`: dx, dw, db."""
+    x, w, b, out = cache
+    xp = xp_of(dout=dout, x=x)
+    check_dout("temporal_affine_backward", xp, dout, out.shape)
+    N, T, D = x.shape
+    M = w.shape[1]
+    d2 = xp.reshape(dout, (N * T, M))
+    dx = xp.reshape(d2 @ xp.matrix_transpose(w), (N, T, D))
+    dw = xp.matrix_transpose(xp.reshape(x, (N * T, D))) @ d2
+    return dx, dw, xp.sum(d2, axis=0)
+
+
+def temporal_softmax_loss(x, y, mask, verbose=False):
+    """Softmax loss summed over the time steps ``mask`` keeps and averaged
+    over the N sequences. x (N, T, V) scores, y (N, T) word indices, mask
+    (N, T) booleans. Returns (loss, dx). verbose prints dx's flat shape."""
+    xp = xp_of(x=x, y=y, mask=mask)
+    check_ndim("temporal_softmax_loss: x", x, 3, "scores (N, T, V)")
+    N, T, V = x.shape
+    if tuple(y.shape) != (N, T) or tuple(mask.shape) != (N, T):
+        raise ValueError(f"temporal_softmax_loss: y and mask must have shape {(N, T)} to "
+                         f"match x {shape_str(x)}, got {shape_str(y)} and {shape_str(mask)}")
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"temporal_softmax_loss: y must hold integer word indices, got dtype "
+                        f"{y.dtype}")
+    if N * T and backend.labels_need_check(y):
+        lo, hi = backend.label_range(y)
+        if lo < 0 or hi >= V:
+            raise ValueError(f"temporal_softmax_loss: word indices must lie in [0, {V - 1}] "
+                             f"for {V} scores, got values in [{lo}, {hi}]")
+    xf = xp.reshape(x, (N * T, V))
+    yf = xp.reshape(y, (-1,))
+    keep = xp.astype(xp.reshape(mask, (-1,)), x.dtype)[:, None]
+    shifted = xf - xp.max(xf, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+    words = xp.arange(V, dtype=yf.dtype, device=_device(yf))
+    hot = xp.astype(yf[:, None] == words[None, :], x.dtype)
+    loss = -xp.sum(keep * hot * log_probs) / N
+    dx = (xp.exp(log_probs) - hot) / N * keep
+    if verbose:
+        print("dx_flat: ", tuple(dx.shape))
+    return loss, xp.reshape(dx, (N, T, V))
