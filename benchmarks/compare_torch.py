@@ -39,6 +39,8 @@ CASES = {
     "batchnorm_256x512": ("torch", 1.5, False),
     "spatial_batchnorm_64x32x16x16": ("torch", 1.5, False),
     "three_layer_f64_vs_course_ref": ("course", 1.0, False),
+    "captioning_lstm_step": ("torch", 1.0, False),
+    "knn_no_loops_5000x500_f64": ("torch", 1.0, False),
     "three_layer_convnet_step_busy_core": ("torch", None, True),
     "challenge_net_step_busy_core": ("torch", None, True),
 }
@@ -124,6 +126,45 @@ def _build(case, lib, threads):
         from xpnn.layers import max_pool_backward_fast, max_pool_forward_fast
         p = {"pool_height": 2, "pool_width": 2, "stride": 2}
         return lambda: max_pool_backward_fast(dout, max_pool_forward_fast(x, p)[1])
+    if base == "captioning_lstm_step":
+        # the LSTM captioning notebook's sizes: 25 captions of 17 words (16
+        # steps), PCA image features 512, word vectors 256, hidden 512, 1004 words
+        N, T, V, D, W, H = 25, 16, 1004, 512, 256, 512
+        feats = r.randn(N, D).astype(np.float32)
+        caps = r.randint(3, V, size=(N, T + 1))
+        caps[:, 0] = 1
+        caps[:, -3:] = 0        # some <NULL> padding, which the loss skips
+        if lib == "torch":
+            proj, emb = torch.nn.Linear(D, H), torch.nn.Embedding(V, W)
+            lstm, vocab = torch.nn.LSTM(W, H, batch_first=True), torch.nn.Linear(H, V)
+            mods = (proj, emb, lstm, vocab)
+            ft, cin, cout = t(feats), torch.tensor(caps[:, :-1]), torch.tensor(caps[:, 1:])
+
+            def step():
+                for m in mods:
+                    m.zero_grad(set_to_none=True)
+                h0 = proj(ft)[None]
+                out, _ = lstm(emb(cin), (h0, torch.zeros_like(h0)))
+                scores = vocab(out).reshape(N * T, V)
+                loss = F.cross_entropy(scores, cout.reshape(-1), ignore_index=0,
+                                       reduction="sum") / N
+                loss.backward()
+            return step
+        from xpnn.models import CaptioningRNN
+        words = {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, V)}}
+        model = CaptioningRNN(words, input_dim=D, wordvec_dim=W, hidden_dim=H,
+                              cell_type="lstm", dtype=np.float32)
+        return lambda: model.loss(feats, caps)
+    if base == "knn_no_loops_5000x500_f64":
+        # the kNN notebook: 5,000 training and 500 test CIFAR-10 images, float64
+        Xtr, Xte = r.rand(5000, 3072) * 255, r.rand(500, 3072) * 255
+        if lib == "torch":
+            tr, te = torch.tensor(Xtr), torch.tensor(Xte)
+            return lambda: torch.cdist(te, tr)
+        from xpnn.models import KNearestNeighbor
+        clf = KNearestNeighbor()
+        clf.train(Xtr, r.randint(10, size=5000))
+        return lambda: clf.compute_distances_no_loops(Xte)
     shape = (256, 512) if base == "batchnorm_256x512" else (64, 32, 16, 16)
     x, dout = r.randn(*shape).astype(dt), r.randn(*shape).astype(dt)
     g, be = np.ones(shape[1], dt), np.zeros(shape[1], dt)

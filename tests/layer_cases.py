@@ -147,12 +147,13 @@ CASES = {
 
 # ---------------------------------------------------------------- layer objects (xpnn.nn)
 def _layer_objects():
-    from xpnn.nn import (ELU, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten,
-                         GlobalAvgPool2d, GroupNorm, LayerNorm, LeakyReLU, Linear, MaxPool2d,
-                         PReLU, ReLU, Residual)
+    from xpnn.nn import (ELU, LSTM, RNN, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout,
+                         Embedding, Flatten, GlobalAvgPool2d, GroupNorm, LayerNorm, LeakyReLU,
+                         Linear, MaxPool2d, PReLU, ReLU, Residual, TemporalAffine)
 
-    def row(make, shape, shrink="equal"):
-        return dict(make=make, shape=shape, shrink=shrink)
+    def row(make, shape, shrink="equal", vocab=None):
+        return dict(make=make, shape=shape, shrink=shrink, vocab=vocab)
+    no_rule = "declares no channel rule"
     return {
         "Conv2d": row(lambda: Conv2d(3, 4, (3, 2), stride=2, padding=1), (3, 7, 6)),
         "Linear": row(lambda: Linear(12, 5), (12,)),
@@ -175,11 +176,17 @@ def _layer_objects():
         "Residual": row(lambda: Residual([Conv2d(3, 3, 3, padding=1), ReLU()]), (3, 4, 4)),
         "Residual_shortcut": row(lambda: Residual([Conv2d(3, 4, 3, stride=2, padding=1)],
                                                   Conv2d(3, 4, 1, stride=2)), (3, 5, 5)),
+        # sequences (T, D) per sample; word indices (T,) for an Embedding
+        "Embedding": row(lambda: Embedding(6, 4), (5,), shrink=no_rule, vocab=6),
+        "RNN": row(lambda: RNN(3, 4), (5, 3), shrink=no_rule),
+        "LSTM": row(lambda: LSTM(3, 4), (5, 3), shrink=no_rule),
+        "TemporalAffine": row(lambda: TemporalAffine(3, 4), (5, 3), shrink=no_rule),
     }
 
 
 #: every layer class of xpnn.nn, one row per case: ``make()`` builds the layer,
 #: ``shape`` is its per-sample input, ``shrink`` what shrink does once the
 #: channel feeding it is pruned ("equal": the shrunk model computes the same;
-#: else the refusal's words). tests/test_layer_table.py runs every row.
+#: else the refusal's words), ``vocab`` the number of words when its input
+#: is word indices. tests/test_layer_table.py runs every row.
 LAYERS = _layer_objects()

@@ -231,13 +231,14 @@ def test_every_layer_class_through_the_cuda_kernels(cuda, row, monkeypatch):
     backend's Kernels (host builds) in place of NumPy's: the loss, every
     gradient and the scores of NumPy's own path."""
     from xpnn import backend
-    from test_layer_table import _loss, _net
+    from test_layer_table import _inputs, _loss, _net
     import copy
     dt = cuda.dt
     model = _net(row, dtype=dt)
     twin = copy.deepcopy(model)       # the same running statistics to start from
     r = np.random.RandomState(7)
-    X, y = r.randn(5, *model.input_shape).astype(dt), r.randint(3, size=5)
+    X, y = _inputs(row, model, r, 5), r.randint(3, size=5)
+    X = X.astype(dt) if X.dtype.kind == "f" else X
     with backend.use_backend("numpy"):
         ref_loss, ref_grads = _loss(model, X, y)
         ref_scores = _loss(model, X)

@@ -11,7 +11,8 @@ import pytest
 
 from xpnn import backend, nn, prune
 from xpnn.gradient_check import eval_numerical_gradient
-from xpnn.nn import Conv2d, Flatten, Layer, Linear, ReLU, Sequential, layer_from_spec
+from xpnn.nn import (Conv2d, Flatten, Layer, Linear, ReLU, Sequential, TemporalAffine,
+                     layer_from_spec)
 
 from conftest import host
 from layer_cases import LAYERS
@@ -24,10 +25,25 @@ def _net(row, dtype=np.float64, **kw):
     case = LAYERS[row]
     shape = case["shape"]
     out = case["make"]().in_shape_out(shape)
-    first = Conv2d(shape[0], shape[0], 1) if len(shape) == 3 else Linear(shape[0], shape[0])
-    tail = [Flatten(), Linear(int(np.prod(out)), 3)] if len(out) == 3 else \
+    if case["vocab"]:          # it reads the word indices: nothing comes before it
+        first = []
+    elif len(shape) == 2:      # a sequence (T, D), made by a TemporalAffine
+        first = [TemporalAffine(shape[1], shape[1])]
+    else:
+        first = [Conv2d(shape[0], shape[0], 1) if len(shape) == 3 else
+                 Linear(shape[0], shape[0])]
+    tail = [Flatten(), Linear(int(np.prod(out)), 3)] if len(out) >= 2 else \
         [Linear(out[0], 3)]
-    return Sequential(first, case["make"](), *tail, input_shape=shape, dtype=dtype, seed=0, **kw)
+    return Sequential(*first, case["make"](), *tail, input_shape=shape, dtype=dtype, seed=0,
+                      **kw)
+
+
+def _inputs(row, model, r, n):
+    """n samples of the row's input: word indices for an Embedding, else normal."""
+    vocab = LAYERS[row]["vocab"]
+    if vocab:
+        return r.randint(vocab, size=(n, *model.input_shape))
+    return r.randn(n, *model.input_shape)
 
 
 def _loss(model, X, y=None):
@@ -47,7 +63,7 @@ def test_every_layer_class_has_a_row():
 def test_every_param_gradient_through_the_layer(xb, row):
     model = _net(row, reg=0.1)
     r = np.random.RandomState(1)
-    X = xb.asarray(r.randn(4, *model.input_shape))
+    X = xb.asarray(_inputs(row, model, r, 4))
     y = xb.asarray(r.randint(3, size=4))
     model.to_device(xb.name)
     loss, grads = _loss(model, X, y)
@@ -63,7 +79,7 @@ def test_every_param_gradient_through_the_layer(xb, row):
 def test_float32_stays_float32(xb, row):
     model = _net(row, dtype=np.float32)
     r = np.random.RandomState(2)
-    X = xb.asarray(r.randn(4, *model.input_shape))        # float64 data, a float32 model
+    X = xb.asarray(_inputs(row, model, r, 4))   # float64 data (or indices), a float32 model
     model.to_device(xb.name)
     loss, grads = _loss(model, X, xb.asarray(r.randint(3, size=4)))
     assert str(loss.dtype).endswith("float32")
@@ -84,7 +100,7 @@ def test_the_spec_is_json_and_rebuilds_the_layer(row):
     twin.params = dict(model.params)
     for entry, mine in zip(twin.bn_params, model.bn_params):
         entry.update(mine)
-    X = np.random.RandomState(4).randn(3, *model.input_shape)
+    X = _inputs(row, model, np.random.RandomState(4), 3)
     np.testing.assert_array_equal(host(_loss(twin, X)), host(_loss(model, X)))
 
 
@@ -115,7 +131,7 @@ def test_shrink_around_the_layer(row):
     refuses, saying why."""
     model = _net(row)
     r = np.random.RandomState(5)
-    X = r.randn(6, *model.input_shape)
+    X = _inputs(row, model, r, 6)
     _loss(model, X, r.randint(3, size=6))   # a training pass moves running statistics
     _prune_one_channel(model)
     before = host(_loss(model, X))

@@ -153,3 +153,67 @@ def test_losses_match_torch(xb, N, C, seed):
     t_loss, (tdx,) = _torch_grads(lambda s: C * F.multi_margin_loss(s, ty), np.array(1.0), x)
     _close(xb, loss, t_loss)
     _close(xb, dx, tdx)
+
+
+# ------------------------------------------------------------------ recurrent layers
+def _torch_lstm_weights(Wx, Wh, b, H):
+    """torch.nn.LSTM's gate order is i, f, g, o; the course's (and xpnn's)
+    i, f, o, g: the last two blocks of H swap, and torch's weights are
+    transposed (weight_ih (4H, D))."""
+    order = np.r_[0:2 * H, 3 * H:4 * H, 2 * H:3 * H]
+    return Wx[:, order].T, Wh[:, order].T, b[order]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_sequence_model_matches_torch(xb, cell):
+    """Sequential(Embedding, RNN or LSTM, TemporalAffine) against
+    torch.nn.Embedding -> RNN/LSTM(batch_first) -> Linear with the same
+    weights: the scores, the loss (cross-entropy summed over the steps,
+    averaged over the sequences) and every parameter's gradient, float64."""
+    from xpnn.nn import LSTM, RNN, Embedding, Sequential, TemporalAffine
+    N, T, V, D, H = 3, 5, 7, 4, 6
+    layer = LSTM(D, H) if cell == "lstm" else RNN(D, H)
+    model = Sequential(Embedding(V, D), layer, TemporalAffine(H, V), input_shape=(T,),
+                       dtype=np.float64, seed=1)
+    r = np.random.RandomState(2)
+    for k, v in model.params.items():   # biases away from zero too
+        model.params[k] = 0.5 * r.randn(*v.shape)
+    X, y = r.randint(V, size=(N, T)), r.randint(V, size=(N, T))
+    p = {k: xb.host(v) for k, v in model.params.items()}
+    model.to_device(xb.name)
+    loss, grads = model.loss(xb.asarray(X), xb.asarray(y))
+    scores = model.loss(xb.asarray(X))
+
+    emb = torch.nn.Embedding(V, D).double()
+    rec = (torch.nn.LSTM if cell == "lstm" else torch.nn.RNN)(D, H, batch_first=True).double()
+    lin = torch.nn.Linear(H, V).double()
+    Wx, Wh, b = p["1.Wx"], p["1.Wh"], p["1.b"]
+    if cell == "lstm":
+        Wx, Wh, b = _torch_lstm_weights(Wx, Wh, b, H)
+    else:
+        Wx, Wh = Wx.T, Wh.T
+    with torch.no_grad():
+        emb.weight.copy_(torch.tensor(p["0.W"]))
+        rec.weight_ih_l0.copy_(torch.tensor(Wx))
+        rec.weight_hh_l0.copy_(torch.tensor(Wh))
+        rec.bias_ih_l0.copy_(torch.tensor(b))
+        rec.bias_hh_l0.zero_()
+        lin.weight.copy_(torch.tensor(p["2.W"].T))
+        lin.bias.copy_(torch.tensor(p["2.b"]))
+    out = lin(rec(emb(torch.tensor(X)))[0])
+    t_loss = F.cross_entropy(out.reshape(N * T, V), torch.tensor(y).reshape(-1),
+                             reduction="sum") / N
+    t_loss.backward()
+    np.testing.assert_allclose(xb.host(scores), out.detach().numpy(), **TOL)
+    assert float(xb.host(loss)) == pytest.approx(float(t_loss), rel=1e-12)
+    g = {k: xb.host(v) for k, v in grads.items()}
+    tWx, tWh = rec.weight_ih_l0.grad.numpy(), rec.weight_hh_l0.grad.numpy()
+    tb = rec.bias_ih_l0.grad.numpy()
+    if cell == "lstm":
+        gWx, gWh, gb = _torch_lstm_weights(g["1.Wx"], g["1.Wh"], g["1.b"], H)
+    else:
+        gWx, gWh, gb = g["1.Wx"].T, g["1.Wh"].T, g["1.b"]
+    for ours, theirs in ((g["0.W"], emb.weight.grad.numpy()), (gWx, tWx), (gWh, tWh),
+                         (gb, tb), (g["2.W"].T, lin.weight.grad.numpy()),
+                         (g["2.b"], lin.bias.grad.numpy())):
+        np.testing.assert_allclose(ours, theirs, **TOL)

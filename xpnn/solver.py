@@ -338,7 +338,8 @@ class Solver:
         return bool(np.all(backend.to_numpy(flags)))
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
-        """Fraction of (a random subsample of num_samples of) X classified as y."""
+        """Fraction of (a random subsample of num_samples of) X classified as
+        y; for sequence scores, the fraction of time steps."""
         N = X.shape[0]
         idx = None
         if num_samples is not None and N > num_samples:
@@ -350,11 +351,12 @@ class Solver:
             sel = np.arange(start, min(start + batch_size, N))
             rows = idx[sel] if idx is not None else sel
             scores = self.model.loss(self._rows(X, rows))
-            pred = xp.argmax(scores, axis=1)
+            pred = xp.argmax(scores, axis=-1)   # per step for (N, T, classes) scores
             yb = self._rows(y, rows)
             correct = correct + xp.sum(xp.astype(pred == xp.astype(yb, pred.dtype), xp.int64))
+        per_sample = int(np.prod(y.shape[1:]))   # labels per sample: 1, or T steps
         # one read-back per call, through to_numpy (counted by the GPU tests)
-        return float(backend.to_numpy(correct)) / N if N else 0.0
+        return float(backend.to_numpy(correct)) / (N * per_sample) if N else 0.0
 
     def _read_losses(self, upto=None):
         """Turn the recorded losses before ``upto`` into floats with ONE

@@ -66,38 +66,67 @@ def _check_sequence(fn, x, h0):
         raise ValueError(f"{fn}: h0 {shape_str(h0)} must have x's {x.shape[0]} sequences")
 
 
+def _input_part(xp, x, Wx, b):
+    """x @ Wx + b for every step at once: (N, T, k*H), one product."""
+    N, T, D = x.shape
+    return xp.reshape(xp.reshape(x, (N * T, D)) @ Wx + b, (N, T, Wx.shape[1]))
+
+
+def _weight_grads(xp, x, h0, h, da):
+    """dx, dWx's inputs and dWh for all steps at once from the stacked
+    pre-activation gradients da (N, T, k*H): one product each."""
+    N, T, D = x.shape
+    k_H = da.shape[2]
+    da2 = xp.reshape(da, (N * T, k_H))
+    hprev = xp.concat([h0[:, None, :], h[:, :-1, :]], axis=1)
+    t = xp.matrix_transpose
+    return da2, t(xp.reshape(x, (N * T, D))) @ da2, \
+        t(xp.reshape(hprev, (N * T, h0.shape[1]))) @ da2
+
+
+def _empty_sequence(xp, x, h0):
+    return xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
+
+
 def rnn_forward(x, h0, Wx, Wh, b):
     """A tanh RNN over T steps. x (N, T, D), h0 (N, H). Returns h (N, T, H),
-    every step's hidden state, and the cache."""
+    every step's hidden state, and the cache. (The input part x @ Wx + b of
+    every step is one product; only h @ Wh runs step by step.)"""
     xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
     _check_sequence("rnn_forward", x, h0)
-    if x.shape[1]:
-        _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
-    hs, caches, h = [], [], h0
+    if not x.shape[1]:
+        return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None)
+    _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
+    xa = _input_part(xp, x, Wx, b)
+    hs, h = [], h0
     for t in range(x.shape[1]):
-        h, cache = rnn_step_forward(x[:, t, :], h, Wx, Wh, b)
+        h = xp.tanh(xa[:, t, :] + h @ Wh)
         hs.append(h)
-        caches.append(cache)
-    out = xp.stack(hs, axis=1) if hs else \
-        xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
-    return out, (caches, x, h0, Wx, Wh, b)
+    out = xp.stack(hs, axis=1)
+    return out, (x, h0, Wx, Wh, b, out)
 
 
 def rnn_backward(dh, cache):
     """Backward of :func:`rnn_forward`; dh (N, T, H) is the upstream
     gradient of every hidden state. Returns dx, dh0, dWx, dWh, db."""
-    caches, x, h0, Wx, Wh, b = cache
+    x, h0, Wx, Wh, b, out = cache
     xp = xp_of(dh=dh, x=x)
     N, T = x.shape[:2]
     check_dout("rnn_backward", xp, dh, (N, T, h0.shape[1]))
-    dx = [None] * T
-    dWx, dWh, db = xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)
-    dprev = xp.zeros_like(h0)
+    if not T:
+        return xp.zeros_like(x), xp.zeros_like(h0), xp.zeros_like(Wx), xp.zeros_like(Wh), \
+            xp.zeros_like(b)
+    t_ = xp.matrix_transpose
+    WhT = t_(Wh)
+    das = [None] * T
+    dnext = xp.zeros_like(h0)
     for t in reversed(range(T)):
-        dx[t], dprev, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t, :] + dprev, caches[t])
-        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
-    dxs = xp.stack(dx, axis=1) if T else xp.zeros_like(x)
-    return dxs, dprev, dWx, dWh, db
+        h = out[:, t, :]
+        das[t] = (dh[:, t, :] + dnext) * (1 - h * h)
+        dnext = das[t] @ WhT
+    da2, dWx, dWh = _weight_grads(xp, x, h0, out, xp.stack(das, axis=1))
+    dx = xp.reshape(da2 @ t_(Wx), x.shape)
+    return dx, dnext, dWx, dWh, xp.sum(da2, axis=0)
 
 
 # ------------------------------------------------------------------ word embeddings
@@ -169,37 +198,57 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
 
 def lstm_forward(x, h0, Wx, Wh, b):
     """An LSTM over T steps from h0 and a zero cell state. x (N, T, D), h0
-    (N, H). Returns h (N, T, H) and the cache."""
+    (N, H). Returns h (N, T, H) and the cache. (The input part x @ Wx + b of
+    every step is one product; only h @ Wh runs step by step.)"""
     xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
     _check_sequence("lstm_forward", x, h0)
-    if x.shape[1]:
-        _check_step("lstm_forward", x[:, 0, :], h0, Wx, Wh, b, 4)
+    if not x.shape[1]:
+        return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None, [])
+    _check_step("lstm_forward", x[:, 0, :], h0, Wx, Wh, b, 4)
+    H = h0.shape[1]
+    xa = _input_part(xp, x, Wx, b)
     h, c = h0, xp.zeros_like(h0)
-    hs, caches = [], []
+    hs, states = [], []
     for t in range(x.shape[1]):
-        h, c, cache = lstm_step_forward(x[:, t, :], h, c, Wx, Wh, b)
+        a = xa[:, t, :] + h @ Wh
+        # the three gates' sigmoid as 0.5 * tanh(a / 2) + 0.5: never overflows,
+        # two passes over the values where the exp form takes six
+        sig = 0.5 * xp.tanh(0.5 * a[:, :3 * H]) + 0.5
+        i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
+        g = xp.tanh(a[:, 3 * H:])
+        c_next = f * c + i * g
+        tc = xp.tanh(c_next)
+        states.append((c, i, f, o, g, tc))
+        h, c = o * tc, c_next
         hs.append(h)
-        caches.append(cache)
-    out = xp.stack(hs, axis=1) if hs else \
-        xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
-    return out, (caches, x, h0, Wx, Wh, b)
+    out = xp.stack(hs, axis=1)
+    return out, (x, h0, Wx, Wh, b, out, states)
 
 
 def lstm_backward(dh, cache):
     """Backward of :func:`lstm_forward`: dx, dh0, dWx, dWh, db."""
-    caches, x, h0, Wx, Wh, b = cache
+    x, h0, Wx, Wh, b, out, states = cache
     xp = xp_of(dh=dh, x=x)
     N, T = x.shape[:2]
     check_dout("lstm_backward", xp, dh, (N, T, h0.shape[1]))
-    dx = [None] * T
-    dWx, dWh, db = xp.zeros_like(Wx), xp.zeros_like(Wh), xp.zeros_like(b)
-    dprev_h, dprev_c = xp.zeros_like(h0), xp.zeros_like(h0)
+    if not T:
+        return xp.zeros_like(x), xp.zeros_like(h0), xp.zeros_like(Wx), xp.zeros_like(Wh), \
+            xp.zeros_like(b)
+    t_ = xp.matrix_transpose
+    WhT = t_(Wh)
+    das = [None] * T
+    dh_next, dc_next = xp.zeros_like(h0), xp.zeros_like(h0)
     for t in reversed(range(T)):
-        dx[t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
-            dh[:, t, :] + dprev_h, dprev_c, caches[t])
-        dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t
-    dxs = xp.stack(dx, axis=1) if T else xp.zeros_like(x)
-    return dxs, dprev_h, dWx, dWh, db
+        c_prev, i, f, o, g, tc = states[t]
+        dht = dh[:, t, :] + dh_next
+        dc = dc_next + dht * o * (1 - tc * tc)
+        das[t] = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                            dht * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+        dh_next = das[t] @ WhT
+        dc_next = dc * f
+    da2, dWx, dWh = _weight_grads(xp, x, h0, out, xp.stack(das, axis=1))
+    dx = xp.reshape(da2 @ t_(Wx), x.shape)
+    return dx, dh_next, dWx, dWh, xp.sum(da2, axis=0)
 
 
 # ------------------------------------------------------------------ output side

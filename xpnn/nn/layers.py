@@ -29,7 +29,7 @@ from ..layers._util import check_int, check_number, pad_hw, xp_of, zeros_like_sh
 __all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
            "LayerNorm", "GroupNorm",
            "ReLU", "LeakyReLU", "ELU", "PReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
-           "Dropout", "Flatten", "Residual"]
+           "Dropout", "Flatten", "Residual", "Embedding", "RNN", "LSTM", "TemporalAffine"]
 
 
 def _pair(name, v, minimum):
@@ -703,6 +703,140 @@ class Flatten(Layer):
 
     def backward(self, dout, cache):
         return xp_of(dout=dout).reshape(dout, cache), {}
+
+
+# ------------------------------------------------------------------ sequences
+# A sequence is (T, D) per sample: T time steps of D features. These layers
+# declare no channel rule (their features are the last axis, not axis 1),
+# so shrink refuses a model holding one (unstructured pruning of their weights works).
+
+def _sequence(layer, in_shape, size, what):
+    if len(in_shape) != 2 or in_shape[1] != size:
+        raise layer._mismatch(f"expects sequences (T, {size}) of {what}, got input {in_shape}")
+
+
+class Embedding(Layer):
+    """Word vectors: integer indices (T,) in [0, num_embeddings) -> (T,
+    embedding_dim), rows of ``W`` (num_embeddings, embedding_dim), drawn N(0,
+    1) as ``torch.nn.Embedding`` draws them (or N(0, weight_scale^2)). Takes
+    the model's input as it is (integers); it must be the first layer."""
+
+    weights = ("W",)
+    takes_indices = True
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings = check_int("Embedding: num_embeddings", num_embeddings, 1)
+        self.embedding_dim = check_int("Embedding: embedding_dim", embedding_dim, 1)
+
+    def config(self):
+        return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim}
+
+    def build(self, in_shape):
+        if len(in_shape) != 1:
+            raise self._mismatch(f"expects word indices (T,) per sample, got input {in_shape}")
+        # He's sqrt(2 / fan_in) with fan_in 2 is 1: N(0, 1) unless weight_scale says otherwise
+        self.param_shapes = {"W": ((self.num_embeddings, self.embedding_dim), ("normal", 2))}
+        return (in_shape[0], self.embedding_dim)
+
+    def forward(self, x, train):
+        return L.word_embedding_forward(x, self.p("W"))
+
+    def backward(self, dout, cache):
+        return None, {"W": L.word_embedding_backward(dout, cache)}
+
+
+class _Recurrent(Layer):
+    """A recurrent layer over (T, input_size) sequences from a zero state,
+    returning every step's hidden state (T, hidden_size)."""
+
+    weights = ("Wx", "Wh")
+    gates = 1
+    _forward = _backward = None
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        name = type(self).__name__
+        self.input_size = check_int(f"{name}: input_size", input_size, 1)
+        self.hidden_size = check_int(f"{name}: hidden_size", hidden_size, 1)
+
+    def config(self):
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
+
+    def build(self, in_shape):
+        _sequence(self, in_shape, self.input_size, "features")
+        D, H, k = self.input_size, self.hidden_size, self.gates
+        self.param_shapes = {"Wx": ((D, k * H), ("normal", D)), "Wh": ((H, k * H), ("normal", H)),
+                             "b": ((k * H,), ("zeros",))}
+        return (in_shape[0], H)
+
+    def macs(self):
+        T = self.in_shape[0] if self.in_shape else 1
+        return T * self.gates * self.hidden_size * (self.input_size + self.hidden_size)
+
+    def forward(self, x, train):
+        xp = xp_of(x=x)
+        h0 = zeros_like_shape(xp, x, (x.shape[0], self.hidden_size))
+        return type(self)._forward(x, h0, self.p("Wx"), self.p("Wh"), self.p("b"))
+
+    def backward(self, dout, cache):
+        dx, _, dWx, dWh, db = type(self)._backward(dout, cache)
+        return dx, {"Wx": dWx, "Wh": dWh, "b": db}
+
+
+class RNN(_Recurrent):
+    """A tanh RNN: ``h_t = tanh(x_t @ Wx + h_{t-1} @ Wh + b)``, h_0 = 0;
+    Wx (input_size, H), Wh (H, H). As ``torch.nn.RNN(batch_first=True)`` with
+    ``weight_ih_l0 = Wx.T``, ``weight_hh_l0 = Wh.T`` and ``b = b_ih + b_hh``."""
+
+    _forward = staticmethod(L.rnn_forward)
+    _backward = staticmethod(L.rnn_backward)
+
+
+class LSTM(_Recurrent):
+    """An LSTM, h_0 = c_0 = 0; Wx (input_size, 4H), Wh (H, 4H), b (4H,) hold
+    the input, forget and output gates and the candidate in that order (i,
+    f, o, g), as the course does. ``torch.nn.LSTM(batch_first=True)`` orders
+    them i, f, g, o: its ``weight_ih_l0`` is Wx.T with the last two blocks of
+    H swapped (likewise ``weight_hh_l0`` from Wh, and ``b_ih + b_hh`` from b)."""
+
+    gates = 4
+    _forward = staticmethod(L.lstm_forward)
+    _backward = staticmethod(L.lstm_backward)
+
+
+class TemporalAffine(Layer):
+    """The same fully connected layer at every step: (T, in_features) ->
+    (T, out_features), ``W`` (in, out), ``b`` (out,) (as ``torch.nn.Linear``
+    on the last axis, whose weight is W.T)."""
+
+    weights = ("W",)
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.in_features = check_int("TemporalAffine: in_features", in_features, 1)
+        self.out_features = check_int("TemporalAffine: out_features", out_features, 1)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features}
+
+    def build(self, in_shape):
+        _sequence(self, in_shape, self.in_features, "features")
+        self.param_shapes = {"W": ((self.in_features, self.out_features),
+                                   ("normal", self.in_features)),
+                             "b": ((self.out_features,), ("zeros",))}
+        return (in_shape[0], self.out_features)
+
+    def macs(self):
+        T = self.in_shape[0] if self.in_shape else 1
+        return T * self.in_features * self.out_features
+
+    def forward(self, x, train):
+        return L.temporal_affine_forward(x, self.p("W"), self.p("b"))
+
+    def backward(self, dout, cache):
+        dx, dw, db = L.temporal_affine_backward(dout, cache)
+        return dx, {"W": dw, "b": db}
 
 
 class Residual(Layer):

@@ -144,6 +144,11 @@ class DeviceModel:
     def _input(self, X, y):
         xp = backend.namespace()
         X = backend.to_device(X)
+        if getattr(self, "index_input", False):   # word indices stay integers
+            if not xp.isdtype(X.dtype, "integral"):
+                raise TypeError(f"this model's first layer reads word indices: X must hold "
+                                f"integers, got dtype {X.dtype}")
+            return xp, X, None if y is None else backend.to_device(y)
         dtype = self.dtype
         if self.promote_input:   # as NumPy promotes: float64 data stays float64
             dtype = np.result_type(np.dtype(backend.dtype_name(X)), dtype)

@@ -10,9 +10,10 @@ backends) is :class:`~xpnn.nn.model.DeviceModel`.
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import device as _device
 
-from ..layers import softmax_loss
-from .layers import Linear, _back, _run
+from ..layers import softmax_loss, temporal_softmax_loss
+from .layers import Linear, TemporalAffine, _back, _run
 from .model import DeviceModel
 
 __all__ = ["DeviceModel", "Network", "draw_normal", "init_weight"]
@@ -40,6 +41,10 @@ def _as_rng(seed_or_rng):
                                                        np.random.RandomState)):
         return seed_or_rng
     return np.random.default_rng(seed_or_rng)
+
+
+def _is_sequence(layer):
+    return isinstance(layer, TemporalAffine)
 
 
 def _walk(layers, prefix=""):
@@ -74,10 +79,19 @@ class Network(DeviceModel):
                 shape = layer.in_shape_out(shape)
             except ValueError as exc:
                 raise ValueError(f"layer {i}: {exc}") from None
-        if len(shape) != 1:
+        if len(shape) != 1 and not (len(shape) == 2 and _is_sequence(self.modules[-1])):
             raise ValueError(f"the last layer {self.modules[-1]!r} outputs {shape}; class scores "
-                             "must be 1-D per sample (end with Flatten/GlobalAvgPool2d and Linear)")
-        self.num_classes = shape[0]
+                             "must be 1-D per sample (end with Flatten/GlobalAvgPool2d and Linear), "
+                             "or (T, classes) per sample from a TemporalAffine")
+        for i, layer in enumerate(self.modules[1:], 1):
+            if getattr(layer, "takes_indices", False):
+                raise ValueError(f"layer {i}: {layer!r} reads word indices, so it must be the "
+                                 f"first layer (it gets the model's input as it is)")
+        #: (T, classes) scores per sample: a class per time step, the loss summed
+        #: over the steps (the course's temporal softmax loss)
+        self.sequence_scores = len(shape) == 2
+        self.index_input = getattr(self.modules[0], "takes_indices", False)
+        self.num_classes = shape[-1]
         top = {id(layer): i for i, layer in enumerate(self.modules)}
         for prefix, layer in _walk(self.modules):
             layer._bind(self, prefix, (names or {}).get(top.get(id(layer))))
@@ -143,7 +157,8 @@ class Network(DeviceModel):
     def loss(self, X, y=None):
         """Scores (N, num_classes) when y is None (test mode); else
         (loss, grads): softmax cross-entropy plus ``0.5 * reg * sum(W**2)``
-        over every weight, grads keyed like params."""
+        over every weight, grads keyed like params. A model whose scores are
+        (N, T, classes) takes labels (N, T) and sums the loss over the steps."""
         self._sync_device()
         xp, h, y = self._input(X, y)
         got = tuple(h.shape[1:])
@@ -155,7 +170,11 @@ class Network(DeviceModel):
         scores, caches = _run(self.modules, h, y is not None)
         if y is None:
             return scores
-        loss, dscores = softmax_loss(scores, y)
+        if self.sequence_scores:
+            loss, dscores = temporal_softmax_loss(scores, y, xp.ones(y.shape, dtype=xp.bool,
+                                                                  device=_device(y)))
+        else:
+            loss, dscores = softmax_loss(scores, y)
         # nothing reads the input's gradient: the first layer may skip it
         _, grads = _back(self.modules, dscores, caches, need_input_grad=False)
         if self.reg:  # no work (on a GPU, no kernel launches) when reg == 0
