@@ -42,7 +42,8 @@ def _params(text):
 def build(specs: dict, T: str, folder) -> ctypes.CDLL:
     """A shared library with one ``extern "C"`` function per spec, named
     like the spec, T = 'double' or 'float'."""
-    src = ["#include <cmath>", "#include <algorithm>", "using std::sqrt; using std::min; using std::exp; using std::log;",
+    src = ["#include <cmath>", "#include <algorithm>",
+           "using std::sqrt; using std::min; using std::exp; using std::log; using std::tanh;",
            f"typedef {T} T;"]
     for name, (ins, outs, body) in specs.items():
         args, binds = [], []
@@ -159,7 +160,7 @@ class HostCudaKernels(CupyKernels):
         self.T, self.folder, self.rules = T, folder, {}
         self.dt = np.float64 if T == "double" else np.float32
         self.kernel = HostKernels({**_cuda.POOL_SPECS, **_cuda.CONV_ELEMENTWISE,
-                                   **_cuda.BN_ELEMENTWISE}, T, folder)
+                                   **_cuda.BN_ELEMENTWISE, **_cuda.RNN_ELEMENTWISE}, T, folder)
         self.xp = np
 
     def _owns(self, a):

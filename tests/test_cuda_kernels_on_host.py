@@ -251,3 +251,54 @@ def test_every_layer_class_through_the_cuda_kernels(cuda, row, monkeypatch):
     for k in ref_grads:
         assert grads[k].dtype == dt, k
         np.testing.assert_allclose(grads[k], ref_grads[k], rtol=tol, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_a_recurrent_step_is_one_kernel_each_way(cuda, cell, monkeypatch):
+    """Through the CuPy backend's kernels (compiled for the host), every RNN
+    or LSTM step runs its gates as one kernel forward and one backward (the
+    products h @ Wh and da @ Wh.T besides), with the scores, loss and every
+    gradient of NumPy's path; a CaptioningRNN too."""
+    from xpnn import backend
+    from xpnn.layers import recurrent as R
+    from xpnn.models import CaptioningRNN
+    dt = cuda.dt
+    r = np.random.RandomState(3)
+    N, T, D, H = 3, 4, 5, 6
+    k = 4 if cell == "lstm" else 1
+    args = [r.randn(N, T, D), r.randn(N, H), r.randn(D, k * H), r.randn(H, k * H),
+            r.randn(k * H)]
+    args = [a.astype(dt) for a in args]
+    fwd, bwd = (R.lstm_forward, R.lstm_backward) if cell == "lstm" else \
+        (R.rnn_forward, R.rnn_backward)
+    dout = r.randn(N, T, H).astype(dt)
+    np.random.seed(0)
+    model = CaptioningRNN({"<NULL>": 0, "<START>": 1, "a": 2, "b": 3}, input_dim=5,
+                          wordvec_dim=4, hidden_dim=6, cell_type=cell, dtype=dt)
+    feats, caps = r.randn(3, 5).astype(dt), r.randint(4, size=(3, 6))
+    with backend.use_backend("numpy"):
+        ref_out, cache = fwd(*args)
+        ref = bwd(dout, cache)
+        ref_loss, ref_grads = model.loss(feats, caps)
+        calls = []
+        for name in (f"{cell}_step_forward", f"{cell}_step_backward"):
+            real = getattr(_cuda, name)
+
+            def recorded(*a, _real=real, _name=name, **kw):
+                calls.append(_name)
+                return _real(*a, **kw)
+            monkeypatch.setattr(_cuda, name, recorded)
+        monkeypatch.setattr(backend.get("numpy"), "kernels", cuda)
+        out, cache = fwd(*args)
+        got = bwd(dout, cache)
+        loss, grads = model.loss(feats, caps)
+    assert calls.count(f"{cell}_step_forward") == T + 5       # 4 steps, then the model's 5
+    assert calls.count(f"{cell}_step_backward") == T + 5
+    tol = 1e-10 if dt == np.float64 else 2e-4
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    for g, w in zip(got, ref):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+    np.testing.assert_allclose(loss, ref_loss, rtol=tol)
+    for name in ref_grads:
+        np.testing.assert_allclose(grads[name], ref_grads[name], rtol=tol, atol=tol,
+                                   err_msg=name)

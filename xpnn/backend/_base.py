@@ -113,6 +113,30 @@ class Kernels:
         """(dx, dgamma, dbeta) of :meth:`bn_train_forward`."""
         return None
 
+    def rnn_step_forward(self, xa, t, hw):
+        """A tanh RNN's h_t = tanh(xa[:, t] + hw) from the input part xa (N, T,
+        H) of every step and hw = h_{t-1} @ Wh."""
+        return None
+
+    def rnn_step_backward(self, dh, t, dnext, out):
+        """(dh[:, t] + dnext) * (1 - out[:, t]**2): the step's pre-activation
+        gradient, from the upstream dh and the hidden states out (N, T, H)."""
+        return None
+
+    def lstm_step_forward(self, xa, t, hw, c_prev):
+        """(h, c_next, (i, f, o, g, tanh(c_next))) of an LSTM step from the
+        input part xa (N, T, 4H), hw = h_{t-1} @ Wh and c_prev."""
+        return None
+
+    def lstm_step_backward(self, dh, t, dh_next, dc_next, c_prev, gates):
+        """(da (N, 4H), dc_prev) of an LSTM step: the gates' pre-activation
+        gradient and the cell gradient passed back, from the upstream dh (N,
+        T, H) at step t, the gradients from the step after and ``gates`` as
+        :meth:`lstm_step_forward` returned them. dc_prev may carry the
+        gradient in the first H columns of a wider array (what this method
+        takes back as the next call's dc_next)."""
+        return None
+
     def scatter_add_rows(self, idx, values, rows):
         """(rows, D) zeros with ``values[...]`` (idx.shape + (D,)) added to
         row ``idx[...]`` (repeated indices summed): a word embedding's

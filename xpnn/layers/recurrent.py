@@ -98,9 +98,13 @@ def rnn_forward(x, h0, Wx, Wh, b):
         return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None)
     _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
     xa = _input_part(xp, x, Wx, b)
+    step = backend.kernels(xa, h0, Wh).rnn_step_forward   # one launch a step on a GPU
     hs, h = [], h0
     for t in range(x.shape[1]):
-        h = xp.tanh(xa[:, t, :] + h @ Wh)
+        hw = h @ Wh
+        h = step(xa, t, hw)
+        if h is None:
+            h = xp.tanh(xa[:, t, :] + hw)
         hs.append(h)
     out = xp.stack(hs, axis=1)
     return out, (x, h0, Wx, Wh, b, out)
@@ -120,10 +124,14 @@ def rnn_backward(dh, cache):
     WhT = t_(Wh)
     das = [None] * T
     dnext = xp.zeros_like(h0)
+    step = backend.kernels(dh, out).rnn_step_backward
     for t in reversed(range(T)):
-        h = out[:, t, :]
-        das[t] = (dh[:, t, :] + dnext) * (1 - h * h)
-        dnext = das[t] @ WhT
+        da = step(dh, t, dnext, out)
+        if da is None:
+            h = out[:, t, :]
+            da = (dh[:, t, :] + dnext) * (1 - h * h)
+        das[t] = da
+        dnext = da @ WhT
     da2, dWx, dWh = _weight_grads(xp, x, h0, out, xp.stack(das, axis=1))
     dx = xp.reshape(da2 @ t_(Wx), x.shape)
     return dx, dnext, dWx, dWh, xp.sum(da2, axis=0)
@@ -209,8 +217,17 @@ def lstm_forward(x, h0, Wx, Wh, b):
     xa = _input_part(xp, x, Wx, b)
     h, c = h0, xp.zeros_like(h0)
     hs, states = [], []
+    step = backend.kernels(xa, h0, Wh).lstm_step_forward   # one launch a step on a GPU
     for t in range(x.shape[1]):
-        a = xa[:, t, :] + h @ Wh
+        hw = h @ Wh
+        fast = step(xa, t, hw, c)
+        if fast is not None:
+            h, c_next, gates = fast
+            states.append((c, *gates))
+            c = c_next
+            hs.append(h)
+            continue
+        a = xa[:, t, :] + hw
         # the three gates' sigmoid as 0.5 * tanh(a / 2) + 0.5: never overflows,
         # two passes over the values where the exp form takes six
         sig = 0.5 * xp.tanh(0.5 * a[:, :3 * H]) + 0.5
@@ -238,8 +255,14 @@ def lstm_backward(dh, cache):
     WhT = t_(Wh)
     das = [None] * T
     dh_next, dc_next = xp.zeros_like(h0), xp.zeros_like(h0)
+    step = backend.kernels(dh, h0).lstm_step_backward
     for t in reversed(range(T)):
         c_prev, i, f, o, g, tc = states[t]
+        fast = step(dh, t, dh_next, dc_next, c_prev, (i, f, o, g, tc))
+        if fast is not None:
+            das[t], dc_next = fast
+            dh_next = das[t] @ WhT
+            continue
         dht = dh[:, t, :] + dh_next
         dc = dc_next + dht * o * (1 - tc * tc)
         das[t] = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),

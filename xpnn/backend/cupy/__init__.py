@@ -129,6 +129,30 @@ class CupyKernels(Kernels):
             return None
         return _cuda.softmax_loss(x, y, **self._kw())
 
+    # ---------------------------------------------------- recurrent steps
+    def _steps(self, *arrays):
+        return self._float(*arrays) and all(a.flags.c_contiguous for a in arrays)
+
+    def rnn_step_forward(self, xa, t, hw):
+        if not self._steps(xa, hw):
+            return None
+        return _cuda.rnn_step_forward(xa, t, hw, **self._kw())
+
+    def rnn_step_backward(self, dh, t, dnext, out):
+        if not self._steps(dh, dnext, out):
+            return None
+        return _cuda.rnn_step_backward(dh, t, dnext, out, **self._kw())
+
+    def lstm_step_forward(self, xa, t, hw, c_prev):
+        if not self._steps(xa, hw, c_prev):
+            return None
+        return _cuda.lstm_step_forward(xa, t, hw, c_prev, **self._kw())
+
+    def lstm_step_backward(self, dh, t, dh_next, dc_next, c_prev, gates):
+        if not self._steps(dh, dh_next, dc_next, c_prev, *gates):
+            return None
+        return _cuda.lstm_step_backward(dh, t, dh_next, dc_next, c_prev, gates, **self._kw())
+
     # ---------------------------------------------------- update rules
     def _rule_kernel(self, rule):
         """The rule's kernel for one parameter (None: it has no body)."""

@@ -261,6 +261,55 @@ BN_ELEMENTWISE = {
     "relu_bwd": ("T d, T x", "T dx", "dx = x > (T)0 ? d : (T)0;"),
 }
 
+#: one launch per recurrent step each way (besides the step's product h @ Wh
+#: or da @ Wh.T): the gates from the step's input part xa (N, T, k*H) at step
+#: t and hw = h @ Wh; the backward from the upstream dh (N, T, H) at step t.
+#: Sigmoid as 0.5 * tanh(a / 2) + 0.5, as the portable path computes it.
+_STEP = "int32 H, int32 Tn, int32 t"
+RNN_ELEMENTWISE = {
+    # per (n, j) of N x H: a step of the tanh RNN
+    "rnn_fwd": (f"raw T xa, T hw, {_STEP}", "T h",
+                "long long n = i / H, j = i % H;\n"
+                "h = tanh(xa[(n * Tn + t) * (long long)H + j] + hw);"),
+    # per (n, j): the pre-activation gradient (dh_t + dnext) * (1 - h_t^2)
+    "rnn_bwd": (f"raw T dh, T dnext, raw T out, {_STEP}", "T da",
+                "long long n = i / H, j = i % H;\n"
+                "long long at = (n * Tn + t) * (long long)H + j;\n"
+                "T h = out[at];\n"
+                "da = (dh[at] + dnext) * ((T)1 - h * h);"),
+    # per (n, j) of N x H: an LSTM step's gates (i, f, o, g), cell and output
+    "lstm_fwd": (f"raw T xa, raw T hw, T c_prev, {_STEP}",
+                 "T h, T c_next, T gi, T gf, T go, T gg, T tc",
+                 "long long n = i / H, j = i % H;\n"
+                 "long long ax = (n * Tn + t) * 4LL * H + j, ah = n * 4LL * H + j;\n"
+                 "T si = (T)0.5 * tanh((T)0.5 * (xa[ax] + hw[ah])) + (T)0.5;\n"
+                 "T sf = (T)0.5 * tanh((T)0.5 * (xa[ax + H] + hw[ah + H])) + (T)0.5;\n"
+                 "T so = (T)0.5 * tanh((T)0.5 * (xa[ax + 2 * H] + hw[ah + 2 * H])) + (T)0.5;\n"
+                 "T sg = tanh(xa[ax + 3 * H] + hw[ah + 3 * H]);\n"
+                 "T c = sf * c_prev + si * sg;\n"
+                 "T t_c = tanh(c);\n"
+                 "gi = si; gf = sf; go = so; gg = sg; tc = t_c; c_next = c;\n"
+                 "h = so * t_c;"),
+    # per (n, q*H + j) of N x 4H: gate q's pre-activation gradient; the
+    # q = 0 threads also write dc * f, the next (earlier) step's dc_next.
+    # dc_next has rows of ldc values: H, or 4H when it is the previous launch's dcf
+    "lstm_bwd": (f"raw T dh, raw T dh_next, raw T dc_next, int32 ldc, raw T c_prev, "
+                 f"raw T gi, raw T gf, raw T go, raw T gg, raw T tc, {_STEP}",
+                 "T da, T dcf",
+                 "long long n = i / (4LL * H), k = i % (4LL * H);\n"
+                 "int q = (int)(k / H); long long j = k % H, at = n * (long long)H + j;\n"
+                 "T dht = dh[(n * Tn + t) * (long long)H + j] + dh_next[at];\n"
+                 "T vi = gi[at], vf = gf[at], vo = go[at], vg = gg[at], vt = tc[at];\n"
+                 "T dc = dc_next[n * (long long)ldc + j] + dht * vo * ((T)1 - vt * vt);\n"
+                 "T r;\n"
+                 "if (q == 0) r = dc * vg * vi * ((T)1 - vi);\n"
+                 "else if (q == 1) r = dc * c_prev[at] * vf * ((T)1 - vf);\n"
+                 "else if (q == 2) r = dht * vt * vo * ((T)1 - vo);\n"
+                 "else r = dc * vi * ((T)1 - vg * vg);\n"
+                 "da = r;\n"
+                 "dcf = q == 0 ? dc * vf : (T)0;"),
+}
+
 _compiled: dict = {}
 
 
@@ -268,8 +317,8 @@ def _get(name):
     """The compiled CUDA kernel ``name`` (of any table here), built once."""
     if name not in _compiled:
         cp = cupy_module()
-        if name in BN_ELEMENTWISE:
-            ins, outs, body = BN_ELEMENTWISE[name]
+        if name in BN_ELEMENTWISE or name in RNN_ELEMENTWISE:
+            ins, outs, body = {**BN_ELEMENTWISE, **RNN_ELEMENTWISE}[name]
             _compiled[name] = cp.ElementwiseKernel(ins, outs, body, f"xpnn_{name}",
                                                 options=("--fmad=false",))
         else:
@@ -349,6 +398,38 @@ def softmax_loss(x, y, kernel=None, xp=None):
     kernel("softmax_rows")(x, xp.ascontiguousarray(y), C, m, lse, lp)
     dx = kernel("softmax_dx")(x, m[:, None], lse[:, None], y[:, None], C, float(N))
     return -xp.sum(lp) / N, dx
+
+
+def rnn_step_forward(xa, t, hw, kernel=None, xp=None):
+    """h_t (N, H) of a tanh RNN in one launch; xa (N, T, H) contiguous."""
+    N, Tn, H = xa.shape
+    return (kernel or _get)("rnn_fwd")(xa, hw, H, Tn, t)
+
+
+def rnn_step_backward(dh, t, dnext, out, kernel=None, xp=None):
+    """The step's pre-activation gradient (N, H) in one launch."""
+    N, Tn, H = out.shape
+    return (kernel or _get)("rnn_bwd")(dh, dnext, out, H, Tn, t)
+
+
+def lstm_step_forward(xa, t, hw, c_prev, kernel=None, xp=None):
+    """(h, c_next, (i, f, o, g, tanh(c_next))) of an LSTM step in one launch."""
+    N, Tn, H4 = xa.shape
+    h, c, gi, gf, go, gg, tc = (kernel or _get)("lstm_fwd")(xa, hw, c_prev, H4 // 4, Tn, t)
+    return h, c, (gi, gf, go, gg, tc)
+
+
+def lstm_step_backward(dh, t, dh_next, dc_next, c_prev, gates, kernel=None, xp=None):
+    """(da (N, 4H), dc_prev) of an LSTM step in one launch. dc_prev is (N, 4H)
+    with the cell gradient in its first H columns (the rest zero); dc_next
+    is (N, H) or such an (N, 4H) array from the step after."""
+    xp = xp or cupy_module()
+    N, Tn, H = dh.shape
+    da = xp.empty((N, 4 * H), dtype=dh.dtype)
+    dcf = xp.empty_like(da)
+    (kernel or _get)("lstm_bwd")(dh, dh_next, dc_next, int(dc_next.shape[1]), c_prev, *gates,
+                                 H, Tn, t, da, dcf)
+    return da, dcf
 
 
 def relu_backward(dout, x, kernel=None, xp=None):
