@@ -118,8 +118,7 @@ def rnn_backward(dh, cache):
     N, T = x.shape[:2]
     check_dout("rnn_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
-        return xp.zeros_like(x), xp.zeros_like(h0), xp.zeros_like(Wx), xp.zeros_like(Wh), \
-            xp.zeros_like(b)
+        return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
     t_ = xp.matrix_transpose
     WhT = t_(Wh)
     das = [None] * T
@@ -249,8 +248,7 @@ def lstm_backward(dh, cache):
     N, T = x.shape[:2]
     check_dout("lstm_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
-        return xp.zeros_like(x), xp.zeros_like(h0), xp.zeros_like(Wx), xp.zeros_like(Wh), \
-            xp.zeros_like(b)
+        return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
     t_ = xp.matrix_transpose
     WhT = t_(Wh)
     das = [None] * T

@@ -40,6 +40,15 @@ def _inputs(fn, W, X, y):
     return xp, W, X, y
 
 
+def _host_labels(fn, y, C):
+    """The labels as Python ints (the loops index with them), checked."""
+    labels = [int(v) for v in backend.to_numpy(y)]
+    if labels and (min(labels) < 0 or max(labels) >= C):
+        raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for W's {C} classes, got "
+                         f"values in [{min(labels)}, {max(labels)}]")
+    return labels
+
+
 def _regularised(xp, W, loss, dW, reg, reg_scale):
     k = reg_scale * reg
     return float(loss) + k * float(xp.sum(W * W)), dW + (2 * k) * W
@@ -50,10 +59,7 @@ def svm_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     over the samples and the classes. Returns (loss, dW)."""
     xp, W, X, y = _inputs("svm_loss_naive", W, X, y)
     N, C = X.shape[0], W.shape[1]
-    labels = [int(v) for v in backend.to_numpy(y)]
-    if labels and (min(labels) < 0 or max(labels) >= C):
-        raise ValueError(f"svm_loss_naive: labels must lie in [0, {C - 1}] for W's {C} "
-                         f"classes, got values in [{min(labels)}, {max(labels)}]")
+    labels = _host_labels("svm_loss_naive", y, C)
     dW = xp.zeros_like(W)
     loss = 0.0
     for i in range(N):
@@ -85,10 +91,7 @@ def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     the samples (scores shifted by their maximum first). Returns (loss, dW)."""
     xp, W, X, y = _inputs("softmax_loss_naive", W, X, y)
     N, C = X.shape[0], W.shape[1]
-    labels = [int(v) for v in backend.to_numpy(y)]
-    if labels and (min(labels) < 0 or max(labels) >= C):
-        raise ValueError(f"softmax_loss_naive: labels must lie in [0, {C - 1}] for W's {C} "
-                         f"classes, got values in [{min(labels)}, {max(labels)}]")
+    labels = _host_labels("softmax_loss_naive", y, C)
     dW = xp.zeros_like(W)
     loss = 0.0
     for i in range(N):
