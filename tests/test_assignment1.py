@@ -244,7 +244,7 @@ def test_cs231n_2016_two_layer_net_regularises_by_half():
     assert abs(float(host(loss)) - 1.30378789133) < 1e-10
 
 
-@pytest.mark.parametrize("edition", ["nndl", "nndl_2023"])
+@pytest.mark.parametrize("edition", ["nndl", "nndl_2022"])
 def test_ucla_knn(edition):
     KNN = _mod(edition, "knn").KNN
     r = np.random.RandomState(0)
@@ -293,3 +293,14 @@ def test_ucla_linear_classifiers(name, capsys):
         hists.append(model.train(X, y, learning_rate=1e-2, num_iters=150, batch_size=20))
     assert hists[0] == hists[1] and len(hists[0]) == 150
     assert np.mean(model.predict(X) == y) > 0.9
+
+
+def test_hog_of_a_wide_image_has_a_cell_per_8x8_block():
+    """The course's code needs square images; cells of any image come out
+    (H // 8) * (W // 8) * 9, a square image's exactly as before."""
+    r = np.random.RandomState(0)
+    assert hog_feature(r.rand(32, 48, 3)).shape == (4 * 6 * 9,)
+    assert hog_feature(r.rand(30, 30)).shape == (3 * 3 * 9,)
+    ramp = np.tile(np.arange(48.0), (32, 1))          # 32 rows, 48 columns
+    h = hog_feature(ramp).reshape(6, 4, 9)            # cell rows follow the image's columns
+    assert np.all(h[:5, :, 4] == 1.0) and np.all(h[5, :, 4] == 7 / 8)

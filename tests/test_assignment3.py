@@ -365,3 +365,29 @@ def test_the_rnn_runs_the_same_on_every_backend():
     for k in out[0][1]:
         np.testing.assert_allclose(out[0][1][k], out[1][1][k], rtol=1e-11, atol=1e-14)
     np.testing.assert_array_equal(out[0][2], out[1][2])
+
+
+def test_bad_sequences_are_refused_with_what_was_expected(xb):
+    from xpnn.nn import LSTM, Embedding, Sequential, TemporalAffine
+    from xpnn.solver import Solver
+    with pytest.raises(ValueError, match="empty batch"):
+        R.temporal_softmax_loss(*_on(xb, np.zeros((0, 3, 4)), np.zeros((0, 3), dtype=int),
+                                     np.ones((0, 3), dtype=bool)))
+    model = Sequential(Embedding(5, 3), LSTM(3, 4), TemporalAffine(4, 5), input_shape=(6,),
+                       seed=0)
+    r = np.random.RandomState(0)
+    X, y = r.randint(5, size=(20, 6)), r.randint(5, size=(20, 6))
+    X[3, 2] = 7                                      # a word past the table
+    data = {"X_train": X, "y_train": y, "X_val": X[:5] % 5, "y_val": y[:5]}
+    with pytest.raises(ValueError, match=r"X_train holds word indices in \[0, 7\] but the "
+                                         r"model's Embedding has 5 words"):
+        Solver(model, data, num_epochs=1, verbose=False).train()
+    with pytest.raises(TypeError, match="reads word indices: X must hold integers"):
+        model.loss(r.randn(2, 6))
+    from xpnn.nn import Linear
+    with pytest.raises(ValueError, match=r"layer 1: Embedding\(5, 3\) reads word indices, so "
+                                         r"it must be the first layer"):
+        Sequential(Linear(6, 6), Embedding(5, 3), LSTM(3, 4), TemporalAffine(4, 5),
+                   input_shape=(6,))
+    assert decode_captions(xb.asarray(np.array([[1, 2]])), ["<NULL>", "a", "<END>"]) == \
+        ["a <END>"]

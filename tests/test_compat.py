@@ -15,9 +15,9 @@ from xpnn.compat import EDITIONS
 
 from conftest import host
 
-UCLA = ("nndl", "nndl_2023")
+UCLA = ("nndl", "nndl_2022")
 #: editions whose dropout number is the probability of DROPPING a unit
-DROP_P = ("cs231n_2016", "cs231n_2017", "nndl_2023")
+DROP_P = ("cs231n_2016", "cs231n_2017", "nndl_2022")
 
 
 def _fc_path(edition):
@@ -139,18 +139,21 @@ def test_ucla_modular_two_layer_net_keywords(edition):
     assert not _mod(edition, "fc_net").TwoLayerNet(input_dim=6, hidden_dims=5).use_dropout
 
 
-def test_ucla_2024_to_2026_dropout_is_the_keep_probability():
-    """UCLA's 2024-26 notebooks build FullyConnectedNet(dropout=1.0) for no
+def test_ucla_2023_to_2026_dropout_is_the_keep_probability():
+    """UCLA's 2023-26 notebooks build FullyConnectedNet(dropout=1.0) for no
     dropout (1 is the default) and run the dropout layer for p in 0.3 ...
-    1.0 as the fraction KEPT; xpnn.compat.nndl rejected 1.0."""
+    1.0 as the fraction KEPT; xpnn.compat.nndl rejected 1.0. The first
+    homework's fc_net.py of those years defaults to dropout=0 and never uses
+    it: 0 means no dropout too."""
     ns = _star("nndl", "fc_net")
     FC = ns["FullyConnectedNet"]
     assert not FC([5], input_dim=4, num_classes=3).use_dropout            # default: 1
     assert not FC([5], input_dim=4, num_classes=3, dropout=1.0).use_dropout
     model = FC([5], input_dim=4, num_classes=3, dropout=0.25, use_batchnorm=True)
     assert model.use_dropout and model.dropout_param["p"] == 0.25 and model.use_batchnorm
-    with pytest.raises(ValueError, match="probability of KEEPING a unit.*\\(0, 1\\]"):
-        FC([5], input_dim=4, dropout=0)
+    assert not FC([5], input_dim=4, num_classes=3, dropout=0).use_dropout
+    with pytest.raises(ValueError, match="probability of KEEPING a unit.*\\[0, 1\\]"):
+        FC([5], input_dim=4, dropout=1.5)
     x = np.random.RandomState(0).randn(500, 500) + 10
     for p in (0.3, 0.6, 0.75, 1.0):     # the notebook's loop
         out, _ = ns["dropout_forward"](x, {"mode": "train", "p": p, "seed": 123})
@@ -266,6 +269,15 @@ def test_ucla_two_layer_net_samples_with_replacement(edition):
     net = init_toy_model()
     stats = net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, verbose=False)
     assert stats["loss_history"][-1] == pytest.approx(0.014497864587765886, rel=1e-12)
+    # an epoch of 7 / 2 = 3.5 iterations: the course's true division checks
+    # accuracy (and decays) at iterations 0 and 7 of 10; floor division at 0, 3, 6, 9
+    r = np.random.RandomState(2)
+    Xs, ys = r.randn(7, 4), r.randint(3, size=7)
+    stats = init_toy_model().train(Xs, ys, Xs, ys, batch_size=2, num_iters=10, verbose=False)
+    assert len(stats["train_acc_history"]) == 2
+    cs231n = _mod("cs231n_2019", "classifiers.neural_net").TwoLayerNet(4, 10, 3, std=1e-1)
+    assert len(cs231n.train(Xs, ys, Xs, ys, batch_size=2, num_iters=10,
+                            verbose=False)["train_acc_history"]) == 4
 
 
 # ------------------------------------------------------------------ 9. course-written models

@@ -302,3 +302,29 @@ def test_a_recurrent_step_is_one_kernel_each_way(cuda, cell, monkeypatch):
     for name in ref_grads:
         np.testing.assert_allclose(grads[name], ref_grads[name], rtol=tol, atol=tol,
                                    err_msg=name)
+
+
+def test_an_lstm_whose_first_step_falls_back_still_matches(cuda, monkeypatch):
+    """A Fortran-ordered h0 sends the first step down the portable path (its
+    gates are then strided), the others through the kernels: the backward
+    mixes both ways (a kernel's cell gradient is (N, 4H) wide) and gives
+    NumPy's numbers."""
+    from xpnn import backend
+    from xpnn.layers import recurrent as R
+    dt = cuda.dt
+    r = np.random.RandomState(4)
+    N, T, D, H = 3, 4, 5, 6
+    x, h0 = r.randn(N, T, D).astype(dt), np.asfortranarray(r.randn(N, H).astype(dt))
+    Wx, Wh, b = (r.randn(D, 4 * H).astype(dt), r.randn(H, 4 * H).astype(dt),
+                 r.randn(4 * H).astype(dt))
+    dout = r.randn(N, T, H).astype(dt)
+    with backend.use_backend("numpy"):
+        ref_out, cache = R.lstm_forward(x, h0, Wx, Wh, b)
+        ref = R.lstm_backward(dout, cache)
+        monkeypatch.setattr(backend.get("numpy"), "kernels", cuda)
+        out, cache = R.lstm_forward(x, h0, Wx, Wh, b)
+        got = R.lstm_backward(dout, cache)
+    tol = 1e-10 if dt == np.float64 else 2e-4
+    np.testing.assert_allclose(out, ref_out, rtol=tol, atol=tol)
+    for g, w in zip(got, ref):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)

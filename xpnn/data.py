@@ -325,7 +325,8 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True):
 def decode_captions(captions, idx_to_word):
     """Word-index captions (N, T), or one caption (T,), as strings: the words
     up to and with '<END>', '<NULL>' left out."""
-    captions = np.asarray(captions)
+    from .backend import to_numpy
+    captions = np.asarray(to_numpy(captions))
     single = captions.ndim == 1
     rows = captions[None] if single else captions
     decoded = []

@@ -85,14 +85,15 @@ def hog_feature(im, orientations=9, cell=(8, 8)):
     magnitude = np.sqrt(gx ** 2 + gy ** 2)
     angle = np.arctan2(gy, gx + 1e-15) * (180 / np.pi) + 90
     width = 180 / orientations
-    hist = np.zeros((sx // cx, sy // cy, orientations))
+    hist = np.zeros((sy // cy, sx // cx, orientations))   # cell rows follow the columns
     for b in range(orientations):
         lo, hi = width * b, width * (b + 1)
         # a pixel counts when its angle lies in [lo, hi) and is above 0
         # (an angle of exactly 0 counts in no bin, as in the course's code)
         inside = (angle >= lo) & (angle < hi) & (angle > 0)
         smoothed = uniform_filter(np.where(inside, magnitude, 0.0), size=(cx, cy))
-        hist[:, :, b] = smoothed[round(cx / 2)::cx, round(cy / 2)::cy].T
+        hist[:, :, b] = smoothed[round(cx / 2)::cx, round(cy / 2)::cy][:sx // cx,
+                                                                      :sy // cy].T
     return hist.ravel()
 
 

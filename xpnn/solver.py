@@ -324,6 +324,17 @@ class Solver:
                     scored = f"the model scores {C} classes; labels must lie in [0, {C - 1}]" \
                         if C is not None else "class labels are >= 0"
                     raise ValueError(f"{name} holds labels in [{lo}, {hi}] but {scored}")
+        # a model that reads word indices (an Embedding first): they index a
+        # table, so they are checked here too, once
+        words = getattr(getattr(self.model, "modules", [None])[0], "num_embeddings", None) \
+            if getattr(self.model, "index_input", False) else None
+        for name, X in (("X_train", self.X_train), ("X_val", self.X_val)):
+            if words is not None and X.shape[0]:
+                lo, hi = backend.label_range(X)
+                if lo < 0 or hi >= words:
+                    raise ValueError(f"{name} holds word indices in [{lo}, {hi}] but the model's "
+                                     f"Embedding has {words} words: they must lie in "
+                                     f"[0, {words - 1}]")
         self._labels_trusted = C is not None
         self._labels_ok = True
 

@@ -9,8 +9,8 @@ A notebook of a given edition runs with only its import prefixes changed:
 | CS231n 2017 | ``cs231n.X`` | ``xpnn.compat.cs231n_2017.X`` |
 | CS231n 2018-19 | ``cs231n.X`` | ``xpnn.compat.cs231n_2019.X`` |
 | CS231n 2020+ | ``cs231n.X`` | ``xpnn.compat.cs231n_2022.X`` |
-| UCLA ECE C147 2024-26 | ``nndl.X``, ``utils.X``, ``cs231n.X`` | ``xpnn.compat.nndl.X``, ``...nndl.utils.X``, ``...nndl.cs231n.X`` |
-| UCLA ECE C147 to 2023 | the same | ``xpnn.compat.nndl_2023.X`` (and ``.utils.X``, ``.cs231n.X``) |
+| UCLA ECE C147 2023-26 | ``nndl.X``, ``utils.X``, ``cs231n.X`` | ``xpnn.compat.nndl.X``, ``...nndl.utils.X``, ``...nndl.cs231n.X`` |
+| UCLA ECE C147 to 2022 | the same | ``xpnn.compat.nndl_2022.X`` (and ``.utils.X``, ``.cs231n.X``) |
 | ECE 662 | ``ece662.X`` | ``xpnn.compat.ece662.X`` |
 
 X is any of the edition's modules (``layers``, ``fast_layers``,
@@ -23,4 +23,4 @@ and ``features``; UCLA's ``conv_layers``, ``conv_layer_utils``, ``fc_net``,
 module would (``classifiers.fc_net`` brings the layers too). Each edition's
 module docstring lists its conventions.
 """
-EDITIONS = ("cs231n_2016", "cs231n_2017", "cs231n_2019", "cs231n_2022", "nndl", "nndl_2023", "ece662")
+EDITIONS = ("cs231n_2016", "cs231n_2017", "cs231n_2019", "cs231n_2022", "nndl", "nndl_2022", "ece662")

@@ -1,9 +1,9 @@
 """What differs between the course editions, each written once as a thin
 wrapper over xpnn's single implementation.
 
-- Dropout's number: CS231n 2016-17 and UCLA up to 2023 give the
+- Dropout's number: CS231n 2016-17 and UCLA up to 2022 give the
   probability of DROPPING a unit (``p``, ``dropout=``, 0 by default);
-  CS231n 2019+, ECE 662 and UCLA 2024-26 the probability of keeping it
+  CS231n 2019+, ECE 662 and UCLA 2023-26 the probability of keeping it
   (xpnn's own meaning; UCLA's ``dropout=`` is 1 by default).
 - Constructors: ``FullyConnectedNet(dropout=, use_batchnorm=)`` (2016-17,
   UCLA), UCLA's modular ``TwoLayerNet(hidden_dims=, dropout=)``.
@@ -48,8 +48,16 @@ def _keep_probability(value, name):
         raise TypeError(f"{name} must be a number, got {value!r}") from None
     if not 0.0 < p <= 1.0:
         raise ValueError(f"{name} is the probability of KEEPING a unit in this course "
-                         f"edition (1: no dropout) and must be in (0, 1], got {value!r}")
+                         f"edition (1 or 0: no dropout) and must be in [0, 1], got {value!r}")
     return p
+
+
+def _keep_or_none(value):
+    """A keep probability, where 0 (the first homework's default) means none."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+            and value == 0:
+        return 1.0
+    return _keep_probability(value, "dropout")
 
 
 def dropout_forward_drop_p(x, dropout_param):
@@ -93,15 +101,17 @@ class FullyConnectedNetDropP(_fc.FullyConnectedNet):
 
 @lambda c: _named(c, "FullyConnectedNet")
 class FullyConnectedNetKeep(FullyConnectedNetDropP):
-    """FullyConnectedNet with UCLA's 2024-26 signature: ``use_batchnorm`` as
+    """FullyConnectedNet with UCLA's 2023-26 signature: ``use_batchnorm`` as
     before, but ``dropout`` is the probability of KEEPING a unit and 1 (no
-    dropout) is the default."""
+    dropout) is the default. 0 also means no dropout: the first homework's
+    fc_net.py of these years still defaults to ``dropout=0`` (and never
+    uses it), and keeping no unit at all is no network."""
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, dropout=1,
                  use_batchnorm=False, reg=0.0, weight_scale=1e-2, dtype=np.float32, seed=None,
                  normalization=None):
         super().__init__(hidden_dims, input_dim=input_dim, num_classes=num_classes,
-                         dropout=1.0 - _keep_probability(dropout, "dropout"),
+                         dropout=1.0 - _keep_or_none(dropout),
                          use_batchnorm=use_batchnorm, reg=reg, weight_scale=weight_scale,
                          dtype=dtype, seed=seed, normalization=normalization)
 
@@ -121,14 +131,15 @@ class TwoLayerNetNNDL(FullyConnectedNetDropP):
 
 @lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetNNDLKeep(TwoLayerNetNNDL):
-    """UCLA's modular two-layer net, 2024-26: ``dropout`` the probability of
-    KEEPING a unit, 1 (no dropout) by default."""
+    """UCLA's modular two-layer net, 2023-26: ``dropout`` the probability of
+    KEEPING a unit, 1 (no dropout) by default (0 also: see
+    FullyConnectedNetKeep)."""
 
     def __init__(self, input_dim=3 * 32 * 32, hidden_dims=100, num_classes=10, dropout=1,
                  weight_scale=1e-3, reg=0.0):
         super().__init__(input_dim=input_dim, hidden_dims=hidden_dims,
                          num_classes=num_classes,
-                         dropout=1.0 - _keep_probability(dropout, "dropout"),
+                         dropout=1.0 - _keep_or_none(dropout),
                          weight_scale=weight_scale, reg=reg)
 
 
@@ -169,10 +180,12 @@ class TwoLayerNetCS231n2016(TwoLayerNetCS231n):
 
 @lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetUCLA(_nn.TwoLayerNet):
-    """UCLA ECE C147's two-layer net (winter 2026): as xpnn's, but
-    batch_size rows are drawn with replacement even from fewer."""
+    """UCLA ECE C147's two-layer net: as xpnn's, but batch_size rows are
+    drawn with replacement even from fewer, and an epoch is num_train /
+    batch_size iterations (true division, as its code divides)."""
 
     cap_batch = False
+    true_epoch_division = True
 
 
 # ------------------------------------------------------------------ update rules

@@ -261,6 +261,8 @@ def lstm_backward(dh, cache):
             das[t], dc_next = fast
             dh_next = das[t] @ WhT
             continue
+        # a kernel's dc_prev carries the gradient in its first H columns
+        dc_next = dc_next[:, :h0.shape[1]]
         dht = dh[:, t, :] + dh_next
         dc = dc_next + dht * o * (1 - tc * tc)
         das[t] = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
@@ -318,6 +320,9 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
         if lo < 0 or hi >= V:
             raise ValueError(f"temporal_softmax_loss: word indices must lie in [0, {V - 1}] "
                              f"for {V} scores, got values in [{lo}, {hi}]")
+    if N == 0:
+        raise ValueError(f"temporal_softmax_loss: x {shape_str(x)} is an empty batch; the "
+                         f"loss is an average over sequences and needs at least one")
     xf = xp.reshape(x, (N * T, V))
     yf = xp.reshape(y, (-1,))
     keep = xp.astype(xp.reshape(mask, (-1,)), x.dtype)[:, None]

@@ -70,14 +70,16 @@ class KNearestNeighbor:
         return self.predict_labels(versions[num_loops](X), k=k)
 
     def compute_distances_two_loops(self, X):
-        """dists[i, j] = ||X[i] - X_train[j]||, one pair at a time."""
-        xp, X = self._test_points("compute_distances_two_loops", X)
-        M, N = X.shape[0], self.X_train.shape[0]
-        dists = np.zeros((M, N))
-        for i in range(M):
-            for j in range(N):
-                d = X[i, ...] - self.X_train[j, ...]
-                dists[i, j] = float(xp.sqrt(xp.sum(d * d)))
+        """dists[i, j] = ||X[i] - X_train[j]||, one pair at a time (on the
+        host, in NumPy: a device would wait for every pair)."""
+        _, X = self._test_points("compute_distances_two_loops", X)
+        Xh = np.asarray(backend.to_numpy(X), dtype=np.float64)
+        Th = np.asarray(backend.to_numpy(self.X_train), dtype=np.float64)
+        dists = np.zeros((Xh.shape[0], Th.shape[0]))
+        for i in range(Xh.shape[0]):
+            for j in range(Th.shape[0]):
+                d = Xh[i] - Th[j]
+                dists[i, j] = np.sqrt(np.sum(d * d))
         return dists
 
     def compute_distances_one_loop(self, X):

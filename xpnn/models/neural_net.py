@@ -26,13 +26,17 @@ class TwoLayerNet:
     (CS231n); ``reg_scale`` is the factor of ``reg * sum(W**2)`` in the loss
     (0.5 UCLA, 1 CS231n); ``cap_batch`` draws min(N, batch_size) rows per
     step (True) or batch_size rows with replacement whatever N is;
-    ``default_reg`` is train()'s default reg.
+    ``default_reg`` is train()'s default reg; ``true_epoch_division``
+    counts an epoch as num_train / batch_size iterations (UCLA; with a
+    fraction, fewer iterations are multiples of it) instead of
+    num_train // batch_size.
     """
 
     w_layout = "out_in"
     reg_scale = 0.5
     cap_batch = True
     default_reg = 1e-5
+    true_epoch_division = False
 
     def __init__(self, input_size, hidden_size, output_size, std=1e-4):
         if self.w_layout == "out_in":
@@ -87,7 +91,8 @@ class TwoLayerNet:
         reg = self.default_reg if reg is None else reg
         xp, (X, y, X_val, y_val) = self._sync(X, y, X_val, y_val)
         num_train = X.shape[0]
-        iterations_per_epoch = max(num_train // batch_size, 1)
+        iterations_per_epoch = max(num_train / batch_size if self.true_epoch_division
+                                   else num_train // batch_size, 1)
         loss_history, train_acc_history, val_acc_history = [], [], []
         rows = min(num_train, batch_size) if self.cap_batch else batch_size
         for it in range(num_iters):

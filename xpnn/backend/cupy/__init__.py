@@ -129,6 +129,20 @@ class CupyKernels(Kernels):
             return None
         return _cuda.softmax_loss(x, y, **self._kw())
 
+    def scatter_add_rows(self, idx, values, rows):
+        # the embedding's weight gradient without a (rows, N*T) one-hot matrix
+        if not self.fuses(values):
+            return None
+        xp = self.xp or _cuda.cupy_module()
+        out = xp.zeros((rows, values.shape[-1]), dtype=values.dtype)
+        flat_idx, flat_values = idx.reshape(-1), values.reshape(-1, values.shape[-1])
+        if self.xp is None:
+            import cupyx
+            cupyx.scatter_add(out, flat_idx, flat_values)
+        else:   # the host harness (tests/cuda_host.py): NumPy's own scatter-add
+            xp.add.at(out, flat_idx, flat_values)
+        return out
+
     # ---------------------------------------------------- recurrent steps
     def _steps(self, *arrays):
         return self._float(*arrays) and all(a.flags.c_contiguous for a in arrays)

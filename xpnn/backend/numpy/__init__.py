@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - exercised when not built
     _blaspool = None
 # NumPy imported first: OpenBLAS's threads spin; its parallel work goes to
 # xpnn's pool instead (see _host.pool_blas_threads)
-_host.pool_blas_threads(_blaspool.address if _blaspool is not None else None)
+_host.pool_blas_threads(*((_blaspool.address, _blaspool.start) if _blaspool is not None
+                          else (None, None)))
 
 _warned = False
 

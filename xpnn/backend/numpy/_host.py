@@ -89,6 +89,10 @@ _CALLBACK_SETTERS = ("scipy_openblas_set_threads_callback_function64_",
                      "openblas_set_threads_callback_function64_",
                      "openblas_set_threads_callback_function")
 
+#: ... and the function that says how many threads it uses
+_THREAD_GETTERS = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                   "openblas_get_num_threads64_", "openblas_get_num_threads")
+
 #: the OpenBLAS libraries whose parallel work xpnn's pool runs
 blas_pool_libraries: list = []
 
@@ -103,14 +107,16 @@ def _loaded_openblas() -> list:  # pragma: no mutate block (runs at import)
     return sorted(p for p in paths if p.startswith("/") and ".so" in p)
 
 
-def pool_blas_threads(pool_address) -> list:  # pragma: no mutate block (runs at import)
+def pool_blas_threads(pool_address, pool_start=None) -> list:  # pragma: no mutate block (runs at import)
     """Run OpenBLAS's parallel work on xpnn's pool (``_cython/blas_pool.h``),
     whose threads sleep ~10 µs after their work, when OpenBLAS's own threads
     would spin ~0.1 s: NumPy was imported before xpnn (too late for
     OPENBLAS_THREAD_TIMEOUT) and the user set no OPENBLAS_THREAD_TIMEOUT.
     ``pool_address()`` gives the pool's C function. Needs OpenBLAS 0.3.27 or
-    later; ``XPNN_NO_BLAS_TUNING=1`` leaves OpenBLAS alone. Returns the
-    libraries handed to the pool (none when nothing applied)."""
+    later; ``XPNN_NO_BLAS_TUNING=1`` leaves OpenBLAS alone. The pool's
+    threads are started first (``pool_start(n)``, one fewer than OpenBLAS
+    uses): a machine that cannot start them keeps OpenBLAS's own. Returns
+    the libraries handed to the pool (none when nothing applied)."""
     if blas_pool_libraries or blas_wait_tuned or "OPENBLAS_THREAD_TIMEOUT" in os.environ \
             or os.environ.get("XPNN_NO_BLAS_TUNING") == "1" or pool_address is None:
         return blas_pool_libraries
@@ -121,6 +127,11 @@ def pool_blas_threads(pool_address) -> list:  # pragma: no mutate block (runs at
             continue
         for name in _CALLBACK_SETTERS:
             setter = getattr(lib, name, None)
+            getter = next((getattr(lib, g) for g in _THREAD_GETTERS if hasattr(lib, g)), None)
+            if setter is not None and pool_start is not None and getter is not None:
+                getter.restype = ctypes.c_int
+                if not pool_start(max(0, int(getter()) - 1)):
+                    break
             if setter is not None:
                 setter.argtypes = [ctypes.c_void_p]
                 setter.restype = None

@@ -14,10 +14,13 @@
  * OpenBLAS's jobs of one call wait on each other (a threaded GEMM's jobs
  * exchange packed panels), so all of them must run at the same time, each
  * on its own thread: job 0 on the caller, job i on worker i. One call uses
- * the pool at a time (xp_caller); a call made from a pool worker, or one
- * wanting more than XPNN_POOL_MAX threads, runs on threads started for it.
- * Every worker acknowledges every call, so a call's description is never
- * overwritten while a worker may still read it.
+ * the pool at a time (xp_caller); a call made while one runs on this thread
+ * (nested: from a job), or one wanting more than XPNN_POOL_MAX threads, runs
+ * on threads started for it. A call is published like a seqlock: xp_gen is
+ * odd while the caller writes the call's description and even once it is
+ * readable; a worker reads it and checks xp_gen did not move, so a worker
+ * that wakes late never runs a job twice or reads a half-written call. Only
+ * a call's participants acknowledge it.
  */
 #ifndef XPNN_BLAS_POOL_H
 #define XPNN_BLAS_POOL_H
@@ -38,7 +41,7 @@
 
 typedef void (*xpnn_dojob_t)(int thread_num, void *jobdata, int dojob_data);
 
-#define XPNN_POOL_MAX 64
+#define XPNN_POOL_MAX 256
 /* about OPENBLAS_THREAD_TIMEOUT=15 (2^15 cycles at ~3 GHz) */
 #define XPNN_POOL_SPIN_NS 10000L
 
@@ -47,18 +50,18 @@ static pthread_mutex_t xp_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t xp_wake = PTHREAD_COND_INITIALIZER;
 static int xp_workers = 0;                  /* started; changed under xp_caller */
 static long xp_start_gen[XPNN_POOL_MAX + 1];
-static atomic_long xp_gen = 0;              /* one more per call */
-static atomic_int xp_acks = 0;              /* workers done with the current call */
+static atomic_long xp_gen = 0;              /* two more per call; odd while written */
+static atomic_int xp_acks = 0;              /* participants done with the current call */
 static atomic_long xp_calls = 0;            /* calls served by the pool (tests read it) */
 static atomic_long xp_spawned_calls = 0;    /* calls run on threads started for them */
 static int xp_atfork_set = 0;
-static _Thread_local int xp_in_worker = 0;
+static _Thread_local int xp_busy = 0;      /* this thread runs a job (or a call) now */
 
-/* the current call, written by the caller before it bumps xp_gen */
-static xpnn_dojob_t xp_job;
-static char *xp_data;
-static size_t xp_elsize;
-static int xp_arg, xp_njobs;
+/* the current call, written while xp_gen is odd */
+static xpnn_dojob_t volatile xp_job;
+static char *volatile xp_data;
+static volatile size_t xp_elsize;
+static volatile int xp_arg, xp_njobs;
 
 static long xp_now_ns(void) {
     struct timespec t;
@@ -66,27 +69,44 @@ static long xp_now_ns(void) {
     return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
+static int xp_waiting(long g, long seen) {
+    return g == seen || (g & 1);
+}
+
 static void *xp_worker(void *arg) {
     int me = (int)(size_t)arg;
     long seen = xp_start_gen[me], g = seen;
-    xp_in_worker = 1;
+    xp_busy = 1;
     for (;;) {
         long t0 = xp_now_ns();
         unsigned spins = 0;
-        while ((g = atomic_load_explicit(&xp_gen, memory_order_acquire)) == seen) {
+        while (xp_waiting(atomic_load_explicit(&xp_gen, memory_order_acquire), seen)) {
             XP_RELAX();
             if ((++spins & 63u) == 0 && xp_now_ns() - t0 > XPNN_POOL_SPIN_NS) {
                 pthread_mutex_lock(&xp_lock);
-                while ((g = atomic_load(&xp_gen)) == seen)
+                while (xp_waiting(atomic_load(&xp_gen), seen))
                     pthread_cond_wait(&xp_wake, &xp_lock);
                 pthread_mutex_unlock(&xp_lock);
                 break;
             }
         }
+        xpnn_dojob_t job;
+        char *data;
+        size_t elsize;
+        int jobarg, njobs;
+        for (;;) {   /* read the call; again if a newer one began meanwhile */
+            g = atomic_load_explicit(&xp_gen, memory_order_acquire);
+            if (g & 1) { XP_RELAX(); continue; }
+            job = xp_job; data = xp_data; elsize = xp_elsize; jobarg = xp_arg; njobs = xp_njobs;
+            atomic_thread_fence(memory_order_acquire);
+            if (atomic_load_explicit(&xp_gen, memory_order_relaxed) == g)
+                break;
+        }
         seen = g;
-        if (me < xp_njobs)
-            xp_job(me, xp_data + (size_t)me * xp_elsize, xp_arg);
-        atomic_fetch_add_explicit(&xp_acks, 1, memory_order_release);
+        if (me < njobs) {
+            job(me, data + (size_t)me * elsize, jobarg);
+            atomic_fetch_add_explicit(&xp_acks, 1, memory_order_release);
+        }
     }
     return NULL;
 }
@@ -95,6 +115,7 @@ typedef struct { xpnn_dojob_t job; void *data; int i, arg; } xp_oneoff_t;
 
 static void *xp_oneoff(void *p) {
     xp_oneoff_t *o = (xp_oneoff_t *)p;
+    xp_busy = 1;
     o->job(o->i, o->data, o->arg);
     return NULL;
 }
@@ -119,7 +140,12 @@ static void xp_run_spawned(xpnn_dojob_t job, int n, size_t elsize, char *data, i
             abort();
         }
     }
-    job(0, data, arg);
+    {
+        int was = xp_busy;
+        xp_busy = 1;
+        job(0, data, arg);
+        xp_busy = was;
+    }
     for (i = 1; i < n; i++)
         pthread_join(t[i], NULL);
     free(t);
@@ -132,7 +158,7 @@ static void xp_after_fork_in_child(void) {
     pthread_mutex_init(&xp_lock, NULL);
     pthread_cond_init(&xp_wake, NULL);
     xp_workers = 0;
-    xp_in_worker = 0;
+    xp_busy = 0;
 }
 
 static int xp_start_workers(int want) {
@@ -167,7 +193,7 @@ static void xpnn_blas_pool_run(int sync, xpnn_dojob_t job, int numjobs, size_t e
             job(0, data, arg);
         return;
     }
-    if (xp_in_worker || numjobs - 1 > XPNN_POOL_MAX) {
+    if (xp_busy || numjobs - 1 > XPNN_POOL_MAX) {
         xp_run_spawned(job, numjobs, elsize, data, arg);
         return;
     }
@@ -177,22 +203,37 @@ static void xpnn_blas_pool_run(int sync, xpnn_dojob_t job, int numjobs, size_t e
         xp_run_spawned(job, numjobs, elsize, data, arg);
         return;
     }
+    atomic_fetch_add_explicit(&xp_gen, 1, memory_order_acq_rel);      /* odd: writing */
     xp_job = job; xp_data = data; xp_elsize = elsize; xp_arg = arg; xp_njobs = numjobs;
     atomic_store(&xp_acks, 0);
     atomic_fetch_add(&xp_calls, 1);
     pthread_mutex_lock(&xp_lock);
-    atomic_fetch_add_explicit(&xp_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&xp_gen, 1, memory_order_release);      /* even: published */
     pthread_cond_broadcast(&xp_wake);
     pthread_mutex_unlock(&xp_lock);
+    xp_busy = 1;
     job(0, data, arg);
+    xp_busy = 0;
     /* wait as OpenBLAS's own caller does: yielding, never asleep. Challenge
        net step, NumPy first, another process busy on one of two cores:
        300 ms with the caller asleep on a condition variable after 10 us,
        236 ms yielding (and 390 ms when idle workers also yield while they
        poll: they keep pause) */
-    while (atomic_load_explicit(&xp_acks, memory_order_acquire) < xp_workers)
+    while (atomic_load_explicit(&xp_acks, memory_order_acquire) < numjobs - 1)
         sched_yield();
     pthread_mutex_unlock(&xp_caller);
+}
+
+/* Start n workers now (at registration, so that a machine that cannot start
+   them keeps OpenBLAS's own threads); 1 on success. */
+static int xpnn_blas_pool_start(int n) {
+    int ok;
+    if (n > XPNN_POOL_MAX)
+        n = XPNN_POOL_MAX;
+    pthread_mutex_lock(&xp_caller);
+    ok = xp_start_workers(n);
+    pthread_mutex_unlock(&xp_caller);
+    return ok;
 }
 
 /* for the Python side: the function's address and what the pool did */

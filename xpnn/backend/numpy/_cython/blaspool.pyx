@@ -7,11 +7,17 @@ cdef extern from "blas_pool.h" nogil:
     long xpnn_blas_pool_calls()
     long xpnn_blas_pool_spawned_calls()
     int xpnn_blas_pool_workers()
+    int xpnn_blas_pool_start(int n)
 
 
 def address():
     """The C function OpenBLAS's openblas_set_threads_callback_function takes."""
     return xpnn_blas_pool_address()
+
+
+def start(int n):
+    """Start n pool threads now; False when the machine would not."""
+    return bool(xpnn_blas_pool_start(n))
 
 
 def stats():

@@ -1,8 +1,8 @@
-"""UCLA ECE C147/C247 (``nndl``) up to 2023: change ``nndl.`` to
-``xpnn.compat.nndl_2023.``, ``utils.`` to ``xpnn.compat.nndl_2023.utils.``
-and ``cs231n.`` to ``xpnn.compat.nndl_2023.cs231n.`` in a notebook's imports.
+"""UCLA ECE C147/C247 (``nndl``) up to 2022: change ``nndl.`` to
+``xpnn.compat.nndl_2022.``, ``utils.`` to ``xpnn.compat.nndl_2022.utils.``
+and ``cs231n.`` to ``xpnn.compat.nndl_2022.cs231n.`` in a notebook's imports.
 
-As ``xpnn.compat.nndl`` (2024-26), except that dropout's ``p`` and
+As ``xpnn.compat.nndl`` (2023-26), except that dropout's ``p`` and
 ``dropout=`` are the probability of DROPPING a unit, 0 (no dropout) by
 default.
 """
