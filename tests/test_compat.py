@@ -414,3 +414,40 @@ def test_the_course_solver_trains_on_through_a_nan_loss(edition):
     assert len(diverged) == 1 and "goes on" in str(diverged[0].message)
     with pytest.raises(FloatingPointError, match="diverged"):
         run(NativeSolver)
+
+
+@pytest.mark.parametrize("edition", ["cs231n_2022", "cs231n_2019"])
+def test_models_and_linear_classifiers_save_and_load_as_the_2025_course(edition, tmp_path,
+                                                                        monkeypatch, capsys):
+    """CS231n 2025+ notebooks call model.save("best_two_layer_net.npy") and
+    .load(...): cs231n/saved/<name>, a dict of arrays in np.save's format,
+    "<name> saved." / "loaded." / "not available." (False). A crafted file is
+    refused, not run."""
+    monkeypatch.chdir(tmp_path)
+    FC = _mod(edition, "classifiers.fc_net").FullyConnectedNet
+    Softmax = _mod(edition, "classifiers").Softmax
+    m = FC([5], input_dim=4, num_classes=3, dtype=np.float64)
+    m.save("best_fc.npy")
+    assert (tmp_path / "cs231n" / "saved" / "best_fc.npy").is_file()
+    other = FC([5], input_dim=4, num_classes=3, dtype=np.float64)
+    assert other.load("best_fc.npy") is True
+    for k in m.params:
+        np.testing.assert_array_equal(host(other.params[k]), host(m.params[k]))
+    assert other.load("missing.npy") is False
+    clf = Softmax()
+    clf.W = np.arange(12.0).reshape(4, 3)
+    clf.save("softmax.npy")
+    again = Softmax()
+    assert again.load("softmax.npy") and np.array_equal(again.W, clf.W)
+    assert capsys.readouterr().out.splitlines() == [
+        "best_fc.npy saved.", "best_fc.npy loaded.", "missing.npy not available.",
+        "softmax.npy saved.", "softmax.npy loaded."]
+
+    class Crafted:
+        def __reduce__(self):
+            return (os.system, ("echo crafted",))
+    np.save(tmp_path / "cs231n" / "saved" / "crafted.npy",
+            np.array({"W": Crafted()}, dtype=object), allow_pickle=True)
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load posix.system|"
+                                                     "refusing to load nt.system"):
+        again.load("crafted.npy")

@@ -20,7 +20,17 @@ import numpy as np
 from .. import backend, features
 from ..models import knn as _knn
 from ..models import linear as _linear
-from ._variants import _named
+from ._variants import CourseSaving, _named
+
+
+class _SavesW(CourseSaving):
+    """save/load of a linear classifier: its W, as {"W": W}."""
+
+    def _saved_params(self):
+        return {"W": self.W}
+
+    def _restore_params(self, params):
+        self.W = params["W"]
 
 
 def _losses(reg_scale):
@@ -48,7 +58,7 @@ def cs231n_modules(reg_scale=1.0):
     """The assignment 1 module table of a CS231n edition."""
     losses = _losses(reg_scale)
     knn = {"KNearestNeighbor": _course_labels(_knn.KNearestNeighbor)}
-    classes = {name: _named(type(name, (getattr(_linear, name),), {
+    classes = {name: _named(type(name, (_SavesW, getattr(_linear, name)), {
         "reg_scale": reg_scale, "__doc__": getattr(_linear, name).__doc__}), name)
         for name in ("LinearClassifier", "LinearSVM", "Softmax")}
     linear_classifier = {**losses, **classes}

@@ -11,6 +11,9 @@ wrapper over xpnn's single implementation.
   float32 model computes in float64 (xpnn's own models cast the data to
   their dtype); every edition's models do as the course's.
 - A NaN loss: the course's Solver goes on training (xpnn's stops).
+- Saving: CS231n 2025+ models and linear classifiers have ``save(fname)`` /
+  ``load(fname)`` (``cs231n/saved/<fname>``, NumPy's .npy of a dict); every
+  edition's have them here (:class:`CourseSaving`).
 - Update rules: CS231n 2016-17 Adam starts its step counter at t = 1; UCLA
   names the state ``a`` (RMSProp's cache, Adam's second moment) and ``v``
   (Adam's first moment).
@@ -22,7 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import optim
+import os
+import pickle
+
+from .. import backend, optim
+from ..data import _BatchUnpickler
 from ..layers import dropout_forward as _keep_dropout_forward
 from ..models import fc_net as _fc
 from ..models import neural_net as _nn
@@ -143,6 +150,67 @@ class TwoLayerNetNNDLKeep(TwoLayerNetNNDL):
                          weight_scale=weight_scale, reg=reg)
 
 
+class _SavedUnpickler(_BatchUnpickler):
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a saved model holds "
+                                     "only a dict of arrays")
+
+
+def _read_saved(path):
+    """What ``np.save`` wrote at ``path``: a dict of arrays (an object array
+    read with an unpickler that builds only arrays and containers, so a
+    crafted file is refused instead of run) or a plain array."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        _, _, dtype = read_header(f)
+        if dtype != object:
+            return np.load(path)
+        arr = _SavedUnpickler(f, encoding="latin1").load()
+    return arr.item() if isinstance(arr, np.ndarray) and arr.shape == () else arr
+
+
+class CourseSaving:
+    """``save(fname)`` and ``load(fname)`` as the CS231n 2025+ classes have
+    them: the parameters as a dict in ``cs231n/saved/<fname>`` (np.save's
+    format; the course writes beside its package, which is beside the
+    notebook), printing "<fname> saved." / "<fname> loaded."; load returns
+    False and prints "<fname> not available." when the file is missing."""
+
+    def _saved_params(self):
+        return dict(self.params)
+
+    def _restore_params(self, params):
+        self.params = params
+
+    @staticmethod
+    def _saved_path(fname):
+        return os.path.join("cs231n", "saved", os.fspath(fname))
+
+    def save(self, fname):
+        path = self._saved_path(fname)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.save(path, {k: np.asarray(backend.to_numpy(v))
+                       for k, v in self._saved_params().items()})
+        print(fname, "saved.")
+
+    def load(self, fname):
+        path = self._saved_path(fname)
+        if not os.path.exists(path):
+            print(fname, "not available.")
+            return False
+        params = _read_saved(path)
+        if not isinstance(params, dict):
+            raise ValueError(f"load: {path!r} holds a {type(params).__name__}, not the dict of "
+                             f"parameters save() writes")
+        self._restore_params(params)
+        print(fname, "loaded.")
+        return True
+
+
 _COURSE_MODELS: dict = {}
 
 
@@ -150,9 +218,10 @@ def course_model(cls):
     """``cls`` as the course's NumPy code computes: data of a wider type
     than the model's (float64 into a float32 model) is not cast down, so the
     layers, the loss and the gradients promote as NumPy does, and the params
-    follow the gradients' type after an update without a warning."""
+    follow the gradients' type after an update without a warning; and with
+    the course's ``save`` / ``load``."""
     if cls not in _COURSE_MODELS:
-        _COURSE_MODELS[cls] = _named(type(cls.__name__, (cls,), {
+        _COURSE_MODELS[cls] = _named(type(cls.__name__, (CourseSaving, cls), {
             "promote_input": True, "__doc__": cls.__doc__, "__module__": cls.__module__,
             "checkpoint_class": getattr(cls, "checkpoint_class", cls.__name__)}), cls.__name__)
     return _COURSE_MODELS[cls]
