@@ -1,7 +1,6 @@
 """The module tables the course editions are built from (see _build)."""
 from __future__ import annotations
 
-from .. import captioning as _captioning
 from .. import data as _data
 from .. import gradient_check as _gc
 from .. import layers as _layers
@@ -9,9 +8,8 @@ from ..layers import recurrent as _recurrent
 from ..layers import sandwich as _sandwich
 from ..models import cnn as _cnn
 from ..models import fc_net as _fc
-from ..models import rnn as _rnn
 from ..vis import visualize_grid
-from . import _a1, _extras, _variants
+from . import _a1, _a3, _extras, _variants
 
 
 def _pick(module, names):
@@ -74,7 +72,9 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
     neural_net, and the cs231n.* and utils.* modules its notebooks import.
     Assignment 1 (_a1): CS231n's classifiers.{k_nearest_neighbor,
     linear_svm, softmax, linear_classifier} and features, with
-    ``linear_reg_scale`` * reg * sum(W**2); UCLA's knn, softmax, svm."""
+    ``linear_reg_scale`` * reg * sum(W**2); UCLA's knn, softmax, svm.
+    Assignment 3 (_a3, CS231n): rnn_layers, classifiers.rnn,
+    captioning_solver, coco_utils, image_utils."""
     lay = layers(drop_p)
     fc_net, two_layer = _variants.course_model(fc_net), _variants.course_model(two_layer)
     three_layer = _variants.course_model(_cnn.ThreeLayerConvNet)
@@ -91,7 +91,7 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
             "classifiers.neural_net": {"TwoLayerNet": neural_net}}
     tree.update(_a1.UCLA_MODULES if ucla else _a1.cs231n_modules(linear_reg_scale))
     if not ucla:
-        tree.update(assignment3(opt_rules, lay))
+        tree.update(_a3.cs231n_modules(opt_rules, lay))
     if ucla:
         tree.update({"conv_layers": {**lay, **CONV_LAYERS},
                      "conv_layer_utils": {**lay, **FAST_LAYERS, **CONV_LAYER_UTILS},
@@ -102,26 +102,6 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
             for name, names in shared.items():
                 tree[f"{prefix}.{name}"] = names
     return tree
-
-
-def sigmoid(x):
-    """A numerically stable logistic sigmoid (the course's rnn_layers helper)."""
-    return _layers.sigmoid_forward(x)[0]
-
-
-def assignment3(opt_rules, lay):
-    """CS231n assignment 3 (NumPy editions): rnn_layers, classifiers.rnn,
-    captioning_solver, coco_utils, image_utils."""
-    rnn_layers = {**_pick(_recurrent, _recurrent.__all__), "sigmoid": sigmoid}
-    solver = _variants._named(type("CaptioningSolver", (_captioning.CaptioningSolver,), {
-        "update_rules": opt_rules, "__doc__": _captioning.CaptioningSolver.__doc__}),
-        "CaptioningSolver")
-    coco = _pick(_data, ["load_coco_data", "decode_captions", "sample_coco_minibatch"])
-    return {"rnn_layers": rnn_layers,
-            "classifiers.rnn": {**lay, **rnn_layers, "CaptioningRNN": _rnn.CaptioningRNN},
-            "captioning_solver": {"CaptioningSolver": solver, **coco},
-            "coco_utils": coco,
-            "image_utils": {"image_from_url": _data.image_from_url}}
 
 
 NATIVE_FC = {"fc_net": _fc.FullyConnectedNet, "two_layer": _fc.TwoLayerNet}
