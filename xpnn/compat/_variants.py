@@ -23,10 +23,10 @@ wrapper over xpnn's single implementation.
 """
 from __future__ import annotations
 
-import numpy as np
-
 import os
 import pickle
+
+import numpy as np
 
 from .. import backend, optim
 from ..data import _BatchUnpickler
