@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from . import backend
 from .optim import update_all
-from .solver import _progress, _write, resolve_update_rule
+from .solver import _progress, _write, decay_learning_rates, resolve_update_rule
 
 __all__ = ["CaptioningSolver"]
 
@@ -83,9 +83,7 @@ class CaptioningSolver:
                 bar.update(1)
                 if (t + 1) % per_epoch == 0:
                     self.epoch += 1
-                    for cfg in self.optim_configs.values():
-                        if "learning_rate" in cfg:   # (the rules fill in their default)
-                            cfg["learning_rate"] *= self.lr_decay
+                    decay_learning_rates(self.optim_configs, self.lr_decay)
         finally:
             bar.close()
             self.loss_history = backend.read_floats(self.loss_history)

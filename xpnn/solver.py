@@ -326,7 +326,7 @@ class Solver:
                     raise ValueError(f"{name} holds labels in [{lo}, {hi}] but {scored}")
         # a model that reads word indices (an Embedding first): they index a
         # table, so they are checked here too, once
-        words = getattr(getattr(self.model, "modules", [None])[0], "num_embeddings", None) \
+        words = self.model.modules[0].num_embeddings \
             if getattr(self.model, "index_input", False) else None
         for name, X in (("X_train", self.X_train), ("X_val", self.X_val)):
             if words is not None and X.shape[0]:
@@ -459,9 +459,7 @@ class Solver:
     def _end_epoch(self):
         """Count the epoch; decay every learning rate by lr_decay."""
         self.epoch += 1
-        for cfg in self.optim_configs.values():
-            if "learning_rate" in cfg:
-                cfg["learning_rate"] *= self.lr_decay
+        decay_learning_rates(self.optim_configs, self.lr_decay)
 
     def _evaluate(self, bar=None):
         """Train and validation accuracy into the histories (printed when
@@ -576,6 +574,14 @@ class _NoBar:
 
     def close(self):
         pass
+
+
+def decay_learning_rates(optim_configs, lr_decay):
+    """Every param's learning rate times lr_decay (the rules fill it in
+    with their default at the first step)."""
+    for cfg in optim_configs.values():
+        if "learning_rate" in cfg:
+            cfg["learning_rate"] *= lr_decay
 
 
 def resolve_update_rule(rule, optim_config, rules=None):

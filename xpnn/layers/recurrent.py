@@ -15,7 +15,6 @@ from array_api_compat import device as _device
 
 from .. import backend
 from ._util import check_dout, check_ndim, shape_str, xp_of
-from .core import sigmoid_forward
 
 __all__ = [
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
@@ -72,16 +71,15 @@ def _input_part(xp, x, Wx, b):
     return xp.reshape(xp.reshape(x, (N * T, D)) @ Wx + b, (N, T, Wx.shape[1]))
 
 
-def _weight_grads(xp, x, h0, h, da):
-    """dx, dWx's inputs and dWh for all steps at once from the stacked
-    pre-activation gradients da (N, T, k*H): one product each."""
+def _sequence_grads(xp, x, h0, h, das, Wx):
+    """dx, dWx, dWh and db for all steps at once from each step's
+    pre-activation gradient das[t] (N, k*H): one product each."""
     N, T, D = x.shape
-    k_H = da.shape[2]
-    da2 = xp.reshape(da, (N * T, k_H))
+    da2 = xp.reshape(xp.stack(das, axis=1), (N * T, Wx.shape[1]))
     hprev = xp.concat([h0[:, None, :], h[:, :-1, :]], axis=1)
     t = xp.matrix_transpose
-    return da2, t(xp.reshape(x, (N * T, D))) @ da2, \
-        t(xp.reshape(hprev, (N * T, h0.shape[1]))) @ da2
+    return (xp.reshape(da2 @ t(Wx), x.shape), t(xp.reshape(x, (N * T, D))) @ da2,
+            t(xp.reshape(hprev, (N * T, h0.shape[1]))) @ da2, xp.sum(da2, axis=0))
 
 
 def _empty_sequence(xp, x, h0):
@@ -119,8 +117,7 @@ def rnn_backward(dh, cache):
     check_dout("rnn_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
         return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
-    t_ = xp.matrix_transpose
-    WhT = t_(Wh)
+    WhT = xp.matrix_transpose(Wh)
     das = [None] * T
     dnext = xp.zeros_like(h0)
     step = backend.kernels(dh, out).rnn_step_backward
@@ -131,9 +128,8 @@ def rnn_backward(dh, cache):
             da = (dh[:, t, :] + dnext) * (1 - h * h)
         das[t] = da
         dnext = da @ WhT
-    da2, dWx, dWh = _weight_grads(xp, x, h0, out, xp.stack(das, axis=1))
-    dx = xp.reshape(da2 @ t_(Wx), x.shape)
-    return dx, dnext, dWx, dWh, xp.sum(da2, axis=0)
+    dx, dWx, dWh, db = _sequence_grads(xp, x, h0, out, das, Wx)
+    return dx, dnext, dWx, dWh, db
 
 
 # ------------------------------------------------------------------ word embeddings
@@ -171,6 +167,29 @@ def word_embedding_backward(dout, cache):
 
 
 # ------------------------------------------------------------------ LSTM
+def _lstm_gates(xp, a, c_prev):
+    """(next_h, next_c, (i, f, o, g, tanh(next_c))) from the pre-activation
+    a (N, 4H). The gates' sigmoid as 0.5 * tanh(a / 2) + 0.5: it never
+    overflows, takes two passes over the values where the exp form takes
+    six, and is what the GPU's step kernel computes."""
+    H = c_prev.shape[1]
+    sig = 0.5 * xp.tanh(0.5 * a[:, :3 * H]) + 0.5
+    i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
+    g = xp.tanh(a[:, 3 * H:])
+    next_c = f * c_prev + i * g
+    tc = xp.tanh(next_c)
+    return o * tc, next_c, (i, f, o, g, tc)
+
+
+def _lstm_gate_grads(xp, dh, dc_next, c_prev, i, f, o, g, tc):
+    """(da (N, 4H), dc_prev) of one step from the gradients dh of its
+    output and dc_next of its cell."""
+    dc = dc_next + dh * o * (1 - tc * tc)
+    da = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                    dh * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+    return da, dc * f
+
+
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     """One LSTM step (gates i, f, o, g). x (N, D), prev_h and prev_c (N, H),
     Wx (D, 4H), Wh (H, 4H), b (4H,). Returns next_h, next_c and the cache."""
@@ -179,15 +198,8 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     if tuple(prev_c.shape) != tuple(prev_h.shape):
         raise ValueError(f"lstm_step_forward: prev_c {shape_str(prev_c)} must have prev_h's "
                          f"shape {shape_str(prev_h)}")
-    H = prev_h.shape[1]
-    a = x @ Wx + prev_h @ Wh + b
-    sig, _ = sigmoid_forward(a[:, :3 * H])
-    i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
-    g = xp.tanh(a[:, 3 * H:])
-    next_c = f * prev_c + i * g
-    tc = xp.tanh(next_c)
-    next_h = o * tc
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tc)
+    next_h, next_c, gates = _lstm_gates(xp, x @ Wx + prev_h @ Wh + b, prev_c)
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, *gates)
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache):
@@ -196,11 +208,9 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     xp = xp_of(dnext_h=dnext_h, dnext_c=dnext_c, x=x)
     check_dout("lstm_step_backward", xp, dnext_h, prev_h.shape)
     check_dout("lstm_step_backward", xp, dnext_c, prev_c.shape)
-    dc = dnext_c + dnext_h * o * (1 - tc * tc)
-    da = xp.concat([dc * g * i * (1 - i), dc * prev_c * f * (1 - f),
-                    dnext_h * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+    da, dprev_c = _lstm_gate_grads(xp, dnext_h, dnext_c, prev_c, i, f, o, g, tc)
     t = xp.matrix_transpose
-    return (da @ t(Wx), da @ t(Wh), dc * f, t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0))
+    return (da @ t(Wx), da @ t(Wh), dprev_c, t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0))
 
 
 def lstm_forward(x, h0, Wx, Wh, b):
@@ -212,7 +222,6 @@ def lstm_forward(x, h0, Wx, Wh, b):
     if not x.shape[1]:
         return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None, [])
     _check_step("lstm_forward", x[:, 0, :], h0, Wx, Wh, b, 4)
-    H = h0.shape[1]
     xa = _input_part(xp, x, Wx, b)
     h, c = h0, xp.zeros_like(h0)
     hs, states = [], []
@@ -220,22 +229,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     for t in range(x.shape[1]):
         hw = h @ Wh
         fast = step(xa, t, hw, c)
-        if fast is not None:
-            h, c_next, gates = fast
-            states.append((c, *gates))
-            c = c_next
-            hs.append(h)
-            continue
-        a = xa[:, t, :] + hw
-        # the three gates' sigmoid as 0.5 * tanh(a / 2) + 0.5: never overflows,
-        # two passes over the values where the exp form takes six
-        sig = 0.5 * xp.tanh(0.5 * a[:, :3 * H]) + 0.5
-        i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 2 * H:]
-        g = xp.tanh(a[:, 3 * H:])
-        c_next = f * c + i * g
-        tc = xp.tanh(c_next)
-        states.append((c, i, f, o, g, tc))
-        h, c = o * tc, c_next
+        h, c_next, gates = fast if fast is not None else _lstm_gates(xp, xa[:, t, :] + hw, c)
+        states.append((c, *gates))
+        c = c_next
         hs.append(h)
     out = xp.stack(hs, axis=1)
     return out, (x, h0, Wx, Wh, b, out, states)
@@ -249,29 +245,20 @@ def lstm_backward(dh, cache):
     check_dout("lstm_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
         return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
-    t_ = xp.matrix_transpose
-    WhT = t_(Wh)
+    WhT = xp.matrix_transpose(Wh)
     das = [None] * T
     dh_next, dc_next = xp.zeros_like(h0), xp.zeros_like(h0)
     step = backend.kernels(dh, h0).lstm_step_backward
     for t in reversed(range(T)):
         c_prev, i, f, o, g, tc = states[t]
         fast = step(dh, t, dh_next, dc_next, c_prev, (i, f, o, g, tc))
-        if fast is not None:
-            das[t], dc_next = fast
-            dh_next = das[t] @ WhT
-            continue
-        # a kernel's dc_prev carries the gradient in its first H columns
-        dc_next = dc_next[:, :h0.shape[1]]
-        dht = dh[:, t, :] + dh_next
-        dc = dc_next + dht * o * (1 - tc * tc)
-        das[t] = xp.concat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
-                            dht * tc * o * (1 - o), dc * i * (1 - g * g)], axis=1)
+        if fast is None:   # (a kernel's dc_prev carries the gradient in its first H columns)
+            fast = _lstm_gate_grads(xp, dh[:, t, :] + dh_next, dc_next[:, :h0.shape[1]],
+                                    c_prev, i, f, o, g, tc)
+        das[t], dc_next = fast
         dh_next = das[t] @ WhT
-        dc_next = dc * f
-    da2, dWx, dWh = _weight_grads(xp, x, h0, out, xp.stack(das, axis=1))
-    dx = xp.reshape(da2 @ t_(Wx), x.shape)
-    return dx, dh_next, dWx, dWh, xp.sum(da2, axis=0)
+    dx, dWx, dWh, db = _sequence_grads(xp, x, h0, out, das, Wx)
+    return dx, dh_next, dWx, dWh, db
 
 
 # ------------------------------------------------------------------ output side
