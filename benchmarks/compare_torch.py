@@ -254,6 +254,17 @@ def _naive_over_fast():
     return naive, statistics.median(fast)
 
 
+def _blas_kernels() -> str:
+    """Which OpenBLAS kernels NumPy runs here, and whether the environment
+    chose them (OPENBLAS_CORETYPE overrides OpenBLAS's own choice)."""
+    from threadpoolctl import threadpool_info
+    libs = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} kernels"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return (", ".join(libs) or "no BLAS found") + (
+        f" (set by the environment: {forced})" if forced else " (OpenBLAS's own choice)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -287,6 +298,7 @@ def main(argv=None):
           f"float32 unless noted, {time.strftime('%Y-%m-%d')}; each library in its own "
           f"process, {args.pairs} alternating pairs, median of {args.steps} steps after warm-up"
           f"{'; NumPy imported first' if args.numpy_first else ''}")
+    print(f"# {_blas_kernels()}")
     print(f"{'case':36s} {'xpnn ms':>8s} {'peer ms':>8s} {'ratio':>6s} {'min-max':>11s} "
           f"{'xpnn MB':>8s} {'peer MB':>8s} {'target':>7s}")
     print("# peer: PyTorch CPU, except *_vs_course_ref (the course reference algorithm); "
