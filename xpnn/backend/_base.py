@@ -113,6 +113,12 @@ class Kernels:
         """(dx, dgamma, dbeta) of :meth:`bn_train_forward`."""
         return None
 
+    def step_product(self, w, transpose=False):
+        """A function ``h -> h @ w`` (``h @ w.T`` when ``transpose``) for the
+        few rows (N, H) of every step of one sequence, prepared once for it
+        (a backend may pack w); None: the portable ``h @ w``."""
+        return None
+
     def rnn_step_forward(self, xa, t, hw):
         """A tanh RNN's h_t = tanh(xa[:, t] + hw) from the input part xa (N, T,
         H) of every step and hw = h_{t-1} @ Wh."""

@@ -82,6 +82,17 @@ def _sequence_grads(xp, x, h0, h, das, Wx):
             t(xp.reshape(hprev, (N * T, h0.shape[1]))) @ da2, xp.sum(da2, axis=0))
 
 
+def _step_product(xp, w, transpose=False):
+    """``h -> h @ w`` (``h @ w.T`` when ``transpose``) for every step of a
+    sequence: the backend's, prepared once (the NumPy backend packs w for
+    its compiled kernel), else the portable product."""
+    prod = backend.kernels(w).step_product(w, transpose)
+    if prod is not None:
+        return prod
+    wt = xp.matrix_transpose(w) if transpose else w
+    return lambda h: h @ wt
+
+
 def _empty_sequence(xp, x, h0):
     return xp.zeros((x.shape[0], 0, h0.shape[1]), dtype=h0.dtype, device=_device(h0))
 
@@ -97,9 +108,10 @@ def rnn_forward(x, h0, Wx, Wh, b):
     _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
     xa = _input_part(xp, x, Wx, b)
     step = backend.kernels(xa, h0, Wh).rnn_step_forward   # one launch a step on a GPU
+    times_wh = _step_product(xp, Wh)
     hs, h = [], h0
     for t in range(x.shape[1]):
-        hw = h @ Wh
+        hw = times_wh(h)
         h = step(xa, t, hw)
         if h is None:
             h = xp.tanh(xa[:, t, :] + hw)
@@ -117,7 +129,7 @@ def rnn_backward(dh, cache):
     check_dout("rnn_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
         return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
-    WhT = xp.matrix_transpose(Wh)
+    times_whT = _step_product(xp, Wh, transpose=True)
     das = [None] * T
     dnext = xp.zeros_like(h0)
     step = backend.kernels(dh, out).rnn_step_backward
@@ -127,7 +139,7 @@ def rnn_backward(dh, cache):
             h = out[:, t, :]
             da = (dh[:, t, :] + dnext) * (1 - h * h)
         das[t] = da
-        dnext = da @ WhT
+        dnext = times_whT(da)
     dx, dWx, dWh, db = _sequence_grads(xp, x, h0, out, das, Wx)
     return dx, dnext, dWx, dWh, db
 
@@ -226,8 +238,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     h, c = h0, xp.zeros_like(h0)
     hs, states = [], []
     step = backend.kernels(xa, h0, Wh).lstm_step_forward   # one launch a step on a GPU
+    times_wh = _step_product(xp, Wh)
     for t in range(x.shape[1]):
-        hw = h @ Wh
+        hw = times_wh(h)
         fast = step(xa, t, hw, c)
         h, c_next, gates = fast if fast is not None else _lstm_gates(xp, xa[:, t, :] + hw, c)
         states.append((c, *gates))
@@ -245,7 +258,7 @@ def lstm_backward(dh, cache):
     check_dout("lstm_backward", xp, dh, (N, T, h0.shape[1]))
     if not T:
         return tuple(xp.zeros_like(a) for a in (x, h0, Wx, Wh, b))
-    WhT = xp.matrix_transpose(Wh)
+    times_whT = _step_product(xp, Wh, transpose=True)
     das = [None] * T
     dh_next, dc_next = xp.zeros_like(h0), xp.zeros_like(h0)
     step = backend.kernels(dh, h0).lstm_step_backward
@@ -256,7 +269,7 @@ def lstm_backward(dh, cache):
             fast = _lstm_gate_grads(xp, dh[:, t, :] + dh_next, dc_next[:, :h0.shape[1]],
                                     c_prev, i, f, o, g, tc)
         das[t], dc_next = fast
-        dh_next = das[t] @ WhT
+        dh_next = times_whT(das[t])
     dx, dWx, dWh, db = _sequence_grads(xp, x, h0, out, das, Wx)
     return dx, dh_next, dWx, dWh, db
 

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from .._base import Backend, Kernels, transfers  # noqa: E402,F401
 from . import conv as _conv  # noqa: E402
+from . import steps as _steps  # noqa: E402
 
 try:
     from ._cython import im2col as _cy
@@ -101,6 +102,10 @@ class NumpyKernels(Kernels):
         if cy is None or not isinstance(saved, _conv.HostColumns):
             return None
         return _conv._host_backward(cy, dout, x, w, saved.xpad, stride, pad, Ho, Wo, need_dx)
+
+    def step_product(self, w, transpose=False):
+        return _steps.step_product(_cy, w, transpose,
+                                   _blaspool.address() if _blaspool is not None else 0)
 
     def scatter_add_rows(self, idx, values, rows):
         if not isinstance(values, np.ndarray) or not isinstance(idx, np.ndarray):

@@ -10,6 +10,7 @@ The loops are serial: NumPy's matmul owns the threads.
 """
 import numpy as np
 cimport cython
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cython cimport floating
 
 
@@ -405,3 +406,186 @@ def conv_direct_weight_grad(const floating[::1] xflat, Py_ssize_t N, Py_ssize_t 
             else:
                 xpnn_direct_dw_d(&xflat[n * C * Hp * Wp], &dout[n, 0, 0, 0], &dwp[n, 0],
                                  C, Hp, Wp, F, KH, KW)
+
+
+cdef extern from "step_gemm.h":
+    int xpnn_sg_level() noexcept nogil
+    int xpnn_sg_nr_f_v4, xpnn_sg_nr_f_v3, xpnn_sg_nr_f_v0
+    int xpnn_sg_nr_d_v4, xpnn_sg_nr_d_v3, xpnn_sg_nr_d_v0
+    void xpnn_sg_pack_f_v4(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_pack_f_v3(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_pack_f_v0(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, float*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_pack_d_v4(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, double*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_pack_d_v3(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, double*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_pack_d_v0(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, int, double*,
+                           Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_f_v4(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*,
+                          Py_ssize_t, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_f_v3(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*,
+                          Py_ssize_t, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_f_v0(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const float*,
+                          Py_ssize_t, float*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_d_v4(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*,
+                          Py_ssize_t, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_d_v3(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*,
+                          Py_ssize_t, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+    void xpnn_sg_run_d_v0(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, const double*,
+                          Py_ssize_t, double*, Py_ssize_t, Py_ssize_t, Py_ssize_t) noexcept nogil
+
+#: the step product's version this CPU runs: 4 (AVX-512), 3 (AVX2 with FMA)
+#: or 0 (the baseline); a lower level may be asked for, never a higher one
+STEP_LEVEL = xpnn_sg_level()
+
+
+def step_panel_width(bint double, int level):
+    """Columns per packed panel of the step product at ``level``."""
+    _check_level(level)
+    if double:
+        return xpnn_sg_nr_d_v4 if level == 4 else xpnn_sg_nr_d_v3 if level == 3 else \
+            xpnn_sg_nr_d_v0
+    return xpnn_sg_nr_f_v4 if level == 4 else xpnn_sg_nr_f_v3 if level == 3 else xpnn_sg_nr_f_v0
+
+
+cdef _check_level(int level):
+    if level not in (0, 3, 4) or level > STEP_LEVEL:
+        raise ValueError(f"step product level {level}: this CPU runs 0 to {STEP_LEVEL} "
+                         f"(4 AVX-512, 3 AVX2/FMA, 0 the baseline)")
+
+
+cdef Py_ssize_t _panels(str fn, Py_ssize_t K, Py_ssize_t N, Py_ssize_t size, int nr,
+                        Py_ssize_t q0, Py_ssize_t q1) except -1:
+    cdef Py_ssize_t P = (N + nr - 1) // nr
+    if size < P * K * nr:
+        raise ValueError(f"{fn}: the packed buffer holds {size} elements, {P * K * nr} needed "
+                         f"for B ({K}, {N})")
+    if not 0 <= q0 <= q1 <= P:
+        raise ValueError(f"{fn}: panels [{q0}, {q1}) outside the {P} of B ({K}, {N})")
+    return P
+
+
+ctypedef void (*_pool_job_t)(int, void*, int) noexcept nogil
+ctypedef void (*_pool_run_t)(int, _pool_job_t, int, size_t, void*, int) noexcept nogil
+
+cdef struct _StepJob:
+    const void* a
+    const void* w
+    const void* bp
+    void* c
+    Py_ssize_t M, K, N, ldw
+    Py_ssize_t q0, q1
+    int level, dbl, pack, trans
+
+
+cdef void _step_job(int thread_num, void* data, int arg) noexcept nogil:
+    cdef _StepJob* j = <_StepJob*>data
+    if j.q0 >= j.q1:
+        return
+    if j.pack:
+        if j.dbl:
+            if j.level == 4:
+                xpnn_sg_pack_d_v4(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
+            elif j.level == 3:
+                xpnn_sg_pack_d_v3(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
+            else:
+                xpnn_sg_pack_d_v0(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
+        else:
+            if j.level == 4:
+                xpnn_sg_pack_f_v4(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
+            elif j.level == 3:
+                xpnn_sg_pack_f_v3(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
+            else:
+                xpnn_sg_pack_f_v0(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
+    elif j.dbl:
+        if j.level == 4:
+            xpnn_sg_run_d_v4(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+        elif j.level == 3:
+            xpnn_sg_run_d_v3(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+        else:
+            xpnn_sg_run_d_v0(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+    else:
+        if j.level == 4:
+            xpnn_sg_run_f_v4(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+        elif j.level == 3:
+            xpnn_sg_run_f_v3(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+        else:
+            xpnn_sg_run_f_v0(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+
+
+cdef _step_jobs(_StepJob proto, Py_ssize_t panels, int threads, size_t pool):
+    """Split panels [0, panels) over ``threads`` jobs and run them: job 0 on
+    this thread, the others on the pool at address ``pool`` (blas_pool.h's
+    run function; 0: all jobs here, one after another)."""
+    cdef int n = max(1, min(threads, panels)), i
+    cdef _StepJob* jobs = <_StepJob*>PyMem_Malloc(n * sizeof(_StepJob))
+    if jobs == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            jobs[i] = proto
+            jobs[i].q0 = panels * i // n
+            jobs[i].q1 = panels * (i + 1) // n
+        with nogil:
+            if pool != 0 and n > 1:
+                (<_pool_run_t>pool)(1, _step_job, n, sizeof(_StepJob), jobs, 0)
+            else:
+                for i in range(n):
+                    _step_job(i, &jobs[i], 0)
+    finally:
+        PyMem_Free(jobs)
+
+
+def step_pack(const floating[:, ::1] w, bint trans, floating[::1] bp, int level,
+                  int threads, size_t pool):
+    """Pack B for :func:`step_product` at ``level``: B = w (K, N), or w.T
+    when ``trans`` (w (N, K)). ``bp`` holds ceil(N / NR) * K * NR elements,
+    NR = :func:`step_panel_width`. The panels are split over ``threads``
+    threads of the pool at address ``pool`` (blas_pool.h's run function; 0:
+    this thread only). Releases the GIL."""
+    cdef bint dbl = floating is double
+    nr = step_panel_width(dbl, level)
+    cdef _StepJob j
+    j.K = w.shape[1] if trans else w.shape[0]
+    j.N = w.shape[0] if trans else w.shape[1]
+    cdef Py_ssize_t P = _panels("step_pack", j.K, j.N, bp.shape[0], nr, 0, 0)
+    if P == 0 or j.K == 0:
+        return
+    j.a = NULL
+    j.c = NULL
+    j.w = &w[0, 0]
+    j.bp = &bp[0]
+    j.M = 0
+    j.ldw = w.shape[1]
+    j.level, j.dbl, j.pack, j.trans = level, dbl, 1, trans
+    _step_jobs(j, P, threads, pool)
+
+
+def step_product(const floating[:, ::1] a, const floating[::1] bp, floating[:, ::1] c,
+                     int level, int threads, size_t pool):
+    """c (M, N) = a (M, K) @ B, B packed by :func:`step_pack` at the same
+    ``level``; the panels split over ``threads`` threads of the pool at
+    ``pool`` as there. Each sum runs over k in order: the result does not
+    depend on the split. Releases the GIL."""
+    cdef bint dbl = floating is double
+    nr = step_panel_width(dbl, level)
+    cdef _StepJob j
+    j.M, j.K, j.N = a.shape[0], a.shape[1], c.shape[1]
+    if c.shape[0] != j.M:
+        raise ValueError(f"step_product: c has {c.shape[0]} rows, a {j.M}")
+    cdef Py_ssize_t P = _panels("step_product", j.K, j.N, bp.shape[0], nr, 0, 0)
+    if j.M == 0 or P == 0:
+        return
+    if j.K == 0:
+        c[:, :] = 0
+        return
+    j.a = &a[0, 0]
+    j.bp = &bp[0]
+    j.c = &c[0, 0]
+    j.w = NULL
+    j.ldw = 0
+    j.level, j.dbl, j.pack, j.trans = level, dbl, 0, 0
+    _step_jobs(j, P, threads, pool)

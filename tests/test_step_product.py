@@ -1,0 +1,180 @@
+"""The recurrent step's compiled product (NumPy backend,
+``_cython/step_gemm.h``): every version this CPU runs (AVX-512, AVX2/FMA,
+the baseline) against a float64 product for row counts around the row
+block, widths around the vector and panel, B packed plain and transposed,
+panels that start unaligned; the same bits on one thread or several; the
+recurrent layers use it once per sequence and fall back for what it does
+not serve; and it refuses what it was not built for."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnn.backend import numpy as _kernels
+from xpnn.backend.numpy import steps
+from xpnn.layers import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+
+from conftest import record_calls
+
+
+def _cy():
+    if not _kernels.has_compiled():
+        pytest.skip("compiled extension not built (the step product is part of it)")
+    return _kernels._cy
+
+
+def _levels():
+    cy = _cy()
+    return [lv for lv in (0, 3, 4) if lv <= cy.STEP_LEVEL]
+
+
+def _pool():
+    return _kernels._blaspool.address() if _kernels._blaspool is not None else 0
+
+
+def _packed(cy, w, trans, level, threads=1, offset=0):
+    """B packed into a buffer that starts ``offset`` elements into its array
+    (offset 1: no panel is aligned to a vector)."""
+    K, N = (w.shape[1], w.shape[0]) if trans else w.shape
+    nr = cy.step_panel_width(w.dtype == np.float64, level)
+    size = -(-N // nr) * K * nr
+    bp = np.full(size + offset, np.nan, dtype=w.dtype)[offset:]
+    cy.step_pack(w, trans, bp, level, threads, _pool() if threads > 1 else 0)
+    return bp
+
+
+# rows around the blocks (4 and 6 rows), widths around vectors (2-16) and
+# panels (12-64 columns), depths 1 to 37
+SHAPES = [(1, 1, 1), (5, 3, 15), (6, 17, 16), (7, 8, 17), (13, 37, 63), (25, 16, 64),
+          (4, 5, 65), (12, 9, 130), (3, 2, 200)]
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-13)])
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("M,K,N", SHAPES)
+def test_every_version_equals_a_float64_product(dtype, rtol, trans, M, K, N):
+    cy = _cy()
+    r = np.random.RandomState(M * 1000 + K * 10 + N)
+    a = r.randn(M, K).astype(dtype)
+    w = r.randn(N, K).astype(dtype) if trans else r.randn(K, N).astype(dtype)
+    B = (w.T if trans else w).astype(np.float64)
+    want = a.astype(np.float64) @ B
+    scale = np.abs(a).astype(np.float64) @ np.abs(B)     # bound on each sum's size
+    for level in _levels():
+        for offset in (0, 1):
+            bp = _packed(cy, w, trans, level, offset=offset)
+            c = np.full((M, N), np.nan, dtype=dtype)
+            cy.step_product(a, bp, c, level, 1, 0)
+            err = np.abs(c.astype(np.float64) - want)
+            assert np.all(err <= rtol * scale + 1e-30), (level, offset)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bits_whatever_the_thread_count(dtype):
+    """Panels are split over threads; each sum runs over k in order, so one
+    thread and several give identical results (and identical packings)."""
+    cy = _cy()
+    if not _pool():
+        pytest.skip("xpnn's C thread pool was not built")
+    r = np.random.RandomState(3)
+    a, w = r.randn(25, 96).astype(dtype), r.randn(96, 700).astype(dtype)
+    for level in _levels():
+        out = []
+        for threads in (1, 2, 3, 7):
+            bp = _packed(cy, w, False, level, threads)
+            c = np.empty((25, 700), dtype=dtype)
+            cy.step_product(a, bp, c, level, threads, _pool())
+            out.append((bp, c))
+        for bp, c in out[1:]:
+            np.testing.assert_array_equal(bp, out[0][0])
+            np.testing.assert_array_equal(c, out[0][1])
+
+
+def test_inf_and_nan_propagate():
+    cy = _cy()
+    a = np.ones((7, 5), np.float32)
+    a[2, 3] = np.nan
+    a[5, 0] = np.inf
+    w = np.ones((5, 20), np.float32)
+    for level in _levels():
+        c = np.zeros((7, 20), np.float32)
+        cy.step_product(a, _packed(cy, w, False, level), c, level, 1, 0)
+        assert np.isnan(c[2]).all() and np.isposinf(c[5]).all()
+        assert np.isfinite(np.delete(c, [2, 5], axis=0)).all()
+
+
+def test_empty_rows_depth_and_width():
+    cy = _cy()
+    level = _levels()[-1]
+    for M, K, N in [(0, 4, 9), (3, 0, 9), (3, 4, 0)]:
+        a, w = np.ones((M, K)), np.ones((K, N))
+        c = np.full((M, N), np.nan)
+        cy.step_product(a, _packed(cy, w, False, level), c, level, 2, _pool())
+        np.testing.assert_array_equal(c, np.zeros((M, N)))
+
+
+def test_refuses_what_it_was_not_built_for():
+    cy = _cy()
+    level = _levels()[-1]
+    a, w = np.ones((3, 4), np.float32), np.ones((4, 9), np.float32)
+    bp = _packed(cy, w, False, level)
+    with pytest.raises(ValueError, match="level 5"):
+        cy.step_panel_width(False, 5)
+    if cy.STEP_LEVEL < 4:
+        with pytest.raises(ValueError, match="this CPU runs"):
+            cy.step_panel_width(False, 4)
+    with pytest.raises(ValueError, match="packed buffer holds"):
+        cy.step_product(a, bp[:-1], np.empty((3, 9), np.float32), level, 1, 0)
+    with pytest.raises(ValueError, match="c has 2 rows, a 3"):
+        cy.step_product(a, bp, np.empty((2, 9), np.float32), level, 1, 0)
+    with pytest.raises(ValueError, match="packed buffer holds"):
+        cy.step_pack(w, False, bp[:5], level, 1, 0)
+
+
+def test_step_product_falls_back_to_matmul_for_what_it_does_not_serve():
+    cy = _cy()
+    if cy.STEP_LEVEL < 3:
+        pytest.skip("this CPU has no AVX2/FMA: the step product is not used")
+    r = np.random.RandomState(1)
+    w = r.randn(6, 10).astype(np.float32)
+    prod = steps.step_product(cy, w, False, _pool())
+    h64 = r.randn(4, 6)                                  # float64 rows, float32 weights
+    assert prod(h64).dtype == np.float64
+    np.testing.assert_allclose(prod(h64), h64 @ w, rtol=1e-12)
+    hT = np.asfortranarray(r.randn(4, 6).astype(np.float32))   # not C-ordered: copied
+    np.testing.assert_allclose(prod(hT), hT @ w, rtol=1e-5)
+    with pytest.raises(ValueError):
+        prod(np.ones((4, 7), np.float32))                 # NumPy's own shape error
+    assert steps.step_product(cy, w.astype(np.float16)) is None
+    assert steps.step_product(cy, np.ones(3, np.float32)) is None
+    assert steps.step_product(None, w) is None
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_recurrent_layers_pack_once_per_sequence_and_match_plain_products(monkeypatch, cell):
+    """A sequence's forward packs Wh once and its backward packs Wh.T once;
+    outputs and every gradient equal the ones computed with NumPy's matmul
+    (the step product switched off)."""
+    cy = _cy()
+    if cy.STEP_LEVEL < 3:
+        pytest.skip("this CPU has no AVX2/FMA: the step product is not used")
+    fwd, bwd, k = (rnn_forward, rnn_backward, 1) if cell == "rnn" else \
+        (lstm_forward, lstm_backward, 4)
+    r = np.random.RandomState(5)
+    N, T, D, H = 7, 5, 6, 9
+    x, h0 = r.randn(N, T, D), r.randn(N, H)
+    Wx, Wh, b = r.randn(D, k * H), r.randn(H, k * H), r.randn(k * H)
+    dh = r.randn(N, T, H)
+
+    def run():
+        h, cache = fwd(x, h0, Wx, Wh, b)
+        return (h, *bwd(dh, cache))
+
+    log = []
+    record_calls(monkeypatch, steps, "StepProduct", log)
+    fast = run()
+    assert log == ["StepProduct", "StepProduct"]
+    monkeypatch.setattr(_kernels.NumpyKernels, "step_product", lambda self, w, t=False: None)
+    plain = run()
+    for f, p in zip(fast, plain):
+        np.testing.assert_allclose(f, p, rtol=1e-12, atol=1e-12)
