@@ -103,6 +103,18 @@ class NumpyKernels(Kernels):
             return None
         return _conv._host_backward(cy, dout, x, w, saved.xpad, stride, pad, Ho, Wo, need_dx)
 
+    def rnn_step_forward(self, xa, t, hw):
+        return _steps.rnn_step_forward(_cy, xa, t, hw)
+
+    def rnn_step_backward(self, dh, t, dnext, out):
+        return _steps.rnn_step_backward(_cy, dh, t, dnext, out)
+
+    def lstm_step_forward(self, xa, t, hw, c_prev):
+        return _steps.lstm_step_forward(_cy, xa, t, hw, c_prev)
+
+    def lstm_step_backward(self, dh, t, dh_next, dc_next, c_prev, gates):
+        return _steps.lstm_step_backward(_cy, dh, t, dh_next, dc_next, c_prev, gates)
+
     def step_product(self, w, transpose=False):
         return _steps.step_product(_cy, w, transpose,
                                    _blaspool.address() if _blaspool is not None else 0)

@@ -1,5 +1,7 @@
-"""The recurrent step's product on the host: ``h @ W`` (forward) or
-``da @ W.T`` (backward) for the few rows of every time step of a sequence.
+"""A recurrent step on the host: its product ``h @ W`` (forward) or
+``da @ W.T`` (backward) for the few rows of every time step of a sequence,
+and its elementwise part (the gates) in one compiled pass
+(``_cython/step_gates.h``, float32).
 
 NumPy's OpenBLAS runs these shapes (25 rows against a 512 x 2048 weight, as
 in the captioning notebooks) far below its large-product speed: it packs W
@@ -49,6 +51,49 @@ class StepProduct:
         self.cy.step_product(h, self.bp, c, self.level,
                              self._threads(h.shape[0] * self.K * self.N), self.pool)
         return c
+
+
+def _f32_rows(*arrays) -> bool:
+    """Float32 NumPy matrices whose rows have unit stride: what the compiled
+    gate passes take."""
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 2
+               and (a.shape[1] <= 1 or a.strides[1] == 4) for a in arrays)
+
+
+def lstm_step_forward(cy, xa, t, hw, c_prev):
+    """(h, c_next, (i, f, o, g, tanh(c_next))) of an LSTM step in one
+    compiled pass, or None (float32 only: float64 keeps NumPy's path)."""
+    if cy is None or not isinstance(xa, np.ndarray) or xa.ndim != 3 \
+            or not _f32_rows(xa[:, t, :], hw, c_prev):
+        return None
+    h, c, i, f, o, g, tc = cy.lstm_gates_forward(xa[:, t, :], hw, c_prev)
+    return h, c, (i, f, o, g, tc)
+
+
+def lstm_step_backward(cy, dh, t, dh_next, dc_next, c_prev, gates):
+    """(da, dc_prev) of an LSTM step in one compiled pass, or None."""
+    if cy is None or not isinstance(dh, np.ndarray) or dh.ndim != 3 \
+            or not _f32_rows(dh[:, t, :], dh_next, dc_next, c_prev, *gates) \
+            or len({a.strides[0] for a in gates}) != 1:
+        return None
+    return cy.lstm_gates_backward(dh[:, t, :], dh_next, dc_next, c_prev, *gates)
+
+
+def rnn_step_forward(cy, xa, t, hw):
+    """tanh(xa[:, t] + hw) in one compiled pass, or None."""
+    if cy is None or not isinstance(xa, np.ndarray) or xa.ndim != 3 \
+            or not _f32_rows(xa[:, t, :], hw):
+        return None
+    return cy.rnn_gates_forward(xa[:, t, :], hw)
+
+
+def rnn_step_backward(cy, dh, t, dnext, out):
+    """(dh[:, t] + dnext) * (1 - out[:, t]**2) in one compiled pass, or None."""
+    if cy is None or not isinstance(dh, np.ndarray) or not isinstance(out, np.ndarray) \
+            or dh.ndim != 3 or out.ndim != 3 \
+            or not _f32_rows(dh[:, t, :], dnext, out[:, t, :]):
+        return None
+    return cy.rnn_gates_backward(dh[:, t, :], dnext, out[:, t, :])
 
 
 def step_product(cy, w, transpose: bool = False, pool: int = 0):

@@ -482,38 +482,46 @@ cdef struct _StepJob:
 
 
 cdef void _step_job(int thread_num, void* data, int arg) noexcept nogil:
+    """One job of the pool: pack or multiply panels j.q0..j.q1-1."""
     cdef _StepJob* j = <_StepJob*>data
+    cdef const float* wf = <const float*>j.w
+    cdef const double* wd = <const double*>j.w
+    cdef const float* af = <const float*>j.a
+    cdef const double* ad = <const double*>j.a
+    cdef float* bf = <float*>j.bp
+    cdef double* bd = <double*>j.bp
+    cdef float* cf = <float*>j.c
+    cdef double* cd = <double*>j.c
     if j.q0 >= j.q1:
         return
-    if j.pack:
-        if j.dbl:
-            if j.level == 4:
-                xpnn_sg_pack_d_v4(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
-            elif j.level == 3:
-                xpnn_sg_pack_d_v3(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
-            else:
-                xpnn_sg_pack_d_v0(<const double*>j.w, j.K, j.N, j.ldw, j.trans, <double*>j.bp, j.q0, j.q1)
+    if j.pack and j.dbl:
+        if j.level == 4:
+            xpnn_sg_pack_d_v4(wd, j.K, j.N, j.ldw, j.trans, bd, j.q0, j.q1)
+        elif j.level == 3:
+            xpnn_sg_pack_d_v3(wd, j.K, j.N, j.ldw, j.trans, bd, j.q0, j.q1)
         else:
-            if j.level == 4:
-                xpnn_sg_pack_f_v4(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
-            elif j.level == 3:
-                xpnn_sg_pack_f_v3(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
-            else:
-                xpnn_sg_pack_f_v0(<const float*>j.w, j.K, j.N, j.ldw, j.trans, <float*>j.bp, j.q0, j.q1)
+            xpnn_sg_pack_d_v0(wd, j.K, j.N, j.ldw, j.trans, bd, j.q0, j.q1)
+    elif j.pack:
+        if j.level == 4:
+            xpnn_sg_pack_f_v4(wf, j.K, j.N, j.ldw, j.trans, bf, j.q0, j.q1)
+        elif j.level == 3:
+            xpnn_sg_pack_f_v3(wf, j.K, j.N, j.ldw, j.trans, bf, j.q0, j.q1)
+        else:
+            xpnn_sg_pack_f_v0(wf, j.K, j.N, j.ldw, j.trans, bf, j.q0, j.q1)
     elif j.dbl:
         if j.level == 4:
-            xpnn_sg_run_d_v4(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_d_v4(ad, j.M, j.K, j.K, bd, j.N, cd, j.N, j.q0, j.q1)
         elif j.level == 3:
-            xpnn_sg_run_d_v3(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_d_v3(ad, j.M, j.K, j.K, bd, j.N, cd, j.N, j.q0, j.q1)
         else:
-            xpnn_sg_run_d_v0(<const double*>j.a, j.M, j.K, j.K, <const double*>j.bp, j.N, <double*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_d_v0(ad, j.M, j.K, j.K, bd, j.N, cd, j.N, j.q0, j.q1)
     else:
         if j.level == 4:
-            xpnn_sg_run_f_v4(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_f_v4(af, j.M, j.K, j.K, bf, j.N, cf, j.N, j.q0, j.q1)
         elif j.level == 3:
-            xpnn_sg_run_f_v3(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_f_v3(af, j.M, j.K, j.K, bf, j.N, cf, j.N, j.q0, j.q1)
         else:
-            xpnn_sg_run_f_v0(<const float*>j.a, j.M, j.K, j.K, <const float*>j.bp, j.N, <float*>j.c, j.N, j.q0, j.q1)
+            xpnn_sg_run_f_v0(af, j.M, j.K, j.K, bf, j.N, cf, j.N, j.q0, j.q1)
 
 
 cdef _step_jobs(_StepJob proto, Py_ssize_t panels, int threads, size_t pool):
@@ -589,3 +597,108 @@ def step_product(const floating[:, ::1] a, const floating[::1] bp, floating[:, :
     j.ldw = 0
     j.level, j.dbl, j.pack, j.trans = level, dbl, 0, 0
     _step_jobs(j, P, threads, pool)
+
+
+cdef extern from "step_gates.h":
+    void xpnn_lstm_fwd(const float* xa, Py_ssize_t lxa, const float* hw, Py_ssize_t lhw,
+                       const float* cp, Py_ssize_t lcp, Py_ssize_t N, Py_ssize_t H,
+                       float* h, float* c, float* gi, float* gf, float* go, float* gg,
+                       float* tc) noexcept nogil
+    void xpnn_lstm_bwd(const float* dh, Py_ssize_t ldh, const float* dhn, Py_ssize_t ldhn,
+                       const float* dcn, Py_ssize_t ldcn, const float* cp, Py_ssize_t lcp,
+                       const float* gi, const float* gf, const float* go, const float* gg,
+                       const float* tc, Py_ssize_t lg, Py_ssize_t N, Py_ssize_t H,
+                       float* da, float* dcp) noexcept nogil
+    void xpnn_rnn_fwd(const float* xa, Py_ssize_t lxa, const float* hw, Py_ssize_t lhw,
+                      Py_ssize_t N, Py_ssize_t H, float* h) noexcept nogil
+    void xpnn_rnn_bwd(const float* dh, Py_ssize_t ldh, const float* dn, Py_ssize_t ldn,
+                      const float* hs, Py_ssize_t lh, Py_ssize_t N, Py_ssize_t H,
+                      float* da) noexcept nogil
+
+
+cdef Py_ssize_t _row_stride(str fn, str name, const float[:, :] a, Py_ssize_t N,
+                            Py_ssize_t H) except -1:
+    """The row stride (in elements) of a float32 (N, H) array with unit
+    column stride."""
+    if a.shape[0] != N or a.shape[1] != H:
+        raise ValueError(f"{fn}: {name} has shape {(a.shape[0], a.shape[1])}, expected "
+                         f"{(N, H)}")
+    if (H > 1 and a.strides[1] != sizeof(float)) or a.strides[0] % sizeof(float):
+        raise ValueError(f"{fn}: {name} must have rows of unit stride (strides "
+                         f"{(a.strides[0], a.strides[1])})")
+    return a.strides[0] // sizeof(float)
+
+
+def lstm_gates_forward(const float[:, :] xa_t, const float[:, :] hw, const float[:, :] c_prev):
+    """(h, c, i, f, o, g, tanh(c)) of an LSTM step, each (N, H) float32, from
+    its input part xa_t (N, 4H), hw = h_prev @ Wh (N, 4H) and c_prev (N, H),
+    in one pass (see step_gates.h). Releases the GIL."""
+    cdef Py_ssize_t N = c_prev.shape[0], H = c_prev.shape[1]
+    cdef Py_ssize_t lxa = _row_stride("lstm_gates_forward", "xa_t", xa_t, N, 4 * H)
+    cdef Py_ssize_t lhw = _row_stride("lstm_gates_forward", "hw", hw, N, 4 * H)
+    cdef Py_ssize_t lcp = _row_stride("lstm_gates_forward", "c_prev", c_prev, N, H)
+    out_arr = np.empty((7, N, H), dtype=np.float32)
+    cdef float[:, :, ::1] out = out_arr
+    if N and H:
+        with nogil:
+            xpnn_lstm_fwd(&xa_t[0, 0], lxa, &hw[0, 0], lhw, &c_prev[0, 0], lcp, N, H,
+                          &out[0, 0, 0], &out[1, 0, 0], &out[2, 0, 0], &out[3, 0, 0],
+                          &out[4, 0, 0], &out[5, 0, 0], &out[6, 0, 0])
+    return tuple(out_arr)
+
+
+def lstm_gates_backward(const float[:, :] dh_t, const float[:, :] dh_next,
+                        const float[:, :] dc_next, const float[:, :] c_prev,
+                        const float[:, :] i, const float[:, :] f, const float[:, :] o,
+                        const float[:, :] g, const float[:, :] tc):
+    """(da (N, 4H), dc_prev (N, H)) of an LSTM step from the upstream dh_t,
+    the gradients from the step after and the forward's values (the five
+    gates sharing one row stride), in one pass. Releases the GIL."""
+    cdef Py_ssize_t N = c_prev.shape[0], H = c_prev.shape[1]
+    cdef str fn = "lstm_gates_backward"
+    cdef Py_ssize_t ldh = _row_stride(fn, "dh_t", dh_t, N, H)
+    cdef Py_ssize_t ldhn = _row_stride(fn, "dh_next", dh_next, N, H)
+    cdef Py_ssize_t ldcn = _row_stride(fn, "dc_next", dc_next, N, H)
+    cdef Py_ssize_t lcp = _row_stride(fn, "c_prev", c_prev, N, H)
+    cdef Py_ssize_t lg = _row_stride(fn, "i", i, N, H)
+    for name, gate in (("f", f), ("o", o), ("g", g), ("tc", tc)):
+        if _row_stride(fn, name, gate, N, H) != lg:
+            raise ValueError(f"{fn}: the gates must share one row stride")
+    da_arr = np.empty((N, 4 * H), dtype=np.float32)
+    dcp_arr = np.empty((N, H), dtype=np.float32)
+    cdef float[:, ::1] da = da_arr
+    cdef float[:, ::1] dcp = dcp_arr
+    if N and H:
+        with nogil:
+            xpnn_lstm_bwd(&dh_t[0, 0], ldh, &dh_next[0, 0], ldhn, &dc_next[0, 0], ldcn,
+                          &c_prev[0, 0], lcp, &i[0, 0], &f[0, 0], &o[0, 0], &g[0, 0],
+                          &tc[0, 0], lg, N, H, &da[0, 0], &dcp[0, 0])
+    return da_arr, dcp_arr
+
+
+def rnn_gates_forward(const float[:, :] xa_t, const float[:, :] hw):
+    """tanh(xa_t + hw) (N, H) float32 in one pass. Releases the GIL."""
+    cdef Py_ssize_t N = hw.shape[0], H = hw.shape[1]
+    cdef Py_ssize_t lxa = _row_stride("rnn_gates_forward", "xa_t", xa_t, N, H)
+    cdef Py_ssize_t lhw = _row_stride("rnn_gates_forward", "hw", hw, N, H)
+    h_arr = np.empty((N, H), dtype=np.float32)
+    cdef float[:, ::1] h = h_arr
+    if N and H:
+        with nogil:
+            xpnn_rnn_fwd(&xa_t[0, 0], lxa, &hw[0, 0], lhw, N, H, &h[0, 0])
+    return h_arr
+
+
+def rnn_gates_backward(const float[:, :] dh_t, const float[:, :] dnext, const float[:, :] h_t):
+    """(dh_t + dnext) * (1 - h_t**2) (N, H) float32 in one pass. Releases the
+    GIL."""
+    cdef Py_ssize_t N = h_t.shape[0], H = h_t.shape[1]
+    cdef Py_ssize_t ldh = _row_stride("rnn_gates_backward", "dh_t", dh_t, N, H)
+    cdef Py_ssize_t ldn = _row_stride("rnn_gates_backward", "dnext", dnext, N, H)
+    cdef Py_ssize_t lh = _row_stride("rnn_gates_backward", "h_t", h_t, N, H)
+    da_arr = np.empty((N, H), dtype=np.float32)
+    cdef float[:, ::1] da = da_arr
+    if N and H:
+        with nogil:
+            xpnn_rnn_bwd(&dh_t[0, 0], ldh, &dnext[0, 0], ldn, &h_t[0, 0], lh, N, H, &da[0, 0])
+    return da_arr

@@ -1,10 +1,16 @@
-"""The recurrent step's compiled product (NumPy backend,
-``_cython/step_gemm.h``): every version this CPU runs (AVX-512, AVX2/FMA,
-the baseline) against a float64 product for row counts around the row
-block, widths around the vector and panel, B packed plain and transposed,
-panels that start unaligned; the same bits on one thread or several; the
-recurrent layers use it once per sequence and fall back for what it does
-not serve; and it refuses what it was not built for."""
+"""The recurrent step's compiled host kernels (NumPy backend).
+
+The product (``_cython/step_gemm.h``): every version this CPU runs
+(AVX-512, AVX2/FMA, the baseline) against a float64 product for row counts
+around the row block, widths around the vector and panel, B packed plain
+and transposed, panels that start unaligned; the same bits on one thread or
+several; the recurrent layers use it once per sequence and fall back for
+what it does not serve; it refuses what it was not built for.
+
+The gates (``_cython/step_gates.h``, float32): tanh within a few ulp of the
+exact value everywhere, NaN kept; the LSTM and RNN passes against the
+portable path on strided inputs; the layers take them for float32 and keep
+NumPy's path for float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +19,7 @@ import pytest
 from xpnn.backend import numpy as _kernels
 from xpnn.backend.numpy import steps
 from xpnn.layers import lstm_backward, lstm_forward, rnn_backward, rnn_forward
+from xpnn.layers.recurrent import _lstm_gate_grads, _lstm_gates
 
 from conftest import record_calls
 
@@ -178,3 +185,116 @@ def test_recurrent_layers_pack_once_per_sequence_and_match_plain_products(monkey
     plain = run()
     for f, p in zip(fast, plain):
         np.testing.assert_allclose(f, p, rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- gates
+def _tanh32(cy, x):
+    """The kernels' float32 tanh, through the RNN pass with hw = 0."""
+    x = np.asarray(x, np.float32).reshape(1, -1)
+    return cy.rnn_gates_forward(x, np.zeros_like(x))[0]
+
+
+def test_tanh_within_a_few_ulp_everywhere():
+    cy = _cy()
+    x = np.concatenate([np.linspace(-12, 12, 400001), np.geomspace(1e-30, 1, 2001),
+                        -np.geomspace(1e-30, 1, 2001), [0.0, -0.0, 8.999, 9.0, 9.001, 88.0,
+                                                        1e30, -1e30, np.inf, -np.inf]])
+    x = x.astype(np.float32)
+    got = _tanh32(cy, x).astype(np.float64)
+    want = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(got - want) / ulp) <= 8
+    assert np.all(np.abs(got) <= 1) and np.all(np.sign(got) == np.sign(want))
+    assert got[-2] == 1 and got[-1] == -1
+
+
+def test_nan_goes_in_and_comes_out():
+    cy = _cy()
+    out = _tanh32(cy, [np.nan, 1.0, np.nan])
+    assert np.isnan(out[[0, 2]]).all() and np.isfinite(out[1])
+    xa = np.zeros((2, 3, 8), np.float32)
+    xa[1, 0, 3] = np.nan                       # the forget gate of row 1, unit 1
+    h, c, *_ = cy.lstm_gates_forward(xa[:, 0, :], np.zeros((2, 8), np.float32),
+                                     np.ones((2, 2), np.float32))
+    assert np.isnan(c[1, 1]) and np.isnan(h[1, 1]) and np.isfinite(np.delete(c.ravel(), 3)).all()
+
+
+def _lstm_data(r, N, T, H, scale):
+    xa = (r.randn(N, T, 4 * H) * scale).astype(np.float32)   # gates from mild to saturated
+    hw = (r.randn(N, 4 * H) * scale).astype(np.float32)
+    return xa, hw, r.randn(N, H).astype(np.float32)
+
+
+@pytest.mark.parametrize("N,H", [(1, 1), (3, 5), (25, 512), (4, 33)])
+@pytest.mark.parametrize("scale", [0.5, 4.0, 30.0])
+def test_lstm_gates_match_the_portable_path(N, H, scale):
+    """Forward from a step of xa (a strided view) and backward from strided
+    upstream gradients, against the portable NumPy code at float32."""
+    cy = _cy()
+    r = np.random.RandomState(N * 100 + H)
+    xa, hw, c_prev = _lstm_data(r, N, 3, H, scale)
+    got = cy.lstm_gates_forward(xa[:, 1, :], hw, c_prev)
+    h, c, gates = _lstm_gates(np, xa[:, 1, :] + hw, c_prev)
+    for g, w in zip(got, (h, c, *gates)):
+        np.testing.assert_allclose(g, w, rtol=2e-6, atol=2e-6)
+    dh = r.randn(N, 3, H).astype(np.float32)
+    dh_next, dc_next = r.randn(N, H).astype(np.float32), r.randn(N, H).astype(np.float32)
+    da, dc_prev = cy.lstm_gates_backward(dh[:, 2, :], dh_next, dc_next, c_prev, *got[2:])
+    want_da, want_dc = _lstm_gate_grads(np, dh[:, 2, :] + dh_next, dc_next, c_prev, *got[2:])
+    np.testing.assert_allclose(da, want_da, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dc_prev, want_dc, rtol=1e-5, atol=1e-5)
+
+
+def test_rnn_gates_match_the_portable_path():
+    cy = _cy()
+    r = np.random.RandomState(2)
+    xa, hw = (r.randn(6, 4, 19) * 3).astype(np.float32), (r.randn(6, 19) * 3).astype(np.float32)
+    h = cy.rnn_gates_forward(xa[:, 3, :], hw)
+    np.testing.assert_allclose(h, np.tanh(xa[:, 3, :] + hw), rtol=1e-6, atol=1e-6)
+    out, dh, dn = np.stack([h] * 4, axis=1), r.randn(6, 4, 19).astype(np.float32), \
+        r.randn(6, 19).astype(np.float32)
+    np.testing.assert_allclose(cy.rnn_gates_backward(dh[:, 3, :], dn, out[:, 3, :]),
+                               (dh[:, 3, :] + dn) * (1 - h * h), rtol=1e-6, atol=1e-6)
+
+
+def test_gates_refuse_mismatched_shapes_and_strides():
+    cy = _cy()
+    f = np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match=r"xa_t has shape \(2, 8\), expected \(2, 12\)"):
+        cy.lstm_gates_forward(f, f, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="unit stride"):
+        cy.rnn_gates_forward(np.zeros((2, 16), np.float32)[:, ::2], f)
+    g = np.zeros((2, 2), np.float32)
+    wide = np.zeros((2, 6), np.float32)[:, :2]
+    with pytest.raises(ValueError, match="share one row stride"):
+        cy.lstm_gates_backward(g, g, g, g, g, g, g, g, wide)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_float32_sequences_take_the_gate_passes_float64_keeps_numpy(monkeypatch, cell):
+    """A float32 sequence runs each step's gates in the compiled pass (one
+    call per step each way) and agrees with the float64 computation to
+    float32 precision; a float64 sequence never calls them."""
+    _cy()
+    fwd, bwd, k = (rnn_forward, rnn_backward, 1) if cell == "rnn" else \
+        (lstm_forward, lstm_backward, 4)
+    r = np.random.RandomState(8)
+    N, T, D, H = 5, 6, 7, 8
+    arrays = [r.randn(N, T, D), r.randn(N, H), r.randn(D, k * H) / 3, r.randn(H, k * H) / 3,
+              r.randn(k * H)]
+    dh = r.randn(N, T, H)
+    log = []
+    for name in (f"{cell}_gates_forward", f"{cell}_gates_backward"):
+        record_calls(monkeypatch, _kernels._cy, name, log)
+
+    def run(dt):
+        h, cache = fwd(*[a.astype(dt) for a in arrays])
+        return (h, *bwd(dh.astype(dt), cache))
+
+    want = run(np.float64)
+    assert log == []
+    got = run(np.float32)
+    assert log.count(f"{cell}_gates_forward") == T and log.count(f"{cell}_gates_backward") == T
+    for g, w in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4)
