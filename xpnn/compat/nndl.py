@@ -13,7 +13,10 @@ moment in ``config['v']`` and its second in ``config['a']``; the monolithic
 ``neural_net.TwoLayerNet`` stores W1 as (H, D) and draws batch_size rows
 with replacement even from a smaller set, and counts an epoch as
 num_train / batch_size iterations (true division). Earlier years, whose dropout
-number is the probability of dropping: ``xpnn.compat.nndl_2022``.
+number is the probability of dropping: ``xpnn.compat.nndl_2022``. One
+difference is not followed: 2023's HW4-5 ``softmax_loss`` took the log of
+``max(p, 1e-8)`` (2024-26's, like this one, does not); the two differ only
+for a sample whose correct class gets a probability under 1e-8.
 """
 import sys as _sys
 
