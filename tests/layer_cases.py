@@ -24,8 +24,38 @@ def _tuple(f):
     return g
 
 
-def case(make, fwd, bwd, grads, scalar=False):
-    return dict(make=make, fwd=fwd, bwd=_tuple(bwd), grads=grads, scalar=scalar)
+def case(make, fwd, bwd, grads, scalar=False, dout="dout"):
+    """``dout``: the backward's name for its upstream gradient (the course's
+    recurrent backwards call it dnext_h or dh)."""
+    return dict(make=make, fwd=fwd, bwd=_tuple(bwd), grads=grads, scalar=scalar, dout=dout)
+
+
+def _lstm_step_forward(a):
+    """An LSTM step as a one-output layer: its next_h (next_c's gradient is
+    zero, so the backward is checked through next_h alone)."""
+    next_h, _, cache = lstm_step_forward(a["x"], a["prev_h"], a["prev_c"], a["Wx"], a["Wh"],
+                                         a["b"])
+    return next_h, cache
+
+
+def _lstm_step_backward(dnext_h, cache):
+    return lstm_step_backward(dnext_h, dnext_h * 0, cache)
+
+
+_lstm_step_backward.__name__ = "lstm_step_backward"
+
+
+def _recurrent(step, k):
+    """Inputs of an RNN (k = 1) or LSTM (k = 4) step (N=3, D=4, H=5) or
+    sequence (T=4), scaled so the gates are neither saturated nor linear."""
+    def make(r):
+        x = r.randn(3, 4, 4) if not step else r.randn(3, 4)
+        a = dict(x=x, Wx=r.randn(4, k * 5) / 2, Wh=r.randn(5, k * 5) / 2, b=r.randn(k * 5) / 2)
+        a["prev_h" if step else "h0"] = r.randn(3, 5)
+        if step and k == 4:
+            a["prev_c"] = r.randn(3, 5)
+        return a
+    return make
 
 
 CASES = {
@@ -142,6 +172,23 @@ CASES = {
         lambda a: conv_bn_relu_pool_forward(a["x"], a["w"], a["b"], a["gamma"], a["beta"],
                                             {"stride": 1, "pad": 1}, {"mode": "train"}, POOL),
         conv_bn_relu_pool_backward, ("x", "w", "b", "gamma", "beta")),
+    "rnn_step": case(
+        _recurrent(True, 1),
+        lambda a: rnn_step_forward(a["x"], a["prev_h"], a["Wx"], a["Wh"], a["b"]),
+        rnn_step_backward, ("x", "prev_h", "Wx", "Wh", "b"), dout="dnext_h"),
+    "rnn": case(
+        _recurrent(False, 1), lambda a: rnn_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["b"]),
+        rnn_backward, ("x", "h0", "Wx", "Wh", "b"), dout="dh"),
+    "lstm_step": case(
+        _recurrent(True, 4), _lstm_step_forward, _lstm_step_backward,
+        ("x", "prev_h", "prev_c", "Wx", "Wh", "b"), dout="dnext_h"),
+    "lstm": case(
+        _recurrent(False, 4), lambda a: lstm_forward(a["x"], a["h0"], a["Wx"], a["Wh"], a["b"]),
+        lstm_backward, ("x", "h0", "Wx", "Wh", "b"), dout="dh"),
+    "temporal_affine": case(
+        lambda r: dict(x=r.randn(2, 3, 4), w=r.randn(4, 5), b=r.randn(5)),
+        lambda a: temporal_affine_forward(a["x"], a["w"], a["b"]), temporal_affine_backward,
+        ("x", "w", "b")),
 }
 
 

@@ -384,11 +384,12 @@ def test_every_layer_names_the_argument_that_is_wrong(xb, name):
                                              "shape \\("):
             c["fwd"]({**a, "x": a["x"][0, ...]})
     shape = tuple(out.shape)
+    d = c["dout"]
     if not name.endswith("avg_pool") and not name.endswith("avg_pool_overlap"):
         # (average pooling keeps no arrays: its backward runs where dout is)
-        with pytest.raises(TypeError, match=f"'dout' is a {other} array"):
+        with pytest.raises(TypeError, match=f"'{d}' is a {other} array"):
             c["bwd"](backend.to_device(np.ones(shape), other), cache)
-    with pytest.raises(TypeError, match="argument 'dout' must be an array .*got list"):
+    with pytest.raises(TypeError, match=f"argument '{d}' must be an array .*got list"):
         c["bwd"](np.ones(shape).tolist(), cache)
     bad = shape[:-1] + (shape[-1] + 1,)
     # a sandwich is undone from its last layer, which names itself (conv ->
