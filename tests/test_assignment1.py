@@ -304,3 +304,251 @@ def test_hog_of_a_wide_image_has_a_cell_per_8x8_block():
     ramp = np.tile(np.arange(48.0), (32, 1))          # 32 rows, 48 columns
     h = hog_feature(ramp).reshape(6, 4, 9)            # cell rows follow the image's columns
     assert np.all(h[:5, :, 4] == 1.0) and np.all(h[5, :, 4] == 7 / 8)
+
+
+# ------------------------------------------------------------------ what mutation testing asked for
+LOSSES = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
+          "softmax_loss_vectorized"]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_loss_names_itself_and_what_was_wrong(name):
+    """Each check of each loss: the function's name first, then what was
+    expected; labels from 0 to C - 1 are classes, C and -1 are not."""
+    fn = getattr(linear, name)
+    X, y, W = _dev_set()
+    for bad in (dict(W=W[0]), dict(X=X[None]), dict(y=y[:, None])):
+        a = {**dict(W=W, X=X, y=y), **bad}
+        with pytest.raises(ValueError, match=rf"^{name}: W must be \(D, C\), X \(N, D\) and "
+                                             r"y \(N,\); got"):
+            fn(a["W"], a["X"], a["y"], 0.0)
+    with pytest.raises(ValueError, match=rf"^{name}: X \(40, 12\) needs W with 12 rows and "
+                                         r"40 labels"):
+        fn(W, X, y[:-1], 0.0)
+    with pytest.raises(ValueError, match=rf"^{name}: X is an empty batch"):
+        fn(W, X[:0], y[:0], 0.0)
+    fn(W, X[:1], y[:1], 0.0)                       # one sample is a batch
+    y4 = y.copy()
+    y4[3] = 4
+    fn(W, X, y4, 0.0)                              # the last class is a class
+    for bad, got in ((5, r"\[0, 5\]"), (-1, r"\[-1, 4\]")):
+        yb = y4.copy()
+        yb[7] = bad
+        with pytest.raises(ValueError, match=rf"^{name}: labels must lie in \[0, 4\] for W's "
+                                             rf"5 classes, got values in {got}"):
+            fn(W, X, yb, 0.0)
+
+
+def test_a_margin_of_exactly_zero_adds_no_gradient():
+    """The SVM's hinge counts a class only when its margin is above 0: at
+    exactly 0 (scores 1 and 0, margin 1) neither the loss nor the gradient
+    moves, in the loops as in the vectorized version."""
+    W, X, y = np.array([[1.0, 0.0]]), np.array([[1.0]]), np.array([0])
+    for fn in (linear.svm_loss_naive, linear.svm_loss_vectorized):
+        loss, dW = fn(W, X, y, 0.0)
+        assert loss == 0 and not host(dW).any()
+
+
+def test_softmax_losses_are_stable_for_large_scores():
+    X, y = np.array([[1.0], [2.0]]), np.array([0, 1])
+    W = np.array([[900.0, 899.0]])
+    for fn in (linear.softmax_loss_naive, linear.softmax_loss_vectorized):
+        loss, dW = fn(W, X, y, 0.0)
+        p1 = 1 / (1 + np.exp(-1.0))                  # sample 0: scores 900, 899
+        p2 = 1 / (1 + np.exp(2.0))                   # sample 1: scores 1800, 1798
+        assert float(loss) == pytest.approx(-(np.log(p1) + np.log(p2)) / 2, rel=1e-12)
+        assert np.isfinite(host(dW)).all()
+
+
+def test_linear_classifier_has_the_course_signature_and_initialisation():
+    """train(X, y, learning_rate=1e-3, reg=1e-5, num_iters=100,
+    batch_size=200, verbose=False); W is 0.001 * randn(D, C) from NumPy's
+    global RNG with C the largest label + 1; batches of 1 and 0 iterations
+    are allowed, less is refused."""
+    import inspect
+    sig = inspect.signature(linear.LinearClassifier.train)
+    assert {k: v.default for k, v in list(sig.parameters.items())[3:]} == dict(
+        learning_rate=1e-3, reg=1e-5, num_iters=100, batch_size=200, verbose=False)
+    X, y = _blobs(N=30, D=4, C=3)
+    np.random.seed(3)
+    clf = linear.LinearSVM()
+    assert clf.train(X, y, num_iters=0) == []
+    np.testing.assert_array_equal(host(clf.W), 0.001 * np.random.RandomState(3).randn(4, 3))
+    assert len(linear.Softmax().train(X, y, num_iters=2, batch_size=1)) == 2
+    for kw, msg in ((dict(batch_size=0), "batch_size"), (dict(num_iters=-1), "num_iters")):
+        with pytest.raises(ValueError, match=msg):
+            linear.Softmax().train(X, y, **kw)
+    for bad in ((X[0], y), (X, y[:, None]), (X, y[:-1]), (X[:0], y[:0])):
+        with pytest.raises(ValueError, match="^train: "):
+            linear.Softmax().train(*bad, num_iters=1)
+
+
+def test_the_2016_classes_regularise_by_half():
+    """LinearSVM.loss and Softmax.loss of cs231n_2016 regularise as that
+    edition's loss functions do (0.5 * reg * sum(W**2))."""
+    lc = _mod("cs231n_2016", "classifiers.linear_classifier")
+    X, y, W = _dev_set()
+    for cls in (lc.LinearSVM, lc.Softmax):
+        clf = cls()
+        clf.W = W
+        l0, _ = clf.loss(X, y, 0.0)
+        l1, _ = clf.loss(X, y, 0.5)
+        assert l1 - l0 == pytest.approx(0.5 * 0.5 * np.sum(W * W), rel=1e-10)
+
+
+def test_knn_course_defaults_and_edges():
+    """predict(X, k=1, num_loops=0) and predict_labels(dists, k=1) as the
+    course's; k may be every training point; every num_loops runs; the
+    distances come back float64 whatever the images' dtype; labels keep
+    the training labels' dtype; the first of equally near points wins."""
+    import inspect
+    assert str(inspect.signature(knn_mod.KNearestNeighbor.predict)) == "(self, X, k=1, num_loops=0)"
+    assert str(inspect.signature(knn_mod.KNearestNeighbor.predict_labels)) == "(self, dists, k=1)"
+    r = np.random.RandomState(2)
+    Xtr, ytr = r.randint(0, 256, size=(12, 5)).astype(np.float32), r.randint(3, size=12)
+    Xte = r.randint(0, 256, size=(4, 5)).astype(np.float32)
+    clf = knn_mod.KNearestNeighbor()
+    with pytest.raises(RuntimeError, match="train"):
+        clf.predict(Xte)
+    clf.train(Xtr, ytr.astype(np.int32))
+    want = np.sqrt(((Xte[:, None, :].astype(np.float64) - Xtr[None]) ** 2).sum(-1))
+    for loops in (0, 1, 2):
+        d = getattr(clf, ("compute_distances_no_loops", "compute_distances_one_loop",
+                          "compute_distances_two_loops")[loops])(Xte)
+        assert d.dtype == np.float64
+        np.testing.assert_allclose(d, want, rtol=1e-6)
+        np.testing.assert_array_equal(clf.predict(Xte, num_loops=loops), clf.predict_labels(d))
+    pred = clf.predict_labels(want)
+    assert pred.dtype == np.int32
+    np.testing.assert_array_equal(pred, ytr[np.argmin(want, axis=1)])
+    full = clf.predict_labels(want, k=12)                   # every point votes
+    counts = np.bincount(ytr, minlength=3)
+    assert (full == np.argmax(counts)).all()
+    with pytest.raises(ValueError, match=r"^predict_labels: k must be in \[1, 12\]"):
+        clf.predict_labels(want, k=13)
+    for bad in (want[0], want[:, :5]):
+        with pytest.raises(ValueError, match=r"^predict_labels: dists must be \(M, 12\)"):
+            clf.predict_labels(bad)
+    same = knn_mod.KNearestNeighbor()
+    same.train(np.zeros((300, 2)), np.r_[[2], np.zeros(299, int)])
+    assert same.predict_labels(np.zeros((1, 300)))[0] == 2     # training point 0 is first
+    with pytest.raises(ValueError, match=r"^train: class labels must be >= 0, got \(-1, 2\)"):
+        knn_mod.KNearestNeighbor().train(Xtr, np.r_[[-1], ytr[1:]])
+
+
+def test_hog_against_its_definition_cell_by_cell():
+    """hog_feature against the definition written out with loops: grey
+    levels (0.299, 0.587, 0.144), forward differences (0 in the last row and
+    column), orientation atan2(gy, gx + 1e-15) in degrees + 90, and per
+    8x8 cell and bin of 20 degrees the mean magnitude of the pixels whose
+    orientation lies in [lo, hi) and above 0; cells ordered column-block
+    first, as the course's transposed histogram is."""
+    r = np.random.RandomState(6)
+    for shape in ((16, 24, 3), (24, 16), (17, 9, 3)):
+        im = r.rand(*shape) * 255
+        g = im[..., :3] @ np.array([0.299, 0.587, 0.144]) if im.ndim == 3 else im
+        gx, gy = np.zeros_like(g), np.zeros_like(g)
+        gx[:, :-1] = g[:, 1:] - g[:, :-1]
+        gy[:-1, :] = g[1:, :] - g[:-1, :]
+        mag = np.hypot(gx, gy)
+        ang = np.degrees(np.arctan2(gy, gx + 1e-15)) + 90
+        H, W = g.shape
+        want = []
+        for j in range(W // 8):
+            for i in range(H // 8):
+                m = mag[8 * i:8 * i + 8, 8 * j:8 * j + 8]
+                a = ang[8 * i:8 * i + 8, 8 * j:8 * j + 8]
+                want += [np.sum(m * ((a >= 20 * b) & (a < 20 * b + 20) & (a > 0))) / 64
+                         for b in range(9)]
+        np.testing.assert_allclose(hog_feature(im), want, rtol=1e-10, atol=1e-12)
+
+
+def test_features_of_rgba_and_of_what_is_not_an_rgb_image():
+    from xpnn.features import rgb2gray
+    r = np.random.RandomState(7)
+    rgba = r.rand(8, 8, 4) * 255
+    np.testing.assert_allclose(rgb2gray(rgba), rgb2gray(rgba[..., :3]), rtol=1e-15)
+    import inspect
+    assert inspect.signature(color_histogram_hsv).parameters["nbin"].default == 10
+    assert color_histogram_hsv(r.rand(4, 4, 3) * 255).shape == (10,)
+    for bad in (r.rand(4, 4), r.rand(4, 4, 4)):
+        with pytest.raises(ValueError, match=r"^color_histogram_hsv: expected an RGB image"):
+            color_histogram_hsv(bad)
+
+
+def test_extract_features_calls_each_function_once_per_image(capsys):
+    """Three functions of different lengths; every row is its image's own
+    features in order; each function runs once per image; quiet unless
+    asked."""
+    imgs = np.random.RandomState(8).rand(4, 3, 2, 1)
+    calls = []
+
+    def fn(k):
+        def f(im):
+            calls.append(k)
+            return np.arange(k) + im.sum()
+        return f
+    F = extract_features(imgs, [fn(1), fn(3), fn(2)])
+    assert calls.count(1) == calls.count(2) == calls.count(3) == 4
+    for n in range(4):
+        s = imgs[n].sum()
+        np.testing.assert_allclose(F[n], np.r_[s, s, s + 1, s + 2, s, s + 1])
+    assert capsys.readouterr().out == ""
+
+
+def test_linear_classifier_defaults_train_as_the_course_does():
+    """train(X, y) with every default: 100 iterations of minibatch SGD on
+    200 rows drawn with replacement, learning rate 1e-3, reg 1e-5, quiet;
+    the same weights as the course's loop written out."""
+    X, y = _blobs(N=250, D=5, C=3)
+    np.random.seed(5)
+    clf = linear.LinearSVM()
+    hist = clf.train(X, y)
+    np.random.seed(5)
+    W = 0.001 * np.random.randn(5, 3)
+    for _ in range(100):
+        idx = np.random.choice(250, 200)
+        _, grad = linear.svm_loss_vectorized(W, X[idx], y[idx], 1e-5)
+        W = W - 1e-3 * grad
+    assert len(hist) == 100
+    np.testing.assert_allclose(host(clf.W), W, rtol=1e-12)
+
+
+def test_knn_predict_uses_the_no_loop_distances_and_names_each_version(monkeypatch):
+    from conftest import record_calls
+    r = np.random.RandomState(1)
+    clf = knn_mod.KNearestNeighbor()
+    clf.train(r.rand(6, 3), r.randint(2, size=6))
+    log = []
+    record_calls(monkeypatch, clf, "compute_distances_no_loops", log)
+    clf.predict(r.rand(2, 3))
+    assert log == ["compute_distances_no_loops"]
+    for name in ("compute_distances_two_loops", "compute_distances_one_loop",
+                 "compute_distances_no_loops"):
+        with pytest.raises(ValueError, match=rf"^{name}: X must be \(M, 3\) like the training "
+                                             r"data, got \(2, 4\)"):
+            getattr(clf, name)(r.rand(2, 4))
+        with pytest.raises(RuntimeError, match=rf"^{name}: call train"):
+            getattr(knn_mod.KNearestNeighbor(), name)(r.rand(2, 3))
+    for X, y in ((r.rand(6), r.randint(2, size=6)), (r.rand(6, 3), r.randint(2, size=(6, 1))),
+                 (r.rand(6, 3), r.randint(2, size=5))):
+        with pytest.raises(ValueError, match="^train: "):
+            knn_mod.KNearestNeighbor().train(X, y)
+
+
+def test_hog_of_an_integer_image_is_the_hog_of_its_values():
+    """A uint8 grey image: differences in integers would wrap around (0 - 1
+    = 255); the gradients are taken on its values."""
+    im = np.random.RandomState(2).randint(0, 256, size=(16, 16)).astype(np.uint8)
+    np.testing.assert_allclose(hog_feature(im), hog_feature(im.astype(np.float64)),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_extract_features_reports_every_thousand_images_only_when_asked(capsys):
+    imgs = np.zeros((2001, 1, 1, 1))
+    fns = [lambda im: np.zeros(1)]
+    extract_features(imgs, fns)
+    assert capsys.readouterr().out == ""
+    extract_features(imgs, fns, verbose=True)
+    assert capsys.readouterr().out == ("Done extracting features for 1000 / 2001 images\n"
+                                       "Done extracting features for 2000 / 2001 images\n")

@@ -40,13 +40,27 @@ def _inputs(fn, W, X, y):
     return xp, W, X, y
 
 
+def _check_label_range(fn, lo, hi, C):
+    if lo < 0 or hi >= C:
+        raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for W's {C} classes, got "
+                         f"values in [{lo}, {hi}]")
+
+
 def _host_labels(fn, y, C):
     """The labels as Python ints (the loops index with them), checked."""
     labels = [int(v) for v in backend.to_numpy(y)]
-    if labels and (min(labels) < 0 or max(labels) >= C):
-        raise ValueError(f"{fn}: labels must lie in [0, {C - 1}] for W's {C} classes, got "
-                         f"values in [{min(labels)}, {max(labels)}]")
+    if labels:
+        _check_label_range(fn, min(labels), max(labels), C)
     return labels
+
+
+def _device_labels_checked(fn, y, C):
+    """Check the labels' range under the caller's name (one read-back), so
+    that the layer loss it calls next, inside ``backend.labels_checked()``,
+    need not check them again."""
+    if y.shape[0] and backend.labels_need_check(y):
+        _check_label_range(fn, *backend.label_range(y), C)
+    return backend.labels_checked()
 
 
 def _regularised(xp, W, loss, dW, reg, reg_scale):
@@ -82,7 +96,8 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     scores ``X @ W``, the hinge loss of :func:`xpnn.layers.svm_loss`, and
     ``X.T @ dscores``."""
     xp, W, X, y = _inputs("svm_loss_vectorized", W, X, y)
-    loss, dscores = svm_loss(X @ W, y)
+    with _device_labels_checked("svm_loss_vectorized", y, W.shape[1]):
+        loss, dscores = svm_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
 
 
@@ -109,7 +124,8 @@ def softmax_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     """The softmax loss and gradient of :func:`softmax_loss_naive` without
     loops, through :func:`xpnn.layers.softmax_loss`."""
     xp, W, X, y = _inputs("softmax_loss_vectorized", W, X, y)
-    loss, dscores = softmax_loss(X @ W, y)
+    with _device_labels_checked("softmax_loss_vectorized", y, W.shape[1]):
+        loss, dscores = softmax_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
 
 
