@@ -391,3 +391,312 @@ def test_bad_sequences_are_refused_with_what_was_expected(xb):
                    input_shape=(6,))
     assert decode_captions(xb.asarray(np.array([[1, 2]])), ["<NULL>", "a", "<END>"]) == \
         ["a <END>"]
+
+
+# ------------------------------------------------------------------ edges and bad input
+def test_sequences_of_one_step_and_of_none(xb):
+    """T = 1 is the step function; T = 0 gives (N, 0, H) and zero gradients
+    (and a sequence of no words, a loss of 0)."""
+    r = np.random.RandomState(4)
+    for k, seq, back, step in ((1, R.rnn_forward, R.rnn_backward, R.rnn_step_forward),
+                               (4, R.lstm_forward, R.lstm_backward, R.lstm_step_forward)):
+        x, h0 = r.randn(3, 1, 5), r.randn(3, 2)
+        Wx, Wh, b = r.randn(5, 2 * k), r.randn(2, 2 * k), r.randn(2 * k)
+        h, _ = seq(*_on(xb, x, h0, Wx, Wh, b))
+        extra = (np.zeros((3, 2)),) if k == 4 else ()
+        want = step(*_on(xb, x[:, 0, :], h0, *extra, Wx, Wh, b))[0]
+        np.testing.assert_allclose(host(h)[:, 0, :], host(want), rtol=1e-12)
+        h, cache = seq(*_on(xb, np.zeros((3, 0, 5)), h0, Wx, Wh, b))
+        assert tuple(h.shape) == (3, 0, 2)
+        grads = back(xb.asarray(np.zeros((3, 0, 2))), cache)
+        for g, a in zip(grads, (np.zeros((3, 0, 5)), h0, Wx, Wh, b)):
+            assert tuple(g.shape) == a.shape and not host(g).any()
+    loss, dx = R.temporal_softmax_loss(*_on(xb, np.zeros((2, 0, 4)), np.zeros((2, 0), int),
+                                            np.ones((2, 0), bool)))
+    assert float(host(loss)) == 0 and tuple(dx.shape) == (2, 0, 4)
+
+
+def test_word_indices_at_the_edges_of_the_vocabulary(xb):
+    """The last word is a word, one past it and -1 are not: refused by the
+    embedding and by the loss, each naming the range it holds."""
+    W = xb.asarray(np.arange(12.0).reshape(4, 3))
+    out, _ = R.word_embedding_forward(xb.asarray(np.array([[3, 0]])), W)
+    np.testing.assert_array_equal(host(out)[0], [[9, 10, 11], [0, 1, 2]])
+    for bad, got in (([[4, 0]], r"\[0, 4\]"), ([[-1, 2]], r"\[-1, 2\]")):
+        with pytest.raises(ValueError, match=r"^word_embedding_forward: word indices must lie "
+                                             rf"in \[0, 3\] for W's 4 words, got values in {got}"):
+            R.word_embedding_forward(xb.asarray(np.array(bad)), W)
+    x, mask = xb.asarray(np.zeros((1, 2, 4))), xb.asarray(np.ones((1, 2), bool))
+    R.temporal_softmax_loss(x, xb.asarray(np.array([[3, 0]])), mask)
+    for bad, got in (([[4, 0]], r"\[0, 4\]"), ([[-1, 2]], r"\[-1, 2\]")):
+        with pytest.raises(ValueError, match=r"^temporal_softmax_loss: word indices must lie "
+                                             rf"in \[0, 3\] for 4 scores, got values in {got}"):
+            R.temporal_softmax_loss(x, xb.asarray(np.array(bad)), mask)
+
+
+def test_recurrent_functions_name_what_is_wrong(xb):
+    """Each argument that is not an array or sits on another backend is
+    named, and a wrong shape is described with the function's name."""
+    other = "numpy" if xb.name != "numpy" else "array_api_strict"
+    x, y, mask = np.zeros((2, 3, 4)), np.zeros((2, 3), int), np.ones((2, 3), bool)
+    args = dict(x=x, y=y, mask=mask)
+    for name in args:
+        for value, msg in ((args[name].tolist(), f"argument '{name}' must be an array .*got "
+                                                 "list"),
+                           (backend.to_device(args[name], other), f"'{name}' is a {other} "
+                                                                  "array")):
+            bad = {k: (value if k == name else xb.asarray(v)) for k, v in args.items()}
+            with pytest.raises(TypeError, match=msg):
+                R.temporal_softmax_loss(**bad)
+    with pytest.raises(ValueError, match=r"^temporal_softmax_loss: x must be 3-D scores "
+                                         r"\(N, T, V\), got shape \(2, 3\)"):
+        R.temporal_softmax_loss(*_on(xb, np.zeros((2, 3)), y, mask))
+    with pytest.raises(ValueError, match=r"^temporal_softmax_loss: y and mask must have shape "
+                                         r"\(2, 3\) to match x"):
+        R.temporal_softmax_loss(*_on(xb, x, np.zeros((2, 2), int), mask))
+    with pytest.raises(ValueError, match=r"^temporal_softmax_loss: y and mask must have shape"):
+        R.temporal_softmax_loss(*_on(xb, x, y, np.ones((3, 3), bool)))
+    words, W = np.zeros((2, 3), int), np.ones((5, 4))
+    for name, value, msg in (("x", words.tolist(), "argument 'x' must be an array .*got list"),
+                             ("W", W.tolist(), "argument 'W' must be an array .*got list"),
+                             ("W", backend.to_device(W, other), f"'W' is a {other} array")):
+        a = {**dict(x=xb.asarray(words), W=xb.asarray(W)), name: value}
+        with pytest.raises(TypeError, match=msg):
+            R.word_embedding_forward(**a)
+    with pytest.raises(ValueError, match=r"^word_embedding_forward: W must be 2-D \(V, D\), "
+                                         r"got shape \(5,\)"):
+        R.word_embedding_forward(xb.asarray(words), xb.asarray(np.ones(5)))
+    out, cache = R.word_embedding_forward(xb.asarray(words), xb.asarray(W))
+    with pytest.raises(TypeError, match="argument 'dout' must be an array .*got list"):
+        R.word_embedding_backward(np.ones((2, 3, 4)).tolist(), cache)
+    with pytest.raises(TypeError, match=f"'dout' is a {other} array"):
+        R.word_embedding_backward(backend.to_device(np.ones((2, 3, 4)), other), cache)
+    with pytest.raises(ValueError, match=r"^word_embedding_backward: dout has shape \(2, 3, 5\)"):
+        R.word_embedding_backward(xb.asarray(np.ones((2, 3, 5))), cache)
+
+
+def test_temporal_softmax_loss_shifts_each_row_by_its_own_maximum(xb):
+    """Scores of 1000 in one row and about 0 in another: finite, and the
+    row near 0 keeps its probabilities (a shift by the largest score of the
+    whole batch would underflow it to log(0))."""
+    x = np.array([[[1000.0, 999.0, 998.0], [0.5, -0.5, 0.0]]])
+    y, mask = np.array([[0, 2]]), np.ones((1, 2), bool)
+    loss, dx = R.temporal_softmax_loss(*_on(xb, x, y, mask))
+    p0 = np.exp([0.0, -1.0, -2.0]) / np.exp([0.0, -1.0, -2.0]).sum()
+    p1 = np.exp(x[0, 1]) / np.exp(x[0, 1]).sum()
+    assert float(host(loss)) == pytest.approx(-np.log(p0[0]) - np.log(p1[2]), rel=1e-12)
+    np.testing.assert_allclose(host(dx)[0], [p0 - [1, 0, 0], p1 - [0, 0, 1]], atol=1e-12)
+
+
+def test_word_embedding_backward_runs_the_backends_scatter(monkeypatch):
+    """On NumPy the embedding's gradient is one scatter-add (the kernel), not
+    a (V, N*T) one-hot product; both give the same sums for repeated words."""
+    from xpnn.backend import numpy as host_backend
+    from conftest import record_calls
+    log = []
+    record_calls(monkeypatch, host_backend.NumpyKernels, "scatter_add_rows", log)
+    words = np.array([[1, 1, 3], [0, 1, 3]])
+    dout = np.arange(24.0).reshape(2, 3, 4)
+    _, cache = R.word_embedding_forward(words, np.zeros((5, 4)))
+    dW = R.word_embedding_backward(dout, cache)
+    assert log == ["scatter_add_rows"]
+    want = np.zeros((5, 4))
+    np.add.at(want, words.ravel(), dout.reshape(6, 4))
+    np.testing.assert_array_equal(dW, want)
+
+
+def _tiny_data(n=7, T=5, D=3, V=6, seed=0):
+    """Captioning data in load_coco_data's layout, without files."""
+    r = np.random.RandomState(seed)
+    caps = r.randint(1, V, size=(n, T))
+    return {"train_captions": caps, "train_image_idxs": np.arange(n),
+            "train_features": r.randn(n, D), "train_urls": np.array([f"u{i}" for i in range(n)]),
+            "word_to_idx": {"<NULL>": 0, **{f"w{i}": i for i in range(1, V)}}}
+
+
+class _Recorder:
+    """A captioning model that records each loss call: the batch size, and
+    the solver's epoch and learning rate when it was called."""
+
+    def __init__(self):
+        self.params = {"w": np.zeros(2)}
+        self.calls, self.solver, self.losses = [], None, []
+
+    def loss(self, features, captions):
+        cfg = self.solver.optim_configs["w"]
+        self.calls.append((captions.shape[0], self.solver.epoch, cfg.get("learning_rate")))
+        loss = float(len(self.calls)) / 7
+        self.losses.append(loss)
+        return loss, {"w": np.ones(2)}
+
+
+def test_captioning_solver_iterations_batches_and_decay(capsys):
+    """Each iteration draws batch_size captions; an epoch is captions //
+    batch_size iterations (at least one); the rate decays once after each
+    epoch; print_every=1 prints every iteration's own loss."""
+    data = _tiny_data()
+    model = _Recorder()
+    solver = CaptioningSolver(model, data, batch_size=2, num_epochs=2, lr_decay=0.5,
+                              optim_config={"learning_rate": 1.0}, print_every=1)
+    assert (solver.epoch, solver.best_val_acc, solver.best_params, solver.loss_history,
+            solver.train_acc_history, solver.val_acc_history) == (0, 0, {}, [], [], [])
+    model.solver = solver
+    solver.train()
+    assert model.calls == [(2, 0, 1.0)] * 3 + [(2, 1, 0.5)] * 3     # 7 // 2 = 3 a epoch
+    assert solver.epoch == 2 and solver.optim_configs["w"]["learning_rate"] == 0.25
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"(Iteration {t + 1} / 6) loss: {model.losses[t]:f}" for t in range(6)]
+    assert solver.loss_history == model.losses
+    small = _Recorder()
+    s2 = CaptioningSolver(small, data, batch_size=50, num_epochs=3, verbose=False,
+                          optim_config={"learning_rate": 1.0})
+    small.solver = s2
+    s2.train()
+    assert [c[:2] for c in small.calls] == [(50, 0), (50, 1), (50, 2)]   # one per epoch
+    assert capsys.readouterr().out == ""
+
+
+def test_captioning_solver_limits_and_defaults():
+    import inspect
+    data = _tiny_data()
+    s = CaptioningSolver(_Recorder(), data)
+    assert (s.batch_size, s.num_epochs, s.print_every, s.lr_decay, s.verbose,
+            s.update_rule_name) == (100, 10, 10, 1.0, True, "sgd")
+    one = _Recorder()
+    s = CaptioningSolver(one, data, batch_size=1, num_epochs=0, verbose=False)
+    one.solver = s
+    s.train()
+    assert one.calls == [] and s.loss_history == []
+    for kw in (dict(batch_size=0), dict(num_epochs=-1)):
+        with pytest.raises(ValueError, match="batch_size must be >= 1 and num_epochs >= 0"):
+            CaptioningSolver(_Recorder(), data, **kw)
+    assert str(inspect.signature(CaptioningRNN.sample)) == "(self, features, max_length=30)"
+    sig = inspect.signature(CaptioningRNN.__init__)
+    assert {k: v.default for k, v in list(sig.parameters.items())[2:]} == dict(
+        input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn", dtype=np.float32)
+
+
+def test_the_2016_captioning_solver_uses_its_editions_adam():
+    """A course edition's CaptioningSolver takes that edition's update rules:
+    CS231n 2016's Adam counts from t = 1, so one step leaves t = 2."""
+    solver_2016 = importlib.import_module("xpnn.compat.cs231n_2016.captioning_solver")
+    for cls, t in ((solver_2016.CaptioningSolver, 2), (CaptioningSolver, 1)):
+        model = _Recorder()
+        s = cls(model, _tiny_data(), update_rule="adam", batch_size=7, num_epochs=1,
+                verbose=False)
+        model.solver = s
+        s.train()
+        assert s.optim_configs["w"]["t"] == t
+
+
+def test_captioning_rnn_draws_its_weights_as_the_course_does():
+    """W_embed randn(V, W) / 100, W_proj randn(D, H) / sqrt(D), Wx randn(W,
+    kH) / sqrt(W), Wh randn(H, kH) / sqrt(H), W_vocab randn(H, V) / sqrt(H),
+    in that order from NumPy's global RNG; biases zero; the vocabulary
+    kept both ways."""
+    words = {"<NULL>": 0, "<START>": 1, "<END>": 2, "cat": 3}
+    np.random.seed(11)
+    m = CaptioningRNN(words, input_dim=5, wordvec_dim=3, hidden_dim=2, cell_type="lstm",
+                      dtype=np.float64)
+    r = np.random.RandomState(11)
+    want = {"W_embed": r.randn(4, 3) / 100, "W_proj": r.randn(5, 2) / np.sqrt(5),
+            "Wx": r.randn(3, 8) / np.sqrt(3), "Wh": r.randn(2, 8) / np.sqrt(2),
+            "W_vocab": r.randn(2, 4) / np.sqrt(2)}
+    for k, v in want.items():
+        np.testing.assert_array_equal(host(m.params[k]), v)
+    for k in ("b_proj", "b", "b_vocab"):
+        assert not host(m.params[k]).any()
+    assert m.word_to_idx is words and m.idx_to_word == {0: "<NULL>", 1: "<START>", 2: "<END>",
+                                                        3: "cat"}
+    with pytest.raises(ValueError, match="word_to_idx must be a dict"):
+        CaptioningRNN([("<NULL>", 0)])
+    with pytest.raises(ValueError, match="'<NULL>'"):
+        CaptioningRNN({"a": 0})
+    for f, c in ((np.zeros(5), np.zeros((1, 4), int)), (np.zeros((2, 5)), np.zeros(4, int)),
+                 (np.zeros((2, 5)), np.zeros((3, 4), int))):
+        with pytest.raises(ValueError, match="features must be \\(N, D\\) and captions"):
+            m.loss(f, c)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_sampling_is_the_greedy_decode_written_out(cell):
+    """sample() against the greedy loop written out from the step functions,
+    with every bias nonzero; int32 captions."""
+    words = {"<NULL>": 0, "<START>": 1, "<END>": 2, **{f"w{i}": i for i in range(3, 30)}}
+    np.random.seed(2)
+    m = CaptioningRNN(words, input_dim=4, wordvec_dim=3, hidden_dim=5, cell_type=cell,
+                      dtype=np.float64)
+    r = np.random.RandomState(3)
+    for k in ("b_proj", "b", "b_vocab"):
+        m.params[k] = 2 * r.randn(*m.params[k].shape)
+    feats = r.randn(3, 4)
+    got = m.sample(feats, max_length=6)
+    assert got.dtype == np.int32 and got.shape == (3, 6)
+    p = m.params
+    h = feats @ p["W_proj"] + p["b_proj"]
+    c = np.zeros_like(h)
+    w = np.full(3, 1)
+    want = []
+    for _ in range(6):
+        x = p["W_embed"][w]
+        if cell == "rnn":
+            h = np.tanh(x @ p["Wx"] + h @ p["Wh"] + p["b"])
+        else:
+            h, c, _ = R.lstm_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])
+        w = np.argmax(h @ p["W_vocab"] + p["b_vocab"], axis=1)
+        want.append(w)
+    np.testing.assert_array_equal(got, np.stack(want, axis=1))
+
+
+def test_captioning_rnn_defaults_as_the_course(monkeypatch):
+    """CaptioningRNN(word_to_idx) is 512 -> 128 -> 128 and an RNN; sample()
+    gives 30 words; features of the wrong rank are refused even when their
+    length matches the captions'."""
+    words = {"<NULL>": 0, "<START>": 1, "a": 2}
+    m = CaptioningRNN(words)
+    shapes = {k: tuple(v.shape) for k, v in m.params.items()}
+    assert shapes == {"W_embed": (3, 128), "W_proj": (512, 128), "b_proj": (128,),
+                      "Wx": (128, 128), "Wh": (128, 128), "b": (128,), "W_vocab": (128, 3),
+                      "b_vocab": (3,)}
+    assert m.cell_type == "rnn" and m.params["Wx"].dtype == np.float32
+    assert m.sample(np.zeros((2, 512), np.float32)).shape == (2, 30)
+    with pytest.raises(ValueError, match="features must be \\(N, D\\) and captions"):
+        m.loss(np.zeros(2), np.zeros((2, 4), int))
+
+
+def test_recurrent_shapes_are_named_by_the_function_that_was_called(xb):
+    """Every recurrent function names itself and what it expected for an
+    input of the wrong rank; an output layer's weights must match its
+    input's width."""
+    r = np.random.RandomState(0)
+    x3, x2, h = r.randn(2, 3, 4), r.randn(2, 4), r.randn(2, 5)
+    Wx1, Wh1, b1 = r.randn(4, 5), r.randn(5, 5), r.randn(5)
+    Wx4, Wh4, b4 = r.randn(4, 20), r.randn(5, 20), r.randn(20)
+    cases = [
+        (R.rnn_step_forward, (x3, h, Wx1, Wh1, b1), r"x must be 2-D \(N, D\)"),
+        (R.rnn_step_forward, (x2, x3, Wx1, Wh1, b1), r"prev_h must be 2-D \(N, H\)"),
+        (R.lstm_step_forward, (x3, h, h, Wx4, Wh4, b4), r"x must be 2-D \(N, D\)"),
+        (R.rnn_forward, (x2, h, Wx1, Wh1, b1), r"x must be 3-D \(N, T, D\)"),
+        (R.rnn_forward, (x3, x3, Wx1, Wh1, b1), r"h0 must be 2-D \(N, H\)"),
+        (R.lstm_forward, (x2, h, Wx4, Wh4, b4), r"x must be 3-D \(N, T, D\)"),
+        (R.lstm_forward, (x3, x3, Wx4, Wh4, b4), r"h0 must be 2-D \(N, H\)"),
+        (R.temporal_affine_forward, (x2, Wx1, b1), r"x must be 3-D \(N, T, D\)"),
+        (R.temporal_affine_forward, (x3, x3, b1), r"w must be 2-D \(D, M\)"),
+    ]
+    for fn, args, msg in cases:
+        with pytest.raises(ValueError, match=rf"^{fn.__name__}: {msg}, got shape"):
+            fn(*_on(xb, *args))
+    with pytest.raises(ValueError, match=r"^temporal_affine_forward: x \(2, 3, 4\) needs w "
+                                         r"\(4, M\) and b \(M,\)"):
+        R.temporal_affine_forward(*_on(xb, x3, r.randn(3, 5), b1))
+    next_h, next_c, cache = R.lstm_step_forward(*_on(xb, x2, h, h, Wx4, Wh4, b4))
+    with pytest.raises(TypeError, match="argument 'dnext_c' must be an array .*got list"):
+        R.lstm_step_backward(next_h, np.zeros((2, 5)).tolist(), cache)
+
+
+def test_an_empty_sequence_keeps_the_states_dtype():
+    for fwd, k in ((R.rnn_forward, 1), (R.lstm_forward, 4)):
+        h, _ = fwd(np.zeros((2, 0, 3), np.float32), np.zeros((2, 4), np.float32),
+                   np.zeros((3, 4 * k), np.float32), np.zeros((4, 4 * k), np.float32),
+                   np.zeros(4 * k, np.float32))
+        assert h.dtype == np.float32 and h.shape == (2, 0, 4)

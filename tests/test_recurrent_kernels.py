@@ -298,3 +298,97 @@ def test_float32_sequences_take_the_gate_passes_float64_keeps_numpy(monkeypatch,
     for g, w in zip(got, want):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-4)
+
+
+def test_sequences_run_the_compiled_product_every_step(monkeypatch):
+    """Not only built, used: T products each way, two packings, and none of
+    NumPy's matmul fallbacks."""
+    cy = _cy()
+    if cy.STEP_LEVEL < 3:
+        pytest.skip("this CPU has no AVX2/FMA: the step product is not used")
+    log = []
+    for name in ("step_pack", "step_product"):
+        record_calls(monkeypatch, _kernels._cy, name, log)
+    r = np.random.RandomState(0)
+    N, T, D, H = 4, 6, 3, 7
+    x, h0 = r.randn(N, T, D).astype(np.float32), r.randn(N, H).astype(np.float32)
+    Wx, Wh = r.randn(D, 4 * H).astype(np.float32), r.randn(H, 4 * H).astype(np.float32)
+    b = r.randn(4 * H).astype(np.float32)
+    h, cache = lstm_forward(x, h0, Wx, Wh, b)
+    lstm_backward(np.ones_like(h), cache)
+    assert log.count("step_pack") == 2 and log.count("step_product") == 2 * T
+
+
+def test_step_product_levels_and_fallbacks(monkeypatch):
+    """AVX2 machines (level 3) use the kernel too, the baseline does not;
+    rows of another dtype, 1-D or stacked rows, transposed or not, get
+    NumPy's product and never reach the kernel."""
+    cy = _cy()
+    if cy.STEP_LEVEL < 3:
+        pytest.skip("this CPU has no AVX2/FMA: the step product is not used")
+    r = np.random.RandomState(4)
+    w = r.randn(6, 10).astype(np.float32)
+    monkeypatch.setattr(cy, "STEP_LEVEL", 3)
+    prod = steps.step_product(cy, w, False, _pool())
+    assert prod is not None and prod.level == 3
+    h = r.randn(5, 6).astype(np.float32)
+    np.testing.assert_allclose(prod(h), h @ w, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(cy, "STEP_LEVEL", 0)
+    assert steps.step_product(cy, w) is None
+    monkeypatch.undo()
+    log = []
+    record_calls(monkeypatch, _kernels._cy, "step_product", log)
+    for transpose, wt in ((False, w), (True, w.T.copy())):
+        prod = steps.step_product(cy, wt, transpose, _pool())
+        for hb in (r.randn(5, 6), r.randn(6).astype(np.float32),
+                   r.randn(2, 5, 6).astype(np.float32)):
+            np.testing.assert_allclose(prod(hb), hb @ w, rtol=1e-5, atol=1e-5)
+    assert log == []
+    assert steps.step_product(cy, w)(h).shape == (5, 10) and log == ["step_product"]
+
+
+def test_mixed_precision_sequences_promote_as_numpy_does(monkeypatch):
+    """float32 weights with a float64 initial state: the compiled gate
+    passes decline (they take float32 only) and the sequence computes in
+    float64 from the step products on, as NumPy's promotion would (the
+    input part x @ Wx stays a float32 product, hence the tolerance)."""
+    _cy()
+    log = []
+    for name in ("lstm_gates_forward", "lstm_gates_backward"):
+        record_calls(monkeypatch, _kernels._cy, name, log)
+    r = np.random.RandomState(9)
+    N, T, D, H = 3, 4, 5, 6
+    x, h0 = r.randn(N, T, D).astype(np.float32), r.randn(N, H)
+    Wx, Wh = (r.randn(D, 4 * H) / 3).astype(np.float32), (r.randn(H, 4 * H) / 3).astype(np.float32)
+    b = r.randn(4 * H).astype(np.float32)
+    h, cache = lstm_forward(x, h0, Wx, Wh, b)
+    grads = lstm_backward(np.ones((N, T, H)), cache)
+    assert h.dtype == np.float64 and log == []
+    h64, c64 = lstm_forward(*(a.astype(np.float64) for a in (x, h0, Wx, Wh, b)))
+    np.testing.assert_allclose(h, h64, rtol=1e-6, atol=1e-7)
+    for g, w in zip(grads, lstm_backward(np.ones((N, T, H)), c64)):
+        assert g.dtype == np.float64
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("wide", ["x", "h0", "Wx", "Wh", "b"])
+def test_one_float64_array_among_float32_ones(cell, wide):
+    """Whichever one input is float64, the sequence computes what NumPy's
+    promotion gives (the compiled passes take only all-float32 steps and
+    leave the rest to NumPy), forward and backward, without an error."""
+    _cy()
+    fwd, bwd, k = (rnn_forward, rnn_backward, 1) if cell == "rnn" else \
+        (lstm_forward, lstm_backward, 4)
+    r = np.random.RandomState(12)
+    N, T, D, H = 3, 4, 5, 6
+    a = dict(x=r.randn(N, T, D), h0=r.randn(N, H), Wx=r.randn(D, k * H) / 3,
+             Wh=r.randn(H, k * H) / 3, b=r.randn(k * H))
+    mixed = {n: (v if n == wide else v.astype(np.float32)) for n, v in a.items()}
+    h, cache = fwd(**mixed)
+    grads = bwd(np.ones((N, T, H)), cache)
+    h64, c64 = fwd(**{n: v.astype(np.float32).astype(np.float64) if n != wide else v
+                      for n, v in a.items()})
+    np.testing.assert_allclose(h, h64, rtol=1e-4, atol=1e-5)
+    for g, w in zip(grads, bwd(np.ones((N, T, H)), c64)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)

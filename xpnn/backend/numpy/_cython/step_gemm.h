@@ -143,8 +143,16 @@ XPNN_STEP_GEMM(double, xpnn_sg_d2, 2, 3, 4, , d_v0)
 static int xpnn_sg_level(void) {
 #if XPNN_SG_HAVE_X86
     __builtin_cpu_init();
+#if __GNUC__ >= 12   /* the level names: every feature of the level, and the OS's support */
     if (__builtin_cpu_supports("x86-64-v4")) return 4;
     if (__builtin_cpu_supports("x86-64-v3")) return 3;
+#else
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq")
+        && __builtin_cpu_supports("avx512vl")) return 4;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+        && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2")) return 3;
+#endif
 #endif
     return 0;
 }
