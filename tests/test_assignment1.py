@@ -405,18 +405,20 @@ def test_knn_course_defaults_and_edges():
     assert str(inspect.signature(knn_mod.KNearestNeighbor.predict)) == "(self, X, k=1, num_loops=0)"
     assert str(inspect.signature(knn_mod.KNearestNeighbor.predict_labels)) == "(self, dists, k=1)"
     r = np.random.RandomState(2)
-    Xtr, ytr = r.randint(0, 256, size=(12, 5)).astype(np.float32), r.randint(3, size=12)
-    Xte = r.randint(0, 256, size=(4, 5)).astype(np.float32)
+    Xtr, ytr = (r.rand(12, 5) * 255).astype(np.float32), r.randint(3, size=12)
+    Xte = (r.rand(4, 5) * 255).astype(np.float32)
     clf = knn_mod.KNearestNeighbor()
     with pytest.raises(RuntimeError, match="train"):
         clf.predict(Xte)
+    with pytest.raises(RuntimeError, match="^predict_labels: call train"):
+        clf.predict_labels(np.zeros((4, 12)))
     clf.train(Xtr, ytr.astype(np.int32))
     want = np.sqrt(((Xte[:, None, :].astype(np.float64) - Xtr[None]) ** 2).sum(-1))
     for loops in (0, 1, 2):
         d = getattr(clf, ("compute_distances_no_loops", "compute_distances_one_loop",
                           "compute_distances_two_loops")[loops])(Xte)
         assert d.dtype == np.float64
-        np.testing.assert_allclose(d, want, rtol=1e-6)
+        np.testing.assert_allclose(d, want, rtol=1e-5)   # float32 images, float32 sums
         np.testing.assert_array_equal(clf.predict(Xte, num_loops=loops), clf.predict_labels(d))
     pred = clf.predict_labels(want)
     assert pred.dtype == np.int32

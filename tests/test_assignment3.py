@@ -692,6 +692,11 @@ def test_recurrent_shapes_are_named_by_the_function_that_was_called(xb):
     next_h, next_c, cache = R.lstm_step_forward(*_on(xb, x2, h, h, Wx4, Wh4, b4))
     with pytest.raises(TypeError, match="argument 'dnext_c' must be an array .*got list"):
         R.lstm_step_backward(next_h, np.zeros((2, 5)).tolist(), cache)
+    with pytest.raises(ValueError, match=r"^lstm_step_backward: dout has shape \(2, 4\)"):
+        R.lstm_step_backward(next_h, xb.asarray(np.zeros((2, 4))), cache)
+    for fn, k in ((R.rnn_forward, 1), (R.lstm_forward, 4)):     # the step's checks, named
+        with pytest.raises(ValueError, match=rf"^{fn.__name__}: "):
+            fn(*_on(xb, x3, h, r.randn(3, 5 * k), r.randn(5, 5 * k), r.randn(5 * k)))
 
 
 def test_an_empty_sequence_keeps_the_states_dtype():

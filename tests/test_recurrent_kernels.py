@@ -392,3 +392,32 @@ def test_one_float64_array_among_float32_ones(cell, wide):
     np.testing.assert_allclose(h, h64, rtol=1e-4, atol=1e-5)
     for g, w in zip(grads, bwd(np.ones((N, T, H)), c64)):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_a_float64_upstream_gradient_into_a_float32_sequence(cell):
+    """A float32 sequence whose upstream gradient is float64 (a loss
+    computed in float64): the gate passes decline that step and NumPy
+    promotes, with no error."""
+    _cy()
+    fwd, bwd, k = (rnn_forward, rnn_backward, 1) if cell == "rnn" else \
+        (lstm_forward, lstm_backward, 4)
+    r = np.random.RandomState(13)
+    a = [r.randn(3, 4, 5), r.randn(3, 6), r.randn(5, 6 * k) / 3, r.randn(6, 6 * k) / 3,
+         r.randn(6 * k)]
+    h, cache = fwd(*(v.astype(np.float32) for v in a))
+    dh = r.randn(3, 4, 6)
+    got = bwd(dh, cache)
+    _, c64 = fwd(*(v.astype(np.float32).astype(np.float64) for v in a))
+    for g, w in zip(got, bwd(dh, c64)):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_without_the_extension_every_step_hook_declines():
+    z3, z2 = np.zeros((2, 3, 4), np.float32), np.zeros((2, 4), np.float32)
+    assert steps.rnn_step_forward(None, z3, 0, z2) is None
+    assert steps.rnn_step_backward(None, z3, 0, z2, z3) is None
+    assert steps.lstm_step_forward(None, np.zeros((2, 3, 16), np.float32), 0,
+                                   np.zeros((2, 16), np.float32), z2) is None
+    assert steps.lstm_step_backward(None, z3, 0, z2, z2, z2, (z2,) * 5) is None
+    assert steps.step_product(None, z2) is None
