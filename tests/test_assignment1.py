@@ -511,7 +511,7 @@ def test_linear_classifier_defaults_train_as_the_course_does():
     for _ in range(100):
         idx = np.random.choice(250, 200)
         _, grad = linear.svm_loss_vectorized(W, X[idx], y[idx], 1e-5)
-        W = W - 1e-3 * grad
+        W = W - 1e-3 * host(grad)
     assert len(hist) == 100
     np.testing.assert_allclose(host(clf.W), W, rtol=1e-12)
 

@@ -628,11 +628,11 @@ def test_sampling_is_the_greedy_decode_written_out(cell):
                       dtype=np.float64)
     r = np.random.RandomState(3)
     for k in ("b_proj", "b", "b_vocab"):
-        m.params[k] = 2 * r.randn(*m.params[k].shape)
+        m.params[k] = backend.to_device(2 * r.randn(*m.params[k].shape))
     feats = r.randn(3, 4)
     got = m.sample(feats, max_length=6)
     assert got.dtype == np.int32 and got.shape == (3, 6)
-    p = m.params
+    p = {k: host(v) for k, v in m.params.items()}
     h = feats @ p["W_proj"] + p["b_proj"]
     c = np.zeros_like(h)
     w = np.full(3, 1)
@@ -658,7 +658,7 @@ def test_captioning_rnn_defaults_as_the_course(monkeypatch):
     assert shapes == {"W_embed": (3, 128), "W_proj": (512, 128), "b_proj": (128,),
                       "Wx": (128, 128), "Wh": (128, 128), "b": (128,), "W_vocab": (128, 3),
                       "b_vocab": (3,)}
-    assert m.cell_type == "rnn" and m.params["Wx"].dtype == np.float32
+    assert m.cell_type == "rnn" and host(m.params["Wx"]).dtype == np.float32
     assert m.sample(np.zeros((2, 512), np.float32)).shape == (2, 30)
     with pytest.raises(ValueError, match="features must be \\(N, D\\) and captions"):
         m.loss(np.zeros(2), np.zeros((2, 4), int))
