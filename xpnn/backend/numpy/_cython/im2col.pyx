@@ -457,14 +457,13 @@ cdef _check_level(int level):
                          f"(4 AVX-512, 3 AVX2/FMA, 0 the baseline)")
 
 
-cdef Py_ssize_t _panels(str fn, Py_ssize_t K, Py_ssize_t N, Py_ssize_t size, int nr,
-                        Py_ssize_t q0, Py_ssize_t q1) except -1:
+cdef Py_ssize_t _panels(str fn, Py_ssize_t K, Py_ssize_t N, Py_ssize_t size,
+                        int nr) except -1:
+    """The panels of B (K, N); the packed buffer must hold them all."""
     cdef Py_ssize_t P = (N + nr - 1) // nr
     if size < P * K * nr:
         raise ValueError(f"{fn}: the packed buffer holds {size} elements, {P * K * nr} needed "
                          f"for B ({K}, {N})")
-    if not 0 <= q0 <= q1 <= P:
-        raise ValueError(f"{fn}: panels [{q0}, {q1}) outside the {P} of B ({K}, {N})")
     return P
 
 
@@ -559,7 +558,7 @@ def step_pack(const floating[:, ::1] w, bint trans, floating[::1] bp, int level,
     cdef _StepJob j
     j.K = w.shape[1] if trans else w.shape[0]
     j.N = w.shape[0] if trans else w.shape[1]
-    cdef Py_ssize_t P = _panels("step_pack", j.K, j.N, bp.shape[0], nr, 0, 0)
+    cdef Py_ssize_t P = _panels("step_pack", j.K, j.N, bp.shape[0], nr)
     if P == 0 or j.K == 0:
         return
     j.a = NULL
@@ -584,7 +583,7 @@ def step_product(const floating[:, ::1] a, const floating[::1] bp, floating[:, :
     j.M, j.K, j.N = a.shape[0], a.shape[1], c.shape[1]
     if c.shape[0] != j.M:
         raise ValueError(f"step_product: c has {c.shape[0]} rows, a {j.M}")
-    cdef Py_ssize_t P = _panels("step_product", j.K, j.N, bp.shape[0], nr, 0, 0)
+    cdef Py_ssize_t P = _panels("step_product", j.K, j.N, bp.shape[0], nr)
     if j.M == 0 or P == 0:
         return
     if j.K == 0:
