@@ -275,9 +275,26 @@ def test_ucla_two_layer_net_samples_with_replacement(edition):
     Xs, ys = r.randn(7, 4), r.randint(3, size=7)
     stats = init_toy_model().train(Xs, ys, Xs, ys, batch_size=2, num_iters=10, verbose=False)
     assert len(stats["train_acc_history"]) == 2
-    cs231n = _mod("cs231n_2019", "classifiers.neural_net").TwoLayerNet(4, 10, 3, std=1e-1)
-    assert len(cs231n.train(Xs, ys, Xs, ys, batch_size=2, num_iters=10,
-                            verbose=False)["train_acc_history"]) == 4
+
+
+@pytest.mark.parametrize("edition, checks", [("cs231n_2016", (34, 4)), ("cs231n_2017", (15, 2)),
+                                             ("cs231n_2019", (15, 2)), ("cs231n_2022", (15, 2))])
+def test_cs231n_two_layer_net_counts_epochs_and_prints_as_its_python(edition, checks, capsys):
+    """CS231n's neural_net.py divides num_train / batch_size: Python 2's
+    floor in 2016 (checks at 0, 3, 6, 9 of 10 for 7 / 2), true division from
+    2017 (3.5: `it % 3.5 == 0` at 0, 7, 14, ...; 49000 / 300 at 0 only);
+    its lines are 'iteration %d / %d: loss %f'."""
+    r = np.random.RandomState(2)
+    Xs, ys = r.randn(7, 4), r.randint(3, size=7)
+    net = _mod(edition, "classifiers.neural_net").TwoLayerNet(4, 10, 3, std=1e-1)
+    stats = net.train(Xs, ys, Xs, ys, batch_size=2, num_iters=101, verbose=True)
+    assert len(stats["train_acc_history"]) == checks[0]
+    lines = capsys.readouterr().out.splitlines()
+    losses = stats["loss_history"]
+    assert lines == ["iteration 0 / 101: loss %f" % losses[0],
+                     "iteration 100 / 101: loss %f" % losses[100]]
+    stats = net.train(Xs, ys, Xs, ys, batch_size=2, num_iters=10)
+    assert len(stats["train_acc_history"]) == checks[1]
 
 
 # ------------------------------------------------------------------ 9. course-written models

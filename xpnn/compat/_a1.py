@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import backend, features
+from ..layers._util import as_device_array, check_int, check_number
 from ..models import knn as _knn
 from ..models import linear as _linear
 from ._variants import CourseSaving, _named
@@ -54,15 +55,21 @@ def _course_labels(cls):
                                               "__doc__": cls.__doc__}), cls.__name__)
 
 
-def cs231n_modules(reg_scale=1.0):
-    """The assignment 1 module table of a CS231n edition."""
+FEATURES = {name: getattr(features, name) for name in features.__all__}
+
+
+def cs231n_modules(reg_scale=1.0, features_2016=False):
+    """The assignment 1 module table of a CS231n edition (``features_2016``:
+    extract_features reports progress as 2016's did)."""
     losses = _losses(reg_scale)
     knn = {"KNearestNeighbor": _course_labels(_knn.KNearestNeighbor)}
     classes = {name: _named(type(name, (_SavesW, getattr(_linear, name)), {
         "reg_scale": reg_scale, "__doc__": getattr(_linear, name).__doc__}), name)
         for name in ("LinearClassifier", "LinearSVM", "Softmax")}
     linear_classifier = {**losses, **classes}
-    feats = {name: getattr(features, name) for name in features.__all__}
+    feats = dict(FEATURES)
+    if features_2016:
+        feats["extract_features"] = features.extract_features_2016
     return {"classifiers.k_nearest_neighbor": knn,
             "classifiers.linear_svm": {k: v for k, v in losses.items() if "svm" in k},
             "classifiers.softmax": {k: v for k, v in losses.items() if "softmax" in k},
@@ -129,6 +136,8 @@ class _UCLALinear:
         """Print the numerical and analytic gradient of ``num_checks``
         random entries of W (drawn as the course draws them)."""
         W = self.W
+        num_checks = check_int("grad_check_sparse: num_checks", num_checks, 0)
+        check_number("grad_check_sparse: h", h, low=0.0, low_inclusive=False)
         for _ in range(num_checks):
             ix = tuple(np.random.randint(m) for m in W.shape)
             old = W[ix]
@@ -146,17 +155,18 @@ class _UCLALinear:
         """Minibatch SGD on fast_loss_and_grad from new weights (C = max(y)
         + 1); batch_size rows drawn with replacement by np.random.choice.
         Returns the losses."""
+        X, y, num_classes = _linear.training_set(X, y)
         X, y = np.asarray(backend.to_numpy(X)), np.asarray(backend.to_numpy(y))
-        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"train: X must be (N, D) with N >= 1 and y (N,); got X "
-                             f"{X.shape}, y {y.shape}")
+        learning_rate, num_iters, batch_size = _linear.check_sgd("train", learning_rate,
+                                                                 num_iters, batch_size)
         num_train = X.shape[0]
-        self.init_weights(dims=[int(np.max(y)) + 1, X.shape[1]])
-        history = []
+        self.init_weights(dims=[num_classes, X.shape[1]])
+        history, warned = [], False
         for it in range(num_iters):
             idx = np.random.choice(np.arange(num_train), batch_size)
             loss, grad = self.fast_loss_and_grad(X[idx], y[idx])
             history.append(loss)
+            warned = _linear.warn_non_finite(loss, it, warned)
             self.W = self.W - learning_rate * grad
             if verbose and it % 100 == 0:
                 print("iteration {} / {}: loss {}".format(it, num_iters, loss))
@@ -164,7 +174,12 @@ class _UCLALinear:
 
     def predict(self, X):
         """The highest-scoring class of each row of X."""
-        return np.argmax(np.asarray(backend.to_numpy(X)) @ np.asarray(self.W).T, axis=1)
+        X = np.asarray(backend.to_numpy(as_device_array("predict: X", X, "of samples (N, D)")))
+        W = np.asarray(backend.to_numpy(self.W))
+        if X.ndim != 2 or X.shape[1] != W.shape[1]:
+            raise ValueError(f"predict: X must be (N, {W.shape[1]}), as the classifier's W "
+                             f"{W.shape} (C, D) takes, got {X.shape}")
+        return np.argmax(X @ W.T, axis=1)
 
 
 class Softmax(_UCLALinear):

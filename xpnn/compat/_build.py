@@ -19,14 +19,17 @@ import numpy
 
 def install(edition_module, modules: dict[str, dict], docs: dict[str, str]) -> None:
     """Create ``<edition>.<path>`` for every dotted ``path`` in ``modules``
-    (with its parents), holding the given names and ``np`` (every course
+    (with its parents; the path "" gives the names of the edition itself), holding the given names and ``np`` (every course
     module imports NumPy as np and has no ``__all__``, so its star import
     brings np, and the course's own helper files rely on that); ``__all__``
     lists the public ones, so a star import brings what the course module
     would."""
     root = edition_module.__name__
     edition_module.__path__ = []  # a package: its submodules are found in sys.modules
-    for path in sorted(modules, key=lambda p: p.count(".")):
+    if "" in modules:   # what the edition's own __init__ star-imports
+        edition_module.__dict__.update(modules[""])
+        edition_module.__all__ = sorted(n for n in modules[""] if not n.startswith("_"))
+    for path in sorted((p for p in modules if p), key=lambda p: p.count(".")):
         parent = edition_module
         parts = path.split(".")
         for depth, part in enumerate(parts):

@@ -64,7 +64,7 @@ DATA_UTILS = {
 
 
 def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
-                linear_reg_scale=1.0):
+                linear_reg_scale=1.0, features_2016=False):
     """The module table of one edition. CS231n layout: layers, fast_layers,
     layer_utils, optim, solver, gradient_check, data_utils, vis_utils,
     classifiers.{fc_net, cnn, neural_net}. UCLA (ucla=True): the same at the
@@ -89,7 +89,8 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
     tree = {"layers": lay, **shared,
             "classifiers": {}, "classifiers.fc_net": models_fc, "classifiers.cnn": models_cnn,
             "classifiers.neural_net": {"TwoLayerNet": neural_net}}
-    tree.update(_a1.UCLA_MODULES if ucla else _a1.cs231n_modules(linear_reg_scale))
+    tree.update(_a1.UCLA_MODULES if ucla else _a1.cs231n_modules(linear_reg_scale,
+                                                                 features_2016))
     if not ucla:
         tree.update(_a3.cs231n_modules(opt_rules, lay))
     if ucla:
@@ -101,6 +102,11 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
         for prefix in ("cs231n", "utils"):
             for name, names in shared.items():
                 tree[f"{prefix}.{name}"] = names
+            tree[f"{prefix}.features"] = tree["features"] = _a1.FEATURES
+        # nndl/__init__.py star-imports its modules (the notebooks do `from
+        # nndl import KNN`); later ones win a name, as in the course's order
+        tree[""] = {k: v for part in ("knn", "softmax", "svm", "fc_net", "layer_utils",
+                                      "neural_net", "optim") for k, v in tree[part].items()}
     return tree
 
 

@@ -230,21 +230,31 @@ def course_model(cls):
 @lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetCS231n(_nn.TwoLayerNet):
     """CS231n assignment 1's two-layer net: W1 (D, H), W2 (H, C), loss
-    ``+ reg * sum(W**2)``, batch_size rows with replacement, reg 5e-6."""
+    ``+ reg * sum(W**2)``, batch_size rows with replacement, reg 5e-6, an
+    epoch every num_train / batch_size iterations (true division: a
+    fraction decays the learning rate at iteration 0 only, as the
+    course's ``it % iterations_per_epoch == 0`` does), the course's
+    ``iteration %d / %d: loss %f`` lines."""
 
     w_layout = "in_out"
     reg_scale = 1.0
     cap_batch = False
     default_reg = 5e-6
+    # Python 3's true division: an epoch of num_train / batch_size
+    # iterations, so a fraction decays only at iteration 0 (`it % 163.3`)
+    true_epoch_division = True
+    verbose_format = "iteration {it:d} / {num_iters:d}: loss {loss:f}"
 
 
 @lambda c: _named(c, "TwoLayerNet")
 class TwoLayerNetCS231n2016(TwoLayerNetCS231n):
     """CS231n 2016's two-layer net: as 2017's, but the loss adds
-    ``0.5 * reg * sum(W**2)`` and train()'s reg is 1e-5."""
+    ``0.5 * reg * sum(W**2)``, train()'s reg is 1e-5 and an epoch is
+    num_train // batch_size iterations (Python 2's division)."""
 
     reg_scale = 0.5
     default_reg = 1e-5
+    true_epoch_division = False   # Python 2 divided ints by flooring
 
 
 @lambda c: _named(c, "TwoLayerNet")

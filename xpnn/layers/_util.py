@@ -7,10 +7,11 @@ import numpy as np
 
 from array_api_compat import device as _device
 
+from .. import backend as _backend
 from ..backend import namespace_of
 
 __all__ = ["xp_of", "zeros_like_shape", "check_ndim", "is_number", "check_int", "check_number",
-           "check_dout", "pad_hw", "window", "out_size", "shape_str"]
+           "check_dout", "pad_hw", "window", "out_size", "shape_str", "as_device_array"]
 
 xp_of = namespace_of
 
@@ -18,6 +19,26 @@ xp_of = namespace_of
 def shape_str(x) -> str:
     """x's shape as Python writes a tuple: ``(4,)``, ``(2, 3)``."""
     return str(tuple(int(s) for s in x.shape))
+
+
+def as_device_array(name: str, value, layout: str, what: str = "numbers"):
+    """``value`` (an array of any backend, or a nested list of numbers) on
+    the active backend; anything else, or an array of strings or objects,
+    is a TypeError naming ``name``, the ``layout`` expected and ``what``
+    it must hold."""
+    if isinstance(value, (list, tuple)):
+        try:
+            value = np.asarray(value)
+        except ValueError:
+            value = np.asarray(None)
+        if value.dtype == object:
+            raise TypeError(f"{name} must be an array {layout}; the list given is ragged or "
+                            f"holds non-numbers")
+    elif not _backend.is_array(value):
+        raise TypeError(f"{name} must be an array {layout}, got {type(value).__name__}")
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold {what}, got dtype {value.dtype}")
+    return _backend.to_device(value)
 
 
 def zeros_like_shape(xp, like, shape, dtype=None):

@@ -14,6 +14,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .. import backend
+from ..layers._util import as_device_array, check_int
 
 __all__ = ["KNearestNeighbor", "l2_distances"]
 
@@ -25,6 +26,25 @@ def l2_distances(X, T):
     sq = xp.sum(X * X, axis=1)[:, None] + xp.sum(T * T, axis=1)[None, :] \
         - 2 * (X @ xp.matrix_transpose(T))
     return xp.sqrt(xp.maximum(sq, xp.zeros_like(sq)))
+
+
+def _points(fn, X):
+    """X on the active backend as (M, D) points of a floating dtype: integer
+    or boolean images become float64 (uint8 differences would wrap around);
+    NaN or infinite values, which no neighbour is nearest to, are refused."""
+    X = as_device_array(f"{fn}: X", X, "of points (M, D)")
+    xp = backend.namespace()
+    if X.ndim != 2:
+        raise ValueError(f"{fn}: X must be 2-D points (M, D) (flatten images first: "
+                         f"X.reshape(X.shape[0], -1)), got shape {tuple(X.shape)}")
+    if xp.isdtype(X.dtype, ("integral", "bool")):
+        X = xp.astype(X, xp.float64)
+    elif not xp.isdtype(X.dtype, "real floating"):
+        raise TypeError(f"{fn}: X must hold numbers, got dtype {X.dtype}")
+    if X.size and not bool(backend.to_numpy(xp.all(xp.isfinite(X)))):
+        raise ValueError(f"{fn}: X holds NaN or infinite values; every point needs finite "
+                         f"coordinates")
+    return X
 
 
 class KNearestNeighbor:
@@ -39,23 +59,27 @@ class KNearestNeighbor:
         self.y_train = None
 
     def train(self, X, y):
-        """Memorise the training data X (N, D) and labels y (N,)."""
-        X, y = backend.to_device(X), backend.to_device(y)
-        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
-            raise ValueError(f"train: X must be (N, D) and y (N,); got X {tuple(X.shape)}, "
-                             f"y {tuple(y.shape)}")
+        """Memorise the training data X (N, D), N >= 1, and labels y (N,).
+        Integer images (uint8 pixels) are kept as float64, so that no
+        distance wraps around."""
+        X, y = _points("train", X), as_device_array("train: y", y, "of labels (N,)",
+                                                           "integer class labels")
+        if y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+            raise ValueError(f"train: X must be (N, D) with N >= 1 and y (N,); got X "
+                             f"{tuple(X.shape)}, y {tuple(y.shape)}")
         xp = backend.namespace()
         if not xp.isdtype(y.dtype, "integral"):
             raise TypeError(f"train: y must hold integer class labels, got dtype {y.dtype}")
-        if y.shape[0] and backend.label_range(y)[0] < 0:
-            raise ValueError(f"train: class labels must be >= 0, got {backend.label_range(y)}")
+        if backend.label_range(y)[0] < 0:
+            raise ValueError(f"train: class labels must be >= 0, got values in "
+                             f"{list(backend.label_range(y))}")
         self.X_train, self.y_train = X, y
 
     def _test_points(self, fn, X):
         if self.X_train is None:
             raise RuntimeError(f"{fn}: call train(X, y) first")
-        X = backend.to_device(X)
-        if X.ndim != 2 or X.shape[1] != self.X_train.shape[1]:
+        X = _points(fn, X)
+        if X.shape[1] != self.X_train.shape[1]:
             raise ValueError(f"{fn}: X must be (M, {self.X_train.shape[1]}) like the training "
                              f"data, got {tuple(X.shape)}")
         return backend.namespace(), X
@@ -65,8 +89,8 @@ class KNearestNeighbor:
         training points; num_loops (0, 1 or 2) picks the distance version."""
         versions = {0: self.compute_distances_no_loops, 1: self.compute_distances_one_loop,
                     2: self.compute_distances_two_loops}
-        if num_loops not in versions:
-            raise ValueError(f"Invalid value {num_loops} for num_loops: 0, 1 or 2")
+        if isinstance(num_loops, bool) or num_loops not in versions:
+            raise ValueError(f"Invalid value {num_loops!r} for num_loops: 0, 1 or 2")
         return self.predict_labels(versions[num_loops](X), k=k)
 
     def compute_distances_two_loops(self, X):
@@ -104,9 +128,9 @@ class KNearestNeighbor:
         training point)."""
         if self.y_train is None:
             raise RuntimeError("predict_labels: call train(X, y) first")
-        k = int(k)
         N = self.y_train.shape[0]
-        if not 1 <= k <= N:
+        k = check_int("predict_labels: k", k, 1)
+        if k > N:
             raise ValueError(f"predict_labels: k must be in [1, {N}] (the training points), "
                              f"got {k}")
         xp = backend.namespace()

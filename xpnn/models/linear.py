@@ -14,19 +14,30 @@ notebooks compare them with NumPy label arrays).
 """
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 
 from .. import backend
 from ..layers import softmax_loss, svm_loss
+from ..layers._util import as_device_array, check_int, check_number
 
 __all__ = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
            "softmax_loss_vectorized", "LinearClassifier", "LinearSVM", "Softmax"]
 
 
-def _inputs(fn, W, X, y):
-    """W, X and y on the active backend, their shapes checked."""
+def _inputs(fn, W, X, y, reg):
+    """W, X and y on the active backend, their shapes and dtypes checked,
+    and reg a finite number >= 0."""
+    check_number(f"{fn}: reg", reg, low=0.0)
     xp = backend.namespace()
-    W, X, y = backend.to_device(W), backend.to_device(X), backend.to_device(y)
+    W = as_device_array(f"{fn}: W", W, "of weights (D, C)")
+    X = as_device_array(f"{fn}: X", X, "of samples (N, D)")
+    y = as_device_array(f"{fn}: y", y, "of labels (N,)", "integer class labels")
+    for name, arr in (("W", W), ("X", X)):
+        if not xp.isdtype(arr.dtype, ("real floating", "integral")):
+            raise TypeError(f"{fn}: {name} must hold numbers, got dtype {arr.dtype}")
     if W.ndim != 2 or X.ndim != 2 or y.ndim != 1:
         raise ValueError(f"{fn}: W must be (D, C), X (N, D) and y (N,); got W {tuple(W.shape)}, "
                          f"X {tuple(X.shape)}, y {tuple(y.shape)}")
@@ -71,7 +82,7 @@ def _regularised(xp, W, loss, dW, reg, reg_scale):
 def svm_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     """Multiclass SVM loss (margin 1) and its gradient with explicit loops
     over the samples and the classes. Returns (loss, dW)."""
-    xp, W, X, y = _inputs("svm_loss_naive", W, X, y)
+    xp, W, X, y = _inputs("svm_loss_naive", W, X, y, reg)
     N, C = X.shape[0], W.shape[1]
     labels = _host_labels("svm_loss_naive", y, C)
     dW = xp.zeros_like(W)
@@ -95,7 +106,7 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     """The SVM loss and gradient of :func:`svm_loss_naive` without loops:
     scores ``X @ W``, the hinge loss of :func:`xpnn.layers.svm_loss`, and
     ``X.T @ dscores``."""
-    xp, W, X, y = _inputs("svm_loss_vectorized", W, X, y)
+    xp, W, X, y = _inputs("svm_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("svm_loss_vectorized", y, W.shape[1]):
         loss, dscores = svm_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
@@ -104,7 +115,7 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
 def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     """Softmax (cross-entropy) loss and gradient with an explicit loop over
     the samples (scores shifted by their maximum first). Returns (loss, dW)."""
-    xp, W, X, y = _inputs("softmax_loss_naive", W, X, y)
+    xp, W, X, y = _inputs("softmax_loss_naive", W, X, y, reg)
     N, C = X.shape[0], W.shape[1]
     labels = _host_labels("softmax_loss_naive", y, C)
     dW = xp.zeros_like(W)
@@ -123,10 +134,49 @@ def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
 def softmax_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     """The softmax loss and gradient of :func:`softmax_loss_naive` without
     loops, through :func:`xpnn.layers.softmax_loss`."""
-    xp, W, X, y = _inputs("softmax_loss_vectorized", W, X, y)
+    xp, W, X, y = _inputs("softmax_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("softmax_loss_vectorized", y, W.shape[1]):
         loss, dscores = softmax_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
+
+
+def training_set(X, y, fn="train"):
+    """X (N, D) numbers and y (N,) integer labels >= 0 on the active backend,
+    N >= 1, and the number of classes max(y) + 1."""
+    xp = backend.namespace()
+    X = as_device_array(f"{fn}: X", X, "of samples (N, D)")
+    y = as_device_array(f"{fn}: y", y, "of labels (N,)", "integer class labels")
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
+        raise ValueError(f"{fn}: X must be (N, D) with N >= 1 and y (N,); got X "
+                         f"{tuple(X.shape)}, y {tuple(y.shape)}")
+    if not xp.isdtype(X.dtype, ("real floating", "integral")):
+        raise TypeError(f"{fn}: X must hold numbers, got dtype {X.dtype}")
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"{fn}: y must hold integer class labels, got dtype {y.dtype}")
+    lo, hi = backend.label_range(y)
+    if lo < 0:
+        raise ValueError(f"{fn}: class labels must be >= 0 (the classes are 0 .. max(y)), "
+                         f"got values in [{lo}, {hi}]")
+    return X, y, hi + 1
+
+
+def check_sgd(fn, learning_rate, num_iters, batch_size):
+    """The SGD loop's settings checked: (learning_rate > 0 finite,
+    num_iters >= 0, batch_size >= 1)."""
+    return (check_number(f"{fn}: learning_rate", learning_rate, low=0.0, low_inclusive=False),
+            check_int(f"{fn}: num_iters", num_iters, 0),
+            check_int(f"{fn}: batch_size", batch_size, 1))
+
+
+def warn_non_finite(loss, it, warned):
+    """Warn, unless ``warned``, when the loss of iteration ``it`` is NaN or
+    infinite (training goes on, as the course's loop does). Returns
+    whether a warning has now been given."""
+    if warned or math.isfinite(loss):
+        return warned
+    warnings.warn(f"train: the loss is {loss} at iteration {it}: the weights are diverging; "
+                  f"lower the learning_rate (or the reg)", RuntimeWarning, stacklevel=3)
+    return True
 
 
 class LinearClassifier:
@@ -144,26 +194,30 @@ class LinearClassifier:
         """Minibatch SGD. W starts (if it is None) as ``0.001 * randn(D, C)``
         from NumPy's global RandomState, C = max(y) + 1; each iteration draws
         ``batch_size`` rows with replacement by ``np.random.choice``. Prints
-        the loss every 100 iterations when verbose. Returns the losses."""
-        xp = backend.namespace()
-        X, y = backend.to_device(X), backend.to_device(y)
-        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"train: X must be (N, D) with N >= 1 and y (N,); got X "
-                             f"{tuple(X.shape)}, y {tuple(y.shape)}")
-        if int(batch_size) < 1 or int(num_iters) < 0:
-            raise ValueError(f"train: batch_size must be >= 1 and num_iters >= 0, got "
-                             f"{batch_size} and {num_iters}")
+        the loss every 100 iterations when verbose, and warns once if it
+        becomes NaN or infinite. Returns the losses."""
+        X, y, num_classes = training_set(X, y)
+        learning_rate, num_iters, batch_size = check_sgd("train", learning_rate, num_iters,
+                                                         batch_size)
+        check_number("train: reg", reg, low=0.0)
         num_train, dim = X.shape
-        num_classes = int(backend.to_numpy(xp.max(y))) + 1
+        if self.W is not None:
+            W = as_device_array("train: the classifier's W", self.W, f"({dim}, C)")
+            if W.ndim != 2 or W.shape[0] != dim or W.shape[1] < num_classes:
+                raise ValueError(f"train: the classifier's W {tuple(W.shape)} does not fit X "
+                                 f"{tuple(X.shape)} with {num_classes} classes; it must be "
+                                 f"({dim}, C) with C >= {num_classes} (set W = None to "
+                                 f"start again)")
         if self.W is None:
             self.W = 0.001 * np.random.randn(dim, num_classes)
         self.W = backend.to_device(self.W)
-        history = []
+        history, warned = [], False
         for it in range(num_iters):
             idx = np.random.choice(num_train, batch_size)
             X_batch, y_batch = backend.take_rows(X, idx), backend.take_rows(y, idx)
             loss, grad = self.loss(X_batch, y_batch, reg)
             history.append(loss)
+            warned = warn_non_finite(loss, it, warned)
             self.W = self.W - learning_rate * grad
             if verbose and it % 100 == 0:
                 print("iteration %d / %d: loss %f" % (it, num_iters, loss))
@@ -174,7 +228,11 @@ class LinearClassifier:
         xp = backend.namespace()
         if self.W is None:
             raise RuntimeError("predict: the classifier has no weights yet; call train() first")
-        X = backend.to_device(X)
+        X = as_device_array("predict: X", X, "of samples (N, D)")
+        D = int(self.W.shape[0])
+        if X.ndim != 2 or X.shape[1] != D:
+            raise ValueError(f"predict: X must be (N, {D}), as the classifier's W "
+                             f"{tuple(self.W.shape)} takes, got {tuple(X.shape)}")
         return backend.to_numpy(xp.argmax(X @ backend.to_device(self.W), axis=1))
 
     def loss(self, X_batch, y_batch, reg):

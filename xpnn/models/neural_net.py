@@ -10,6 +10,8 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .. import backend
+from ..layers._util import check_number
+from .linear import check_sgd, training_set
 
 __all__ = ["TwoLayerNet"]
 
@@ -37,6 +39,8 @@ class TwoLayerNet:
     cap_batch = True
     default_reg = 1e-5
     true_epoch_division = False
+    #: train(verbose=True)'s line every 100 iterations
+    verbose_format = "iteration {it} / {num_iters}: loss {loss}"
 
     def __init__(self, input_size, hidden_size, output_size, std=1e-4):
         if self.w_layout == "out_in":
@@ -88,7 +92,13 @@ class TwoLayerNet:
         """Minibatch SGD; minibatches drawn with replacement by
         ``np.random.choice``. reg defaults to ``default_reg``. Returns the
         loss/train-acc/val-acc histories."""
-        reg = self.default_reg if reg is None else reg
+        reg = check_number("train: reg", self.default_reg if reg is None else reg, low=0.0)
+        learning_rate, num_iters, batch_size = check_sgd("train", learning_rate, num_iters,
+                                                         batch_size)
+        learning_rate_decay = check_number("train: learning_rate_decay", learning_rate_decay,
+                                           low=0.0, low_inclusive=False)
+        X, y, _ = training_set(X, y)
+        X_val, y_val, _ = training_set(X_val, y_val, "train: the validation set")
         xp, (X, y, X_val, y_val) = self._sync(X, y, X_val, y_val)
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train / batch_size if self.true_epoch_division
@@ -104,7 +114,7 @@ class TwoLayerNet:
             for k in self.params:
                 self.params[k] = self.params[k] - learning_rate * grads[k]
             if verbose and it % 100 == 0:
-                print(f"iteration {it} / {num_iters}: loss {float(loss)}")
+                print(self.verbose_format.format(it=it, num_iters=num_iters, loss=float(loss)))
             if it % iterations_per_epoch == 0:
                 train_acc_history.append(_accuracy(xp, self.predict(X_batch), y_batch))
                 val_acc_history.append(_accuracy(xp, self.predict(X_val), y_val))

@@ -1,0 +1,243 @@
+"""Hostile input to assignments 1 and 3, as a table: each row is a call
+that once computed something silently wrong or failed with an error that
+did not say what was wrong, and the error it must give now (its type, and
+a pattern naming the function, the argument and what was expected).
+
+The rows run on every backend (the ``xb`` fixture); a row whose input is
+built from the backend's arrays gets them through ``xb.asarray``."""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from xpnn import features as F
+from xpnn.models import knn as knn_mod
+from xpnn.models import linear as L
+
+from conftest import host
+
+
+def _mod(edition, path):
+    return importlib.import_module(f"xpnn.compat.{edition}.{path}")
+
+
+_r = np.random.RandomState(0)
+X, Y, W = _r.randn(30, 5), _r.randint(3, size=30), 1e-2 * _r.randn(5, 3)
+IMG = _r.randint(0, 256, (32, 32, 3)).astype(np.uint8)
+
+
+def _knn(X_train=X, y_train=Y):
+    k = knn_mod.KNearestNeighbor()
+    k.train(X_train, y_train)
+    return k
+
+
+def _trained(cls):
+    c = getattr(L, cls)()
+    c.train(X, Y, num_iters=1)
+    return c
+
+
+def _ucla(name):
+    return getattr(_mod("nndl", name.lower()), name)(dims=[3, 5])
+
+
+def _with_nan(a):
+    a = a.copy()
+    a.flat[3] = np.nan
+    return a
+
+
+# (id, call, exception, pattern)
+A1_ROWS = [
+    # k-NN
+    ("knn k=1.5", lambda: _knn().predict(X, k=1.5), ValueError,
+     r"^predict_labels: k must be an integer >= 1, got 1\.5"),
+    ("knn k=nan", lambda: _knn().predict(X, k=float("nan")), ValueError,
+     r"^predict_labels: k must be an integer >= 1, got nan"),
+    ("knn k=None", lambda: _knn().predict(X, k=None), TypeError,
+     r"^predict_labels: k must be an integer >= 1, got None"),
+    ("knn k=0", lambda: _knn().predict(X, k=0), ValueError, r"k must be an integer >= 1"),
+    ("knn k>N", lambda: _knn().predict(X, k=31), ValueError,
+     r"k must be in \[1, 30\] \(the training points\), got 31"),
+    ("knn num_loops=3", lambda: _knn().predict(X, num_loops=3), ValueError,
+     r"Invalid value 3 for num_loops"),
+    ("knn num_loops=True", lambda: _knn().predict(X, num_loops=True), ValueError,
+     r"Invalid value True for num_loops"),
+    ("knn images not flat", lambda: _knn(X.reshape(30, 5, 1), Y), ValueError,
+     r"^train: X must be 2-D points \(M, D\) \(flatten images first"),
+    ("knn string X", lambda: _knn(X.astype(str), Y), TypeError,
+     r"^train: X must hold numbers, got dtype"),
+    ("knn ragged list X", lambda: _knn([[1.0, 2.0], [3.0]], [0, 1]), TypeError,
+     r"^train: X must be an array of points \(M, D\); the list given is ragged"),
+    ("knn X None", lambda: _knn(None, Y), TypeError,
+     r"^train: X must be an array of points \(M, D\), got NoneType"),
+    ("knn NaN train", lambda: _knn(_with_nan(X), Y), ValueError,
+     r"^train: X holds NaN or infinite values"),
+    ("knn NaN test", lambda: _knn().compute_distances_one_loop(_with_nan(X)), ValueError,
+     r"^compute_distances_one_loop: X holds NaN"),
+    ("knn empty train", lambda: _knn(X[:0], Y[:0]), ValueError, r"with N >= 1"),
+    ("knn float labels", lambda: _knn(X, Y.astype(float)), TypeError,
+     r"^train: y must hold integer class labels"),
+    ("knn negative labels", lambda: _knn(X, Y - 1), ValueError,
+     r"^train: class labels must be >= 0, got values in \[-1, 1\]"),
+    ("knn test width", lambda: _knn().compute_distances_two_loops(X[:, :4]), ValueError,
+     r"^compute_distances_two_loops: X must be \(M, 5\) like the training data, got \(30, 4\)"),
+    ("knn before train", lambda: knn_mod.KNearestNeighbor().predict(X), RuntimeError,
+     r"call train\(X, y\) first"),
+    # the losses
+    ("loss reg string", lambda: L.softmax_loss_vectorized(W, X, Y, "0.1"), TypeError,
+     r"^softmax_loss_vectorized: reg must be a number, got '0\.1'"),
+    ("loss reg negative", lambda: L.svm_loss_naive(W, X, Y, -1e-3), ValueError,
+     r"^svm_loss_naive: reg must be a finite number in \[0\.0, inf\], got -0\.001"),
+    ("loss reg nan", lambda: L.svm_loss_vectorized(W, X, Y, float("nan")), ValueError,
+     r"^svm_loss_vectorized: reg must be a finite number"),
+    ("loss W string", lambda: L.softmax_loss_naive(W.astype(str), X, Y, 0.0), TypeError,
+     r"^softmax_loss_naive: W must hold numbers, got dtype <U"),
+    ("loss W None", lambda: L.softmax_loss_naive(None, X, Y, 0.0), TypeError,
+     r"^softmax_loss_naive: W must be an array of weights \(D, C\), got NoneType"),
+    ("loss y float", lambda: L.svm_loss_vectorized(W, X, Y.astype(float), 0.0), TypeError,
+     r"^svm_loss_vectorized: y must hold integer class labels"),
+    # LinearClassifier.train
+    ("train batch 1.5", lambda: L.LinearSVM().train(X, Y, batch_size=1.5), ValueError,
+     r"^train: batch_size must be an integer >= 1, got 1\.5"),
+    ("train batch 0", lambda: L.Softmax().train(X, Y, batch_size=0), ValueError,
+     r"^train: batch_size must be an integer >= 1, got 0"),
+    ("train iters -1", lambda: L.Softmax().train(X, Y, num_iters=-1), ValueError,
+     r"^train: num_iters must be an integer >= 0, got -1"),
+    ("train lr nan", lambda: L.LinearSVM().train(X, Y, learning_rate=float("nan")), ValueError,
+     r"^train: learning_rate must be a finite number in \(0\.0, inf\], got nan"),
+    ("train lr negative", lambda: L.LinearSVM().train(X, Y, learning_rate=-1e-3), ValueError,
+     r"^train: learning_rate must be a finite number in \(0\.0, inf\], got -0\.001"),
+    ("train lr zero", lambda: L.Softmax().train(X, Y, learning_rate=0), ValueError,
+     r"learning_rate must be a finite number in \(0\.0, inf\]"),
+    ("train reg negative", lambda: L.Softmax().train(X, Y, reg=-1), ValueError,
+     r"^train: reg must be a finite number in \[0\.0, inf\], got -1"),
+    ("train labels negative", lambda: L.LinearSVM().train(X, -np.ones(30, dtype=int)),
+     ValueError, r"^train: class labels must be >= 0 \(the classes are 0 \.\. max\(y\)\), got "
+                 r"values in \[-1, -1\]"),
+    ("train empty", lambda: L.LinearSVM().train(X[:0], Y[:0]), ValueError,
+     r"^train: X must be \(N, D\) with N >= 1"),
+    ("train y string", lambda: L.LinearSVM().train(X, Y.astype(str)), TypeError,
+     r"^train: y must hold integer class labels"),
+    ("predict width", lambda: _trained("Softmax").predict(X[:, :3]), ValueError,
+     r"^predict: X must be \(N, 5\), as the classifier's W \(5, 3\) takes, got \(30, 3\)"),
+    # UCLA's classes
+    ("ucla train lr", lambda: _ucla("Softmax").train(X, Y, learning_rate=float("nan")),
+     ValueError, r"^train: learning_rate must be a finite number"),
+    ("ucla train batch", lambda: _ucla("SVM").train(X, Y, batch_size=2.5), ValueError,
+     r"^train: batch_size must be an integer >= 1, got 2\.5"),
+    ("ucla train labels", lambda: _ucla("SVM").train(X, Y - 5), ValueError,
+     r"^train: class labels must be >= 0"),
+    ("ucla predict width", lambda: _ucla("Softmax").predict(X[:, :2]), ValueError,
+     r"^predict: X must be \(N, 5\), as the classifier's W \(3, 5\) \(C, D\) takes"),
+    ("ucla grad check", lambda: _ucla("SVM").grad_check_sparse(X, Y, W.T, num_checks=-1),
+     ValueError, r"^grad_check_sparse: num_checks must be an integer >= 0"),
+    # the two-layer net
+    ("2-layer lr", lambda: _mod("cs231n_2019", "classifiers.neural_net").TwoLayerNet(5, 4, 3)
+     .train(X, Y, X, Y, learning_rate=-1), ValueError,
+     r"^train: learning_rate must be a finite number"),
+    ("2-layer batch", lambda: _mod("nndl", "neural_net").TwoLayerNet(5, 4, 3)
+     .train(X, Y, X, Y, batch_size=0), ValueError, r"^train: batch_size must be an integer"),
+    ("2-layer val labels", lambda: _mod("nndl", "neural_net").TwoLayerNet(5, 4, 3)
+     .train(X, Y, X, Y.astype(float)), TypeError,
+     r"^train: the validation set: y must hold integer class labels"),
+    # features
+    ("hog channels first", lambda: F.hog_feature(IMG.transpose(2, 0, 1)), ValueError,
+     r"^hog_feature: expected one image \(H, W, 3\), \(H, W, 1\) or \(H, W\), got shape "
+     r"\(3, 32, 32\); this looks channels-first: pass im\.transpose\(1, 2, 0\), shape "
+     r"\(32, 32, 3\)"),
+    ("hog smaller than a cell", lambda: F.hog_feature(IMG[:5, :5]), ValueError,
+     r"^hog_feature: the image \(5, 5\) is smaller than one cell \(8, 8\)"),
+    ("hog one wide", lambda: F.hog_feature(IMG[:, :7]), ValueError,
+     r"^hog_feature: the image \(32, 7\) is smaller than one cell"),
+    ("hog string", lambda: F.hog_feature(IMG.astype(str)), TypeError,
+     r"^hog_feature: im must hold numbers \(pixel values\)"),
+    ("hog None", lambda: F.hog_feature(None), TypeError, r"^hog_feature: im must be an array"),
+    ("hog orientations", lambda: F.hog_feature(IMG, orientations=0), ValueError,
+     r"^hog_feature: orientations must be an integer >= 1, got 0"),
+    ("hog cell", lambda: F.hog_feature(IMG, cell=(0, 8)), ValueError,
+     r"^hog_feature: cell must be an integer >= 1, got 0"),
+    ("hog cell 3", lambda: F.hog_feature(IMG, cell=(8, 8, 8)), ValueError,
+     r"^hog_feature: cell must be two integers \(rows, columns\)"),
+    ("hog 4-D", lambda: F.hog_feature(IMG[None]), ValueError,
+     r"^hog_feature: expected one image"),
+    ("hue channels first", lambda: F.color_histogram_hsv(IMG.transpose(2, 0, 1)), ValueError,
+     r"^color_histogram_hsv: expected an RGB image \(H, W, 3\), got shape \(3, 32, 32\); this "
+     r"looks channels-first"),
+    ("hue range", lambda: F.color_histogram_hsv(IMG.astype(float) * 2), ValueError,
+     r"^color_histogram_hsv: pixel values must lie in \[0, xmax=255\], got values in "
+     r"\[0, 510\]"),
+    ("hue nbin", lambda: F.color_histogram_hsv(IMG, nbin=0), ValueError,
+     r"^color_histogram_hsv: nbin must be an integer >= 1"),
+    ("hue xmax", lambda: F.color_histogram_hsv(IMG, xmax=0), ValueError,
+     r"^color_histogram_hsv: xmax must be a finite number in \(0\.0, inf\]"),
+    ("rgb2gray grey", lambda: F.rgb2gray(IMG[..., 0]), ValueError,
+     r"^rgb2gray: expected an RGB image \(\.\.\., 3\) \(or RGBA\), got shape \(32, 32\)"),
+    ("extract one function", lambda: F.extract_features(IMG[None], F.hog_feature), TypeError,
+     r"^extract_features: feature_fns must be a list of functions, got the function "
+     r"hog_feature; pass \[hog_feature\]"),
+    ("extract not callable", lambda: F.extract_features(IMG[None], [F.hog_feature, 3]),
+     TypeError, r"^extract_features: every entry of feature_fns must be a function, got 3"),
+    ("extract not a list", lambda: F.extract_features(IMG[None], 3), TypeError,
+     r"^extract_features: feature_fns must be a list of functions, got int"),
+    ("extract changed length", lambda: F.extract_features(
+        np.stack([IMG, IMG]), [lambda im, n=iter([3, 4]): np.zeros(next(n))]), ValueError,
+     r"^extract_features: <lambda> returned 4 values for image 1 but 3 for image 0"),
+    ("extract 2-D feature", lambda: F.extract_features(IMG[None], [lambda im: im]), ValueError,
+     r"^extract_features: feature functions must return one-dimensional vectors; <lambda> "
+     r"returned shape \(32, 32, 3\) for image 0"),
+    ("extract imgs None", lambda: F.extract_features(None, [F.hog_feature]), TypeError,
+     r"^extract_features: imgs must be an array"),
+]
+
+
+@pytest.mark.parametrize("call, exc, pattern", [r[1:] for r in A1_ROWS],
+                         ids=[r[0] for r in A1_ROWS])
+def test_assignment1_bad_input(xb, call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()
+
+
+# ------------------------------------------------------------------ silently wrong, now right
+@pytest.mark.parametrize("version", ["no_loops", "one_loop", "two_loops"])
+def test_knn_of_uint8_images_is_the_distance_of_their_values(xb, version):
+    """uint8 pixels once wrapped around in the no-loop and one-loop
+    versions (200 - 10 = 190, but 10 - 200 = 66 and 190**2 overflows)."""
+    r = np.random.RandomState(1)
+    Xtr, Xte = r.randint(0, 256, (20, 12)).astype(np.uint8), r.randint(0, 256, (6, 12))
+    Xte = Xte.astype(np.uint8)
+    knn = knn_mod.KNearestNeighbor()
+    knn.train(xb.asarray(Xtr), xb.asarray(r.randint(3, size=20)))
+    d = getattr(knn, f"compute_distances_{version}")(xb.asarray(Xte))
+    want = np.sqrt(((Xte[:, None, :].astype(float) - Xtr[None].astype(float)) ** 2).sum(-1))
+    np.testing.assert_allclose(host(d), want, rtol=1e-12)
+
+
+def _ours(record):
+    return [w for w in record if "the weights are diverging" in str(w.message)]
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_diverging_linear_classifier_warns_once():
+    """The course's loop runs on to NaN weights without a word; xpnn's says
+    so once, naming the iteration, and runs on as the course's does."""
+    np.random.seed(0)
+    clf = L.Softmax()
+    with pytest.warns(RuntimeWarning, match=r"^train: the loss is (nan|inf) at iteration \d+: "
+                                            r"the weights are diverging") as record:
+        hist = clf.train(1e3 * X, Y, learning_rate=1e300, num_iters=10)
+    assert len(_ours(record)) == 1 and len(hist) == 10 and not np.isfinite(hist[-1])
+    np.random.seed(0)
+    cls = _mod("nndl", "softmax").Softmax
+    with pytest.warns(RuntimeWarning, match="the weights are diverging") as record:
+        cls(dims=[3, 5]).train(1e3 * X, Y, learning_rate=1e300, num_iters=10)
+    assert len(_ours(record)) == 1
+
+
+def test_hog_of_a_one_channel_image_is_the_hog_of_its_grey_levels():
+    grey = IMG[..., 0].astype(float)
+    np.testing.assert_array_equal(F.hog_feature(grey[..., None]), F.hog_feature(grey))
+    assert F.hog_feature(grey).shape == (4 * 4 * 9,)
