@@ -280,7 +280,7 @@ def test_minibatches_and_decoding(coco):
     assert text == "<START> cat sits <END>"
     assert decode_captions(np.array([[1, 5, 2, 6], [1, 0, 6, 0]]), words) == \
         ["<START> cat <END>", "<START> dog"]
-    with pytest.raises(KeyError, match="split must be 'train' or 'val'"):
+    with pytest.raises(ValueError, match="split must be 'train' or 'val', got 'test'"):
         sample_coco_minibatch(data, split="test")
 
 
@@ -319,13 +319,18 @@ def test_captioning_solver_refuses_what_it_does_not_take():
         CaptioningRNN({"<NULL>": 0}, cell_type="gru")
 
 
-def test_image_from_url_reads_an_image_or_says_why_not(tmp_path):
+def test_image_from_url_reads_an_image_or_says_why_not(tmp_path, capsys):
+    """As the course's: an image comes back as (H, W, 3) uint8; a fetch that
+    fails prints 'URL Error: ', the reason and the url, and gives None."""
     from PIL import Image
     img = (np.arange(4 * 5 * 3) % 256).astype(np.uint8).reshape(4, 5, 3)
     Image.fromarray(img).save(tmp_path / "a.png")
     np.testing.assert_array_equal(image_from_url((tmp_path / "a.png").as_uri()), img)
-    with pytest.raises(OSError, match="could not fetch .*without a connection skip"):
-        image_from_url("http://127.0.0.1:9/none.jpg", timeout=2)
+    assert image_from_url("http://127.0.0.1:9/none.jpg", timeout=2) is None
+    out = capsys.readouterr().out
+    assert out.startswith("URL Error:  ") and out.rstrip().endswith(" http://127.0.0.1:9/none.jpg")
+    assert image_from_url((tmp_path / "missing.png").as_uri()) is None
+    assert "URL Error:  " in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ the editions
@@ -340,8 +345,8 @@ def test_assignment3_course_names(edition):
     mod = importlib.import_module(f"xpnn.compat.{edition}.classifiers.rnn")
     assert mod.CaptioningRNN is CaptioningRNN and hasattr(mod, "affine_forward")
     solver = importlib.import_module(f"xpnn.compat.{edition}.captioning_solver")
-    rules = importlib.import_module(f"xpnn.compat.{edition}.optim")
-    assert solver.CaptioningSolver.update_rules["adam"] is rules.adam
+    assert solver.CaptioningSolver.update_rules["sgd"] is importlib.import_module(
+        f"xpnn.compat.{edition}.optim").sgd
     coco = importlib.import_module(f"xpnn.compat.{edition}.coco_utils")
     assert coco.load_coco_data is load_coco_data
     assert importlib.import_module(f"xpnn.compat.{edition}.image_utils").image_from_url \
@@ -567,8 +572,9 @@ def test_captioning_solver_limits_and_defaults():
     one.solver = s
     s.train()
     assert one.calls == [] and s.loss_history == []
-    for kw in (dict(batch_size=0), dict(num_epochs=-1)):
-        with pytest.raises(ValueError, match="batch_size must be >= 1 and num_epochs >= 0"):
+    for kw, msg in ((dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
+                    (dict(num_epochs=-1), "num_epochs must be an integer >= 0, got -1")):
+        with pytest.raises(ValueError, match=f"^CaptioningSolver: {msg}"):
             CaptioningSolver(_Recorder(), data, **kw)
     assert str(inspect.signature(CaptioningRNN.sample)) == "(self, features, max_length=30)"
     sig = inspect.signature(CaptioningRNN.__init__)
@@ -576,17 +582,67 @@ def test_captioning_solver_limits_and_defaults():
         input_dim=512, wordvec_dim=128, hidden_dim=128, cell_type="rnn", dtype=np.float32)
 
 
-def test_the_2016_captioning_solver_uses_its_editions_adam():
-    """A course edition's CaptioningSolver takes that edition's update rules:
-    CS231n 2016's Adam counts from t = 1, so one step leaves t = 2."""
-    solver_2016 = importlib.import_module("xpnn.compat.cs231n_2016.captioning_solver")
-    for cls, t in ((solver_2016.CaptioningSolver, 2), (CaptioningSolver, 1)):
-        model = _Recorder()
-        s = cls(model, _tiny_data(), update_rule="adam", batch_size=7, num_epochs=1,
-                verbose=False)
-        model.solver = s
-        s.train()
-        assert s.optim_configs["w"]["t"] == t
+def _course_a3_adam(x, dx, config):
+    """Assignment 3's optim.adam as the course's file computes it (written
+    out here as the reference): t from 0, advanced first, the bias
+    correction folded into alpha, x updated in place."""
+    config.setdefault("learning_rate", 1e-3)
+    config.setdefault("beta1", 0.9)
+    config.setdefault("beta2", 0.999)
+    config.setdefault("epsilon", 1e-8)
+    config.setdefault("m", np.zeros_like(x))
+    config.setdefault("v", np.zeros_like(x))
+    config.setdefault("t", 0)
+    b1, b2, eps = config["beta1"], config["beta2"], config["epsilon"]
+    config["t"] += 1
+    t = config["t"]
+    config["m"] = b1 * config["m"] + (1 - b1) * dx
+    config["v"] = b2 * config["v"] + (1 - b2) * (dx * dx)
+    alpha = config["learning_rate"] * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    x -= alpha * (config["m"] / (np.sqrt(config["v"]) + eps))
+    return x, config
+
+
+@pytest.mark.parametrize("edition", ["cs231n_2016", "cs231n_2017", "cs231n_2019",
+                                     "cs231n_2022", "ece662"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_each_editions_captioning_solver_uses_assignment_3s_own_adam(edition, dtype):
+    """The course's captioning solver imports assignment 3's optim.py, whose
+    adam is not assignment 2's (xpnn's own CaptioningSolver keeps xpnn's):
+    the same parameters after three steps as the course's formula, bit for
+    bit in float64 and float32, on a real CaptioningRNN; 2016-19 have only
+    sgd and adam, 2021 on also sgd_momentum and rmsprop."""
+    mod = importlib.import_module(f"xpnn.compat.{edition}.captioning_solver")
+    rnn = importlib.import_module(f"xpnn.compat.{edition}.classifiers.rnn")
+    data = _tiny_data(n=8, V=6, D=4)
+    np.random.seed(3)
+    model = rnn.CaptioningRNN(data["word_to_idx"], input_dim=4, wordvec_dim=3, hidden_dim=5,
+                              cell_type="lstm", dtype=dtype)
+    ref = {k: v.copy() for k, v in model.params.items()}
+    s = mod.CaptioningSolver(model, data, update_rule="adam", batch_size=4, num_epochs=3,
+                             optim_config={"learning_rate": 5e-2}, verbose=False)
+    np.random.seed(5)
+    s.train()
+    configs = {k: {"learning_rate": 5e-2} for k in ref}
+    twin = rnn.CaptioningRNN(data["word_to_idx"], input_dim=4, wordvec_dim=3, hidden_dim=5,
+                             cell_type="lstm", dtype=dtype)
+    np.random.seed(5)
+    for _ in range(6):
+        twin.params = {k: v.copy() for k, v in ref.items()}
+        idx = np.random.choice(8, 4)
+        _, grads = twin.loss(data["train_features"][data["train_image_idxs"][idx]],
+                             data["train_captions"][idx])
+        for k in ref:
+            ref[k], configs[k] = _course_a3_adam(ref[k], grads[k], configs[k])
+    for k in ref:
+        assert model.params[k].dtype == dtype
+        np.testing.assert_array_equal(model.params[k], ref[k], err_msg=k)
+    assert s.optim_configs["Wx"]["t"] == 6
+    assert set(mod.CaptioningSolver.update_rules) == (
+        {"sgd", "adam"} if edition in ("cs231n_2016", "cs231n_2017", "cs231n_2019")
+        else {"sgd", "sgd_momentum", "rmsprop", "adam"})
+    with pytest.raises(ValueError, match="unknown update rule 'nadam'"):
+        mod.CaptioningSolver(model, data, update_rule="nadam")
 
 
 def test_captioning_rnn_draws_its_weights_as_the_course_does():
@@ -608,13 +664,17 @@ def test_captioning_rnn_draws_its_weights_as_the_course_does():
         assert not host(m.params[k]).any()
     assert m.word_to_idx is words and m.idx_to_word == {0: "<NULL>", 1: "<START>", 2: "<END>",
                                                         3: "cat"}
-    with pytest.raises(ValueError, match="word_to_idx must be a dict"):
+    with pytest.raises(TypeError, match="word_to_idx must be a dict"):
         CaptioningRNN([("<NULL>", 0)])
     with pytest.raises(ValueError, match="'<NULL>'"):
         CaptioningRNN({"a": 0})
-    for f, c in ((np.zeros(5), np.zeros((1, 4), int)), (np.zeros((2, 5)), np.zeros(4, int)),
-                 (np.zeros((2, 5)), np.zeros((3, 4), int))):
-        with pytest.raises(ValueError, match="features must be \\(N, D\\) and captions"):
+    for f, c, msg in ((np.zeros(5), np.zeros((1, 4), int),
+                       r"features must be \(N, 5\) \(input_dim 5\), got \(5,\)"),
+                      (np.zeros((2, 5)), np.zeros(4, int),
+                       r"captions must be \(N, T\) for the features' N = 2, got \(4,\)"),
+                      (np.zeros((2, 5)), np.zeros((3, 4), int),
+                       r"captions must be \(N, T\) for the features' N = 2, got \(3, 4\)")):
+        with pytest.raises(ValueError, match=r"^CaptioningRNN.loss: " + msg):
             m.loss(f, c)
 
 
@@ -660,7 +720,8 @@ def test_captioning_rnn_defaults_as_the_course(monkeypatch):
                       "b_vocab": (3,)}
     assert m.cell_type == "rnn" and host(m.params["Wx"]).dtype == np.float32
     assert m.sample(np.zeros((2, 512), np.float32)).shape == (2, 30)
-    with pytest.raises(ValueError, match="features must be \\(N, D\\) and captions"):
+    with pytest.raises(ValueError, match=r"^CaptioningRNN.loss: features must be \(N, 512\) "
+                                         r"\(input_dim 512\), got \(2,\)"):
         m.loss(np.zeros(2), np.zeros((2, 4), int))
 
 
@@ -673,9 +734,11 @@ def test_recurrent_shapes_are_named_by_the_function_that_was_called(xb):
     Wx1, Wh1, b1 = r.randn(4, 5), r.randn(5, 5), r.randn(5)
     Wx4, Wh4, b4 = r.randn(4, 20), r.randn(5, 20), r.randn(20)
     cases = [
-        (R.rnn_step_forward, (x3, h, Wx1, Wh1, b1), r"x must be 2-D \(N, D\)"),
+        (R.rnn_step_forward, (x3, h, Wx1, Wh1, b1), r"x must be 2-D \(N, D\) \(or \(D,\), "
+                                                    r"one input for every row\)"),
         (R.rnn_step_forward, (x2, x3, Wx1, Wh1, b1), r"prev_h must be 2-D \(N, H\)"),
-        (R.lstm_step_forward, (x3, h, h, Wx4, Wh4, b4), r"x must be 2-D \(N, D\)"),
+        (R.lstm_step_forward, (x3, h, h, Wx4, Wh4, b4), r"x must be 2-D \(N, D\) \(or \(D,\)"
+                                                        r", one input for every row\)"),
         (R.rnn_forward, (x2, h, Wx1, Wh1, b1), r"x must be 3-D \(N, T, D\)"),
         (R.rnn_forward, (x3, x3, Wx1, Wh1, b1), r"h0 must be 2-D \(N, H\)"),
         (R.lstm_forward, (x2, h, Wx4, Wh4, b4), r"x must be 3-D \(N, T, D\)"),
@@ -705,3 +768,77 @@ def test_an_empty_sequence_keeps_the_states_dtype():
                    np.zeros((3, 4 * k), np.float32), np.zeros((4, 4 * k), np.float32),
                    np.zeros(4 * k, np.float32))
         assert h.dtype == np.float32 and h.shape == (2, 0, 4)
+
+
+# ------------------------------------------------------------------ what the course accepts
+def test_a_step_takes_one_input_for_every_row_as_the_courses_formula_broadcasts(xb):
+    """A student's sample() feeds W_embed[start] (D,) to the step with
+    prev_h (N, H); the course's formula broadcasts it. The step gives every
+    row that input's result, and its backward the gradient of the one
+    input (the sum over rows), checked numerically in float64."""
+    r = np.random.RandomState(4)
+    N, D, H = 3, 5, 4
+    x1, h = r.randn(D), r.randn(N, H)
+    for fwd, bwd, k in ((R.rnn_step_forward, R.rnn_step_backward, 1),
+                        (R.lstm_step_forward, R.lstm_step_backward, 4)):
+        Wx, Wh, b = r.randn(D, k * H), r.randn(H, k * H), r.randn(k * H)
+        extra = (r.randn(N, H),) if k == 4 else ()
+        args = [x1, h, *extra, Wx, Wh, b]
+        out = fwd(*_on(xb, *args))
+        full = fwd(*_on(xb, np.tile(x1, (N, 1)), h, *extra, Wx, Wh, b))
+        np.testing.assert_allclose(host(out[0]), host(full[0]), rtol=1e-12)
+        dh = r.randn(N, H)
+        douts = (dh, r.randn(N, H)) if k == 4 else (dh,)
+        grads = bwd(*_on(xb, *douts), out[-1])
+        assert tuple(grads[0].shape) == (D,)
+
+        def f(*a, k=k, douts=douts):
+            o = fwd(*a)
+            return sum(np.sum(host(o[j]) * douts[j]) for j in range(len(douts)))
+        for i, gi in ((0, 0), (len(args) - 3, -3)):        # x, and Wx
+            num = eval_numerical_gradient(lambda v, i=i: f(*[v if j == i else a
+                                                             for j, a in enumerate(args)]),
+                                          args[i].copy(), verbose=False)
+            assert rel_error(num, host(grads[gi])) < 1e-7
+
+
+def test_an_lstm_step_from_a_zero_cell_state_given_as_0(xb):
+    """prev_c = 0 (a number) is a zero cell state of prev_h's shape, as the
+    course's ``f * prev_c`` broadcasts it; 0.5 likewise."""
+    r = np.random.RandomState(5)
+    x, h = r.randn(2, 3), r.randn(2, 4)
+    Wx, Wh, b = r.randn(3, 16), r.randn(4, 16), r.randn(16)
+    for value in (0, 0.5, np.float64(0.0)):
+        got = R.lstm_step_forward(*_on(xb, x, h), value, *_on(xb, Wx, Wh, b))
+        want = R.lstm_step_forward(*_on(xb, x, h, np.full((2, 4), float(value)), Wx, Wh, b))
+        for g, w in zip(got[:2], want[:2]):
+            np.testing.assert_array_equal(host(g), host(w))
+
+
+def test_a_boolean_or_0_1_mask_scores_the_same_steps(xb):
+    r = np.random.RandomState(6)
+    x, y = r.randn(3, 4, 5), r.randint(5, size=(3, 4))
+    keep = r.rand(3, 4) < 0.6
+    base = R.temporal_softmax_loss(*_on(xb, x, y, keep))
+    for mask in (keep.astype(np.int64), keep.astype(np.float64)):
+        loss, dx = R.temporal_softmax_loss(*_on(xb, x, y, mask))
+        assert float(host(loss)) == float(host(base[0]))
+        np.testing.assert_array_equal(host(dx), host(base[1]))
+
+
+def test_captioning_loss_history_keeps_the_models_dtype(capsys):
+    """The course's loss_history holds what the model's loss returned: a
+    float32 model's np.float32 (COCO's features are float32), whose print
+    shows a float32's digits."""
+    data = {"train_captions": np.array([[1, 3, 2, 0]] * 4), "train_image_idxs": np.arange(4),
+            "train_urls": np.array(["u"] * 4)}
+    for dtype in (np.float32, np.float64):
+        data["train_features"] = np.random.RandomState(0).randn(4, 3).astype(dtype)
+        np.random.seed(0)
+        model = CaptioningRNN({"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3}, input_dim=3,
+                              wordvec_dim=2, hidden_dim=4, dtype=dtype)
+        s = CaptioningSolver(model, data, batch_size=2, num_epochs=2, print_every=1)
+        s.train()
+        assert len(s.loss_history) == 4
+        assert all(type(v) is dtype for v in s.loss_history), [type(v) for v in s.loss_history]
+    assert s.check_accuracy(data["train_features"], data["train_captions"]) == 0.0

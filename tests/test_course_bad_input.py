@@ -241,3 +241,152 @@ def test_hog_of_a_one_channel_image_is_the_hog_of_its_grey_levels():
     grey = IMG[..., 0].astype(float)
     np.testing.assert_array_equal(F.hog_feature(grey[..., None]), F.hog_feature(grey))
     assert F.hog_feature(grey).shape == (4 * 4 * 9,)
+
+
+# ------------------------------------------------------------------ assignment 3
+from xpnn.captioning import CaptioningSolver  # noqa: E402
+from xpnn.data import decode_captions, sample_coco_minibatch  # noqa: E402
+from xpnn.layers import recurrent as R  # noqa: E402
+from xpnn.models.rnn import CaptioningRNN  # noqa: E402
+
+WORDS = {"<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3, "cat": 4}
+_x, _h = _r.randn(2, 3), _r.randn(2, 4)
+_Wx, _Wh, _b = _r.randn(3, 4), _r.randn(4, 4), _r.randn(4)
+_Wx4, _Wh4, _b4 = _r.randn(3, 16), _r.randn(4, 16), _r.randn(16)
+
+
+def _rnn(**kw):
+    return CaptioningRNN(WORDS, **{"input_dim": 3, "wordvec_dim": 2, "hidden_dim": 4, **kw})
+
+
+def _caption_data(**changes):
+    r = np.random.RandomState(0)
+    data = {"train_captions": r.randint(0, 5, size=(6, 4)), "train_image_idxs": np.arange(6),
+            "train_features": r.randn(6, 3), "train_urls": np.array([f"u{i}" for i in range(6)]),
+            "word_to_idx": WORDS}
+    data.update(changes)
+    return data
+
+
+def _loss_scores(mask):
+    r = np.random.RandomState(1)
+    return R.temporal_softmax_loss(r.randn(2, 3, 5), r.randint(5, size=(2, 3)), mask)
+
+
+A3_ROWS = [
+    ("step x strings", lambda: R.rnn_step_forward(_x.astype(str), _h, _Wx, _Wh, _b), TypeError,
+     r"^rnn_step_forward: x must hold real numbers, got dtype <U"),
+    ("step Wh bool", lambda: R.rnn_step_forward(_x, _h, _Wx, _Wh > 0, _b), TypeError,
+     r"^rnn_step_forward: Wh must hold real numbers, got dtype bool"),
+    ("lstm step prev_c strings", lambda: R.lstm_step_forward(
+        _x, _h, _h.astype(str), _Wx4, _Wh4, _b4), TypeError,
+     r"lstm_step_forward: .*prev_c|must be an array"),
+    ("lstm step prev_c shape", lambda: R.lstm_step_forward(_x, _h, _h[:1], _Wx4, _Wh4, _b4),
+     ValueError, r"^lstm_step_forward: prev_c \(1, 4\) must have prev_h's shape \(2, 4\) \(or be "
+                 r"a number, such as 0\)"),
+    ("rnn T=0 wrong Wx", lambda: R.rnn_forward(np.zeros((2, 0, 3)), _h, _Wx[:2], _Wh, _b),
+     ValueError, r"^rnn_forward: Wx must have shape \(3, 4\) for x \(2, 0, 3\) and h0 \(2, 4\), "
+                 r"got \(2, 4\)"),
+    ("lstm T=0 wrong b", lambda: R.lstm_forward(np.zeros((2, 0, 3)), _h, _Wx4, _Wh4, _b),
+     ValueError, r"^lstm_forward: b must have shape \(16,\)"),
+    ("sequence strings", lambda: R.lstm_forward(np.zeros((2, 1, 3)).astype(str), _h, _Wx4, _Wh4,
+                                                _b4), TypeError,
+     r"^lstm_forward: x must hold real numbers"),
+    ("mask weights", lambda: _loss_scores(np.full((2, 3), 0.5)), ValueError,
+     r"^temporal_softmax_loss: mask must hold booleans or 0 and 1"),
+    ("mask 2", lambda: _loss_scores(np.array([[1, 2, 0], [0, 1, 1]])), ValueError,
+     r"mask must hold booleans or 0 and 1"),
+    ("scores strings", lambda: R.temporal_softmax_loss(
+        np.zeros((1, 1, 2)).astype(str), np.zeros((1, 1), int), np.ones((1, 1), bool)),
+     TypeError, r"^temporal_softmax_loss: x must hold real numbers"),
+    # CaptioningRNN
+    ("rnn hidden -1", lambda: _rnn(hidden_dim=-1), ValueError,
+     r"^CaptioningRNN: hidden_dim must be an integer >= 1, got -1"),
+    ("rnn wordvec 2.5", lambda: _rnn(wordvec_dim=2.5), ValueError,
+     r"^CaptioningRNN: wordvec_dim must be an integer >= 1, got 2\.5"),
+    ("rnn dtype int", lambda: _rnn(dtype=np.int32), TypeError,
+     r"^CaptioningRNN: dtype must be a floating type"),
+    ("rnn dtype nonsense", lambda: _rnn(dtype="floaty"), TypeError,
+     r"^CaptioningRNN: dtype must be a floating type"),
+    ("rnn cell None", lambda: _rnn(cell_type=None), ValueError, r'Invalid cell_type "None"'),
+    ("vocab END past V", lambda: CaptioningRNN({"<NULL>": 0, "<START>": 1, "<END>": 7}),
+     ValueError, r"^CaptioningRNN: word_to_idx: '<END>' maps to 7, outside \[0, 2\]"),
+    ("vocab shared index", lambda: CaptioningRNN({"<NULL>": 0, "a": 1, "b": 1}), ValueError,
+     r"^CaptioningRNN: word_to_idx: 'a' and 'b' both map to 1"),
+    ("vocab negative", lambda: CaptioningRNN({"<NULL>": 0, "a": -1}), ValueError,
+     r"'a' maps to -1"),
+    ("vocab float index", lambda: CaptioningRNN({"<NULL>": 0, "a": 1.0}), TypeError,
+     r"'a' maps to 1\.0; indices must be integers"),
+    ("vocab word int", lambda: CaptioningRNN({"<NULL>": 0, 5: 1}), TypeError,
+     r"every word must be a string, got 5"),
+    ("sample max 2.5", lambda: _rnn().sample(_x, max_length=2.5), ValueError,
+     r"^CaptioningRNN.sample: max_length must be an integer >= 0, got 2\.5"),
+    ("sample width", lambda: _rnn().sample(_h), ValueError,
+     r"^CaptioningRNN.sample: features must be \(N, 3\) \(input_dim 3\), got \(2, 4\)"),
+    ("sample strings", lambda: _rnn().sample(_x.astype(str)), TypeError,
+     r"^CaptioningRNN.sample: features must hold numbers"),
+    ("loss width", lambda: _rnn().loss(_h, np.ones((2, 3), int)), ValueError,
+     r"^CaptioningRNN.loss: features must be \(N, 3\)"),
+    ("loss float captions", lambda: _rnn().loss(_x, np.ones((2, 3))), TypeError,
+     r"^CaptioningRNN.loss: captions must hold integer word indices"),
+    ("loss captions past V", lambda: _rnn().loss(_x, np.array([[1, 5, 2], [1, 2, 0]])),
+     ValueError, r"^CaptioningRNN.loss: captions must hold word indices in \[0, 4\] \(the "
+                 r"vocabulary's 5 words\), got values in \[0, 5\]"),
+    ("loss captions negative", lambda: _rnn().loss(_x, np.array([[1, -1, 2], [1, 2, 0]])),
+     ValueError, r"got values in \[-1, 2\]"),
+    # CaptioningSolver and the minibatches
+    ("solver empty", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_captions=np.zeros((0, 4), int), train_image_idxs=np.zeros(0, int))), ValueError,
+     r"^CaptioningSolver: data\['train_captions'\] must be integer word indices \(N, T\) with "
+     r"N >= 1, got shape \(0, 4\)"),
+    ("solver idxs past features", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_image_idxs=np.arange(6) + 3)), ValueError,
+     r"^CaptioningSolver: data\['train_image_idxs'\] holds image indices in \[3, 8\] but there "
+     r"are 6 features and 6 urls \(indices must lie in \[0, 5\]\)"),
+    ("solver fewer idxs", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_image_idxs=np.arange(4))), ValueError,
+     r"^CaptioningSolver: data\['train_image_idxs'\] must be \(6,\) integers, an image for each "
+     r"of the 6 captions, got shape \(4,\)"),
+    ("solver float captions", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_captions=np.ones((6, 4)))), ValueError,
+     r"data\['train_captions'\] must be integer word indices"),
+    ("solver no urls", lambda: CaptioningSolver(_rnn(), {
+        k: v for k, v in _caption_data().items() if k != "train_urls"}), KeyError,
+     r"CaptioningSolver: data has no 'train_urls'"),
+    ("solver batch 1.5", lambda: CaptioningSolver(_rnn(), _caption_data(), batch_size=1.5),
+     ValueError, r"^CaptioningSolver: batch_size must be an integer >= 1, got 1\.5"),
+    ("solver lr_decay 0", lambda: CaptioningSolver(_rnn(), _caption_data(), lr_decay=0),
+     ValueError, r"^CaptioningSolver: lr_decay must be a finite number in \(0\.0, inf\]"),
+    ("solver model", lambda: CaptioningSolver(object(), _caption_data()), TypeError,
+     r"^CaptioningSolver: model must have a params dict and loss\(features, captions\)"),
+    ("solver data list", lambda: CaptioningSolver(_rnn(), []), TypeError,
+     r"^CaptioningSolver: data must be the dict load_coco_data returns, got list"),
+    ("minibatch size", lambda: sample_coco_minibatch(_caption_data(), batch_size=0), ValueError,
+     r"^sample_coco_minibatch: batch_size must be an integer >= 1"),
+    ("minibatch split", lambda: sample_coco_minibatch(_caption_data(), split="test"),
+     ValueError, r"split must be 'train' or 'val', got 'test'"),
+    ("minibatch no val", lambda: sample_coco_minibatch(_caption_data(), split="val"), KeyError,
+     r"no 'val_captions' in the data"),
+    ("minibatch past features", lambda: sample_coco_minibatch(_caption_data(
+        train_image_idxs=np.arange(6) + 10)), IndexError,
+     r"^sample_coco_minibatch: data\['train_image_idxs'\] points past the features"),
+    ("decode -1", lambda: decode_captions(np.array([1, -1, 2]), ["<NULL>", "<START>", "<END>"]),
+     ValueError, r"^decode_captions: word index -1 has no word in idx_to_word \(3 words\)"),
+    ("decode past", lambda: decode_captions(np.array([[1, 3]]), ["<NULL>", "<START>", "<END>"]),
+     ValueError, r"word index 3 has no word"),
+    ("decode float", lambda: decode_captions(np.array([1.0, 3.7]), ["a"] * 5), TypeError,
+     r"^decode_captions: captions must hold integer word indices, got dtype float64"),
+    ("decode 3-D", lambda: decode_captions(np.zeros((1, 1, 1), int), ["a"]), ValueError,
+     r"captions must be \(N, T\) or one caption \(T,\), got shape \(1, 1, 1\)"),
+    ("decode words None", lambda: decode_captions(np.array([0]), None), TypeError,
+     r"^decode_captions: idx_to_word must be a list \(or dict\) of words, got NoneType"),
+    ("decode captions None", lambda: decode_captions(None, ["a"]), TypeError,
+     r"^decode_captions: captions must be an array of word indices"),
+]
+
+
+@pytest.mark.parametrize("call, exc, pattern", [r[1:] for r in A3_ROWS],
+                         ids=[r[0] for r in A3_ROWS])
+def test_assignment3_bad_input(xb, call, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        call()

@@ -4,7 +4,11 @@
 path (one launch for all params on a GPU)."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import backend
+from .data import check_captioning_split, sample_coco_minibatch
+from .layers._util import check_int, check_number
 from .optim import update_all
 from .solver import _progress, _write, decay_learning_rates, resolve_update_rule
 
@@ -14,17 +18,36 @@ _KWARGS = dict(update_rule="sgd", optim_config=None, lr_decay=1.0, batch_size=10
                num_epochs=10, print_every=10, verbose=True)
 
 
+def _host_scalars(values):
+    """0-d losses as NumPy scalars of their own dtype (a float32 model's as
+    np.float32, as the course's loss_history holds them), each backend's
+    in one copy; Python numbers are kept."""
+    out = list(values)
+    groups: dict = {}
+    for i, v in enumerate(out):
+        if backend.is_array(v) and not isinstance(v, np.generic):
+            groups.setdefault((backend.backend_of(v), str(v.dtype)), []).append(i)
+    for idx in groups.values():
+        xp = backend.namespace_of(v=out[idx[0]])
+        host = np.asarray(backend.to_numpy(xp.stack([xp.reshape(out[i], ()) for i in idx])))
+        for i, value in zip(idx, host):
+            out[i] = value
+    return out
+
+
 class CaptioningSolver:
     """CaptioningSolver(model, data, update_rule='sgd', optim_config=None,
     lr_decay=1.0, batch_size=100, num_epochs=10, print_every=10,
     verbose=True). ``data`` is what :func:`xpnn.data.load_coco_data`
-    returns. ``train()`` runs num_epochs * max(captions // batch_size, 1)
-    iterations, each on batch_size training captions drawn with replacement,
-    prints the loss every print_every iterations when verbose, and decays
-    the learning rate by lr_decay after each epoch; ``loss_history`` holds
-    every iteration's loss."""
+    returns (its training split is checked here). ``train()`` runs
+    num_epochs * max(captions // batch_size, 1) iterations, each on
+    batch_size training captions drawn with replacement, prints the loss
+    every print_every iterations when verbose, and decays the learning rate
+    by lr_decay after each epoch; ``loss_history`` holds every iteration's
+    loss as the model returned it (a float32 model's as np.float32)."""
 
-    #: update rules by name; None: xpnn.optim's (a course edition sets its own)
+    #: update rules by name; None: xpnn.optim's (a course edition sets its
+    #: assignment 3's own optim.py)
     update_rules = None
 
     def __init__(self, model, data, **kwargs):
@@ -33,21 +56,21 @@ class CaptioningSolver:
             raise ValueError(f"Unrecognized arguments {', '.join(unknown)}; CaptioningSolver "
                              f"takes {', '.join(_KWARGS)}")
         opts = {**_KWARGS, **kwargs}
-        for key in ("train_captions", "train_image_idxs", "train_features", "train_urls"):
-            if key not in data:
-                raise KeyError(f"CaptioningSolver: data has no {key!r} (load it with "
-                               f"load_coco_data)")
+        if not isinstance(getattr(model, "params", None), dict) or \
+                not callable(getattr(model, "loss", None)):
+            raise TypeError(f"CaptioningSolver: model must have a params dict and "
+                            f"loss(features, captions), got {type(model).__name__}")
+        check_captioning_split(data, "train", "CaptioningSolver")
         self.model, self.data = model, data
         self.update_rule_name, self.update_rule, self.optim_config = resolve_update_rule(
             opts["update_rule"], opts["optim_config"], self.update_rules)
-        self.lr_decay = float(opts["lr_decay"])
-        self.batch_size = int(opts["batch_size"])
-        self.num_epochs = int(opts["num_epochs"])
-        self.print_every = max(1, int(opts["print_every"]))
+        self.lr_decay = check_number("CaptioningSolver: lr_decay", opts["lr_decay"], low=0.0,
+                                     low_inclusive=False)
+        self.batch_size = check_int("CaptioningSolver: batch_size", opts["batch_size"], 1)
+        self.num_epochs = check_int("CaptioningSolver: num_epochs", opts["num_epochs"], 0)
+        self.print_every = max(1, check_int("CaptioningSolver: print_every",
+                                            opts["print_every"], 0))
         self.verbose = bool(opts["verbose"])
-        if self.batch_size < 1 or self.num_epochs < 0:
-            raise ValueError(f"batch_size must be >= 1 and num_epochs >= 0, got "
-                             f"{self.batch_size} and {self.num_epochs}")
         self._reset()
 
     def _reset(self):
@@ -60,12 +83,16 @@ class CaptioningSolver:
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
 
     def _step(self):
-        from .data import sample_coco_minibatch
         captions, features, _ = sample_coco_minibatch(self.data, batch_size=self.batch_size,
                                                       split="train")
         loss, grads = self.model.loss(features, captions)
         self.loss_history.append(loss)
         update_all(self.update_rule, self.model.params, grads, self.optim_configs)
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=100):
+        """0.0, as the course's: its captioning solver never scored captions
+        (it left BLEU as a to-do), and a notebook calling this prints 0."""
+        return 0.0
 
     def train(self):
         """Run the optimisation (see the class docstring)."""
@@ -77,7 +104,7 @@ class CaptioningSolver:
             for t in range(total):
                 self._step()
                 if self.verbose and t % self.print_every == 0:
-                    self.loss_history[-1] = backend.read_floats(self.loss_history[-1:])[0]
+                    self.loss_history[-1] = _host_scalars(self.loss_history[-1:])[0]
                     _write(bar, "(Iteration %d / %d) loss: %f" % (t + 1, total,
                                                                    self.loss_history[-1]))
                 bar.update(1)
@@ -86,4 +113,4 @@ class CaptioningSolver:
                     decay_learning_rates(self.optim_configs, self.lr_decay)
         finally:
             bar.close()
-            self.loss_history = backend.read_floats(self.loss_history)
+            self.loss_history = _host_scalars(self.loss_history)

@@ -20,7 +20,11 @@ import pickle
 
 import numpy as np
 
-__all__ = ["load_coco_data", "decode_captions", "sample_coco_minibatch", "image_from_url", "load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
+from . import backend
+from .layers._util import check_int, check_number
+
+__all__ = ["load_coco_data", "decode_captions", "sample_coco_minibatch", "image_from_url",
+           "check_captioning_split", "load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
            "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "DOWNLOADS", "load_CIFAR_batch",
            "load_pickle"]
 
@@ -281,6 +285,161 @@ def _h5py():
     return h5py
 
 
+def _memory_bytes():
+    """This machine's physical memory in bytes (None where it cannot say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _gib(n):
+    return f"{n / 2 ** 30:.1f} GiB"
+
+
+def _open_h5(h5py, path):
+    """An HDF5 file open for reading, or a ValueError naming it."""
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"load_coco_data: {path!r} is not a readable HDF5 file ({exc}); it is "
+                         f"cut or not the course's: download it again "
+                         f"({DOWNLOADS['coco_captioning'][0]})") from None
+
+
+def _read_h5_array(h5py, f, path, key):
+    """Dataset ``key`` of the open HDF5 file ``f`` as a NumPy array: its
+    declared size is checked against the machine's memory and (when stored
+    contiguously) against the file's size before anything is read."""
+    if key not in f:
+        raise KeyError(f"load_coco_data: {path!r} has no {key!r}; the course's file holds "
+                       f"{', '.join(sorted(f.keys())) or 'nothing'} ... download it again")
+    ds = f[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} is a group, not an array")
+    if ds.dtype.kind not in "biuf":
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} holds {ds.dtype}, not numbers")
+    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    memory = _memory_bytes()
+    if memory is not None and nbytes > memory:
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} declares a {ds.shape} {ds.dtype} "
+                         f"array of {_gib(nbytes)}, more than this machine's {_gib(memory)} "
+                         f"of memory; the file is damaged or not the course's")
+    offset = ds.id.get_offset()
+    if offset is not None and offset + nbytes > os.path.getsize(path):
+        raise ValueError(f"load_coco_data: {path!r} is cut: {key!r} declares {nbytes} bytes "
+                         f"from byte {offset}, but the file has {os.path.getsize(path)}; "
+                         f"download it again")
+    try:
+        return np.asarray(ds[()])
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} cannot be read ({exc}); the file "
+                         f"is damaged: download it again") from None
+
+
+def _read_vocab(path):
+    """(word_to_idx, idx_to_word) of the course's vocabulary JSON, checked:
+    idx_to_word a list of distinct words, word_to_idx its inverse."""
+    import json
+    try:
+        with open(path, encoding="utf-8") as f:
+            vocab = json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"load_coco_data: {path!r} is not the course's vocabulary JSON "
+                         f"({exc}); download it again") from None
+    if not isinstance(vocab, dict):
+        raise ValueError(f"load_coco_data: {path!r} holds a {type(vocab).__name__}, expected a "
+                         f"JSON object with 'word_to_idx' and 'idx_to_word'")
+    for key, kind in (("word_to_idx", dict), ("idx_to_word", list)):
+        if not isinstance(vocab.get(key), kind):
+            raise ValueError(f"load_coco_data: {path!r}: {key!r} must be a JSON "
+                             f"{'object' if kind is dict else 'list'}, got "
+                             f"{type(vocab.get(key)).__name__}")
+    w2i, i2w = vocab["word_to_idx"], vocab["idx_to_word"]
+    if len(w2i) != len(i2w) or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(i2w)
+            and i2w[i] == w for w, i in w2i.items()):
+        raise ValueError(f"load_coco_data: {path!r}: 'word_to_idx' ({len(w2i)} words) and "
+                         f"'idx_to_word' ({len(i2w)}) disagree; each must be the other's "
+                         f"inverse")
+    return w2i, i2w
+
+
+def _read_lines(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return np.asarray([line.strip() for line in f])
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"load_coco_data: {path!r} is not a text file of image urls ({exc})") \
+            from None
+
+
+def _kind(x):
+    """NumPy's dtype kind of an array of any backend ('O' for a non-array)."""
+    try:
+        return np.dtype(backend.dtype_name(x)).kind if backend.is_array(x) else "O"
+    except TypeError:
+        return "O"
+
+
+def check_captioning_split(data, split, where):
+    """The ``split`` ('train' or 'val') of captioning data in
+    :func:`xpnn.data.load_coco_data`'s layout, checked: captions (N, T)
+    integer word indices, N >= 1; image_idxs (N,) integers indexing the
+    features (M, D) and the urls (M,). Returns N. Each problem is a
+    ValueError (KeyError for a missing key) naming ``where`` and the key."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{where}: data must be the dict load_coco_data returns, got "
+                        f"{type(data).__name__}")
+    keys = [f"{split}_{k}" for k in ("captions", "image_idxs", "features", "urls")]
+    for key in keys:
+        if key not in data:
+            raise KeyError(f"{where}: data has no {key!r} (load it with load_coco_data)")
+    caps, idxs, feats, urls = (data[k] for k in keys)
+    shape = {k: tuple(int(d) for d in getattr(data[k], "shape", ())) for k in keys}
+    kinds = {k: _kind(data[k]) for k in keys}
+    if len(shape[keys[0]]) != 2 or kinds[keys[0]] not in "iu" or not shape[keys[0]][0]:
+        raise ValueError(f"{where}: data[{keys[0]!r}] must be integer word indices (N, T) with "
+                         f"N >= 1, got shape {shape[keys[0]]}, dtype "
+                         f"{getattr(caps, 'dtype', type(caps).__name__)}")
+    n = shape[keys[0]][0]
+    if shape[keys[1]] != (n,) or kinds[keys[1]] not in "iu":
+        raise ValueError(f"{where}: data[{keys[1]!r}] must be ({n},) integers, an image for "
+                         f"each of the {n} captions, got shape {shape[keys[1]]}, dtype "
+                         f"{getattr(idxs, 'dtype', type(idxs).__name__)}")
+    if len(shape[keys[2]]) != 2 or kinds[keys[2]] != "f":
+        raise ValueError(f"{where}: data[{keys[2]!r}] must be floating image features (M, D), "
+                         f"got shape {shape[keys[2]]}")
+    if len(shape[keys[3]]) != 1:
+        raise ValueError(f"{where}: data[{keys[3]!r}] must be one url per image (M,), got "
+                         f"shape {shape[keys[3]]}")
+    lo, hi = backend.label_range(idxs)
+    images = min(shape[keys[2]][0], shape[keys[3]][0])
+    if lo < 0 or hi >= images:
+        raise ValueError(f"{where}: data[{keys[1]!r}] holds image indices in [{lo}, {hi}] but "
+                         f"there are {shape[keys[2]][0]} features and {shape[keys[3]][0]} urls "
+                         f"(indices must lie in [0, {images - 1}])")
+    return n
+
+
+def _check_coco(data, V, names):
+    """Captions, image indices, features and urls of both splits agree."""
+    for split in ("train", "val"):
+        caps, idxs = f"{split}_captions", f"{split}_image_idxs"
+        where = {caps: names["captions"], idxs: names["captions"],
+                 f"{split}_features": names[f"{split}_features"],
+                 f"{split}_urls": names[f"{split}_urls"]}
+        try:
+            check_captioning_split(data, split, "load_coco_data")
+        except (KeyError, ValueError) as exc:
+            key = next((k for k in where if repr(k) in str(exc)), caps)
+            raise type(exc)(f"{exc.args[0]} (in {where[key]!r})") from None
+        lo, hi = int(data[caps].min()), int(data[caps].max())
+        if lo < 0 or hi >= V:
+            raise ValueError(f"load_coco_data: {caps!r} in {names['captions']!r} holds word "
+                             f"indices in [{lo}, {hi}], outside the vocabulary's [0, {V - 1}]")
+
+
 def load_coco_data(base_dir=None, max_train=None, pca_features=True):
     """The course's COCO captioning data as a dict: ``train_captions`` /
     ``val_captions`` (word indices), ``train_image_idxs`` /
@@ -289,32 +448,41 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True):
     ``idx_to_word``, ``train_urls`` / ``val_urls``. ``max_train``: that many
     training captions drawn with replacement by ``np.random.randint``.
     base_dir None: the folder ``coco_captioning`` found by
-    :func:`find_dataset` (where the course's download script puts it)."""
-    import json
+    :func:`find_dataset` (where the course's download script puts it).
+
+    Every file is checked as it is read (a missing, cut, random or crafted
+    file, or one declaring an array larger than this machine's memory, is
+    refused before it is read, naming the file and the key), and then the
+    whole: captions are integer word indices of the vocabulary, each
+    caption's image index is a row of the features and the urls,
+    ``word_to_idx`` and ``idx_to_word`` are each other's inverse."""
     h5py = _h5py()
+    if max_train is not None:
+        max_train = check_int("load_coco_data: max_train", max_train, 1)
     if base_dir is None:
         base_dir = find_dataset("coco_captioning", COCO_FILES["captions"])
     suffix = "_pca" if pca_features else ""
-    need = [COCO_FILES["captions"], f"train2014_vgg16_fc7{suffix}.h5",
-            f"val2014_vgg16_fc7{suffix}.h5", COCO_FILES["vocab"], COCO_FILES["train_urls"],
-            COCO_FILES["val_urls"]]
-    missing = [n for n in need if not os.path.exists(os.path.join(base_dir, n))]
+    names = {"captions": COCO_FILES["captions"], "train_features": f"train2014_vgg16_fc7{suffix}.h5",
+             "val_features": f"val2014_vgg16_fc7{suffix}.h5", "vocab": COCO_FILES["vocab"],
+             "train_urls": COCO_FILES["train_urls"], "val_urls": COCO_FILES["val_urls"]}
+    paths = {k: os.path.join(base_dir, n) for k, n in names.items()}
+    missing = [names[k] for k, p in paths.items() if not os.path.isfile(p)]
     if missing:
         raise FileNotFoundError(
             f"load_coco_data: {os.path.abspath(base_dir)!r} lacks {', '.join(missing)}; the "
             f"course's download ({DOWNLOADS['coco_captioning'][0]}) holds them all")
     data = {}
-    with h5py.File(os.path.join(base_dir, COCO_FILES["captions"]), "r") as f:
-        for k, v in f.items():
-            data[k] = np.asarray(v)
+    with _open_h5(h5py, paths["captions"]) as f:
+        for k in f.keys():
+            data[k] = _read_h5_array(h5py, f, paths["captions"], k)
     for split in ("train", "val"):
-        with h5py.File(os.path.join(base_dir, f"{split}2014_vgg16_fc7{suffix}.h5"), "r") as f:
-            data[f"{split}_features"] = np.asarray(f["features"])
-    with open(os.path.join(base_dir, COCO_FILES["vocab"])) as f:
-        data.update(json.load(f))
+        with _open_h5(h5py, paths[f"{split}_features"]) as f:
+            data[f"{split}_features"] = _read_h5_array(h5py, f, paths[f"{split}_features"],
+                                                       "features")
+    data["word_to_idx"], data["idx_to_word"] = _read_vocab(paths["vocab"])
     for split in ("train", "val"):
-        with open(os.path.join(base_dir, COCO_FILES[f"{split}_urls"])) as f:
-            data[f"{split}_urls"] = np.asarray([line.strip() for line in f])
+        data[f"{split}_urls"] = _read_lines(paths[f"{split}_urls"])
+    _check_coco(data, len(data["idx_to_word"]), paths)
     if max_train is not None:
         mask = np.random.randint(data["train_captions"].shape[0], size=max_train)
         data["train_captions"] = data["train_captions"][mask]
@@ -322,18 +490,42 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True):
     return data
 
 
+def _word_of(idx_to_word):
+    """idx -> word for a list (the course's) or a dict (CaptioningRNN's)."""
+    if isinstance(idx_to_word, dict):
+        return idx_to_word.get
+    if isinstance(idx_to_word, (list, tuple, np.ndarray)):
+        n = len(idx_to_word)
+        return lambda i: idx_to_word[i] if 0 <= i < n else None
+    raise TypeError(f"decode_captions: idx_to_word must be a list (or dict) of words, got "
+                    f"{type(idx_to_word).__name__}")
+
+
 def decode_captions(captions, idx_to_word):
     """Word-index captions (N, T), or one caption (T,), as strings: the words
-    up to and with '<END>', '<NULL>' left out."""
-    from .backend import to_numpy
-    captions = np.asarray(to_numpy(captions))
+    up to and with '<END>', '<NULL>' left out. The indices must be integers
+    that ``idx_to_word`` (a list, or a dict) has words for."""
+    if not backend.is_array(captions) and not isinstance(captions, (list, tuple)):
+        raise TypeError(f"decode_captions: captions must be an array of word indices (N, T) "
+                        f"or (T,), got {type(captions).__name__}")
+    captions = np.asarray(backend.to_numpy(captions))
+    if captions.dtype.kind not in "iu":
+        raise TypeError(f"decode_captions: captions must hold integer word indices, got dtype "
+                        f"{captions.dtype}")
+    if captions.ndim not in (1, 2):
+        raise ValueError(f"decode_captions: captions must be (N, T) or one caption (T,), got "
+                         f"shape {captions.shape}")
+    word_of = _word_of(idx_to_word)
     single = captions.ndim == 1
     rows = captions[None] if single else captions
     decoded = []
     for row in rows:
         words = []
         for idx in row:
-            word = idx_to_word[int(idx)]
+            word = word_of(int(idx))
+            if word is None:
+                raise ValueError(f"decode_captions: word index {int(idx)} has no word in "
+                                 f"idx_to_word ({len(idx_to_word)} words)")
             if word != "<NULL>":
                 words.append(word)
             if word == "<END>":
@@ -345,34 +537,107 @@ def decode_captions(captions, idx_to_word):
 def sample_coco_minibatch(data, batch_size=100, split="train"):
     """(captions, image features, image urls) of ``batch_size`` captions of
     ``split`` drawn with replacement by ``np.random.choice``."""
-    key = f"{split}_captions"
-    if key not in data:
-        raise KeyError(f"sample_coco_minibatch: no {key!r} in the data (split must be 'train' "
-                       f"or 'val', got {split!r})")
-    mask = np.random.choice(data[key].shape[0], batch_size)
-    captions = data[key][mask]
+    batch_size = check_int("sample_coco_minibatch: batch_size", batch_size, 1)
+    if split not in ("train", "val"):
+        raise ValueError(f"sample_coco_minibatch: split must be 'train' or 'val', got {split!r}")
+    if not isinstance(data, dict):
+        raise TypeError(f"sample_coco_minibatch: data must be the dict load_coco_data returns, "
+                        f"got {type(data).__name__}")
+    for key in (f"{split}_captions", f"{split}_image_idxs", f"{split}_features",
+                f"{split}_urls"):
+        if key not in data:
+            raise KeyError(f"sample_coco_minibatch: no {key!r} in the data (load it with "
+                           f"load_coco_data)")
+    n = data[f"{split}_captions"].shape[0] if getattr(data[f"{split}_captions"], "ndim", 0) \
+        else 0
+    if not n:
+        raise ValueError(f"sample_coco_minibatch: data[{split + '_captions'!r}] holds no "
+                         f"captions to draw from")
+    mask = np.random.choice(n, batch_size)
+    captions = data[f"{split}_captions"][mask]
     image_idxs = data[f"{split}_image_idxs"][mask]
-    return captions, data[f"{split}_features"][image_idxs], data[f"{split}_urls"][image_idxs]
+    try:
+        return (captions, data[f"{split}_features"][image_idxs],
+                data[f"{split}_urls"][image_idxs])
+    except IndexError as exc:
+        raise IndexError(f"sample_coco_minibatch: data[{split + '_image_idxs'!r}] points past "
+                         f"the features or urls ({exc})") from None
+
+
+#: the most bytes image_from_url reads (a COCO image is a few hundred KB)
+MAX_IMAGE_BYTES = 64 * 2 ** 20
+
+
+def _fetch(url, timeout):
+    """The bytes at ``url`` within ``timeout`` seconds in all (not per read:
+    a server trickling a byte at a time is cut off at the deadline)."""
+    import time
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        length = response.headers.get("Content-Length")
+        if length is not None and length.strip().isdigit() and int(length) > MAX_IMAGE_BYTES:
+            raise ValueError(f"image_from_url: {url!r} declares {int(length)} bytes "
+                             f"(Content-Length), more than an image this function reads "
+                             f"({MAX_IMAGE_BYTES}); not downloading it")
+        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+        chunks, total = [], 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no whole image within timeout={timeout:g} s")
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > MAX_IMAGE_BYTES:
+                raise ValueError(f"image_from_url: {url!r} sends more than {MAX_IMAGE_BYTES} "
+                                 f"bytes, more than an image this function reads; stopped")
+            chunks.append(chunk)
 
 
 def image_from_url(url, timeout=10):
     """The image at ``url`` as an (H, W, 3) uint8 array (the captioning
-    notebooks show COCO images from the web). A failed fetch (offline, an
-    HTTP error) raises OSError saying so: the captions and their training
-    need no images."""
+    notebooks show COCO images from the web). As the course's: a failed
+    fetch (offline, an HTTP error, or no whole image within ``timeout``
+    seconds in all) prints ``URL Error:  <reason> <url>`` and returns None;
+    the captions and their training need no images. What is not an image,
+    an image larger than PIL's limit (a decompression bomb) and a body
+    over 64 MiB are errors that say so."""
+    import http.client
+    import socket
     import urllib.error
-    import urllib.request
+    import warnings
 
     from PIL import Image
+
+    if not isinstance(url, str):
+        raise TypeError(f"image_from_url: url must be a string (an http or https address), "
+                        f"got {type(url).__name__}")
+    timeout = check_number("image_from_url: timeout", timeout, low=0.0, low_inclusive=False)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            raw = response.read()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise OSError(f"image_from_url: could not fetch {url!r} ({reason}). The image is only "
-                      f"shown; without a connection skip the cells that display images, "
-                      f"the captions work without them") from None
+        raw = _fetch(url, timeout)
+    except urllib.error.URLError as exc:
+        print("URL Error: ", exc.reason, url)
+        return None
+    except (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException) as exc:
+        print("URL Error: ", exc, url)
+        return None
     try:
-        return np.asarray(Image.open(io.BytesIO(raw)).convert("RGB"))
-    except OSError as exc:
-        raise OSError(f"image_from_url: {url!r} is not an image PIL can read ({exc})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(raw))
+            w, h = im.size
+            if Image.MAX_IMAGE_PIXELS and w * h > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError(f"{w} x {h} pixels")
+            return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"image_from_url: {url!r} is an image of more pixels than PIL reads "
+                         f"safely ({exc}; the limit is PIL.Image.MAX_IMAGE_PIXELS = "
+                         f"{Image.MAX_IMAGE_PIXELS}): a decompression bomb, not a photo") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"image_from_url: {url!r} is not an image PIL can read "
+                         f"({type(exc).__name__}: {exc})") from None
+

@@ -16,7 +16,8 @@ wrapper over xpnn's single implementation.
   edition's have them here (:class:`CourseSaving`).
 - Update rules: CS231n 2016-17 Adam starts its step counter at t = 1; UCLA
   names the state ``a`` (RMSProp's cache, Adam's second moment) and ``v``
-  (Adam's first moment).
+  (Adam's first moment). Assignment 3's captioning solver has its own
+  optim.py, whose Adam folds the bias correction into the step size.
 - The monolithic two-layer net: CS231n stores W1 (D, H), regularises with
   ``reg * sum(W**2)`` and draws batch_size rows with replacement; UCLA's
   W1 (H, D), ``0.5 * reg * sum(W**2)``.
@@ -299,6 +300,37 @@ rmsprop_nndl = _renamed(optim.rmsprop, {"a": "cache"},
 adam_nndl = _renamed(optim.adam, {"v": "m", "a": "v"},
                      "Adam with the first moment in config['v'] and the second in "
                      "config['a'] (UCLA); t starts at 0.")
+
+
+class _AdamAssignment3(optim.rules.Adam):
+    """Assignment 3's own ``optim.adam`` (the captioning solver's, every
+    edition): t starts at 0 and is advanced before use, and the bias
+    correction is folded into the step size, ``alpha = lr * sqrt(1 -
+    beta2**t) / (1 - beta1**t)``, ``w -= alpha * m / (sqrt(v) + eps)`` (so
+    eps enters unscaled, unlike assignment 2's Adam). alpha is a NumPy
+    float64, as np.sqrt makes it, so the step is taken in float64 (NumPy 2
+    promotes a float32 array times it), and the result keeps w's dtype, as
+    the course's in-place ``-=``. It runs its array step on every backend."""
+
+    kernel = None
+
+    def step(self, xp, w, dw, c, m, v):
+        b1, b2, t = c["beta1"], c["beta2"], c["t"]
+        m = b1 * m + (1.0 - b1) * dw
+        v = b2 * v + (1.0 - b2) * (dw * dw)
+        alpha = float(c["learning_rate"] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
+        wide = xp.float64 if xp.isdtype(w.dtype, "real floating") else w.dtype
+        step = alpha * xp.astype(m / (xp.sqrt(v) + c["epsilon"]), wide)
+        return xp.astype(xp.astype(w, wide) - step, w.dtype), m, v
+
+
+adam_assignment3 = _AdamAssignment3()
+
+#: assignment 3's optim.py: sgd and adam in 2016-19, with sgd_momentum and
+#: rmsprop (as assignment 2's) from 2021
+ASSIGNMENT3_RULES_2016 = {"sgd": optim.sgd, "adam": adam_assignment3}
+ASSIGNMENT3_RULES = {"sgd": optim.sgd, "sgd_momentum": optim.sgd_momentum,
+                     "rmsprop": optim.rmsprop, "adam": adam_assignment3}
 
 
 def update_rules(**overrides):

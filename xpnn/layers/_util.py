@@ -11,7 +11,8 @@ from .. import backend as _backend
 from ..backend import namespace_of
 
 __all__ = ["xp_of", "zeros_like_shape", "check_ndim", "is_number", "check_int", "check_number",
-           "check_dout", "pad_hw", "window", "out_size", "shape_str", "as_device_array"]
+           "check_dout", "pad_hw", "window", "out_size", "shape_str", "as_device_array",
+           "check_real"]
 
 xp_of = namespace_of
 
@@ -108,6 +109,14 @@ def check_dout(fn: str, xp, dout, shape) -> None:
                          f"output's shape {tuple(int(d) for d in shape)}")
     if not xp.isdtype(dout.dtype, "real floating"):
         raise TypeError(f"{fn}: dout must be a floating array, got dtype {dout.dtype}")
+
+
+def check_real(fn: str, xp, **arrays) -> None:
+    """Each named array holds real numbers (floating or integer): a string,
+    boolean or complex one is a TypeError naming it."""
+    for name, arr in arrays.items():
+        if not xp.isdtype(arr.dtype, ("real floating", "signed integer", "unsigned integer")):
+            raise TypeError(f"{fn}: {name} must hold real numbers, got dtype {arr.dtype}")
 
 
 def out_size(size: int, k: int, stride: int) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from array_api_compat import device as _device
 
 from .. import backend
-from ._util import check_dout, check_ndim, shape_str, xp_of
+from ._util import check_dout, check_ndim, check_real, is_number, shape_str, xp_of
 
 __all__ = [
     "rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
@@ -24,26 +24,36 @@ __all__ = [
 ]
 
 
-def _check_step(fn, x, prev_h, Wx, Wh, b, gates):
-    check_ndim(f"{fn}: x", x, 2, "(N, D)")
+def _check_step(fn, xp, x, prev_h, Wx, Wh, b, gates):
+    """The shapes and dtypes of one step's inputs; x may be (N, D) or (D,)
+    (one input for every row, as a sampling loop's first word)."""
+    check_real(fn, xp, x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b)
+    if x.ndim != 1:
+        check_ndim(f"{fn}: x", x, 2, "(N, D) (or (D,), one input for every row)")
     check_ndim(f"{fn}: prev_h", prev_h, 2, "(N, H)")
-    N, D = x.shape
+    N, D = (prev_h.shape[0], x.shape[0]) if x.ndim == 1 else x.shape
+    _check_weights(fn, x, prev_h, "prev_h", Wx, Wh, b, gates, D)
+    if prev_h.shape[0] != N:
+        raise ValueError(f"{fn}: prev_h {shape_str(prev_h)} must have x's {N} rows")
+
+
+def _check_weights(fn, x, prev_h, h_name, Wx, Wh, b, gates, D):
     H = prev_h.shape[1]
     want = {"Wx": (D, gates * H), "Wh": (H, gates * H), "b": (gates * H,)}
     for name, arr in (("Wx", Wx), ("Wh", Wh), ("b", b)):
         if tuple(arr.shape) != want[name]:
             raise ValueError(f"{fn}: {name} must have shape {want[name]} for x {shape_str(x)} "
-                             f"and prev_h {shape_str(prev_h)}, got {shape_str(arr)}")
-    if prev_h.shape[0] != N:
-        raise ValueError(f"{fn}: prev_h {shape_str(prev_h)} must have x's {N} rows")
+                             f"and {h_name} {shape_str(prev_h)}, got {shape_str(arr)}")
 
 
 # ------------------------------------------------------------------ vanilla RNN
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
-    """One tanh RNN step. x (N, D), prev_h (N, H), Wx (D, H), Wh (H, H),
-    b (H,). Returns next_h (N, H) and the cache for the backward."""
+    """One tanh RNN step. x (N, D) or (D,) (the same input for every row,
+    as the course's formula broadcasts it), prev_h (N, H), Wx (D, H), Wh
+    (H, H), b (H,). Returns next_h (N, H) and the cache for the backward
+    (whose dx has x's shape)."""
     xp = xp_of(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b)
-    _check_step("rnn_step_forward", x, prev_h, Wx, Wh, b, 1)
+    _check_step("rnn_step_forward", xp, x, prev_h, Wx, Wh, b, 1)
     next_h = xp.tanh(x @ Wx + prev_h @ Wh + b)
     return next_h, (x, prev_h, Wx, Wh, next_h)
 
@@ -55,14 +65,27 @@ def rnn_step_backward(dnext_h, cache):
     check_dout("rnn_step_backward", xp, dnext_h, next_h.shape)
     da = dnext_h * (1 - next_h * next_h)
     t = xp.matrix_transpose
-    return da @ t(Wx), da @ t(Wh), t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0)
+    dx, dWx = _input_grads(xp, x, da, Wx)
+    return dx, da @ t(Wh), dWx, t(prev_h) @ da, xp.sum(da, axis=0)
 
 
-def _check_sequence(fn, x, h0):
+def _input_grads(xp, x, da, Wx):
+    """(dx, dWx) of a step's x @ Wx; a 1-D x, used by every row, gets the
+    sum of the rows' gradients."""
+    if x.ndim == 1:
+        da_sum = xp.sum(da, axis=0)
+        return da_sum @ xp.matrix_transpose(Wx), x[:, None] * da_sum[None, :]
+    return da @ xp.matrix_transpose(Wx), xp.matrix_transpose(x) @ da
+
+
+def _check_sequence(fn, xp, x, h0, Wx, Wh, b, gates):
+    """The shapes and dtypes of a sequence's inputs (also when T is 0)."""
+    check_real(fn, xp, x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
     check_ndim(f"{fn}: x", x, 3, "(N, T, D)")
     check_ndim(f"{fn}: h0", h0, 2, "(N, H)")
     if h0.shape[0] != x.shape[0]:
         raise ValueError(f"{fn}: h0 {shape_str(h0)} must have x's {x.shape[0]} sequences")
+    _check_weights(fn, x, h0, "h0", Wx, Wh, b, gates, x.shape[2])
 
 
 def _input_part(xp, x, Wx, b):
@@ -102,10 +125,9 @@ def rnn_forward(x, h0, Wx, Wh, b):
     every step's hidden state, and the cache. (The input part x @ Wx + b of
     every step is one product; only h @ Wh runs step by step.)"""
     xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
-    _check_sequence("rnn_forward", x, h0)
+    _check_sequence("rnn_forward", xp, x, h0, Wx, Wh, b, 1)
     if not x.shape[1]:
         return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None)
-    _check_step("rnn_forward", x[:, 0, :], h0, Wx, Wh, b, 1)
     xa = _input_part(xp, x, Wx, b)
     step = backend.kernels(xa, h0, Wh).rnn_step_forward   # one launch a step on a GPU
     times_wh = _step_product(xp, Wh)
@@ -203,13 +225,21 @@ def _lstm_gate_grads(xp, dh, dc_next, c_prev, i, f, o, g, tc):
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
-    """One LSTM step (gates i, f, o, g). x (N, D), prev_h and prev_c (N, H),
-    Wx (D, 4H), Wh (H, 4H), b (4H,). Returns next_h, next_c and the cache."""
+    """One LSTM step (gates i, f, o, g). x (N, D) or (D,) (the same input
+    for every row), prev_h (N, H), prev_c (N, H) or a number (0: a zero
+    cell state, as a sampling loop starts; the course's formula
+    broadcasts it), Wx (D, 4H), Wh (H, 4H), b (4H,). Returns next_h,
+    next_c and the cache (the backward's dprev_c is (N, H))."""
+    if is_number(prev_c) or (backend.is_array(prev_c) and prev_c.ndim == 0):
+        xp = xp_of(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b)
+        prev_c = xp.full(prev_h.shape, float(backend.to_numpy(prev_c)), dtype=prev_h.dtype,
+                         device=_device(prev_h))
     xp = xp_of(x=x, prev_h=prev_h, prev_c=prev_c, Wx=Wx, Wh=Wh, b=b)
-    _check_step("lstm_step_forward", x, prev_h, Wx, Wh, b, 4)
+    _check_step("lstm_step_forward", xp, x, prev_h, Wx, Wh, b, 4)
+    check_real("lstm_step_forward", xp, prev_c=prev_c)
     if tuple(prev_c.shape) != tuple(prev_h.shape):
         raise ValueError(f"lstm_step_forward: prev_c {shape_str(prev_c)} must have prev_h's "
-                         f"shape {shape_str(prev_h)}")
+                         f"shape {shape_str(prev_h)} (or be a number, such as 0)")
     next_h, next_c, gates = _lstm_gates(xp, x @ Wx + prev_h @ Wh + b, prev_c)
     return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, *gates)
 
@@ -222,7 +252,8 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     check_dout("lstm_step_backward", xp, dnext_c, prev_c.shape)
     da, dprev_c = _lstm_gate_grads(xp, dnext_h, dnext_c, prev_c, i, f, o, g, tc)
     t = xp.matrix_transpose
-    return (da @ t(Wx), da @ t(Wh), dprev_c, t(x) @ da, t(prev_h) @ da, xp.sum(da, axis=0))
+    dx, dWx = _input_grads(xp, x, da, Wx)
+    return (dx, da @ t(Wh), dprev_c, dWx, t(prev_h) @ da, xp.sum(da, axis=0))
 
 
 def lstm_forward(x, h0, Wx, Wh, b):
@@ -230,10 +261,9 @@ def lstm_forward(x, h0, Wx, Wh, b):
     (N, H). Returns h (N, T, H) and the cache. (The input part x @ Wx + b of
     every step is one product; only h @ Wh runs step by step.)"""
     xp = xp_of(x=x, h0=h0, Wx=Wx, Wh=Wh, b=b)
-    _check_sequence("lstm_forward", x, h0)
+    _check_sequence("lstm_forward", xp, x, h0, Wx, Wh, b, 4)
     if not x.shape[1]:
         return _empty_sequence(xp, x, h0), (x, h0, Wx, Wh, b, None, [])
-    _check_step("lstm_forward", x[:, 0, :], h0, Wx, Wh, b, 4)
     xa = _input_part(xp, x, Wx, b)
     h, c = h0, xp.zeros_like(h0)
     hs, states = [], []
@@ -305,8 +335,11 @@ def temporal_affine_backward(dout, cache):
 def temporal_softmax_loss(x, y, mask, verbose=False):
     """Softmax loss summed over the time steps ``mask`` keeps and averaged
     over the N sequences. x (N, T, V) scores, y (N, T) word indices, mask
-    (N, T) booleans. Returns (loss, dx). verbose prints dx's flat shape."""
+    (N, T) booleans (or numbers 0 and 1: any other value would weigh its
+    step, which no caption wants, and is refused). Returns (loss, dx).
+    verbose prints dx's flat shape."""
     xp = xp_of(x=x, y=y, mask=mask)
+    check_real("temporal_softmax_loss", xp, x=x)
     check_ndim("temporal_softmax_loss: x", x, 3, "scores (N, T, V)")
     N, T, V = x.shape
     if tuple(y.shape) != (N, T) or tuple(mask.shape) != (N, T):
@@ -323,6 +356,11 @@ def temporal_softmax_loss(x, y, mask, verbose=False):
     if N == 0:
         raise ValueError(f"temporal_softmax_loss: x {shape_str(x)} is an empty batch; the "
                          f"loss is an average over sequences and needs at least one")
+    if not xp.isdtype(mask.dtype, "bool"):
+        check_real("temporal_softmax_loss", xp, mask=mask)
+        if T and not bool(backend.to_numpy(xp.all((mask == 0) | (mask == 1)))):
+            raise ValueError("temporal_softmax_loss: mask must hold booleans or 0 and 1 (which "
+                             "steps are scored); it holds other values")
     xf = xp.reshape(x, (N * T, V))
     yf = xp.reshape(y, (-1,))
     keep = xp.astype(xp.reshape(mask, (-1,)), x.dtype)[:, None]

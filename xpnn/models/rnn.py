@@ -10,6 +10,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .. import backend
+from ..layers._util import as_device_array, check_int
 from ..layers import (lstm_backward, lstm_forward, rnn_backward, rnn_forward,
                       temporal_affine_backward, temporal_affine_forward, temporal_softmax_loss,
                       word_embedding_backward, word_embedding_forward)
@@ -18,6 +19,40 @@ from ..layers.recurrent import lstm_step_forward, rnn_step_forward
 __all__ = ["CaptioningRNN"]
 
 _CELLS = {"rnn": (1, rnn_forward, rnn_backward), "lstm": (4, lstm_forward, lstm_backward)}
+
+
+#: the words the network itself reads or writes: their indices must be rows
+#: of W_embed and columns of the scores
+SPECIAL_WORDS = ("<NULL>", "<START>", "<END>")
+
+
+def check_vocabulary(word_to_idx, where="CaptioningRNN: word_to_idx"):
+    """The size V of a vocabulary ``word_to_idx``: a dict of V words
+    (strings, '<NULL>' among them) to distinct integer indices >= 0, those of
+    '<NULL>', '<START>' and '<END>' below V. (Another word may have a larger
+    index, as the course's own notebook's {'<NULL>': 0, 'cat': 2, 'dog': 3}:
+    such a word is never embedded nor predicted.) Anything else is a
+    ValueError (TypeError) saying what is wrong."""
+    if not isinstance(word_to_idx, dict):
+        raise TypeError(f"{where} must be a dict of words to indices, got "
+                        f"{type(word_to_idx).__name__}")
+    if "<NULL>" not in word_to_idx:
+        raise ValueError(f"{where} must hold '<NULL>' (the padding word)")
+    V = len(word_to_idx)
+    seen = {}
+    for word, idx in word_to_idx.items():
+        if not isinstance(word, str):
+            raise TypeError(f"{where}: every word must be a string, got {word!r}")
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
+            raise TypeError(f"{where}: {word!r} maps to {idx!r}; indices must be integers")
+        if idx < 0 or (word in SPECIAL_WORDS and idx >= V):
+            raise ValueError(f"{where}: {word!r} maps to {idx}, outside [0, {V - 1}] (the rows "
+                             f"of the embedding of its {V} words)")
+        if idx in seen:
+            raise ValueError(f"{where}: {seen[idx]!r} and {word!r} both map to {idx}; each "
+                             f"index names one word")
+        seen[int(idx)] = word
+    return V
 
 
 class CaptioningRNN:
@@ -34,20 +69,25 @@ class CaptioningRNN:
 
     def __init__(self, word_to_idx, input_dim=512, wordvec_dim=128, hidden_dim=128,
                  cell_type="rnn", dtype=np.float32):
-        if cell_type not in _CELLS:
+        if not isinstance(cell_type, str) or cell_type not in _CELLS:
             raise ValueError(f'Invalid cell_type "{cell_type}": "rnn" or "lstm"')
-        if not isinstance(word_to_idx, dict) or "<NULL>" not in word_to_idx:
-            raise ValueError("word_to_idx must be a dict of words to indices holding '<NULL>' "
-                             "(the padding word)")
-        V = len(word_to_idx)   # the vocabulary size, as the course counts it
+        V = check_vocabulary(word_to_idx)
+        D = check_int("CaptioningRNN: input_dim", input_dim, 1)
+        W = check_int("CaptioningRNN: wordvec_dim", wordvec_dim, 1)
+        H = check_int("CaptioningRNN: hidden_dim", hidden_dim, 1)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype is None or self.dtype.kind != "f":
+            raise TypeError(f"CaptioningRNN: dtype must be a floating type (np.float32 or "
+                            f"np.float64), got {dtype!r}")
         self.cell_type = cell_type
-        self.dtype = np.dtype(dtype)
         self.word_to_idx = word_to_idx
         self.idx_to_word = {int(i): w for w, i in word_to_idx.items()}
         self._null = word_to_idx["<NULL>"]
         self._start = word_to_idx.get("<START>", None)
         self._end = word_to_idx.get("<END>", None)
-        D, W, H = int(input_dim), int(wordvec_dim), int(hidden_dim)
         k = _CELLS[cell_type][0]
         r = np.random
         p = {"W_embed": r.randn(V, W) / 100}
@@ -64,16 +104,42 @@ class CaptioningRNN:
         self.params = backend.to_device(self.params)
         return backend.namespace(), [backend.to_device(a) for a in arrays]
 
+    def _features(self, fn, features):
+        features = as_device_array(f"{fn}: features", features, "of image features (N, D)")
+        D = int(self.params["W_proj"].shape[0])
+        if features.ndim != 2 or features.shape[1] != D:
+            raise ValueError(f"{fn}: features must be (N, {D}) (input_dim {D}), got "
+                             f"{tuple(features.shape)}")
+        if not backend.namespace().isdtype(features.dtype, "real floating"):
+            raise TypeError(f"{fn}: features must be floating, got dtype {features.dtype}")
+        return features
+
     def loss(self, features, captions):
         """Training loss and gradients for image features (N, D) and their
         captions (N, T) of word indices: the network reads words 0..T-2 and
         is scored on predicting words 1..T-1, '<NULL>' positions ignored.
         Returns (loss, grads) with grads keyed as params."""
-        xp, (features, captions) = self._sync(features, captions)
-        if features.ndim != 2 or captions.ndim != 2 or features.shape[0] != captions.shape[0]:
-            raise ValueError(f"CaptioningRNN.loss: features must be (N, D) and captions (N, T) "
-                             f"for the same N, got {tuple(features.shape)} and "
-                             f"{tuple(captions.shape)}")
+        xp, _ = self._sync()
+        features = self._features("CaptioningRNN.loss", features)
+        captions = as_device_array("CaptioningRNN.loss: captions", captions,
+                                   "of word indices (N, T)", "integer word indices")
+        if captions.ndim != 2 or features.shape[0] != captions.shape[0]:
+            raise ValueError(f"CaptioningRNN.loss: captions must be (N, T) for the features' "
+                             f"N = {features.shape[0]}, got {tuple(captions.shape)}")
+        if not xp.isdtype(captions.dtype, "integral"):
+            raise TypeError(f"CaptioningRNN.loss: captions must hold integer word indices, got "
+                            f"dtype {captions.dtype}")
+        V = int(self.params["W_embed"].shape[0])
+        if captions.size and backend.labels_need_check(captions):
+            lo, hi = backend.label_range(captions)
+            if lo < 0 or hi >= V:
+                raise ValueError(f"CaptioningRNN.loss: captions must hold word indices in "
+                                 f"[0, {V - 1}] (the vocabulary's {V} words), got values in "
+                                 f"[{lo}, {hi}]")
+        with backend.labels_checked():
+            return self._loss(xp, features, captions)
+
+    def _loss(self, xp, features, captions):
         p = self.params
         _, forward, backward = _CELLS[self.cell_type]
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]
@@ -95,7 +161,9 @@ class CaptioningRNN:
         """Greedy captions (N, max_length) for image features (N, D): from
         '<START>', each step feeds back the highest-scoring word; positions
         are filled from the first predicted word on. Returns NumPy int32."""
-        xp, (features,) = self._sync(features)
+        xp, _ = self._sync()
+        features = self._features("CaptioningRNN.sample", features)
+        max_length = check_int("CaptioningRNN.sample: max_length", max_length, 0)
         if self._start is None:
             raise ValueError("sample: word_to_idx has no '<START>' word to begin captions with")
         p = self.params
@@ -104,7 +172,7 @@ class CaptioningRNN:
         c = xp.zeros_like(h)
         words = xp.full((N,), self._start, dtype=xp.int64, device=_device(h))
         out = []
-        for _ in range(int(max_length)):
+        for _ in range(max_length):
             x = xp.take(p["W_embed"], words, axis=0)
             if self.cell_type == "rnn":
                 h, _ = rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])
