@@ -341,8 +341,9 @@ A3_ROWS = [
      r"N >= 1, got shape \(0, 4\)"),
     ("solver idxs past features", lambda: CaptioningSolver(_rnn(), _caption_data(
         train_image_idxs=np.arange(6) + 3)), ValueError,
-     r"^CaptioningSolver: data\['train_image_idxs'\] holds image indices in \[3, 8\] but there "
-     r"are 6 features and 6 urls \(indices must lie in \[0, 5\]\)"),
+     r"^CaptioningSolver: data\['train_image_idxs'\] holds image indices in \[3, 8\] but "
+     r"data\['train_features'\] has 6 rows and data\['train_urls'\] 6 \(indices must lie in "
+     r"\[0, 5\]\)"),
     ("solver fewer idxs", lambda: CaptioningSolver(_rnn(), _caption_data(
         train_image_idxs=np.arange(4))), ValueError,
      r"^CaptioningSolver: data\['train_image_idxs'\] must be \(6,\) integers, an image for each "
@@ -390,3 +391,246 @@ A3_ROWS = [
 def test_assignment3_bad_input(xb, call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+# ------------------------------------------------------------------ the COCO files
+def _coco_folder(tmp_path):
+    pytest.importorskip("h5py", reason="h5py (the 'coco' extra) reads the COCO files")
+    from test_assignment3 import _write_coco
+    folder = tmp_path / "coco_captioning"
+    _write_coco(str(folder), np.random.RandomState(0))
+    return folder
+
+
+def _rewrite_h5(path, **datasets):
+    import h5py
+    with h5py.File(path, "a") as f:
+        for key, value in datasets.items():
+            if key in f:
+                del f[key]
+            if value is not None:
+                f[key] = value
+
+
+def _vocab(folder, obj=None, text=None):
+    import json
+    with open(folder / "coco2014_vocab.json", "w") as f:
+        f.write(text if text is not None else json.dumps(obj))
+
+
+def _cut(path, keep=0.5):
+    raw = path.read_bytes()
+    path.write_bytes(raw[:int(len(raw) * keep)])
+
+
+def _big_features(path):
+    import h5py
+    path.unlink()
+    with h5py.File(path, "w") as f:   # declared, never written: the file stays small
+        f.create_dataset("features", shape=(2 ** 22, 4096), dtype="f4")
+
+
+WORDS15 = ["<NULL>", "<START>", "<END>", "<UNK>", "a", "cat", "dog", "sits", "runs", "on", "the",
+           "mat", "grass", "red", "big"]
+CAPS, FEATS, VAL_URLS = "coco2014_captions.h5", "train2014_vgg16_fc7_pca.h5", "val2014_urls.txt"
+
+# (id, damage(folder), exception, pattern): each names the file (and key)
+COCO_ROWS = [
+    ("captions random", lambda d: (d / CAPS).write_bytes(np.random.RandomState(0).bytes(4096)),
+     ValueError, rf"^load_coco_data: '.*{CAPS}' is not a readable HDF5 file .*download it again"),
+    ("captions empty", lambda d: (d / CAPS).write_bytes(b""), ValueError,
+     rf"'.*{CAPS}' is not a readable HDF5 file"),
+    ("captions cut", lambda d: _cut(d / CAPS, 0.6), ValueError,
+     rf"'.*{CAPS}' (is not a readable HDF5 file|is cut|.* cannot be read)"),
+    ("features cut", lambda d: _cut(d / FEATS, 0.7), ValueError,
+     rf"'.*{FEATS}' (is not a readable HDF5 file|is cut|.* cannot be read)"),
+    ("features 64 GiB", lambda d: _big_features(d / FEATS), ValueError,
+     rf"'.*{FEATS}': 'features' declares a \(4194304, 4096\) float32 array of 64\.0 GiB, more "
+     rf"than this machine's"),
+    ("features missing key", lambda d: _rewrite_h5(d / FEATS, features=None, other=np.zeros(3)),
+     KeyError, rf"'.*{FEATS}' has no 'features'; the course's file holds other"),
+    ("features strings", lambda d: _rewrite_h5(d / FEATS, features=np.array([b"a", b"b"])),
+     ValueError, r"'features' holds \|S1, not numbers"),
+    ("no train_captions", lambda d: _rewrite_h5(d / CAPS, train_captions=None), KeyError,
+     rf"data has no 'train_captions' \(load it with load_coco_data\) \(in '.*{CAPS}'\)"),
+    ("float captions", lambda d: _rewrite_h5(d / CAPS, train_captions=np.ones((50, 9)) * 3.7),
+     ValueError, r"data\['train_captions'\] must be integer word indices \(N, T\)"),
+    ("1-D captions", lambda d: _rewrite_h5(d / CAPS, train_captions=np.ones(50, np.int32)),
+     ValueError, r"data\['train_captions'\] must be integer word indices \(N, T\) with N >= 1, "
+                 r"got shape \(50,\)"),
+    ("negative caption", lambda d: _rewrite_h5(
+        d / CAPS, val_captions=-np.ones((10, 9), np.int32)), ValueError,
+     rf"^load_coco_data: 'val_captions' in '.*{CAPS}' holds word indices in \[-1, -1\], "
+     rf"outside the vocabulary's \[0, 14\]"),
+    ("caption past the vocabulary", lambda d: _rewrite_h5(
+        d / CAPS, train_captions=np.full((50, 9), 15, np.int32)), ValueError,
+     r"holds word indices in \[15, 15\], outside the vocabulary's \[0, 14\]"),
+    ("image index past the features", lambda d: _rewrite_h5(
+        d / CAPS, train_image_idxs=np.arange(50, dtype=np.int32) + 1), ValueError,
+     r"data\['train_image_idxs'\] holds image indices in \[1, 50\] but data\['train_features'\] "
+     r"has 50 rows and data\['train_urls'\] 50 \(indices must lie in \[0, 49\]\)"),
+    ("fewer image indices", lambda d: _rewrite_h5(
+        d / CAPS, train_image_idxs=np.arange(40, dtype=np.int32)), ValueError,
+     r"data\['train_image_idxs'\] must be \(50,\) integers, an image for each of the 50 captions"),
+    ("fewer urls", lambda d: (d / VAL_URLS).write_text("http://x\n" * 4), ValueError,
+     rf"'val_image_idxs'\] holds image indices in \[0, 9\] but data\['val_features'\] has 10 "
+     rf"rows and data\['val_urls'\] 4 .*\(in '.*{CAPS}', '.*val2014_vgg16_fc7_pca.h5', "
+     rf"'.*{VAL_URLS}'\)"),
+    ("urls binary", lambda d: (d / VAL_URLS).write_bytes(b"\xff\xfe\x00\x81" * 8), ValueError,
+     rf"'.*{VAL_URLS}' is not a text file of image urls"),
+    ("vocab cut", lambda d: _vocab(d, text='{"idx_to_word": ["<NULL>", "a'), ValueError,
+     r"'.*coco2014_vocab\.json' is not the course's vocabulary JSON"),
+    ("vocab empty", lambda d: _vocab(d, text=""), ValueError,
+     r"'.*coco2014_vocab\.json' is not the course's vocabulary JSON"),
+    ("vocab list", lambda d: _vocab(d, ["a"]), ValueError,
+     r"coco2014_vocab\.json' holds a list, expected a JSON object with 'word_to_idx' and "
+     r"'idx_to_word'"),
+    ("vocab no word_to_idx", lambda d: _vocab(d, {"idx_to_word": WORDS15}), ValueError,
+     r"'word_to_idx' must be a JSON object, got NoneType"),
+    ("vocab disagrees", lambda d: _vocab(d, {"idx_to_word": WORDS15, "word_to_idx": {
+        w: (i + 1) % 15 for i, w in enumerate(WORDS15)}}), ValueError,
+     r"'word_to_idx' \(15 words\) and 'idx_to_word' \(15\) disagree"),
+    ("vocab too short", lambda d: _vocab(d, {"idx_to_word": WORDS15[:5], "word_to_idx": {
+        w: i for i, w in enumerate(WORDS15)}}), ValueError, r"disagree"),
+]
+
+
+@pytest.mark.parametrize("damage, exc, pattern", [r[1:] for r in COCO_ROWS],
+                         ids=[r[0] for r in COCO_ROWS])
+def test_load_coco_data_refuses_a_damaged_file_naming_it(tmp_path, damage, exc, pattern):
+    from xpnn.data import load_coco_data
+    folder = _coco_folder(tmp_path)
+    load_coco_data(str(folder))            # whole, it loads
+    damage(folder)
+    with pytest.raises(exc, match=pattern):
+        load_coco_data(str(folder))
+
+
+def test_a_vocabulary_json_cannot_replace_the_arrays(tmp_path):
+    """The course copies every key of the JSON into the data; xpnn reads
+    only the vocabulary from it, so a key 'train_captions' there changes
+    nothing."""
+    from xpnn.data import load_coco_data
+    folder = _coco_folder(tmp_path)
+    want = load_coco_data(str(folder))["train_captions"]
+    _vocab(folder, {"idx_to_word": WORDS15, "word_to_idx": {w: i for i, w in enumerate(WORDS15)},
+                    "train_captions": [[1, 2]]})
+    np.testing.assert_array_equal(load_coco_data(str(folder))["train_captions"], want)
+    for bad in (0, 2.5, -1):
+        with pytest.raises(ValueError, match="^load_coco_data: max_train must be an integer >= 1"):
+            load_coco_data(str(folder), max_train=bad)
+
+
+# ------------------------------------------------------------------ image_from_url
+def _png_header(width, height):
+    """The first bytes of a PNG that declares width x height pixels (PIL
+    reads the size from them before decoding anything)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def server():
+    """A real HTTP server on localhost: /trickle sends a byte every 0.15 s
+    and never ends, /huge declares 1 TB, /bomb is a PNG declaring 10^10
+    pixels, /text is not an image, /missing is a 404."""
+    import http.server
+    import threading
+    import time
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path == "/missing":
+                self.send_error(404)
+                return
+            body = {"/bomb": _png_header(100000, 100000), "/text": b"<html>no</html>"}.get(
+                self.path, b"x")
+            self.send_response(200)
+            length = {"/huge": str(2 ** 40), "/trickle": str(10 ** 6)}.get(self.path,
+                                                                         str(len(body)))
+            self.send_header("Content-Length", length)
+            self.end_headers()
+            try:
+                if self.path == "/trickle":
+                    while not stop.is_set():
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.15)
+                else:
+                    self.wfile.write(body)
+            except OSError:
+                pass   # the client hung up
+
+    stop = threading.Event()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    stop.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _call_in_thread(fn, limit=60):
+    """fn() in a thread: its result, or a failure if it does not return
+    within ``limit`` seconds (a download without a total deadline would
+    never return from /trickle)."""
+    import threading
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:   # noqa: BLE001 (handed to the test)
+            box["error"] = exc
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(limit)
+    assert not t.is_alive(), f"still downloading after {limit} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_image_from_url_stops_a_trickling_server_at_its_deadline(server, capsys):
+    from xpnn.data import image_from_url
+    assert _call_in_thread(lambda: image_from_url(server + "/trickle", timeout=1)) is None
+    out = capsys.readouterr().out
+    assert out.startswith("URL Error:  no whole image within timeout=1 s ") and "/trickle" in out
+    assert image_from_url(server + "/missing", timeout=5) is None
+    assert capsys.readouterr().out.startswith("URL Error:  Not Found ")
+
+
+@pytest.mark.parametrize("path, pattern", [
+    ("/huge", r"declares 1099511627776 bytes \(Content-Length\), more than an image this "
+              r"function reads \(67108864\); not downloading it"),
+    ("/bomb", r"is an image of more pixels than PIL reads safely .*a decompression bomb"),
+    ("/text", r"is not an image PIL can read"),
+])
+def test_image_from_url_refuses_what_is_not_a_photo(server, path, pattern):
+    from xpnn.data import image_from_url
+    with pytest.raises(ValueError, match=rf"^image_from_url: '{server}{path}' " + pattern):
+        _call_in_thread(lambda: image_from_url(server + path, timeout=5))
+
+
+@pytest.mark.parametrize("url, timeout, exc, pattern", [
+    (None, 10, TypeError, r"url must be a string \(an http or https address\), got NoneType"),
+    (b"http://x", 10, TypeError, r"url must be a string"),
+    ("http://127.0.0.1:9/a.jpg", 0, ValueError, r"timeout must be a finite number in \(0\.0"),
+    ("http://127.0.0.1:9/a.jpg", float("nan"), ValueError, r"timeout must be a finite number"),
+    ("http://127.0.0.1:9/a.jpg", "5", TypeError, r"timeout must be a number, got '5'"),
+])
+def test_image_from_url_bad_arguments(url, timeout, exc, pattern):
+    from xpnn.data import image_from_url
+    with pytest.raises(exc, match="^image_from_url: " + pattern):
+        image_from_url(url, timeout=timeout)

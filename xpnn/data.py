@@ -417,8 +417,8 @@ def check_captioning_split(data, split, where):
     images = min(shape[keys[2]][0], shape[keys[3]][0])
     if lo < 0 or hi >= images:
         raise ValueError(f"{where}: data[{keys[1]!r}] holds image indices in [{lo}, {hi}] but "
-                         f"there are {shape[keys[2]][0]} features and {shape[keys[3]][0]} urls "
-                         f"(indices must lie in [0, {images - 1}])")
+                         f"data[{keys[2]!r}] has {shape[keys[2]][0]} rows and data[{keys[3]!r}] "
+                         f"{shape[keys[3]][0]} (indices must lie in [0, {images - 1}])")
     return n
 
 
@@ -432,8 +432,9 @@ def _check_coco(data, V, names):
         try:
             check_captioning_split(data, split, "load_coco_data")
         except (KeyError, ValueError) as exc:
-            key = next((k for k in where if repr(k) in str(exc)), caps)
-            raise type(exc)(f"{exc.args[0]} (in {where[key]!r})") from None
+            files = list(dict.fromkeys(where[k] for k in where if repr(k) in str(exc))) or \
+                [where[caps]]
+            raise type(exc)(f"{exc.args[0]} (in {', '.join(map(repr, files))})") from None
         lo, hi = int(data[caps].min()), int(data[caps].max())
         if lo < 0 or hi >= V:
             raise ValueError(f"load_coco_data: {caps!r} in {names['captions']!r} holds word "
@@ -571,6 +572,7 @@ MAX_IMAGE_BYTES = 64 * 2 ** 20
 def _fetch(url, timeout):
     """The bytes at ``url`` within ``timeout`` seconds in all (not per read:
     a server trickling a byte at a time is cut off at the deadline)."""
+    import socket
     import time
     import urllib.request
     deadline = time.monotonic() + timeout
@@ -582,13 +584,17 @@ def _fetch(url, timeout):
                              f"({MAX_IMAGE_BYTES}); not downloading it")
         sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
         chunks, total = [], 0
+        read = getattr(response, "read1", response.read)
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no whole image within timeout={timeout:g} s")
-            if sock is not None:
-                sock.settimeout(left)
-            chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = read(65536)
+            except (TimeoutError, socket.timeout):
+                raise TimeoutError(f"no whole image within timeout={timeout:g} s") from None
             if not chunk:
                 return b"".join(chunks)
             total += len(chunk)
