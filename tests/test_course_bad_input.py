@@ -634,3 +634,136 @@ def test_image_from_url_bad_arguments(url, timeout, exc, pattern):
     from xpnn.data import image_from_url
     with pytest.raises(exc, match="^image_from_url: " + pattern):
         image_from_url(url, timeout=timeout)
+
+
+# ------------------------------------------------------------------ the course's save / load
+@pytest.fixture
+def saved(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "cs231n" / "saved"
+
+
+def _fc(edition="cs231n_2022", hidden=(5,), **kw):
+    FC = _mod(edition, "classifiers.fc_net").FullyConnectedNet
+    return FC(list(hidden), input_dim=4, num_classes=3, dtype=np.float64, **kw)
+
+
+def test_a_save_that_fails_part_way_leaves_the_previous_file_whole(saved, monkeypatch):
+    m = _fc()
+    m.save("net.npy")
+    before = (saved / "net.npy").read_bytes()
+    real = np.save
+
+    def half_then_full_disk(f, arr, *a, **k):
+        real(f, arr, *a, **k)
+        f.truncate(f.tell() // 2)
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "save", half_then_full_disk)
+    m.params["W1"] = m.params["W1"] + 1
+    with pytest.raises(OSError, match="No space left"):
+        m.save("net.npy")
+    monkeypatch.setattr(np, "save", real)
+    assert (saved / "net.npy").read_bytes() == before
+    assert [p.name for p in saved.iterdir()] == ["net.npy"]      # no temporary file left
+    assert _fc().load("net.npy")
+
+
+def test_save_names_the_file_as_np_save_does(saved, capsys):
+    """np.save adds .npy to a name without it; the course's load then looks
+    for the name as given, so load('net') says 'not available' there too."""
+    m = _fc()
+    m.save("net")
+    assert (saved / "net.npy").is_file() and not (saved / "net").exists()
+    assert m.load("net") is False and m.load("net.npy") is True
+    assert capsys.readouterr().out.splitlines() == ["net saved.", "net not available.",
+                                                    "net.npy loaded."]
+
+
+def test_batch_norm_statistics_are_saved_and_the_course_still_reads_the_file(saved):
+    np.random.seed(0)
+    m = _fc(hidden=(6, 5), normalization="batchnorm")
+    r = np.random.RandomState(1)
+    for _ in range(3):
+        m.loss(r.randn(8, 4), r.randint(3, size=8))      # training mode moves the statistics
+    m.save("bn.npy")
+    fresh = _fc(hidden=(6, 5), normalization="batchnorm")
+    assert fresh.load("bn.npy")
+    for mine, theirs in zip(fresh.bn_params, m.bn_params):
+        for k in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(host(mine[k]), host(theirs[k]))
+    X = r.randn(5, 4)
+    np.testing.assert_array_equal(host(fresh.loss(X)), host(m.loss(X)))
+    course = np.load(saved / "bn.npy", allow_pickle=True).item()   # the course's own load
+    assert set(course) == set(m.params)
+    for k in course:
+        np.testing.assert_array_equal(course[k], host(m.params[k]))
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _npy(obj):
+    import io
+    buf = io.BytesIO()
+    np.save(buf, obj, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _header_only(shape):
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
+                                               "shape": shape})
+    return buf.getvalue() + b"\0" * 64
+
+
+SAVED_ROWS = [
+    ("another model", lambda m: _npy(np.array({"W": np.zeros((4, 3))}, dtype=object)),
+     r"holds the parameters \['W'\] but this FullyConnectedNet has \['W1', 'W2', 'b1', 'b2'\]: "
+     r"it was saved from another model"),
+    ("other sizes", lambda m: _npy(np.array({**{k: np.asarray(v) for k, v in m.params.items()},
+                                             "W1": np.zeros((4, 7))}, dtype=object)),
+     r"param 'W1' has shape \(4, 7\), this model's is \(4, 5\)"),
+    ("a string param", lambda m: _npy(np.array({**{k: np.asarray(v) for k, v in m.params.items()},
+                                                "b1": "zeros"}, dtype=object)),
+     r"param 'b1' is a str, not an array of numbers"),
+    ("a plain array", lambda m: _npy(np.zeros(3)),
+     r"holds a ndarray, not the dict of parameters save\(\) writes"),
+    ("cut", lambda m: _npy(np.array(dict(m.params), dtype=object))[:300],
+     r"is not a file save\(\) writes \(.*\); it is cut, damaged or something else"),
+    ("random", lambda m: np.random.RandomState(0).bytes(500), r"is not a file save\(\) writes"),
+    ("empty", lambda m: b"", r"is not a file save\(\) writes"),
+    ("declares 800 TB", lambda m: _header_only((10 ** 14,)),
+     r"is not a file save\(\) writes \(ValueError: it declares a \(100000000000000,\) float64 "
+     r"array of 800000000000000 bytes but holds 64\)"),
+]
+
+
+@pytest.mark.parametrize("make, pattern", [r[1:] for r in SAVED_ROWS],
+                         ids=[r[0] for r in SAVED_ROWS])
+def test_load_refuses_a_file_that_is_not_this_models(saved, make, pattern):
+    m = _fc()
+    before = {k: host(v).copy() for k, v in m.params.items()}
+    _write(saved / "x.npy", make(m))
+    with pytest.raises(ValueError, match=r"^load: 'cs231n/saved/x\.npy'(: | )" + pattern):
+        m.load("x.npy")
+    for k in before:                                      # nothing changed
+        np.testing.assert_array_equal(host(m.params[k]), before[k])
+
+
+def test_a_linear_classifier_loads_a_w_only(saved):
+    Softmax = _mod("cs231n_2022", "classifiers").Softmax
+    _write(saved / "fc.npy", _npy(np.array(dict(_fc().params), dtype=object)))
+    with pytest.raises(ValueError, match=r"holds the parameters \['W1', 'W2', 'b1', 'b2'\] but "
+                                         r"this Softmax has \['W'\]"):
+        Softmax().load("fc.npy")
+    clf = Softmax()
+    clf.W = np.zeros((4, 3))
+    clf.save("w.npy")
+    assert Softmax().load("w.npy")            # a new classifier takes any W
+    other = Softmax()
+    other.W = np.zeros((5, 3))
+    with pytest.raises(ValueError, match=r"param 'W' has shape \(4, 3\), this model's is \(5, 3\)"):
+        other.load("w.npy")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import tempfile
 
 import numpy as np
 
@@ -159,27 +160,64 @@ class _SavedUnpickler(_BatchUnpickler):
                                      "only a dict of arrays")
 
 
-def _read_saved(path):
-    """What ``np.save`` wrote at ``path``: a dict of arrays (an object array
-    read with an unpickler that builds only arrays and containers, so a
-    crafted file is refused instead of run) or a plain array."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        _, _, dtype = read_header(f)
-        if dtype != object:
-            return np.load(path)
+def _read_record(f, path):
+    """One np.save record from the open file ``f``: an object array read
+    with an unpickler that builds only arrays and containers (a crafted
+    file is refused, not run), or a plain array whose declared size is
+    checked against the file before it is read."""
+    version = np.lib.format.read_magic(f)
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = read_header(f)
+    if dtype == object:
         arr = _SavedUnpickler(f, encoding="latin1").load()
-    return arr.item() if isinstance(arr, np.ndarray) and arr.shape == () else arr
+        return arr.item() if isinstance(arr, np.ndarray) and arr.shape == () else arr
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    left = os.path.getsize(path) - f.tell()
+    if nbytes > left:
+        raise ValueError(f"it declares a {shape} {dtype} array of {nbytes} bytes but holds "
+                         f"{left}")
+    data = np.frombuffer(f.read(nbytes), dtype=dtype)
+    return data.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_saved(path):
+    """(the dict of parameters, the batch-norm record or None) of a file
+    ``save()`` wrote at ``path``; a cut, random or crafted file is a
+    ValueError naming it."""
+    try:
+        with open(path, "rb") as f:
+            params = _read_record(f, path)
+            extra = _read_record(f, path) if f.peek(1) else None
+    except (ValueError, EOFError, pickle.UnpicklingError, TypeError, AttributeError,
+            IndexError, KeyError) as exc:
+        raise ValueError(f"load: {path!r} is not a file save() writes ({type(exc).__name__}: "
+                         f"{exc}); it is cut, damaged or something else") from None
+    return params, extra
+
+
+def _check_array(path, name, value):
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu":
+        raise ValueError(f"load: {path!r}: {name} is a {type(value).__name__}"
+                         f"{' of ' + str(value.dtype) if isinstance(value, np.ndarray) else ''}, "
+                         f"not an array of numbers")
 
 
 class CourseSaving:
     """``save(fname)`` and ``load(fname)`` as the CS231n 2025+ classes have
     them: the parameters as a dict in ``cs231n/saved/<fname>`` (np.save's
-    format; the course writes beside its package, which is beside the
+    format and file name: ``.npy`` is added when fname lacks it, as
+    np.save does; the course writes beside its package, which is beside the
     notebook), printing "<fname> saved." / "<fname> loaded."; load returns
-    False and prints "<fname> not available." when the file is missing."""
+    False and prints "<fname> not available." when the file is missing.
+
+    Unlike the course's: save writes a temporary file and renames it, so a
+    save that fails part-way leaves the previous file whole; a model with
+    batch normalisation keeps its running statistics in a second record
+    after the dict, which the course's ``np.load(...).item()`` does not
+    read (so the file still loads there); load refuses a file that is not
+    this model's (other parameter names, shapes, or not arrays), or cut,
+    random or crafted, before changing anything."""
 
     def _saved_params(self):
         return dict(self.params)
@@ -187,15 +225,45 @@ class CourseSaving:
     def _restore_params(self, params):
         self.params = params
 
+    def _expected_shapes(self):
+        """The parameter names a loaded file must hold, each with the shape
+        it must have (None: any)."""
+        return {k: tuple(int(d) for d in v.shape) for k, v in self.params.items()}
+
     @staticmethod
     def _saved_path(fname):
         return os.path.join("cs231n", "saved", os.fspath(fname))
 
+    def _bn_record(self):
+        bn = getattr(self, "bn_params", None)
+        if not bn:
+            return None
+        keep = ("running_mean", "running_var")
+        return {"bn_params": [{k: np.asarray(backend.to_numpy(p[k])) for k in keep if k in p}
+                              for p in bn]}
+
     def save(self, fname):
         path = self._saved_path(fname)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        np.save(path, {k: np.asarray(backend.to_numpy(v))
-                       for k, v in self._saved_params().items()})
+        if not path.endswith(".npy"):
+            path += ".npy"          # as np.save names it
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        params = {k: np.asarray(backend.to_numpy(v)) for k, v in self._saved_params().items()}
+        bn = self._bn_record()
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, params)
+                if bn is not None:
+                    np.save(f, bn)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         print(fname, "saved.")
 
     def load(self, fname):
@@ -203,13 +271,52 @@ class CourseSaving:
         if not os.path.exists(path):
             print(fname, "not available.")
             return False
-        params = _read_saved(path)
+        params, extra = _read_saved(path)
         if not isinstance(params, dict):
             raise ValueError(f"load: {path!r} holds a {type(params).__name__}, not the dict of "
                              f"parameters save() writes")
+        want = self._expected_shapes()
+        if set(params) != set(want):
+            raise ValueError(f"load: {path!r} holds the parameters {sorted(map(str, params))} "
+                             f"but this {type(self).__name__} has {sorted(want)}: it was saved "
+                             f"from another model")
+        for k, v in params.items():
+            _check_array(path, f"param {k!r}", v)
+            if want[k] is not None and tuple(v.shape) != want[k]:
+                raise ValueError(f"load: {path!r}: param {k!r} has shape {tuple(v.shape)}, this "
+                                 f"model's is {want[k]}: it was saved from a model of other "
+                                 f"sizes")
+        bn = self._checked_bn(path, extra)
         self._restore_params(params)
+        if bn is not None:
+            for mine, stored in zip(self.bn_params, bn):
+                mine.update(backend.to_device(stored))
         print(fname, "loaded.")
         return True
+
+    def _checked_bn(self, path, extra):
+        """The stored running statistics, if the file has them and they fit."""
+        mine = getattr(self, "bn_params", None)
+        if extra is None or not mine:
+            return None
+        stored = extra.get("bn_params") if isinstance(extra, dict) else None
+        if not isinstance(stored, list) or len(stored) != len(mine) or \
+                not all(isinstance(p, dict) for p in stored):
+            raise ValueError(f"load: {path!r}: its batch-norm record does not fit this model's "
+                             f"{len(mine)} normalisation layers")
+        for i, (p, q) in enumerate(zip(stored, mine)):
+            for k, v in p.items():
+                _check_array(path, f"bn_params[{i}][{k!r}]", v)
+                if k in q and q[k] is not None and tuple(v.shape) != tuple(q[k].shape):
+                    raise ValueError(f"load: {path!r}: bn_params[{i}][{k!r}] has shape "
+                                     f"{tuple(v.shape)}, this model's is {tuple(q[k].shape)}")
+        return stored
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 _COURSE_MODELS: dict = {}
