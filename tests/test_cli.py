@@ -279,3 +279,31 @@ def test_prune_saves_its_models_and_starts_from_what_train_reported(tmp_path, ca
     small = load_model(str(tmp_path / "s_25.npz"))
     full = load_model(str(tmp_path / "cv_epoch_1.npz"))
     assert np.prod(host(small.params["W1"]).shape) < np.prod(host(full.params["W1"]).shape)
+
+
+def test_two_trainings_with_one_checkpoint_prefix_are_refused(tmp_path, capsys):
+    """Two `xpnn train --checkpoint same/run` once both finished, one run's
+    files silently replacing the other's: the second is refused while the
+    first (here a real second process holding the prefix) trains, naming
+    it; when it ends, the prefix is free again."""
+    import subprocess
+    import sys
+    prefix = str(tmp_path / "same" / "run")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from xpnn.checkpoint import PrefixLock\n"
+                               f"with PrefixLock({prefix!r}):\n"
+                               "    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        rc = main(["train", "--model", "fc", "--epochs", "1", "--plot", "none",
+                   "--checkpoint", prefix, "--quiet"])
+        err = capsys.readouterr().err
+        assert rc == 1 and f"checkpoint prefix {prefix!r} is in use: process {holder.pid} is " \
+                           f"training with it" in err and "give this run another --checkpoint" in err
+        assert not os.path.exists(prefix + "_epoch_1.npz")
+    finally:
+        holder.communicate("", timeout=60)
+    assert main(["train", "--model", "fc", "--epochs", "1", "--plot", "none",
+                 "--checkpoint", prefix, "--quiet"]) == 0
+    assert os.path.isfile(prefix + "_epoch_1.npz")

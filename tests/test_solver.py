@@ -989,3 +989,27 @@ def test_a_course_written_model_gets_host_batches_when_data_does_not_fit(digits,
         np.random.seed(0)
         Solver(model, _small(digits, 40), batch_size=10, num_epochs=1, verbose=False).train()
     assert seen and set(seen) == {np.ndarray}
+
+
+def test_a_solver_inside_another_with_the_same_checkpoint_name_is_refused(digits, tmp_path):
+    """In one process too: a second Solver writing the same checkpoint
+    files while the first trains (say, from its epoch callback) is refused,
+    and the name is free once the first has finished."""
+    from xpnn.models import FullyConnectedNet
+    prefix = str(tmp_path / "ck")
+
+    def make(callback=None):
+        np.random.seed(0)
+        model = FullyConnectedNet([8], input_dim=64, num_classes=10)
+        return Solver(model, digits, num_epochs=1, batch_size=100, verbose=False,
+                      checkpoint_name=prefix, epoch_callback=callback)
+    seen = []
+
+    def nested(_):
+        with pytest.raises(RuntimeError, match=r"checkpoint prefix .* is in use: another Solver "
+                                               r"of this process is training with it"):
+            make().train()
+        seen.append(True)
+    make(nested).train()
+    assert seen == [True]
+    make().train()

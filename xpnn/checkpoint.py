@@ -15,7 +15,7 @@ import numpy as np
 from .backend import is_array, to_numpy
 from .models.registry import build_model, model_class_name
 
-__all__ = ["save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
+__all__ = ["PrefixLock", "save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
            "check_fits", "restore_model"]
 
@@ -113,6 +113,80 @@ def check_writable(prefix: str) -> None:
         os.unlink(tmp)
     except OSError as exc:
         raise OSError(f"cannot write checkpoints to {folder!r}: {exc.strerror or exc}") from None
+
+
+class PrefixLock:
+    """Held while one training writes checkpoints ``<prefix>_epoch_<e>.npz``:
+    a second training with the same prefix (another process, or another
+    Solver in this one) is refused at once instead of silently replacing
+    the first one's files. An OS lock on ``.<name>.lock`` beside them (it
+    ends with the process, so a killed run leaves nothing held; the small
+    file stays, which keeps the lock race-free)."""
+
+    _held: set = set()   # the lock files this process holds
+
+    def __init__(self, prefix: str):
+        folder, name = os.path.split(os.path.abspath(prefix))
+        self.prefix = prefix
+        self.path = os.path.join(folder, f".{name}.lock")
+        self._fh = None
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if self.path in PrefixLock._held:
+            raise RuntimeError(self._busy("another Solver of this process"))
+        fh = open(self.path, "a+")
+        try:
+            _lock_file(fh)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            fh.close()
+            raise RuntimeError(self._busy(f"process {holder}" if holder else
+                                          "another process")) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        PrefixLock._held.add(self.path)
+        return self
+
+    def _busy(self, who):
+        return (f"checkpoint prefix {self.prefix!r} is in use: {who} is training with it, and "
+                f"two runs would overwrite each other's {self.prefix}_epoch_<e>.npz files; "
+                f"give this run another --checkpoint (checkpoint_name)")
+
+    def __exit__(self, *exc):
+        PrefixLock._held.discard(self.path)
+        if self._fh is not None:
+            _unlock_file(self._fh)
+            self._fh.close()
+            self._fh = None
+        return False
+
+
+def _lock_file(fh) -> None:
+    """An exclusive, non-blocking lock on the open file (OSError if held)."""
+    try:
+        import fcntl
+    except ImportError:            # Windows
+        import msvcrt
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_file(fh) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def load_npz(path: str) -> tuple[dict, dict]:

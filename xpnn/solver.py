@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from . import backend
-from .checkpoint import (check_fits, flatten_state, load_npz, model_section,
+from .checkpoint import (PrefixLock, check_fits, flatten_state, load_npz, model_section,
                          read_model_section, restore_model, save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
 from .optim import UpdateRule, get_update_rule, update_all
@@ -417,7 +417,15 @@ class Solver:
         self._checked = len(self.loss_history)
 
     def train(self):
-        """Run (or continue) the optimisation for num_epochs epochs."""
+        """Run (or continue) the optimisation for num_epochs epochs. With a
+        checkpoint_name, no other training may use the same name meanwhile
+        (:class:`xpnn.checkpoint.PrefixLock`)."""
+        if self.checkpoint_name is None:
+            return self._train()
+        with PrefixLock(self.checkpoint_name):
+            return self._train()
+
+    def _train(self):
         per_epoch = self._iterations_per_epoch()
         total = self.num_epochs * per_epoch
         self._check_labels()
