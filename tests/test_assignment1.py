@@ -554,3 +554,36 @@ def test_extract_features_reports_every_thousand_images_only_when_asked(capsys):
     extract_features(imgs, fns, verbose=True)
     assert capsys.readouterr().out == ("Done extracting features for 1000 / 2001 images\n"
                                        "Done extracting features for 2000 / 2001 images\n")
+
+
+@pytest.mark.parametrize("edition", ["nndl", "nndl_2022"])
+def test_the_ucla_notebooks_cells_with_their_own_imports(edition):
+    """The knn and softmax notebooks' imports (`from nndl import KNN`,
+    `from nndl import Softmax`: the course's nndl/__init__.py star-imports
+    its modules; `from nndl.svm import SVM`; utils.data_utils) and their
+    cells on CIFAR-10-shaped data: the two distance versions agree (the
+    notebook prints their Frobenius difference), k=1 predicts the training
+    labels of the training points, the untrained softmax loss is ~2.3."""
+    ns: dict = {}
+    exec(f"from xpnn.compat.{edition} import KNN\n"
+         f"from xpnn.compat.{edition} import Softmax\n"
+         f"from xpnn.compat.{edition}.svm import SVM\n"
+         f"from xpnn.compat.{edition}.utils.data_utils import load_CIFAR10\n"
+         f"from xpnn.compat.{edition}.utils.features import hog_feature\n", ns)
+    r = np.random.RandomState(0)
+    X_train = r.randint(0, 256, (50, 32, 32, 3)).astype(np.float64).reshape(50, -1)
+    y_train = r.randint(10, size=50)
+    knn = ns["KNN"]()
+    knn.train(X=X_train, y=y_train)
+    dists = knn.compute_distances(X=X_train[:10])
+    fast = knn.compute_L2_distances_vectorized(X=X_train[:10])
+    assert np.linalg.norm(dists - fast, "fro") < 1e-6
+    y_pred = knn.predict_labels(dists, k=1)
+    np.testing.assert_array_equal(y_pred, y_train[:10])
+    X_dev = np.hstack([X_train / 255.0 - 0.5, np.ones((50, 1))])
+    np.random.seed(1)
+    softmax = ns["Softmax"](dims=[10, X_dev.shape[1]])
+    assert softmax.loss(X_dev, y_train) == pytest.approx(-np.log(0.1), abs=0.05)
+    svm = ns["SVM"](dims=[10, X_dev.shape[1]])
+    assert svm.W.shape == (10, 3073)
+    assert ns["hog_feature"](X_train[0].reshape(32, 32, 3)).shape == (144,)

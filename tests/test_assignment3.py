@@ -265,6 +265,16 @@ def test_load_coco_data_reads_the_course_layout(coco, monkeypatch):
         load_coco_data()
 
 
+def test_the_2021_coco_utils_prints_its_base_dir(coco, capsys):
+    _, folder, caps = coco
+    mod = importlib.import_module("xpnn.compat.cs231n_2022.coco_utils")
+    data = mod.load_coco_data(str(folder), max_train=5)
+    assert capsys.readouterr().out == f"base dir  {folder}\n"
+    assert data["train_captions"].shape == (5, 9)
+    importlib.import_module("xpnn.compat.cs231n_2019.coco_utils").load_coco_data(str(folder))
+    assert capsys.readouterr().out == ""
+
+
 def test_minibatches_and_decoding(coco):
     _, folder, caps = coco
     data = load_coco_data(str(folder))
@@ -348,7 +358,10 @@ def test_assignment3_course_names(edition):
     assert solver.CaptioningSolver.update_rules["sgd"] is importlib.import_module(
         f"xpnn.compat.{edition}.optim").sgd
     coco = importlib.import_module(f"xpnn.compat.{edition}.coco_utils")
-    assert coco.load_coco_data is load_coco_data
+    from xpnn.compat import _a3
+    assert coco.load_coco_data is (load_coco_data if edition in ("cs231n_2016", "cs231n_2017",
+                                                                 "cs231n_2019")
+                                   else _a3.load_coco_data_2021)
     assert importlib.import_module(f"xpnn.compat.{edition}.image_utils").image_from_url \
         is image_from_url
 

@@ -64,7 +64,7 @@ DATA_UTILS = {
 
 
 def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
-                linear_reg_scale=1.0, features_2016=False, a3_rules=None):
+                linear_reg_scale=1.0, features_2016=False, a3_2016=False):
     """The module table of one edition. CS231n layout: layers, fast_layers,
     layer_utils, optim, solver, gradient_check, data_utils, vis_utils,
     classifiers.{fc_net, cnn, neural_net}. UCLA (ucla=True): the same at the
@@ -74,8 +74,8 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
     linear_svm, softmax, linear_classifier} and features, with
     ``linear_reg_scale`` * reg * sum(W**2); UCLA's knn, softmax, svm.
     Assignment 3 (_a3, CS231n): rnn_layers, classifiers.rnn,
-    captioning_solver (its update rules ``a3_rules``, assignment 3's own
-    optim.py; default 2021's), coco_utils, image_utils."""
+    captioning_solver (assignment 3's own optim.py: 2016-19's with
+    ``a3_2016``, else 2021's), coco_utils, image_utils."""
     lay = layers(drop_p)
     fc_net, two_layer = _variants.course_model(fc_net), _variants.course_model(two_layer)
     three_layer = _variants.course_model(_cnn.ThreeLayerConvNet)
@@ -93,7 +93,7 @@ def course_tree(*, drop_p, fc_net, two_layer, neural_net, rules, ucla=False,
     tree.update(_a1.UCLA_MODULES if ucla else _a1.cs231n_modules(linear_reg_scale,
                                                                  features_2016))
     if not ucla:
-        tree.update(_a3.cs231n_modules(a3_rules or _variants.ASSIGNMENT3_RULES, lay))
+        tree.update(_a3.cs231n_modules(lay, a3_2016))
     if ucla:
         tree.update({"conv_layers": {**lay, **CONV_LAYERS},
                      "conv_layer_utils": {**lay, **FAST_LAYERS, **CONV_LAYER_UTILS},

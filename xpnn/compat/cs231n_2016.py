@@ -16,4 +16,4 @@ _build.install(_sys.modules[__name__], _tables.course_tree(
     drop_p=True, fc_net=_variants.FullyConnectedNetDropP,
     two_layer=_tables.NATIVE_FC["two_layer"], neural_net=_variants.TwoLayerNetCS231n2016,
     rules={"adam": _variants.adam_t1}, linear_reg_scale=0.5, features_2016=True,
-    a3_rules=_variants.ASSIGNMENT3_RULES_2016), docs={})
+    a3_2016=True), docs={})

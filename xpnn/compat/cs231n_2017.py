@@ -16,4 +16,4 @@ from . import _build, _tables, _variants
 _build.install(_sys.modules[__name__], _tables.course_tree(
     drop_p=True, fc_net=_variants.FullyConnectedNetDropP,
     two_layer=_tables.NATIVE_FC["two_layer"], neural_net=_variants.TwoLayerNetCS231n,
-    rules={"adam": _variants.adam_t1}, a3_rules=_variants.ASSIGNMENT3_RULES_2016), docs={})
+    rules={"adam": _variants.adam_t1}, a3_2016=True), docs={})

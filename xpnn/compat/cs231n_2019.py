@@ -13,4 +13,4 @@ from . import _build, _tables, _variants
 
 _build.install(_sys.modules[__name__], _tables.course_tree(
     drop_p=False, neural_net=_variants.TwoLayerNetCS231n, rules={},
-    **_tables.NATIVE_FC, a3_rules=_variants.ASSIGNMENT3_RULES_2016), docs={})
+    **_tables.NATIVE_FC, a3_2016=True), docs={})
