@@ -624,7 +624,13 @@ def test_each_editions_captioning_solver_uses_assignment_3s_own_adam(edition, dt
     adam is not assignment 2's (xpnn's own CaptioningSolver keeps xpnn's):
     the same parameters after three steps as the course's formula, bit for
     bit in float64 and float32, on a real CaptioningRNN; 2016-19 have only
-    sgd and adam, 2021 on also sgd_momentum and rmsprop."""
+    sgd and adam, 2021 on also sgd_momentum and rmsprop. (On NumPy: the
+    reference is the course's NumPy code.)"""
+    with backend.use_backend("numpy"):
+        _assignment_3s_adam_against_the_course(edition, dtype)
+
+
+def _assignment_3s_adam_against_the_course(edition, dtype):
     mod = importlib.import_module(f"xpnn.compat.{edition}.captioning_solver")
     rnn = importlib.import_module(f"xpnn.compat.{edition}.classifiers.rnn")
     data = _tiny_data(n=8, V=6, D=4)

@@ -723,15 +723,16 @@ SAVED_ROWS = [
     ("another model", lambda m: _npy(np.array({"W": np.zeros((4, 3))}, dtype=object)),
      r"holds the parameters \['W'\] but this FullyConnectedNet has \['W1', 'W2', 'b1', 'b2'\]: "
      r"it was saved from another model"),
-    ("other sizes", lambda m: _npy(np.array({**{k: np.asarray(v) for k, v in m.params.items()},
+    ("other sizes", lambda m: _npy(np.array({**{k: host(v) for k, v in m.params.items()},
                                              "W1": np.zeros((4, 7))}, dtype=object)),
      r"param 'W1' has shape \(4, 7\), this model's is \(4, 5\)"),
-    ("a string param", lambda m: _npy(np.array({**{k: np.asarray(v) for k, v in m.params.items()},
+    ("a string param", lambda m: _npy(np.array({**{k: host(v) for k, v in m.params.items()},
                                                 "b1": "zeros"}, dtype=object)),
      r"param 'b1' is a str, not an array of numbers"),
     ("a plain array", lambda m: _npy(np.zeros(3)),
      r"holds a ndarray, not the dict of parameters save\(\) writes"),
-    ("cut", lambda m: _npy(np.array(dict(m.params), dtype=object))[:300],
+    ("cut", lambda m: _npy(np.array({k: host(v) for k, v in m.params.items()},
+                                    dtype=object))[:300],
      r"is not a file save\(\) writes \(.*\); it is cut, damaged or something else"),
     ("random", lambda m: np.random.RandomState(0).bytes(500), r"is not a file save\(\) writes"),
     ("empty", lambda m: b"", r"is not a file save\(\) writes"),
@@ -755,7 +756,8 @@ def test_load_refuses_a_file_that_is_not_this_models(saved, make, pattern):
 
 def test_a_linear_classifier_loads_a_w_only(saved):
     Softmax = _mod("cs231n_2022", "classifiers").Softmax
-    _write(saved / "fc.npy", _npy(np.array(dict(_fc().params), dtype=object)))
+    _write(saved / "fc.npy", _npy(np.array({k: host(v) for k, v in _fc().params.items()},
+                                           dtype=object)))
     with pytest.raises(ValueError, match=r"holds the parameters \['W1', 'W2', 'b1', 'b2'\] but "
                                          r"this Softmax has \['W'\]"):
         Softmax().load("fc.npy")

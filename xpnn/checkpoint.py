@@ -15,7 +15,7 @@ import numpy as np
 from .backend import is_array, to_numpy
 from .models.registry import build_model, model_class_name
 
-__all__ = ["PrefixLock", "save_npz_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
+__all__ = ["PrefixLock", "save_npz_atomic", "write_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
            "check_fits", "restore_model"]
 
@@ -51,15 +51,23 @@ def unflatten_state(skeleton: Any, arrays) -> Any:
 def save_npz_atomic(path: str, meta: dict, arrays: dict) -> None:
     """Write ``arrays`` and ``meta`` (JSON) to ``path`` via a temporary file
     in the same folder and a rename: a crash never leaves a torn file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     payload = dict(arrays)
     payload[_META] = np.array(json.dumps(meta))
+    write_atomic(path, lambda fh: np.savez(fh, **payload))
+
+
+def write_atomic(path: str, write) -> None:
+    """``write(fh)`` into a temporary file beside ``path``, synced to disk,
+    then renamed to ``path``: a write that fails part-way (a full disk, a
+    crash) leaves the previous file at ``path`` whole, and no temporary."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
     _remove_stale_temporaries(folder)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".npz", dir=folder)
+    suffix = os.path.splitext(path)[1] or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **payload)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is a normal file
@@ -85,8 +93,7 @@ def _remove_stale_temporaries(folder: str) -> None:
         return
     for name in names:
         parts = name.split("-")
-        if not (name.startswith(".tmp-") and name.endswith(".npz") and len(parts) >= 3
-                and parts[1].isdigit()):
+        if not (name.startswith(".tmp-") and len(parts) >= 3 and parts[1].isdigit()):
             continue
         pid = int(parts[1])
         if pid == os.getpid():

@@ -93,15 +93,12 @@ def _extract(imgs, feature_fns, verbose, report, shown):
 
 def _image_array(fn, name, im):
     """``im`` as a NumPy array of numbers (from any backend or a list)."""
-    if isinstance(im, (list, tuple)) or isinstance(im, np.ndarray):
-        arr = np.asarray(im)
-    else:
-        try:
-            arr = np.asarray(to_numpy(im))
-        except Exception:
-            arr = None
-        if arr is None or arr.dtype == object:
-            raise TypeError(f"{fn}: {name} must be an array, got {type(im).__name__}")
+    try:
+        arr = np.asarray(im if isinstance(im, (list, tuple)) else to_numpy(im))
+    except ValueError:             # a ragged list
+        arr = np.asarray(None)
+    if arr.dtype == object:
+        raise TypeError(f"{fn}: {name} must be an array, got {type(im).__name__}")
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: {name} must hold numbers (pixel values), got dtype "
                         f"{arr.dtype}")

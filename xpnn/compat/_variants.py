@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 
 import numpy as np
 
 from .. import backend, optim
+from ..checkpoint import write_atomic
 from ..data import _BatchUnpickler
 from ..layers import dropout_forward as _keep_dropout_forward
 from ..models import fc_net as _fc
@@ -246,24 +246,14 @@ class CourseSaving:
         path = self._saved_path(fname)
         if not path.endswith(".npy"):
             path += ".npy"          # as np.save names it
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
         params = {k: np.asarray(backend.to_numpy(v)) for k, v in self._saved_params().items()}
         bn = self._bn_record()
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, params)
-                if bn is not None:
-                    np.save(f, bn)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+
+        def write(f):
+            np.save(f, params)
+            if bn is not None:
+                np.save(f, bn)
+        write_atomic(path, write)
         print(fname, "saved.")
 
     def load(self, fname):
@@ -311,12 +301,6 @@ class CourseSaving:
                     raise ValueError(f"load: {path!r}: bn_params[{i}][{k!r}] has shape "
                                      f"{tuple(v.shape)}, this model's is {tuple(q[k].shape)}")
         return stored
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 _COURSE_MODELS: dict = {}
