@@ -194,13 +194,6 @@ A1_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("call, exc, pattern", [r[1:] for r in A1_ROWS],
-                         ids=[r[0] for r in A1_ROWS])
-def test_assignment1_bad_input(xb, call, exc, pattern):
-    with pytest.raises(exc, match=pattern):
-        call()
-
-
 # ------------------------------------------------------------------ silently wrong, now right
 @pytest.mark.parametrize("version", ["no_loops", "one_loop", "two_loops"])
 def test_knn_of_uint8_images_is_the_distance_of_their_values(xb, version):
@@ -386,9 +379,9 @@ A3_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("call, exc, pattern", [r[1:] for r in A3_ROWS],
-                         ids=[r[0] for r in A3_ROWS])
-def test_assignment3_bad_input(xb, call, exc, pattern):
+@pytest.mark.parametrize("call, exc, pattern", [r[1:] for r in A1_ROWS + A3_ROWS],
+                         ids=[r[0] for r in A1_ROWS + A3_ROWS])
+def test_bad_input_to_assignments_1_and_3(xb, call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
 
