@@ -1013,3 +1013,21 @@ def test_a_solver_inside_another_with_the_same_checkpoint_name_is_refused(digits
     make(nested).train()
     assert seen == [True]
     make().train()
+
+
+def test_a_file_system_without_locks_trains_unlocked(digits, tmp_path, monkeypatch):
+    """Where the OS cannot lock (some network file systems: ENOLCK), the
+    training goes on without the lock rather than being refused."""
+    import errno
+
+    from xpnn import checkpoint
+    from xpnn.models import FullyConnectedNet
+
+    def no_locks(fh):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(checkpoint, "_lock_file", no_locks)
+    np.random.seed(0)
+    s = Solver(FullyConnectedNet([8], input_dim=64, num_classes=10), digits, num_epochs=1,
+               batch_size=200, verbose=False, checkpoint_name=str(tmp_path / "ck"))
+    s.train()
+    assert os.path.isfile(str(tmp_path / "ck") + "_epoch_1.npz")

@@ -5,6 +5,7 @@ A checkpoint is data, never code: loading one cannot run anything.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -145,7 +146,10 @@ class PrefixLock:
         fh = open(self.path, "a+")
         try:
             _lock_file(fh)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in _HELD:     # a file system without locks: train unlocked
+                fh.close()
+                return self
             fh.seek(0)
             holder = fh.read().strip()
             fh.close()
@@ -171,6 +175,12 @@ class PrefixLock:
             self._fh.close()
             self._fh = None
         return False
+
+
+#: the errors of a lock that another process holds (flock: EWOULDBLOCK;
+#: Windows' msvcrt.locking: EACCES, EDEADLOCK)
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK",
+                                                                errno.EDEADLK)}
 
 
 def _lock_file(fh) -> None:
