@@ -531,9 +531,10 @@ def _png_header(width, height):
 
 @pytest.fixture
 def server():
-    """A real HTTP server on localhost: /trickle sends a byte every 0.15 s
-    and never ends, /huge declares 1 TB, /bomb is a PNG declaring 10^10
-    pixels, /text is not an image, /missing is a 404."""
+    """A real HTTP server on localhost: /trickle sends a byte of its body
+    every 0.15 s and never ends, /headers its headers so, /chunked the size
+    line of a chunked body so; /huge declares 1 TB, /bomb is a PNG
+    declaring 10^10 pixels, /text is not an image, /missing is a 404."""
     import http.server
     import threading
     import time
@@ -542,9 +543,26 @@ def server():
         def log_message(self, *args):
             pass
 
+        def _trickle(self, byte):
+            while not stop.is_set():
+                self.wfile.write(byte)
+                self.wfile.flush()
+                time.sleep(0.15)
+
         def do_GET(self):
             if self.path == "/missing":
                 self.send_error(404)
+                return
+            try:
+                if self.path == "/headers":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    self._trickle(b"a")
+                    return
+                if self.path == "/chunked":
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    self._trickle(b"0")
+                    return
+            except OSError:
                 return
             body = {"/bomb": _png_header(100000, 100000), "/text": b"<html>no</html>"}.get(
                 self.path, b"x")
@@ -555,10 +573,7 @@ def server():
             self.end_headers()
             try:
                 if self.path == "/trickle":
-                    while not stop.is_set():
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(0.15)
+                    self._trickle(b"x")
                 else:
                     self.wfile.write(body)
             except OSError:
@@ -595,11 +610,14 @@ def _call_in_thread(fn, limit=60):
     return box["value"]
 
 
-def test_image_from_url_stops_a_trickling_server_at_its_deadline(server, capsys):
+@pytest.mark.parametrize("path", ["/trickle", "/headers", "/chunked"])
+def test_image_from_url_stops_a_trickling_server_at_its_deadline(server, path, capsys):
+    """The timeout is one deadline for the whole download (the socket's own
+    timeout is per read, and every read here gets a byte in time)."""
     from xpnn.data import image_from_url
-    assert _call_in_thread(lambda: image_from_url(server + "/trickle", timeout=1)) is None
+    assert _call_in_thread(lambda: image_from_url(server + path, timeout=1)) is None
     out = capsys.readouterr().out
-    assert out.startswith("URL Error:  no whole image within timeout=1 s ") and "/trickle" in out
+    assert out.startswith("URL Error:  no whole image within timeout=1 s ") and path in out
     assert image_from_url(server + "/missing", timeout=5) is None
     assert capsys.readouterr().out.startswith("URL Error:  Not Found ")
 
@@ -762,3 +780,29 @@ def test_a_linear_classifier_loads_a_w_only(saved):
     other.W = np.zeros((5, 3))
     with pytest.raises(ValueError, match=r"param 'W' has shape \(4, 3\), this model's is \(5, 3\)"):
         other.load("w.npy")
+
+
+def test_a_saved_batch_norm_record_sets_only_the_statistics(saved):
+    """A crafted record cannot change a layer's settings (eps, momentum),
+    and float64 statistics come into a float32 model as float32."""
+    FC = _mod("cs231n_2022", "classifiers.fc_net").FullyConnectedNet
+    m = FC([5], input_dim=4, num_classes=3, normalization="batchnorm")
+    m.loss(np.random.RandomState(0).randn(6, 4).astype(np.float32), np.arange(6) % 3)
+    eps = m.bn_params[0].get("eps")
+    params = {k: host(v) for k, v in m.params.items()}
+    record = {"bn_params": [{"running_mean": np.ones(5), "running_var": np.ones(5),
+                             "eps": np.array(-1.0), "momentum": np.array(5.0)}]}
+    import io
+    buf = io.BytesIO()
+    np.save(buf, params)
+    np.save(buf, record)
+    _write(saved / "c.npy", buf.getvalue())
+    assert m.load("c.npy")
+    assert m.bn_params[0].get("eps") == eps and m.bn_params[0].get("momentum") != 5.0
+    assert host(m.bn_params[0]["running_mean"]).dtype == np.float32
+
+
+def test_numbers_as_0_d_arrays_are_accepted_as_the_course_accepts_them():
+    """The course's code takes reg=np.array(5e-6) (it only multiplies)."""
+    assert L.svm_loss_naive(W, X, Y, np.array(0.0))[0] == L.svm_loss_naive(W, X, Y, 0.0)[0]
+    assert _knn().predict(X[:3], k=np.array(2)).shape == (3,)

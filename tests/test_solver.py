@@ -1017,7 +1017,8 @@ def test_a_solver_inside_another_with_the_same_checkpoint_name_is_refused(digits
 
 def test_a_file_system_without_locks_trains_unlocked(digits, tmp_path, monkeypatch):
     """Where the OS cannot lock (some network file systems: ENOLCK), the
-    training goes on without the lock rather than being refused."""
+    training goes on without the lock rather than being refused, and says
+    so."""
     import errno
 
     from xpnn import checkpoint
@@ -1029,5 +1030,8 @@ def test_a_file_system_without_locks_trains_unlocked(digits, tmp_path, monkeypat
     np.random.seed(0)
     s = Solver(FullyConnectedNet([8], input_dim=64, num_classes=10), digits, num_epochs=1,
                batch_size=200, verbose=False, checkpoint_name=str(tmp_path / "ck"))
-    s.train()
+    with pytest.warns(RuntimeWarning, match=r"this file system cannot lock .*\(No locks "
+                                            r"available\); another run with the same prefix "
+                                            r"would not be stopped"):
+        s.train()
     assert os.path.isfile(str(tmp_path / "ck") + "_epoch_1.npz")

@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -88,13 +89,16 @@ def _umask() -> int:
 def _remove_stale_temporaries(folder: str) -> None:
     """Delete temporary files that a killed writer left (``.tmp-<pid>-*``
     whose process no longer exists), so they do not pile up."""
+    if os.name == "nt":           # os.kill(pid, 0) there is no existence test
+        return
     try:
         names = os.listdir(folder)
     except OSError:
         return
     for name in names:
         parts = name.split("-")
-        if not (name.startswith(".tmp-") and len(parts) >= 3 and parts[1].isdigit()):
+        if not (name.startswith(".tmp-") and name.endswith((".npz", ".npy")) and len(parts) >= 3
+                and parts[1].isdigit()):
             continue
         pid = int(parts[1])
         if pid == os.getpid():
@@ -147,18 +151,26 @@ class PrefixLock:
         try:
             _lock_file(fh)
         except OSError as exc:
-            if exc.errno not in _HELD:     # a file system without locks: train unlocked
+            if exc.errno in _HELD:
+                holder = _read_holder(fh)
                 fh.close()
-                return self
+                raise RuntimeError(self._busy(f"process {holder}" if holder else
+                                              "another process")) from None
+            fh.close()           # a file system without locks: train, but say so
+            warnings.warn(f"checkpoint prefix {self.prefix!r}: this file system cannot lock "
+                          f"{self.path!r} ({exc.strerror or exc}); another run with the same "
+                          f"prefix would not be stopped", RuntimeWarning, stacklevel=3)
+            PrefixLock._held.add(self.path)
+            return self
+        try:
             fh.seek(0)
-            holder = fh.read().strip()
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError:
+            _unlock_file(fh)
             fh.close()
-            raise RuntimeError(self._busy(f"process {holder}" if holder else
-                                          "another process")) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+            raise
         self._fh = fh
         PrefixLock._held.add(self.path)
         return self
@@ -177,10 +189,24 @@ class PrefixLock:
         return False
 
 
+def _read_holder(fh) -> str:
+    """The pid the lock file names ('' if it cannot be read)."""
+    try:
+        fh.seek(0)
+        return fh.read(32).strip()
+    except OSError:
+        return ""
+
+
 #: the errors of a lock that another process holds (flock: EWOULDBLOCK;
 #: Windows' msvcrt.locking: EACCES, EDEADLOCK)
 _HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK",
                                                                 errno.EDEADLK)}
+
+
+#: Windows' locks are byte ranges that also block reads: the one locked
+#: lies past the pid, which a refused run then reads
+_LOCKED_BYTE = 1 << 20
 
 
 def _lock_file(fh) -> None:
@@ -189,7 +215,7 @@ def _lock_file(fh) -> None:
         import fcntl
     except ImportError:            # Windows
         import msvcrt
-        fh.seek(0)
+        fh.seek(_LOCKED_BYTE)
         msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
         return
     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -200,7 +226,7 @@ def _unlock_file(fh) -> None:
         import fcntl
     except ImportError:
         import msvcrt
-        fh.seek(0)
+        fh.seek(_LOCKED_BYTE)
         msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
         return
     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

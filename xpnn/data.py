@@ -301,40 +301,49 @@ def _open_h5(h5py, path):
     """An HDF5 file open for reading, or a ValueError naming it."""
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
+    except (OSError, KeyError, RuntimeError, ValueError) as exc:
         raise ValueError(f"load_coco_data: {path!r} is not a readable HDF5 file ({exc}); it is "
                          f"cut or not the course's: download it again "
                          f"({DOWNLOADS['coco_captioning'][0]})") from None
+
+
+def _h5(path, what, fn):
+    """``fn()``, an access to the HDF5 file ``path``; h5py's errors of a
+    damaged file (OSError, KeyError, RuntimeError, ValueError, with no file
+    name) become a ValueError naming it."""
+    try:
+        return fn()
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"load_coco_data: {path!r}: {what} cannot be read ({exc}); the file "
+                         f"is damaged: download it again") from None
 
 
 def _read_h5_array(h5py, f, path, key):
     """Dataset ``key`` of the open HDF5 file ``f`` as a NumPy array: its
     declared size is checked against the machine's memory and (when stored
     contiguously) against the file's size before anything is read."""
-    if key not in f:
+    keys = _h5(path, "its index", lambda: sorted(f.keys()))
+    if key not in keys:
         raise KeyError(f"load_coco_data: {path!r} has no {key!r}; the course's file holds "
-                       f"{', '.join(sorted(f.keys())) or 'nothing'} ... download it again")
-    ds = f[key]
+                       f"{', '.join(keys) or 'nothing'} ... download it again")
+    ds = _h5(path, repr(key), lambda: f[key])
     if not isinstance(ds, h5py.Dataset):
         raise ValueError(f"load_coco_data: {path!r}: {key!r} is a group, not an array")
-    if ds.dtype.kind not in "biuf":
-        raise ValueError(f"load_coco_data: {path!r}: {key!r} holds {ds.dtype}, not numbers")
-    nbytes = int(np.prod(ds.shape, dtype=np.float64) * ds.dtype.itemsize)
+    shape, dtype = _h5(path, repr(key), lambda: (tuple(ds.shape), ds.dtype))
+    if dtype.kind not in "biuf":
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} holds {dtype}, not numbers")
+    nbytes = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
     memory = _memory_bytes()
     if memory is not None and nbytes > memory:
-        raise ValueError(f"load_coco_data: {path!r}: {key!r} declares a {ds.shape} {ds.dtype} "
+        raise ValueError(f"load_coco_data: {path!r}: {key!r} declares a {shape} {dtype} "
                          f"array of {_gib(nbytes)}, more than this machine's {_gib(memory)} "
                          f"of memory; the file is damaged or not the course's")
-    offset = ds.id.get_offset()
+    offset = _h5(path, repr(key), lambda: ds.id.get_offset())
     if offset is not None and offset + nbytes > os.path.getsize(path):
         raise ValueError(f"load_coco_data: {path!r} is cut: {key!r} declares {nbytes} bytes "
                          f"from byte {offset}, but the file has {os.path.getsize(path)}; "
                          f"download it again")
-    try:
-        return np.asarray(ds[()])
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"load_coco_data: {path!r}: {key!r} cannot be read ({exc}); the file "
-                         f"is damaged: download it again") from None
+    return np.asarray(_h5(path, repr(key), lambda: ds[()]))
 
 
 def _read_vocab(path):
@@ -474,7 +483,7 @@ def load_coco_data(base_dir=None, max_train=None, pca_features=True):
             f"course's download ({DOWNLOADS['coco_captioning'][0]}) holds them all")
     data = {}
     with _open_h5(h5py, paths["captions"]) as f:
-        for k in f.keys():
+        for k in _h5(paths["captions"], "its index", lambda: list(f.keys())):
             data[k] = _read_h5_array(h5py, f, paths["captions"], k)
     for split in ("train", "val"):
         with _open_h5(h5py, paths[f"{split}_features"]) as f:
@@ -569,39 +578,82 @@ def sample_coco_minibatch(data, batch_size=100, split="train"):
 MAX_IMAGE_BYTES = 64 * 2 ** 20
 
 
-def _fetch(url, timeout):
-    """The bytes at ``url`` within ``timeout`` seconds in all (not per read:
-    a server trickling a byte at a time is cut off at the deadline)."""
-    import socket
-    import time
+def _watched_opener(sockets):
+    """A urllib opener whose HTTP(S) connections record their sockets in
+    ``sockets``, so a watchdog can end them at a deadline."""
+    import http.client
     import urllib.request
-    deadline = time.monotonic() + timeout
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        length = response.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > MAX_IMAGE_BYTES:
-            raise ValueError(f"image_from_url: {url!r} declares {int(length)} bytes "
-                             f"(Content-Length), more than an image this function reads "
-                             f"({MAX_IMAGE_BYTES}); not downloading it")
-        sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-        chunks, total = [], 0
-        read = getattr(response, "read1", response.read)
-        while True:
-            left = deadline - time.monotonic()
+
+    class HTTP(http.client.HTTPConnection):
+        def connect(self):
+            super().connect()
+            sockets.append(self.sock)
+
+    class HTTPS(http.client.HTTPSConnection):
+        def connect(self):
+            super().connect()
+            sockets.append(self.sock)
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(HTTP, req)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(HTTPS, req, context=self._context)
+
+    return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
+
+
+def _fetch(url, timeout):
+    """The bytes at ``url`` within ``timeout`` seconds in all, headers and
+    every chunk of the body included: a watchdog shuts the connection's
+    sockets at the deadline (a server trickling a byte at a time is cut
+    off there; the name lookup before connecting is the system's)."""
+    import socket
+    import threading
+    sockets: list = []
+    expired = threading.Event()
+
+    def stop():
+        expired.set()
+        for sock in sockets:
             try:
-                if left <= 0:
-                    raise TimeoutError
-                if sock is not None:
-                    sock.settimeout(left)
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    watchdog = threading.Timer(timeout, stop)
+    watchdog.daemon = True
+    watchdog.start()
+    late = TimeoutError(f"no whole image within timeout={timeout:g} s")
+    try:
+        with _watched_opener(sockets).open(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.strip().isdigit() and \
+                    int(length) > MAX_IMAGE_BYTES:
+                raise ValueError(f"image_from_url: {url!r} declares {int(length)} bytes "
+                                 f"(Content-Length), more than an image this function reads "
+                                 f"({MAX_IMAGE_BYTES}); not downloading it")
+            read = getattr(response, "read1", response.read)
+            chunks, total = [], 0
+            while True:
                 chunk = read(65536)
-            except (TimeoutError, socket.timeout):
-                raise TimeoutError(f"no whole image within timeout={timeout:g} s") from None
-            if not chunk:
-                return b"".join(chunks)
-            total += len(chunk)
-            if total > MAX_IMAGE_BYTES:
-                raise ValueError(f"image_from_url: {url!r} sends more than {MAX_IMAGE_BYTES} "
-                                 f"bytes, more than an image this function reads; stopped")
-            chunks.append(chunk)
+                if expired.is_set():
+                    raise late
+                if not chunk:
+                    return b"".join(chunks)
+                total += len(chunk)
+                if total > MAX_IMAGE_BYTES:
+                    raise ValueError(f"image_from_url: {url!r} sends more than "
+                                     f"{MAX_IMAGE_BYTES} bytes, more than an image this "
+                                     f"function reads; stopped")
+                chunks.append(chunk)
+    except Exception:
+        if expired.is_set():      # whatever the shut socket raised
+            raise late from None
+        raise
+    finally:
+        watchdog.cancel()
 
 
 def image_from_url(url, timeout=10):

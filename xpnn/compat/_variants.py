@@ -24,6 +24,7 @@ wrapper over xpnn's single implementation.
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 
@@ -163,14 +164,20 @@ class _SavedUnpickler(_BatchUnpickler):
 def _read_record(f, path):
     """One np.save record from the open file ``f``: an object array read
     with an unpickler that builds only arrays and containers (a crafted
-    file is refused, not run), or a plain array whose declared size is
+    file is refused, not run; its opcodes are scanned first, so that a
+    memo index or a length larger than the file is refused before the
+    unpickler allocates for it), or a plain array whose declared size is
     checked against the file before it is read."""
     version = np.lib.format.read_magic(f)
     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                    else np.lib.format.read_array_header_2_0)
     shape, fortran, dtype = read_header(f)
     if dtype == object:
-        arr = _SavedUnpickler(f, encoding="latin1").load()
+        start = f.tell()
+        raw = f.read()
+        end = _scanned_pickle_end(raw)
+        f.seek(start + end)
+        arr = _SavedUnpickler(io.BytesIO(raw[:end]), encoding="latin1").load()
         return arr.item() if isinstance(arr, np.ndarray) and arr.shape == () else arr
     nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
     left = os.path.getsize(path) - f.tell()
@@ -181,16 +188,35 @@ def _read_record(f, path):
     return data.reshape(shape, order="F" if fortran else "C")
 
 
+def _scanned_pickle_end(raw):
+    """Where the pickle at the start of ``raw`` ends, after checking each
+    opcode: every memo index must be one the pickle could have made (a
+    crafted LONG_BINPUT of 10**9 would make the unpickler grow its memo
+    that far), and pickletools refuses a length beyond the bytes there."""
+    import pickletools
+    ops = 0
+    for op, arg, pos in pickletools.genops(raw):
+        ops += 1
+        if op.name in ("PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET") and \
+                int(arg) > ops:
+            raise ValueError(f"its pickle names memo entry {arg} after {ops} opcodes")
+        if op.name == "STOP":
+            return pos + 1
+    raise ValueError("its pickle has no end")
+
+
 def _read_saved(path):
     """(the dict of parameters, the batch-norm record or None) of a file
     ``save()`` wrote at ``path``; a cut, random or crafted file is a
     ValueError naming it."""
+    import tokenize
     try:
         with open(path, "rb") as f:
             params = _read_record(f, path)
             extra = _read_record(f, path) if f.peek(1) else None
     except (ValueError, EOFError, pickle.UnpicklingError, TypeError, AttributeError,
-            IndexError, KeyError) as exc:
+            IndexError, KeyError, MemoryError, OverflowError, RecursionError, SyntaxError,
+            UnicodeDecodeError, tokenize.TokenError) as exc:
         raise ValueError(f"load: {path!r} is not a file save() writes ({type(exc).__name__}: "
                          f"{exc}); it is cut, damaged or something else") from None
     return params, extra
@@ -201,6 +227,11 @@ def _check_array(path, name, value):
         raise ValueError(f"load: {path!r}: {name} is a {type(value).__name__}"
                          f"{' of ' + str(value.dtype) if isinstance(value, np.ndarray) else ''}, "
                          f"not an array of numbers")
+
+
+#: what a saved model keeps of each batch-norm layer (its settings, eps and
+#: momentum, are the model's own and are never read from a file)
+_BN_STATISTICS = ("running_mean", "running_var")
 
 
 class CourseSaving:
@@ -238,9 +269,8 @@ class CourseSaving:
         bn = getattr(self, "bn_params", None)
         if not bn:
             return None
-        keep = ("running_mean", "running_var")
-        return {"bn_params": [{k: np.asarray(backend.to_numpy(p[k])) for k in keep if k in p}
-                              for p in bn]}
+        return {"bn_params": [{k: np.asarray(backend.to_numpy(p[k])) for k in _BN_STATISTICS
+                               if p.get(k) is not None} for p in bn]}
 
     def save(self, fname):
         path = self._saved_path(fname)
@@ -280,7 +310,12 @@ class CourseSaving:
         self._restore_params(params)
         if bn is not None:
             for mine, stored in zip(self.bn_params, bn):
-                mine.update(backend.to_device(stored))
+                for k in _BN_STATISTICS:
+                    if k in stored:
+                        like = mine.get(k)
+                        value = stored[k] if like is None else stored[k].astype(
+                            backend.dtype_name(like))
+                        mine[k] = backend.to_device(value)
         print(fname, "loaded.")
         return True
 
@@ -295,7 +330,8 @@ class CourseSaving:
             raise ValueError(f"load: {path!r}: its batch-norm record does not fit this model's "
                              f"{len(mine)} normalisation layers")
         for i, (p, q) in enumerate(zip(stored, mine)):
-            for k, v in p.items():
+            for k in (k for k in _BN_STATISTICS if k in p):
+                v = p[k]
                 _check_array(path, f"bn_params[{i}][{k!r}]", v)
                 if k in q and q[k] is not None and tuple(v.shape) != tuple(q[k].shape):
                     raise ValueError(f"load: {path!r}: bn_params[{i}][{k!r}] has shape "
@@ -399,9 +435,10 @@ class _AdamAssignment3(optim.rules.Adam):
     correction is folded into the step size, ``alpha = lr * sqrt(1 -
     beta2**t) / (1 - beta1**t)``, ``w -= alpha * m / (sqrt(v) + eps)`` (so
     eps enters unscaled, unlike assignment 2's Adam). alpha is a NumPy
-    float64, as np.sqrt makes it, so the step is taken in float64 (NumPy 2
-    promotes a float32 array times it), and the result keeps w's dtype, as
-    the course's in-place ``-=``. It runs its array step on every backend."""
+    float64, as np.sqrt makes it, so the step is taken in the dtype NumPy
+    gives alpha * w (float64 for a float32 w in NumPy 2), and the result
+    keeps w's dtype, as the course's in-place ``-=``. It runs its array
+    step on every backend."""
 
     kernel = None
 
@@ -409,9 +446,11 @@ class _AdamAssignment3(optim.rules.Adam):
         b1, b2, t = c["beta1"], c["beta2"], c["t"]
         m = b1 * m + (1.0 - b1) * dw
         v = b2 * v + (1.0 - b2) * (dw * dw)
-        alpha = float(c["learning_rate"] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t))
-        wide = xp.float64 if xp.isdtype(w.dtype, "real floating") else w.dtype
-        step = alpha * xp.astype(m / (xp.sqrt(v) + c["epsilon"]), wide)
+        alpha = c["learning_rate"] * np.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+        # the dtype NumPy gives np.float64 * w: float64 (NumPy 2), or w's own
+        # (NumPy 1's value-based casting); the step is taken in it
+        wide = getattr(xp, np.result_type(alpha, np.dtype(backend.dtype_name(w))).name)
+        step = float(alpha) * xp.astype(m / (xp.sqrt(v) + c["epsilon"]), wide)
         return xp.astype(xp.astype(w, wide) - step, w.dtype), m, v
 
 

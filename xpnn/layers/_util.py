@@ -58,7 +58,10 @@ MAX_INT = 2 ** 31 - 1
 
 
 def is_number(value) -> bool:
-    """A real number (Python or NumPy), and not a bool."""
+    """A real number (Python or NumPy, or a NumPy 0-d array of one), and not a
+    bool."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf"
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
