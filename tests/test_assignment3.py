@@ -845,7 +845,7 @@ def test_a_boolean_or_0_1_mask_scores_the_same_steps(xb):
         np.testing.assert_array_equal(host(dx), host(base[1]))
 
 
-def test_captioning_loss_history_keeps_the_models_dtype(capsys):
+def test_captioning_loss_history_keeps_the_models_dtype(xb, capsys):
     """The course's loss_history holds what the model's loss returned: a
     float32 model's np.float32 (COCO's features are float32), whose print
     shows a float32's digits."""

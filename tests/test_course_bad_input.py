@@ -40,6 +40,12 @@ def _trained(cls):
     return c
 
 
+def _with_W(W):
+    c = L.LinearSVM()
+    c.W = W
+    return c
+
+
 def _ucla(name):
     return getattr(_mod("nndl", name.lower()), name)(dims=[3, 5])
 
@@ -122,6 +128,44 @@ A1_ROWS = [
      r"^train: X must be \(N, D\) with N >= 1"),
     ("train y string", lambda: L.LinearSVM().train(X, Y.astype(str)), TypeError,
      r"^train: y must hold integer class labels"),
+    ("loss X None", lambda: L.svm_loss_vectorized(W, None, Y, 0.0), TypeError,
+     r"^svm_loss_vectorized: X must be an array of samples \(N, D\), got NoneType"),
+    ("loss y None", lambda: L.softmax_loss_vectorized(W, X, None, 0.0), TypeError,
+     r"^softmax_loss_vectorized: y must be an array of labels \(N,\), got NoneType"),
+    ("loss y strings", lambda: L.softmax_loss_naive(W, X, Y.astype(str), 0.0), TypeError,
+     r"^softmax_loss_naive: y must hold integer class labels, got dtype <U"),
+    ("loss X strings", lambda: L.svm_loss_naive(W, X.astype(str), Y, 0.0), TypeError,
+     r"^svm_loss_naive: X must hold numbers, got dtype <U"),
+    ("train X None", lambda: L.LinearSVM().train(None, Y), TypeError,
+     r"^train: X must be an array of samples \(N, D\), got NoneType"),
+    ("train y None", lambda: L.LinearSVM().train(X, None), TypeError,
+     r"^train: y must be an array of labels \(N,\), got NoneType"),
+    ("train W of other width", lambda: _with_W(np.zeros((4, 3))).train(X, Y), ValueError,
+     r"^train: the classifier's W \(4, 3\) does not fit X \(30, 5\) with 3 classes; it must be "
+     r"\(5, C\) with C >= 3 \(set W = None to start again\)"),
+    ("train W of too few classes", lambda: _with_W(np.zeros((5, 2))).train(X, Y), ValueError,
+     r"the classifier's W \(5, 2\) does not fit"),
+    ("train W 1-D", lambda: _with_W(np.zeros(5)).train(X, Y), ValueError,
+     r"the classifier's W \(5,\) does not fit"),
+    ("train W strings", lambda: _with_W(np.zeros((5, 3)).astype(str)).train(X, Y), TypeError,
+     r"^train: the classifier's W must hold numbers"),
+    ("predict X None", lambda: _trained("LinearSVM").predict(None), TypeError,
+     r"^predict: X must be an array of samples \(N, D\), got NoneType"),
+    ("knn y None", lambda: _knn(X, None), TypeError,
+     r"^train: y must be an array of labels \(N,\), got NoneType"),
+    ("hog 5 channels", lambda: F.hog_feature(np.zeros((32, 32, 5))), ValueError,
+     r"^hog_feature: expected one image \(H, W, 3\), \(H, W, 1\) or \(H, W\), got shape "
+     r"\(32, 32, 5\)$"),
+    ("hog short", lambda: F.hog_feature(IMG[:7]), ValueError,
+     r"^hog_feature: the image \(7, 32\) is smaller than one cell \(8, 8\)"),
+    ("hue 5 channels", lambda: F.color_histogram_hsv(np.zeros((32, 32, 5))), ValueError,
+     r"^color_histogram_hsv: expected an RGB image \(H, W, 3\), got shape \(32, 32, 5\)$"),
+    ("hue strings", lambda: F.color_histogram_hsv(IMG.astype(str)), TypeError,
+     r"^color_histogram_hsv: im must hold numbers"),
+    ("hue xmin", lambda: F.color_histogram_hsv(IMG, xmin="0"), TypeError,
+     r"^color_histogram_hsv: xmin must be a number"),
+    ("rgb2gray strings", lambda: F.rgb2gray(IMG.astype(str)), TypeError,
+     r"^rgb2gray: rgb must hold numbers"),
     ("predict width", lambda: _trained("Softmax").predict(X[:, :3]), ValueError,
      r"^predict: X must be \(N, 5\), as the classifier's W \(5, 3\) takes, got \(30, 3\)"),
     # UCLA's classes
@@ -261,6 +305,10 @@ def _caption_data(**changes):
     return data
 
 
+class _Params:
+    params: dict = {}
+
+
 def _loss_scores(mask):
     r = np.random.RandomState(1)
     return R.temporal_softmax_loss(r.randn(2, 3, 5), r.randint(5, size=(2, 3)), mask)
@@ -285,6 +333,28 @@ A3_ROWS = [
     ("sequence strings", lambda: R.lstm_forward(np.zeros((2, 1, 3)).astype(str), _h, _Wx4, _Wh4,
                                                 _b4), TypeError,
      r"^lstm_forward: x must hold real numbers"),
+    ("step prev_h bool", lambda: R.rnn_step_forward(_x, _h > 0, _Wx, _Wh, _b), TypeError,
+     r"^rnn_step_forward: prev_h must hold real numbers"),
+    ("step Wx strings", lambda: R.rnn_step_forward(_x, _h, _Wx.astype(str), _Wh, _b), TypeError,
+     r"^rnn_step_forward: Wx must hold real numbers"),
+    ("step b strings", lambda: R.lstm_step_forward(_x, _h, _h, _Wx4, _Wh4, _b4.astype(str)),
+     TypeError, r"^lstm_step_forward: b must hold real numbers"),
+    ("step Wx shape", lambda: R.rnn_step_forward(_x, _h, _Wx[:2], _Wh, _b), ValueError,
+     r"^rnn_step_forward: Wx must have shape \(3, 4\) for x \(2, 3\) and prev_h \(2, 4\), got "
+     r"\(2, 4\)"),
+    ("sequence h0 bool", lambda: R.rnn_forward(np.zeros((2, 1, 3)), _h > 0, _Wx, _Wh, _b),
+     TypeError, r"^rnn_forward: h0 must hold real numbers"),
+    ("sequence Wx strings", lambda: R.rnn_forward(np.zeros((2, 1, 3)), _h, _Wx.astype(str), _Wh,
+                                                  _b), TypeError,
+     r"^rnn_forward: Wx must hold real numbers"),
+    ("sequence Wh strings", lambda: R.lstm_forward(np.zeros((2, 1, 3)), _h, _Wx4,
+                                                   _Wh4.astype(str), _b4), TypeError,
+     r"^lstm_forward: Wh must hold real numbers"),
+    ("sequence b strings", lambda: R.rnn_forward(np.zeros((2, 1, 3)), _h, _Wx, _Wh,
+                                                 _b.astype(str)), TypeError,
+     r"^rnn_forward: b must hold real numbers"),
+    ("mask strings", lambda: _loss_scores(np.full((2, 3), "1")), TypeError,
+     r"^temporal_softmax_loss: mask must hold real numbers"),
     ("mask weights", lambda: _loss_scores(np.full((2, 3), 0.5)), ValueError,
      r"^temporal_softmax_loss: mask must hold booleans or 0 and 1"),
     ("mask 2", lambda: _loss_scores(np.array([[1, 2, 0], [0, 1, 1]])), ValueError,
@@ -304,6 +374,8 @@ A3_ROWS = [
     ("rnn cell None", lambda: _rnn(cell_type=None), ValueError, r'Invalid cell_type "None"'),
     ("vocab END past V", lambda: CaptioningRNN({"<NULL>": 0, "<START>": 1, "<END>": 7}),
      ValueError, r"^CaptioningRNN: word_to_idx: '<END>' maps to 7, outside \[0, 2\]"),
+    ("vocab START at V", lambda: CaptioningRNN({"<NULL>": 0, "a": 1, "<START>": 3}), ValueError,
+     r"'<START>' maps to 3, outside \[0, 2\]"),
     ("vocab shared index", lambda: CaptioningRNN({"<NULL>": 0, "a": 1, "b": 1}), ValueError,
      r"^CaptioningRNN: word_to_idx: 'a' and 'b' both map to 1"),
     ("vocab negative", lambda: CaptioningRNN({"<NULL>": 0, "a": -1}), ValueError,
@@ -320,6 +392,15 @@ A3_ROWS = [
      r"^CaptioningRNN.sample: features must hold numbers"),
     ("loss width", lambda: _rnn().loss(_h, np.ones((2, 3), int)), ValueError,
      r"^CaptioningRNN.loss: features must be \(N, 3\)"),
+    ("sample features None", lambda: _rnn().sample(None), TypeError,
+     r"^CaptioningRNN.sample: features must be an array of image features \(N, D\), got "
+     r"NoneType"),
+    ("loss captions None", lambda: _rnn().loss(_x, None), TypeError,
+     r"^CaptioningRNN.loss: captions must be an array of word indices \(N, T\), got NoneType"),
+    ("loss captions strings", lambda: _rnn().loss(_x, np.ones((2, 3)).astype(str)), TypeError,
+     r"^CaptioningRNN.loss: captions must hold integer word indices, got dtype <U"),
+    ("rnn input_dim 0", lambda: _rnn(input_dim=0), ValueError,
+     r"^CaptioningRNN: input_dim must be an integer >= 1, got 0"),
     ("loss float captions", lambda: _rnn().loss(_x, np.ones((2, 3))), TypeError,
      r"^CaptioningRNN.loss: captions must hold integer word indices"),
     ("loss captions past V", lambda: _rnn().loss(_x, np.array([[1, 5, 2], [1, 2, 0]])),
@@ -351,6 +432,17 @@ A3_ROWS = [
      ValueError, r"^CaptioningSolver: batch_size must be an integer >= 1, got 1\.5"),
     ("solver lr_decay 0", lambda: CaptioningSolver(_rnn(), _caption_data(), lr_decay=0),
      ValueError, r"^CaptioningSolver: lr_decay must be a finite number in \(0\.0, inf\]"),
+    ("solver features 1-D", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_features=np.zeros(6))), ValueError,
+     r"data\['train_features'\] must be floating image features \(M, D\), got shape \(6,\)"),
+    ("solver fewer features", lambda: CaptioningSolver(_rnn(), _caption_data(
+        train_features=np.zeros((3, 3)))), ValueError,
+     r"data\['train_image_idxs'\] holds image indices in \[0, 5\] but data\['train_features'\] "
+     r"has 3 rows and data\['train_urls'\] 6 \(indices must lie in \[0, 2\]\)"),
+    ("solver print_every", lambda: CaptioningSolver(_rnn(), _caption_data(), print_every=-1),
+     ValueError, r"^CaptioningSolver: print_every must be an integer >= 0"),
+    ("solver model without loss", lambda: CaptioningSolver(_Params(), _caption_data()),
+     TypeError, r"^CaptioningSolver: model must have a params dict and loss"),
     ("solver model", lambda: CaptioningSolver(object(), _caption_data()), TypeError,
      r"^CaptioningSolver: model must have a params dict and loss\(features, captions\)"),
     ("solver data list", lambda: CaptioningSolver(_rnn(), []), TypeError,
@@ -447,7 +539,8 @@ COCO_ROWS = [
     ("no train_captions", lambda d: _rewrite_h5(d / CAPS, train_captions=None), KeyError,
      rf"data has no 'train_captions' \(load it with load_coco_data\) \(in '.*{CAPS}'\)"),
     ("float captions", lambda d: _rewrite_h5(d / CAPS, train_captions=np.ones((50, 9)) * 3.7),
-     ValueError, r"data\['train_captions'\] must be integer word indices \(N, T\)"),
+     ValueError, r"^load_coco_data: data\['train_captions'\] must be integer word indices \(N, "
+                 r"T\)"),
     ("1-D captions", lambda d: _rewrite_h5(d / CAPS, train_captions=np.ones(50, np.int32)),
      ValueError, r"data\['train_captions'\] must be integer word indices \(N, T\) with N >= 1, "
                  r"got shape \(50,\)"),
@@ -480,6 +573,8 @@ COCO_ROWS = [
      r"'idx_to_word'"),
     ("vocab no word_to_idx", lambda d: _vocab(d, {"idx_to_word": WORDS15}), ValueError,
      r"'word_to_idx' must be a JSON object, got NoneType"),
+    ("vocab index past the words", lambda d: _vocab(d, {"idx_to_word": WORDS15, "word_to_idx": {
+        **{w: i for i, w in enumerate(WORDS15)}, "big": 15}}), ValueError, r"disagree"),
     ("vocab disagrees", lambda d: _vocab(d, {"idx_to_word": WORDS15, "word_to_idx": {
         w: (i + 1) % 15 for i, w in enumerate(WORDS15)}}), ValueError,
      r"'word_to_idx' \(15 words\) and 'idx_to_word' \(15\) disagree"),
@@ -564,8 +659,8 @@ def server():
                     return
             except OSError:
                 return
-            body = {"/bomb": _png_header(100000, 100000), "/text": b"<html>no</html>"}.get(
-                self.path, b"x")
+            body = {"/bomb": _png_header(100000, 100000), "/bomb1x": _png_header(10000, 10000),
+                    "/text": b"<html>no</html>"}.get(self.path, b"x")
             self.send_response(200)
             length = {"/huge": str(2 ** 40), "/trickle": str(10 ** 6)}.get(self.path,
                                                                          str(len(body)))
@@ -626,6 +721,7 @@ def test_image_from_url_stops_a_trickling_server_at_its_deadline(server, path, c
     ("/huge", r"declares 1099511627776 bytes \(Content-Length\), more than an image this "
               r"function reads \(67108864\); not downloading it"),
     ("/bomb", r"is an image of more pixels than PIL reads safely .*a decompression bomb"),
+    ("/bomb1x", r"is an image of more pixels than PIL reads safely .*a decompression bomb"),
     ("/text", r"is not an image PIL can read"),
 ])
 def test_image_from_url_refuses_what_is_not_a_photo(server, path, pattern):
@@ -806,3 +902,64 @@ def test_numbers_as_0_d_arrays_are_accepted_as_the_course_accepts_them():
     """The course's code takes reg=np.array(5e-6) (it only multiplies)."""
     assert L.svm_loss_naive(W, X, Y, np.array(0.0))[0] == L.svm_loss_naive(W, X, Y, 0.0)[0]
     assert _knn().predict(X[:3], k=np.array(2)).shape == (3,)
+
+
+# ------------------------------------------------------------------ the edges the checks keep
+def test_what_the_checks_still_accept():
+    """The edges of each check, accepted: an RGB row (W, 3) has grey
+    levels; an image of exactly one cell has one cell; cells of any shape
+    (rows and columns checked each against its own); a uint8 (H, W, 1)
+    image is its grey levels as numbers (no uint8 differences); a vocabulary
+    of one word besides '<NULL>', input_dim 1."""
+    assert F.rgb2gray(np.ones((5, 3))).shape == (5,)
+    assert F.hog_feature(IMG[:8, :8]).shape == (9,)
+    assert F.hog_feature(IMG[:6], cell=(4, 8)).shape == (1 * 4 * 9,)
+    assert F.hog_feature(IMG[:, :6], cell=(8, 4)).shape == (4 * 1 * 9,)
+    grey = IMG[..., :1]
+    np.testing.assert_array_equal(F.hog_feature(grey), F.hog_feature(grey.astype(float)))
+    m = CaptioningRNN({"<NULL>": 0, "<START>": 1}, input_dim=1, wordvec_dim=1, hidden_dim=1)
+    assert m.sample(np.ones((2, 1)), max_length=3).shape == (2, 3)
+
+
+def test_an_lstm_cell_state_given_as_a_number_keeps_the_states_dtype(xb):
+    r = np.random.RandomState(2)
+    x, h = r.randn(2, 3).astype(np.float32), r.randn(2, 4).astype(np.float32)
+    W = [r.randn(*s).astype(np.float32) for s in ((3, 16), (4, 16), (16,))]
+    for c in (0, xb.asarray(np.array(0.25, dtype=np.float32))):
+        next_h, next_c, _ = R.lstm_step_forward(xb.asarray(x), xb.asarray(h), c,
+                                                *[xb.asarray(w) for w in W])
+        assert host(next_c).dtype == np.float32 and host(next_c).shape == (2, 4)
+        want = R.lstm_step_forward(xb.asarray(x), xb.asarray(h),
+                                   xb.asarray(np.full((2, 4), float(host(c)), np.float32)),
+                                   *[xb.asarray(w) for w in W])[1]
+        np.testing.assert_array_equal(host(next_c), host(want))
+
+
+def test_course_signatures_and_quiet_defaults(capsys):
+    import inspect
+
+    from xpnn.data import image_from_url, load_coco_data
+    assert str(inspect.signature(CaptioningSolver.check_accuracy)) == \
+        "(self, X, y, num_samples=None, batch_size=100)"
+    assert str(inspect.signature(sample_coco_minibatch)) == \
+        "(data, batch_size=100, split='train')"
+    assert str(inspect.signature(load_coco_data)) == \
+        "(base_dir=None, max_train=None, pca_features=True)"
+    assert str(inspect.signature(image_from_url)) == "(url, timeout=10)"
+    np.random.seed(0)
+    L.Softmax().train(X, Y, num_iters=101)
+    _ucla("SVM").train(X, Y, num_iters=101)
+    assert capsys.readouterr().out == ""      # verbose is off by default
+
+
+def test_max_train_draws_captions_with_their_images(tmp_path):
+    from xpnn.data import load_coco_data
+    folder = _coco_folder(tmp_path)
+    full = load_coco_data(str(folder))
+    _rewrite_h5(folder / CAPS, train_image_idxs=np.arange(50, dtype=np.int32)[::-1].copy())
+    np.random.seed(4)
+    small = load_coco_data(str(folder), max_train=7)
+    np.random.seed(4)
+    mask = np.random.randint(50, size=7)
+    np.testing.assert_array_equal(small["train_captions"], full["train_captions"][mask])
+    np.testing.assert_array_equal(small["train_image_idxs"], 49 - mask)
