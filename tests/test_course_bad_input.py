@@ -660,15 +660,22 @@ def server():
             except OSError:
                 return
             body = {"/bomb": _png_header(100000, 100000), "/bomb1x": _png_header(10000, 10000),
-                    "/text": b"<html>no</html>"}.get(self.path, b"x")
+                    "/text": b"<html>no</html>", "/photo": PHOTO[1],
+                    "/unsized": b"y" * 300}.get(self.path, b"x")
             self.send_response(200)
             length = {"/huge": str(2 ** 40), "/trickle": str(10 ** 6)}.get(self.path,
                                                                          str(len(body)))
-            self.send_header("Content-Length", length)
+            if self.path != "/unsized":
+                self.send_header("Content-Length", length)
             self.end_headers()
             try:
                 if self.path == "/trickle":
                     self._trickle(b"x")
+                elif self.path in ("/photo", "/unsized"):   # in pieces, as a network
+                    for i in range(0, len(body), 97):              # delivers
+                        self.wfile.write(body[i:i + 97])
+                        self.wfile.flush()
+                        time.sleep(0.002)
                 else:
                     self.wfile.write(body)
             except OSError:
@@ -682,6 +689,19 @@ def server():
     stop.set()
     httpd.shutdown()
     httpd.server_close()
+
+
+def _photo():
+    """A small PNG photo (an RGB gradient) and its bytes."""
+    import io
+    from PIL import Image
+    img = (np.arange(24 * 20 * 3) % 251).astype(np.uint8).reshape(24, 20, 3)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return img, buf.getvalue()
+
+
+PHOTO = _photo()
 
 
 def _call_in_thread(fn, limit=60):
@@ -715,6 +735,22 @@ def test_image_from_url_stops_a_trickling_server_at_its_deadline(server, path, c
     assert out.startswith("URL Error:  no whole image within timeout=1 s ") and path in out
     assert image_from_url(server + "/missing", timeout=5) is None
     assert capsys.readouterr().out.startswith("URL Error:  Not Found ")
+
+
+def test_image_from_url_reads_an_image_sent_in_pieces(server, tmp_path, monkeypatch):
+    """The body arrives in many reads; they are joined whole. A grey image
+    comes back RGB, as the course's notebooks show it. A body without a
+    Content-Length is still held to the size limit."""
+    from PIL import Image
+
+    from xpnn import data as D
+    np.testing.assert_array_equal(D.image_from_url(server + "/photo", timeout=10), PHOTO[0])
+    Image.fromarray(PHOTO[0][..., 0]).save(tmp_path / "grey.png")
+    grey = D.image_from_url((tmp_path / "grey.png").as_uri())
+    assert grey.shape == (24, 20, 3) and (grey[..., 0] == grey[..., 2]).all()
+    monkeypatch.setattr(D, "MAX_IMAGE_BYTES", 200)
+    with pytest.raises(ValueError, match=r"/unsized' sends more than 200 bytes"):
+        D.image_from_url(server + "/unsized", timeout=10)
 
 
 @pytest.mark.parametrize("path, pattern", [
@@ -950,6 +986,38 @@ def test_course_signatures_and_quiet_defaults(capsys):
     L.Softmax().train(X, Y, num_iters=101)
     _ucla("SVM").train(X, Y, num_iters=101)
     assert capsys.readouterr().out == ""      # verbose is off by default
+
+
+def test_pca_features_false_reads_the_full_features(tmp_path):
+    from xpnn.data import load_coco_data, sample_coco_minibatch
+    folder = _coco_folder(tmp_path)
+    for split, n in (("train", 50), ("val", 10)):
+        _rewrite_h5(folder / f"{split}2014_vgg16_fc7.h5", features=np.ones((n, 40), np.float32))
+    assert load_coco_data(str(folder), pca_features=False)["train_features"].shape == (50, 40)
+    data = load_coco_data(str(folder))
+    assert data["train_features"].shape == (50, 24)
+    assert sample_coco_minibatch(data)[0].shape == (100, 9)       # batch_size 100 by default
+
+
+def test_every_damaged_byte_of_a_coco_file_gives_an_error_naming_it(tmp_path):
+    """Each of a sweep of one-byte corruptions of the captions file either
+    still loads or is refused naming the file (h5py's own errors of a
+    damaged file name none)."""
+    from xpnn.data import load_coco_data
+    folder = _coco_folder(tmp_path)
+    path = folder / CAPS
+    raw = path.read_bytes()
+    refused = 0
+    for pos in range(0, len(raw), max(1, len(raw) // 150)):
+        damaged = bytearray(raw)
+        damaged[pos] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        try:
+            load_coco_data(str(folder))
+        except (ValueError, KeyError) as exc:
+            refused += 1
+            assert str(path) in str(exc), (pos, exc)
+    assert refused > 10
 
 
 def test_max_train_draws_captions_with_their_images(tmp_path):
