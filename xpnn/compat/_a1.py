@@ -141,7 +141,7 @@ class _UCLALinear:
         random entries of W (drawn as the course draws them)."""
         W = self.W
         num_checks = check_int("grad_check_sparse: num_checks", num_checks, 0)
-        check_number("grad_check_sparse: h", h, low=0.0, low_inclusive=False)
+        h = check_number("grad_check_sparse: h", h, low=0.0, low_inclusive=False)
         for _ in range(num_checks):
             ix = tuple(np.random.randint(m) for m in W.shape)
             old = W[ix]

@@ -12,7 +12,7 @@ from ..backend import namespace_of
 
 __all__ = ["xp_of", "zeros_like_shape", "check_ndim", "is_number", "check_int", "check_number",
            "check_dout", "pad_hw", "window", "out_size", "shape_str", "as_device_array",
-           "check_real"]
+           "check_real", "as_scalar"]
 
 xp_of = namespace_of
 
@@ -58,11 +58,16 @@ MAX_INT = 2 ** 31 - 1
 
 
 def is_number(value) -> bool:
-    """A real number (Python or NumPy, or a NumPy 0-d array of one), and not a
-    bool."""
-    if isinstance(value, np.ndarray):
-        return value.ndim == 0 and value.dtype.kind in "iuf"
+    """A real number (Python or NumPy), and not a bool."""
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def as_scalar(value):
+    """A NumPy 0-d array of a number as that number (the course's arithmetic
+    takes ``reg=np.array(5e-6)``); anything else as it is, for the checks."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return value.item()
+    return value
 
 
 def check_int(name: str, value, minimum: int, maximum: int = MAX_INT) -> int:

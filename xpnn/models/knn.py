@@ -14,7 +14,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .. import backend
-from ..layers._util import as_device_array, check_int
+from ..layers._util import as_device_array, as_scalar, check_int
 
 __all__ = ["KNearestNeighbor", "l2_distances"]
 
@@ -129,7 +129,7 @@ class KNearestNeighbor:
         if self.y_train is None:
             raise RuntimeError("predict_labels: call train(X, y) first")
         N = self.y_train.shape[0]
-        k = check_int("predict_labels: k", k, 1)
+        k = check_int("predict_labels: k", as_scalar(k), 1)
         if k > N:
             raise ValueError(f"predict_labels: k must be in [1, {N}] (the training points), "
                              f"got {k}")

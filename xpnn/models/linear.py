@@ -21,16 +21,16 @@ import numpy as np
 
 from .. import backend
 from ..layers import softmax_loss, svm_loss
-from ..layers._util import as_device_array, check_int, check_number
+from ..layers._util import as_device_array, as_scalar, check_int, check_number
 
 __all__ = ["svm_loss_naive", "svm_loss_vectorized", "softmax_loss_naive",
            "softmax_loss_vectorized", "LinearClassifier", "LinearSVM", "Softmax"]
 
 
 def _inputs(fn, W, X, y, reg):
-    """W, X and y on the active backend, their shapes and dtypes checked,
-    and reg a finite number >= 0."""
-    check_number(f"{fn}: reg", reg, low=0.0)
+    """(xp, W, X, y, reg): W, X and y on the active backend, their shapes
+    and dtypes checked, and reg a finite float >= 0."""
+    reg = check_number(f"{fn}: reg", as_scalar(reg), low=0.0)
     xp = backend.namespace()
     W = as_device_array(f"{fn}: W", W, "of weights (D, C)")
     X = as_device_array(f"{fn}: X", X, "of samples (N, D)")
@@ -48,7 +48,7 @@ def _inputs(fn, W, X, y, reg):
         raise ValueError(f"{fn}: X is an empty batch; the loss is an average over samples")
     if not xp.isdtype(y.dtype, "integral"):
         raise TypeError(f"{fn}: y must hold integer class labels, got dtype {y.dtype}")
-    return xp, W, X, y
+    return xp, W, X, y, reg
 
 
 def _check_label_range(fn, lo, hi, C):
@@ -82,7 +82,7 @@ def _regularised(xp, W, loss, dW, reg, reg_scale):
 def svm_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     """Multiclass SVM loss (margin 1) and its gradient with explicit loops
     over the samples and the classes. Returns (loss, dW)."""
-    xp, W, X, y = _inputs("svm_loss_naive", W, X, y, reg)
+    xp, W, X, y, reg = _inputs("svm_loss_naive", W, X, y, reg)
     N, C = X.shape[0], W.shape[1]
     labels = _host_labels("svm_loss_naive", y, C)
     dW = xp.zeros_like(W)
@@ -106,7 +106,7 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     """The SVM loss and gradient of :func:`svm_loss_naive` without loops:
     scores ``X @ W``, the hinge loss of :func:`xpnn.layers.svm_loss`, and
     ``X.T @ dscores``."""
-    xp, W, X, y = _inputs("svm_loss_vectorized", W, X, y, reg)
+    xp, W, X, y, reg = _inputs("svm_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("svm_loss_vectorized", y, W.shape[1]):
         loss, dscores = svm_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
@@ -115,7 +115,7 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
 def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     """Softmax (cross-entropy) loss and gradient with an explicit loop over
     the samples (scores shifted by their maximum first). Returns (loss, dW)."""
-    xp, W, X, y = _inputs("softmax_loss_naive", W, X, y, reg)
+    xp, W, X, y, reg = _inputs("softmax_loss_naive", W, X, y, reg)
     N, C = X.shape[0], W.shape[1]
     labels = _host_labels("softmax_loss_naive", y, C)
     dW = xp.zeros_like(W)
@@ -134,7 +134,7 @@ def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
 def softmax_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     """The softmax loss and gradient of :func:`softmax_loss_naive` without
     loops, through :func:`xpnn.layers.softmax_loss`."""
-    xp, W, X, y = _inputs("softmax_loss_vectorized", W, X, y, reg)
+    xp, W, X, y, reg = _inputs("softmax_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("softmax_loss_vectorized", y, W.shape[1]):
         loss, dscores = softmax_loss(X @ W, y)
     return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
@@ -163,9 +163,10 @@ def training_set(X, y, fn="train"):
 def check_sgd(fn, learning_rate, num_iters, batch_size):
     """The SGD loop's settings checked: (learning_rate > 0 finite,
     num_iters >= 0, batch_size >= 1)."""
-    return (check_number(f"{fn}: learning_rate", learning_rate, low=0.0, low_inclusive=False),
-            check_int(f"{fn}: num_iters", num_iters, 0),
-            check_int(f"{fn}: batch_size", batch_size, 1))
+    return (check_number(f"{fn}: learning_rate", as_scalar(learning_rate), low=0.0,
+                         low_inclusive=False),
+            check_int(f"{fn}: num_iters", as_scalar(num_iters), 0),
+            check_int(f"{fn}: batch_size", as_scalar(batch_size), 1))
 
 
 def warn_non_finite(loss, it, warned):
@@ -199,7 +200,7 @@ class LinearClassifier:
         X, y, num_classes = training_set(X, y)
         learning_rate, num_iters, batch_size = check_sgd("train", learning_rate, num_iters,
                                                          batch_size)
-        check_number("train: reg", reg, low=0.0)
+        reg = check_number("train: reg", as_scalar(reg), low=0.0)
         num_train, dim = X.shape
         if self.W is not None:
             W = as_device_array("train: the classifier's W", self.W, f"({dim}, C)")
