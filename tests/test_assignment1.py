@@ -434,7 +434,8 @@ def test_knn_course_defaults_and_edges():
     same = knn_mod.KNearestNeighbor()
     same.train(np.zeros((300, 2)), np.r_[[2], np.zeros(299, int)])
     assert same.predict_labels(np.zeros((1, 300)))[0] == 2     # training point 0 is first
-    with pytest.raises(ValueError, match=r"^train: class labels must be >= 0, got values in \[-1, 2\]"):
+    with pytest.raises(ValueError, match=r"^train: class labels must be >= 0 \(the classes "
+                                         r"are 0 \.\. max\(y\)\), got values in \[-1, 2\]"):
         knn_mod.KNearestNeighbor().train(Xtr, np.r_[[-1], ytr[1:]])
 
 

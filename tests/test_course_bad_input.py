@@ -88,7 +88,8 @@ A1_ROWS = [
     ("knn float labels", lambda: _knn(X, Y.astype(float)), TypeError,
      r"^train: y must hold integer class labels"),
     ("knn negative labels", lambda: _knn(X, Y - 1), ValueError,
-     r"^train: class labels must be >= 0, got values in \[-1, 1\]"),
+     r"^train: class labels must be >= 0 \(the classes are 0 \.\. max\(y\)\), got values in "
+     r"\[-1, 1\]"),
     ("knn test width", lambda: _knn().compute_distances_two_loops(X[:, :4]), ValueError,
      r"^compute_distances_two_loops: X must be \(M, 5\) like the training data, got \(30, 4\)"),
     ("knn before train", lambda: knn_mod.KNearestNeighbor().predict(X), RuntimeError,
@@ -452,7 +453,8 @@ A3_ROWS = [
     ("minibatch split", lambda: sample_coco_minibatch(_caption_data(), split="test"),
      ValueError, r"split must be 'train' or 'val', got 'test'"),
     ("minibatch no val", lambda: sample_coco_minibatch(_caption_data(), split="val"), KeyError,
-     r"no 'val_captions' in the data"),
+     r"^\"sample_coco_minibatch: data has no 'val_captions' \(load it with "
+     r"load_coco_data\)"),
     ("minibatch past features", lambda: sample_coco_minibatch(_caption_data(
         train_image_idxs=np.arange(6) + 10)), IndexError,
      r"^sample_coco_minibatch: data\['train_image_idxs'\] points past the features"),

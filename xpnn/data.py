@@ -24,7 +24,7 @@ from . import backend
 from .layers._util import check_int, check_number
 
 __all__ = ["load_coco_data", "decode_captions", "sample_coco_minibatch", "image_from_url",
-           "check_captioning_split", "load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
+           "load_CIFAR10", "get_CIFAR10_data", "get_CINIC10_data", "get_digits_data",
            "CINIC10_CLASSES", "find_dataset", "DATA_FOLDERS", "DOWNLOADS", "load_CIFAR_batch",
            "load_pickle"]
 
@@ -391,12 +391,10 @@ def _kind(x):
         return "O"
 
 
-def check_captioning_split(data, split, where):
-    """The ``split`` ('train' or 'val') of captioning data in
-    :func:`xpnn.data.load_coco_data`'s layout, checked: captions (N, T)
-    integer word indices, N >= 1; image_idxs (N,) integers indexing the
-    features (M, D) and the urls (M,). Returns N. Each problem is a
-    ValueError (KeyError for a missing key) naming ``where`` and the key."""
+def _split_keys(data, split, where):
+    """The keys of ``split`` ('train' or 'val') in captioning data: captions,
+    image indices, features, urls; data not a dict, or a key missing, is an
+    error naming ``where``."""
     if not isinstance(data, dict):
         raise TypeError(f"{where}: data must be the dict load_coco_data returns, got "
                         f"{type(data).__name__}")
@@ -404,6 +402,16 @@ def check_captioning_split(data, split, where):
     for key in keys:
         if key not in data:
             raise KeyError(f"{where}: data has no {key!r} (load it with load_coco_data)")
+    return keys
+
+
+def check_captioning_split(data, split, where):
+    """The ``split`` ('train' or 'val') of captioning data in
+    :func:`xpnn.data.load_coco_data`'s layout, checked: captions (N, T)
+    integer word indices, N >= 1; image_idxs (N,) integers indexing the
+    features (M, D) and the urls (M,). Returns N. Each problem is a
+    ValueError (KeyError for a missing key) naming ``where`` and the key."""
+    keys = _split_keys(data, split, where)
     caps, idxs, feats, urls = (data[k] for k in keys)
     shape = {k: tuple(int(d) for d in getattr(data[k], "shape", ())) for k in keys}
     kinds = {k: _kind(data[k]) for k in keys}
@@ -550,25 +558,18 @@ def sample_coco_minibatch(data, batch_size=100, split="train"):
     batch_size = check_int("sample_coco_minibatch: batch_size", batch_size, 1)
     if split not in ("train", "val"):
         raise ValueError(f"sample_coco_minibatch: split must be 'train' or 'val', got {split!r}")
-    if not isinstance(data, dict):
-        raise TypeError(f"sample_coco_minibatch: data must be the dict load_coco_data returns, "
-                        f"got {type(data).__name__}")
-    for key in (f"{split}_captions", f"{split}_image_idxs", f"{split}_features",
-                f"{split}_urls"):
-        if key not in data:
-            raise KeyError(f"sample_coco_minibatch: no {key!r} in the data (load it with "
-                           f"load_coco_data)")
-    n = data[f"{split}_captions"].shape[0] if getattr(data[f"{split}_captions"], "ndim", 0) \
-        else 0
+    # the keys only: the whole check (check_captioning_split) reads every
+    # image index, once per minibatch here
+    caps, idxs, feats, urls = (data[k] for k in _split_keys(data, split,
+                                                            "sample_coco_minibatch"))
+    n = caps.shape[0] if getattr(caps, "ndim", 0) else 0
     if not n:
         raise ValueError(f"sample_coco_minibatch: data[{split + '_captions'!r}] holds no "
                          f"captions to draw from")
     mask = np.random.choice(n, batch_size)
-    captions = data[f"{split}_captions"][mask]
-    image_idxs = data[f"{split}_image_idxs"][mask]
+    image_idxs = idxs[mask]
     try:
-        return (captions, data[f"{split}_features"][image_idxs],
-                data[f"{split}_urls"][image_idxs])
+        return caps[mask], feats[image_idxs], urls[image_idxs]
     except IndexError as exc:
         raise IndexError(f"sample_coco_minibatch: data[{split + '_image_idxs'!r}] points past "
                          f"the features or urls ({exc})") from None

@@ -159,8 +159,8 @@ class _UCLALinear:
         """Minibatch SGD on fast_loss_and_grad from new weights (C = max(y)
         + 1); batch_size rows drawn with replacement by np.random.choice.
         Returns the losses."""
-        X, y, num_classes = _linear.training_set(X, y)
-        X, y = np.asarray(backend.to_numpy(X)), np.asarray(backend.to_numpy(y))
+        with backend.use_backend("numpy"):   # checked where UCLA's classes compute
+            X, y, num_classes = _linear.training_set(X, y)
         learning_rate, num_iters, batch_size = _linear.check_sgd("train", learning_rate,
                                                                  num_iters, batch_size)
         num_train = X.shape[0]
@@ -178,7 +178,8 @@ class _UCLALinear:
 
     def predict(self, X):
         """The highest-scoring class of each row of X."""
-        X = np.asarray(backend.to_numpy(as_device_array("predict: X", X, "of samples (N, D)")))
+        with backend.use_backend("numpy"):
+            X = as_device_array("predict: X", X, "of samples (N, D)")
         W = np.asarray(backend.to_numpy(self.W))
         if X.ndim != 2 or X.shape[1] != W.shape[1]:
             raise ValueError(f"predict: X must be (N, {W.shape[1]}), as the classifier's W "

@@ -19,11 +19,11 @@ import numpy
 
 def install(edition_module, modules: dict[str, dict], docs: dict[str, str]) -> None:
     """Create ``<edition>.<path>`` for every dotted ``path`` in ``modules``
-    (with its parents; the path "" gives the names of the edition itself), holding the given names and ``np`` (every course
-    module imports NumPy as np and has no ``__all__``, so its star import
-    brings np, and the course's own helper files rely on that); ``__all__``
-    lists the public ones, so a star import brings what the course module
-    would."""
+    (with its parents; the path "" gives the names of the edition itself),
+    holding the given names and ``np`` (every course module imports NumPy
+    as np and has no ``__all__``, so its star import brings np, and the
+    course's own helper files rely on that); ``__all__`` lists the public
+    ones, so a star import brings what the course module would."""
     root = edition_module.__name__
     edition_module.__path__ = []  # a package: its submodules are found in sys.modules
     if "" in modules:   # what the edition's own __init__ star-imports

@@ -15,6 +15,7 @@ from array_api_compat import device as _device
 
 from .. import backend
 from ..layers._util import as_device_array, as_scalar, check_int
+from .linear import training_set
 
 __all__ = ["KNearestNeighbor", "l2_distances"]
 
@@ -62,17 +63,7 @@ class KNearestNeighbor:
         """Memorise the training data X (N, D), N >= 1, and labels y (N,).
         Integer images (uint8 pixels) are kept as float64, so that no
         distance wraps around."""
-        X, y = _points("train", X), as_device_array("train: y", y, "of labels (N,)",
-                                                           "integer class labels")
-        if y.ndim != 1 or X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"train: X must be (N, D) with N >= 1 and y (N,); got X "
-                             f"{tuple(X.shape)}, y {tuple(y.shape)}")
-        xp = backend.namespace()
-        if not xp.isdtype(y.dtype, "integral"):
-            raise TypeError(f"train: y must hold integer class labels, got dtype {y.dtype}")
-        if backend.label_range(y)[0] < 0:
-            raise ValueError(f"train: class labels must be >= 0, got values in "
-                             f"{list(backend.label_range(y))}")
+        X, y, _ = training_set(_points("train", X), y)
         self.X_train, self.y_train = X, y
 
     def _test_points(self, fn, X):
