@@ -257,13 +257,15 @@ def test_prune_saves_its_models_and_starts_from_what_train_reported(tmp_path, ca
     prefix = str(tmp_path / "ck")
     assert main(["train", "--model", "fc", "--epochs", "3", "--lr", "0.05", "--plot", "none",
                  "--checkpoint", prefix]) == 0
-    reported = float(re.search(r"test accuracy: ([\d.]+)", capsys.readouterr().out).group(1))
+    reported = float(re.search(r"val accuracy: ([\d.]+)", capsys.readouterr().out).group(1))
     assert main(["prune", "--checkpoint", prefix + "_epoch_3.npz", "--amounts", "0.5",
                  "--plot", "none", "--repeat", "1", "--save", str(tmp_path / "p")]) == 0
     out = capsys.readouterr().out
     assert "(pruned from the params of the best validation accuracy" in out
-    base = float(re.search(r"test accuracy ([\d.]+)", out).group(1))
-    assert abs(base - reported) < 1e-4          # the same params as train's last line
+    # the same params (and batch-norm statistics) as train's last line; the
+    # amounts are compared on the validation set, the test set left alone
+    base = float(re.search(r"val accuracy ([\d.]+)", out).group(1))
+    assert abs(base - reported) < 1e-4 and "test acc" not in out
     saved = load_model(str(tmp_path / "p_50.npz"))
     w = [host(v) for k, v in saved.params.items() if k.startswith("W")]
     assert abs(sum(int((x == 0).sum()) for x in w) / sum(x.size for x in w) - 0.5) < 0.01
@@ -307,3 +309,22 @@ def test_two_trainings_with_one_checkpoint_prefix_are_refused(tmp_path, capsys):
     assert main(["train", "--model", "fc", "--epochs", "1", "--plot", "none",
                  "--checkpoint", prefix, "--quiet"]) == 0
     assert os.path.isfile(prefix + "_epoch_1.npz")
+
+
+@pytest.mark.parametrize("structured", [False, True])
+def test_prune_takes_the_checkpoints_of_an_arch_run(tmp_path, structured):
+    """`xpnn prune` refused every checkpoint of `xpnn train --arch`: 'X has
+    shape (270, 64); this model takes (N, 1, 8, 8)' (the sweep flattened
+    the images of any model without an input_dim)."""
+    import json
+    (tmp_path / "net.json").write_text(json.dumps([
+        {"type": "Conv2d", "in_channels": 1, "out_channels": 6, "kernel_size": 3,
+         "padding": 1}, {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "Flatten"}, {"type": "Linear", "in_features": 96, "out_features": 10}]))
+    out = _xpnn("train", "--arch", "net.json", "--epochs", "1", "--checkpoint", "r",
+                "--plot", "none", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = _xpnn("prune", "--checkpoint", "r_epoch_1.npz", "--amounts", "0.5", "--repeat", "1",
+                "--plot", "none", *(["--structured"] if structured else []), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Sequential from r_epoch_1.npz" in out.stdout and "  0.50 " in out.stdout

@@ -1035,3 +1035,67 @@ def test_a_file_system_without_locks_trains_unlocked(digits, tmp_path, monkeypat
                                             r"would not be stopped"):
         s.train()
     assert os.path.isfile(str(tmp_path / "ck") + "_epoch_1.npz")
+
+
+def _bn_run(digits, solver_class=Solver, **kwargs):
+    """A batch-norm ConvNet whose best validation epoch (2) is not its last
+    (4), and whose last epoch's running statistics score other than the
+    best epoch's with the best params."""
+    np.random.seed(7)
+    model = ConvNet(input_dim=(1, 8, 8), conv_blocks=((8,), (16,)), hidden_dims=(32,),
+                    num_classes=10, dtype=np.float64)
+    solver = solver_class(model, digits, update_rule="adam", optim_config={"learning_rate": 2e-2},
+                          num_epochs=4, batch_size=50, verbose=False, **kwargs)
+    solver.train()
+    return solver
+
+
+def test_the_best_params_come_with_their_batch_norm_statistics(xb, digits, tmp_path):
+    """best_val_acc 0.94 but check_accuracy 0.885 once: the model took the
+    best epoch's params with the last epoch's running statistics. Now it
+    scores what best_val_acc says, after train(), from a checkpoint (load_model
+    best=True, what xpnn prune starts from) and after resuming."""
+    from xpnn.checkpoint import load_model
+    solver = _bn_run(digits, checkpoint_name=str(tmp_path / "bn"))
+    val = solver.val_acc_history
+    assert val.index(max(val)) == 2 < len(val) - 1       # epoch 2 is the best, not 4
+    assert solver.check_accuracy(digits["X_val"], digits["y_val"]) == solver.best_val_acc
+    best = load_model(str(tmp_path / "bn_epoch_4.npz"), best=True)
+    assert Solver(best, digits, verbose=False).check_accuracy(
+        digits["X_val"], digits["y_val"]) == solver.best_val_acc
+    last = load_model(str(tmp_path / "bn_epoch_4.npz"))
+    assert Solver(last, digits, verbose=False).check_accuracy(
+        digits["X_val"], digits["y_val"]) == val[-1]
+    np.random.seed(7)
+    model = ConvNet(input_dim=(1, 8, 8), conv_blocks=((8,), (16,)), hidden_dims=(32,),
+                    num_classes=10, dtype=np.float64)
+    again = Solver(model, digits, update_rule="adam", optim_config={"learning_rate": 2e-2},
+                   num_epochs=5, batch_size=50, verbose=False)
+    again.load_checkpoint(str(tmp_path / "bn_epoch_4.npz"))
+    again.train()
+    assert again.check_accuracy(digits["X_val"], digits["y_val"]) == again.best_val_acc
+
+
+def test_the_course_solver_keeps_the_last_epochs_statistics(xb, digits):
+    """The course's Solver swaps in the best params only; a notebook's printed
+    accuracy after train() depends on it, so the course editions keep it."""
+    import importlib
+    solver = _bn_run(digits, importlib.import_module("xpnn.compat.cs231n_2019.solver").Solver)
+    assert solver.check_accuracy(digits["X_val"], digits["y_val"]) < solver.best_val_acc - 0.03
+
+
+def test_a_checkpoints_best_statistics_are_checked(digits, tmp_path):
+    from xpnn.checkpoint import load_model, save_npz_atomic
+    solver = _bn_run(digits, checkpoint_name=str(tmp_path / "bn"))
+    meta, arrays = load_npz(str(tmp_path / "bn_epoch_4.npz"))
+    ref = meta["best_bn_stats"][0]["running_mean"]["__array__"]
+    arrays[ref] = arrays[ref][:3]
+    save_npz_atomic(str(tmp_path / "cut.npz"), meta, arrays)
+    with pytest.raises(ValueError, match=r"cut\.npz'?: best_bn_stats\[0\]\['running_mean'\] "
+                                         r"has shape \(3,\)"):
+        load_model(str(tmp_path / "cut.npz"), best=True)
+    with pytest.raises(ValueError, match=r"best_bn_stats\[0\]"):
+        solver.load_checkpoint(str(tmp_path / "cut.npz"))
+    del meta["best_bn_stats"]     # an older checkpoint: the best params alone
+    save_npz_atomic(str(tmp_path / "old.npz"), meta, arrays)
+    assert load_model(str(tmp_path / "old.npz"), best=True) is not None

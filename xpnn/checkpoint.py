@@ -19,7 +19,7 @@ from .models.registry import build_model, model_class_name
 
 __all__ = ["PrefixLock", "save_npz_atomic", "write_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
-           "check_fits", "restore_model"]
+           "check_fits", "restore_model", "read_best_stats"]
 
 _META = "__meta__"
 
@@ -386,6 +386,37 @@ def build_stored_model(path, sec, kwargs):
                          f"{exc}") from None
 
 
+def read_best_stats(path, meta, arrays, entries):
+    """The batch-norm running statistics a checkpoint stores with its best
+    params (``best_bn_stats``), checked against the model's stored entries
+    ``entries`` (one dict per layer, same shapes, cast to their dtype);
+    None where the checkpoint has none (older ones, models without batch
+    norm)."""
+    try:
+        stats = unflatten_state(meta.get("best_bn_stats"), arrays)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{path!r}: best_bn_stats refers to a missing array ({exc})") from None
+    if stats is None:
+        return None
+    if not isinstance(stats, list) or len(stats) != len(entries):
+        raise ValueError(f"{path!r}: best_bn_stats does not match the model's "
+                         f"{len(entries)} batch-norm layers")
+    out = []
+    for i, (entry, saved) in enumerate(zip(entries, stats)):
+        if not isinstance(saved, dict) or not isinstance(entry, dict):
+            raise ValueError(f"{path!r}: best_bn_stats[{i}] is not a layer's statistics")
+        checked = {}
+        for k, v in saved.items():
+            old = entry.get(k)
+            v = np.asarray(v)
+            if old is None or np.shape(old) != v.shape or v.dtype.kind != "f":
+                raise ValueError(f"{path!r}: best_bn_stats[{i}][{k!r}] has shape {v.shape} "
+                                 f"({v.dtype}); the layer's is {np.shape(old)}")
+            checked[k] = v.astype(np.asarray(old).dtype)
+        out.append(checked)
+    return out
+
+
 def load_model(path, best=False):
     """A model from :func:`save_model` or from a Solver checkpoint, on the
     active backend, with its shapes (shrunk ones too) and masks. From a
@@ -403,6 +434,9 @@ def load_model(path, best=False):
         stored = unflatten_state(meta.get("best_params") or {}, arrays) if best else {}
         if isinstance(stored, dict) and stored and set(stored) == set(sec["params"]):
             sec = {**sec, "params": {k: np.asarray(v) for k, v in stored.items()}}
+            stats = read_best_stats(path, meta, arrays, sec["bn_params"])
+            if stats is not None:
+                sec["bn_params"] = [{**e, **st} for e, st in zip(sec["bn_params"], stats)]
             which = (f"the params of the best validation accuracy, "
                      f"{float(meta.get('best_val_acc', float('nan'))):.4f} (those xpnn train "
                      f"reports at its end)")

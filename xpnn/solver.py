@@ -21,7 +21,8 @@ import numpy as np
 
 from . import backend
 from .checkpoint import (PrefixLock, check_fits, flatten_state, load_npz, model_section,
-                         read_model_section, restore_model, save_npz_atomic, unflatten_state)
+                         read_best_stats, read_model_section, restore_model, save_npz_atomic,
+                         unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
 from .optim import UpdateRule, get_update_rule, update_all
 
@@ -123,6 +124,11 @@ class Solver:
     #: keeps its best or earlier params); "continue" warns once and trains on,
     #: as the course's Solver does (the course editions' Solver)
     on_nan = "stop"
+    #: the best params come back with the batch-norm running statistics of
+    #: the same epoch, so the model scores what best_val_acc says; False: the
+    #: course's Solver, whose model keeps the last epoch's statistics (the
+    #: course editions' Solver, whose notebooks print what that gives)
+    keep_best_stats = True
 
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_KWARGS))
@@ -191,6 +197,7 @@ class Solver:
         self.iteration = 0  # iterations completed
         self.best_val_acc = 0.0
         self.best_params: dict = {}
+        self.best_bn_stats: list | None = None  # the running statistics of best_params
         self.loss_history: list = []
         self._checked = 0  # losses verified finite so far
         self._nan_warned = False
@@ -397,7 +404,7 @@ class Solver:
                 break
             if not math.isfinite(v):
                 if self.best_params:
-                    self.model.params = dict(self.best_params)
+                    self._restore_best()
                     kept = (f"The model keeps the best parameters so far (val acc "
                             f"{self.best_val_acc:.4f}).")
                 elif self._readback_is_free() and self._params_finite():
@@ -451,7 +458,14 @@ class Solver:
             bar.close()
         self._read_losses()
         if self.best_params:
-            self.model.params = dict(self.best_params)
+            self._restore_best()
+
+    def _restore_best(self):
+        """The model takes best_params (and, with keep_best_stats, the
+        batch-norm running statistics recorded with them)."""
+        self.model.params = dict(self.best_params)
+        if self.keep_best_stats and self.best_bn_stats is not None:
+            set_bn_stats(self.model, self.best_bn_stats)
 
     def _guard_and_report(self, t, total, bar):
         """After step ``t``: the NaN check (on the host ``_step`` made it
@@ -485,6 +499,7 @@ class Solver:
         if val_acc > self.best_val_acc and self._params_finite():
             self.best_val_acc = val_acc
             self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
+            self.best_bn_stats = bn_stats(self.model)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self):
@@ -500,6 +515,7 @@ class Solver:
                        "num_val_samples": self.num_val_samples, "print_every": self.print_every},
             "epoch": self.epoch, "iteration": self.iteration,
             "best_val_acc": self.best_val_acc, "best_params": self.best_params,
+            "best_bn_stats": self.best_bn_stats,
             "optim_configs": self.optim_configs,
             "loss_history": list(self.loss_history),
             "train_acc_history": self.train_acc_history,
@@ -557,11 +573,14 @@ class Solver:
             check_fits(self.model, sec)
         except ValueError as exc:
             raise ValueError(f"checkpoint {path!r} does not fit this model: {exc}") from None
+        best_stats = read_best_stats(path, meta, arrays, sec["bn_params"])
         dev = self._backend()  # decided before the params are replaced
         restore_model(self.model, sec, dev, reg=False)
         self.epoch, self.iteration = fields["epoch"], fields["iteration"]
         self.best_val_acc = fields["best_val_acc"]
         self.best_params = backend.to_device(fields["best_params"], dev)
+        # older checkpoints have none: the best params then come back alone
+        self.best_bn_stats = None if best_stats is None else backend.to_device(best_stats, dev)
         self.optim_configs = backend.to_device(fields["optim_configs"], dev)
         self.loss_history = list(fields["loss_history"])
         self._checked = self._floats = len(self.loss_history)
@@ -569,6 +588,29 @@ class Solver:
         self.val_acc_history = list(fields["val_acc_history"])
         backend.set_rng_state(fields["rng"])
         return self
+
+
+_STAT_KEYS = ("running_mean", "running_var")
+
+
+def bn_stats(model):
+    """Copies of the batch-norm running statistics of ``model`` (one dict per
+    ``bn_params`` entry, holding those it has); None for a model without."""
+    entries = getattr(model, "bn_params", None)
+    if not entries:
+        return None
+    return [{k: _copy(p[k]) for k in _STAT_KEYS if k in p} if isinstance(p, dict) else {}
+            for p in entries]
+
+
+def set_bn_stats(model, stats):
+    """Put ``stats`` (from :func:`bn_stats`) back into the model's entries, in
+    place (a layer keeps its entry); entries the model lacks are skipped."""
+    for p, saved in zip(getattr(model, "bn_params", None) or [], stats):
+        if isinstance(p, dict) and isinstance(saved, dict):
+            for k in _STAT_KEYS:
+                if k in saved and k in p:
+                    p[k] = _copy(saved[k])
 
 
 def _copy(v):

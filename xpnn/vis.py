@@ -141,7 +141,7 @@ def plot_pruning(rows, base_acc, path=None, structured=False):
                     xytext=(-6 if left else 4, 4), ha="right" if left else "left", fontsize=8)
     ax.margins(x=0.08, y=0.1)
     ax.set_xlabel("sparsity of the conv and affine weights")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("validation accuracy")
     ax.set_title("structured (filters removed)" if structured else "global unstructured L1")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -11,6 +11,8 @@ wrapper over xpnn's single implementation.
   float32 model computes in float64 (xpnn's own models cast the data to
   their dtype); every edition's models do as the course's.
 - A NaN loss: the course's Solver goes on training (xpnn's stops).
+- The end of training: the course's model takes the best epoch's params
+  but keeps the last epoch's batch-norm statistics (xpnn's takes both).
 - Saving: CS231n 2025+ models and linear classifiers have ``save(fname)`` /
   ``load(fname)`` (``cs231n/saved/<fname>``, NumPy's .npy of a dict); every
   edition's have them here (:class:`CourseSaving`).
@@ -470,6 +472,8 @@ def update_rules(**overrides):
 
 def solver_class(rules):
     """A Solver whose ``update_rule='name'`` resolves to ``rules`` and that
-    goes on training through a NaN loss, as the course's does."""
+    goes on training through a NaN loss and ends with the best params but
+    the last epoch's batch-norm statistics, as the course's does."""
     return _named(type("Solver", (_Solver,), {"update_rules": rules, "on_nan": "continue",
+                                              "keep_best_stats": False,
                                               "__doc__": _Solver.__doc__}), "Solver")

@@ -1,5 +1,5 @@
 """The pruning sweep of ``xpnn prune``: copies of a trained model pruned by
-several amounts, each with its sparsity, size, FLOPs, test accuracy and
+several amounts, each with its sparsity, size, FLOPs, validation accuracy and
 (structured) inference time before and after shrinking."""
 from __future__ import annotations
 
@@ -25,12 +25,25 @@ def _infer_ms(model, X, repeat):
     return 1e3 * float(np.median(times))
 
 
+def _input_shape(model):
+    """The shape of one input the model takes: a Sequential's input_shape,
+    a course model's input_dim (a tuple for the conv nets, a number for the
+    fully connected ones: flat vectors); None if it records neither."""
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        shape = getattr(model, "init_kwargs", {}).get("input_dim")
+    if shape is None:
+        return None
+    return tuple(int(d) for d in shape) if isinstance(shape, (list, tuple)) else (int(shape),)
+
+
 def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, source="",
           dataset="digits", out=print, save=None):
     """Prune copies of ``model`` by each of ``amounts`` and ``out`` one
-    table row each (sparsity, parameters, FLOPs, test accuracy; structured:
+    table row each (sparsity, parameters, FLOPs, validation accuracy; structured:
     inference time masked and shrunk); returns the (amount, sparsity,
-    accuracy) rows and the unpruned model's test accuracy. Unstructured:
+    accuracy) rows and the unpruned model's validation accuracy (the amount
+    is chosen on it; the test set is left for the one model kept). Unstructured:
     global L1 over every conv and affine weight, the zeros then made
     permanent; structured: L1 filter pruning of every conv layer, then
     shrink. ``finetune`` epochs of Adam after pruning (pruned weights stay
@@ -38,18 +51,16 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
     shrunk one) is written to ``<save>_<percent>.npz`` (``load_model``
     reads it)."""
     from .. import prune
-    X, y = data["X_test"], data["y_test"]
+    X, y = data["X_val"], data["y_val"]
 
     def accuracy(m):
         return Solver(m, data, verbose=False).check_accuracy(X, y, batch_size=500)
 
-    want = tuple(model.init_kwargs.get("input_dim", ()) if isinstance(
-        model.init_kwargs.get("input_dim"), (list, tuple)) else ())
-    if want and tuple(X.shape[1:]) != want:
+    want = _input_shape(model)
+    if want is None or int(np.prod(X.shape[1:])) != int(np.prod(want)):
         raise ValueError(f"the model expects inputs of shape {want} but {dataset} images "
                          f"are {tuple(X.shape[1:])}; pass the data set it was trained on")
-    if not want:
-        X = X.reshape(len(X), -1)
+    X = X.reshape((len(X),) + want)
     if finetune < 0:
         raise ValueError(f"--finetune must be >= 0 epochs, got {finetune}")
     epochs = finetune
@@ -66,15 +77,15 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
     Xt = np.concatenate([X] * max(1, -(-2048 // len(X))))[:2048]  # a batch long enough to time
     base_ms = _infer_ms(model, Xt, repeat)
     out(f"{type(model).__name__} from {source}: {base['params']} params, "
-          f"{base['flops']} FLOPs/image, test accuracy {base_acc:.4f}, "
+          f"{base['flops']} FLOPs/image, val accuracy {base_acc:.4f}, "
           f"inference {base_ms:.2f} ms per {len(Xt)} images")
     if getattr(model, "loaded_params", None):
         out(f"  (pruned from {model.loaded_params})")
     if structured:
-        out(f"{'amount':>6s} {'sparsity':>8s} {'params':>8s} {'FLOPs':>9s} {'test acc':>8s} "
+        out(f"{'amount':>6s} {'sparsity':>8s} {'params':>8s} {'FLOPs':>9s} {'val acc':>8s} "
               f"{'masked ms':>9s} {'shrunk ms':>9s} {'speedup':>7s}")
     else:
-        out(f"{'amount':>6s} {'sparsity':>8s} {'nonzero':>8s} {'FLOPs':>9s} {'test acc':>8s}")
+        out(f"{'amount':>6s} {'sparsity':>8s} {'nonzero':>8s} {'FLOPs':>9s} {'val acc':>8s}")
     rows = []
     for a in amounts:
         m = copy.deepcopy(model)
