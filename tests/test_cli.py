@@ -328,3 +328,31 @@ def test_prune_takes_the_checkpoints_of_an_arch_run(tmp_path, structured):
                 "--plot", "none", *(["--structured"] if structured else []), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Sequential from r_epoch_1.npz" in out.stdout and "  0.50 " in out.stdout
+
+
+def test_version():
+    from xpnn import __version__
+    out = _xpnn("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"xpnn {__version__}"
+
+
+def test_a_divergence_says_which_option_to_lower_in_one_line(tmp_path):
+    """The Solver's advice is Python (solver.optim_config[...]); the command
+    line's says --lr, with NumPy's overflow warnings (a screen of source
+    lines) left out."""
+    out = _xpnn("train", "--model", "fc", "--lr", "1e6", "--update-rule", "sgd_momentum",
+                "--epochs", "2", "--quiet", "--plot", "none", cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stderr.startswith("xpnn: error: training diverged: the loss is nan at "
+                                 "iteration ") and "(learning rate 1e+06); train again with " \
+                                 "a lower --lr, e.g. --lr 100000" in out.stderr
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+
+
+def test_warnings_are_one_line_without_source(tmp_path):
+    out = _xpnn("train", "--augment", "crop:4", "--epochs", "1", "--quiet", "--plot", "none",
+                cwd=tmp_path)
+    assert out.returncode == 0
+    assert out.stderr.splitlines() == [l for l in out.stderr.splitlines()
+                                       if l.startswith("xpnn: warning: augment crop_pad=4")]
+    assert len(out.stderr.splitlines()) == 1

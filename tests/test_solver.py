@@ -109,13 +109,48 @@ def test_nan_loss_stops_with_iteration_and_keeps_best(digits):
     solver.train()
     best = host(solver.best_params)
     solver.num_epochs = 10
-    solver.optim_config = solver.optim_configs
     for cfg in solver.optim_configs.values():
         cfg["learning_rate"] = 1e300  # blow up
     with pytest.raises(FloatingPointError, match=r"at iteration 1[1-9]"):
         solver.train()
     for k in best:
         np.testing.assert_array_equal(host(model.params[k]), best[k])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_lowering_the_rate_in_optim_config_after_a_divergence_goes_on(xb, digits):
+    """`solver.optim_config['learning_rate'] = lower; solver.train()` once
+    diverged again: each param's optim_configs entry kept the old rate. Now a
+    change to optim_config reaches every param, and the error says so."""
+    np.random.seed(0)
+    model = FullyConnectedNet([20], input_dim=64, num_classes=10, weight_scale=1e-2,
+                              dtype=np.float64)
+    solver = Solver(model, _small(digits, 100), num_epochs=3, batch_size=50,
+                    update_rule="sgd_momentum", optim_config={"learning_rate": 1e-2},
+                    lr_decay=0.5, verbose=False)
+    solver.train()
+    solver.num_epochs = 6
+    solver.optim_config["learning_rate"] = 1e300
+    with pytest.raises(FloatingPointError, match=r"at iteration 8;.*To go on from here with "
+                                                 r"a lower rate: solver\.optim_config\["
+                                                 r"'learning_rate'\] = 1e\+299; solver\.train"):
+        solver.train()
+    stopped = solver.epoch     # off the host, the NaN is seen at a later check
+    solver.optim_config["learning_rate"] = 1e-2
+    solver.train()
+    assert solver.iteration == 12 and np.isfinite(solver.loss_history[-3:]).all()
+    # the new rate, then halved after each epoch it trained
+    assert {cfg["learning_rate"] for cfg in solver.optim_configs.values()} == \
+        {1e-2 * 0.5 ** (6 - stopped)}
+    assert all(cfg["momentum"] == 0.9 for cfg in solver.optim_configs.values())
+    solver.optim_config["learning_rte"] = 1e-3
+    solver.num_epochs = 7
+    with pytest.raises(ValueError, match="unknown config key 'learning_rte' \\(did you mean "
+                                         "'learning_rate'"):
+        solver.train()
+    solver.optim_config = {"learning_rate": -1.0, "momentum": 0.9}
+    with pytest.raises(ValueError, match=r"optim_config\['learning_rate'\]"):
+        solver.train()
 
 
 def test_unknown_kwargs_and_bad_data(digits):

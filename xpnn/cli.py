@@ -10,6 +10,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -53,6 +54,8 @@ def _positive_float(s):
 def build_parser():
     cls = _Parser
     p = cls(prog="xpnn", description="xpnn: CS231n-style neural networks on NumPy or CuPy.")
+    from . import __version__
+    p.add_argument("--version", action="version", version=f"xpnn {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=cls)
     t = sub.add_parser("train", help="train a model and report val/test accuracy",
                        description="Train a model with the Solver and report validation and "
@@ -349,6 +352,11 @@ def cmd_train(args):
         solver.train()
     except KeyboardInterrupt:
         return _interrupted(args, solver, model)
+    except FloatingPointError as exc:   # the Python advice becomes the command's
+        lr = solver.optim_config.get("learning_rate", settings.lr)
+        raise FloatingPointError(
+            f"{str(exc).split('; lower the')[0]} (learning rate {lr:g}); train again with a "
+            f"lower --lr, e.g. --lr {lr / 10:g}") from None
     val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     print(f"val accuracy: {val_acc:.4f}  test accuracy: {test_acc:.4f}  "
@@ -389,14 +397,30 @@ def cmd_tune(args):
     return 0 if summary is not None or args.no_report else 1
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    """A warning as the command line shows it: one line, no source."""
+    return f"xpnn: warning: {message}\n"
+
+
 def main(argv=None):
+    shown, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _main(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return {"prune": cmd_prune, "tune": cmd_tune, "train": cmd_train}[args.command](args)
+        # a diverging run's overflows are reported once, as its error, not as
+        # NumPy's warnings from every layer
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return {"prune": cmd_prune, "tune": cmd_tune, "train": cmd_train}[args.command](args)
     except KeyboardInterrupt:
         print("xpnn: interrupted", file=sys.stderr)
         return 130

@@ -205,6 +205,7 @@ class Solver:
         self.train_acc_history: list = []
         self.val_acc_history: list = []
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+        self._given_config = dict(self.optim_config)  # what optim_configs were told last
         self.last_checkpoint = None
 
     def _backend(self):
@@ -418,10 +419,27 @@ class Solver:
                 # here (the host's failed step was not applied; its loss goes)
                 del self.loss_history[self.iteration:]
                 self._checked = self._floats = len(self.loss_history)
+                kept += self._restart_rule_state()
+                lr = self.optim_config.get("learning_rate")
+                example = f"{lr / 10:g}" if isinstance(lr, (int, float)) else "1e-4"
                 raise FloatingPointError(
                     f"training diverged: the loss is {v} at iteration {i + 1}; lower the "
-                    f"learning rate. {kept}")
+                    f"learning rate. {kept} To go on from here with a lower rate: "
+                    f"solver.optim_config['learning_rate'] = {example}; solver.train()")
         self._checked = len(self.loss_history)
+
+    def _restart_rule_state(self):
+        """After a divergence: the update rule's state (momentum's velocity,
+        Adam's moments and step count), grown from the steps that diverged,
+        is dropped, so a train() with a lower rate starts it afresh from the
+        params kept; what to add to the error."""
+        rule = self.update_rule
+        if not isinstance(rule, UpdateRule) or not (rule.state or rule.counter):
+            return ""
+        for cfg in self.optim_configs.values():
+            for key in (*rule.state, rule.counter):
+                cfg.pop(key, None)
+        return f" The {self.update_rule_name} state starts afresh."
 
     def train(self):
         """Run (or continue) the optimisation for num_epochs epochs. With a
@@ -432,9 +450,28 @@ class Solver:
         with PrefixLock(self.checkpoint_name):
             return self._train()
 
+    def _pass_on_config_changes(self):
+        """A setting changed in ``optim_config`` since the last train() (the
+        learning rate lowered after a divergence, say) goes to every param's
+        ``optim_configs`` entry, which the rule reads: from now on each
+        param takes the new value (lr_decay then decays it each epoch)."""
+        changed = {k: v for k, v in self.optim_config.items()
+                   if k not in self._given_config or self._given_config[k] != v}
+        if not changed:
+            return
+        resolve_update_rule(self.update_rule, changed)   # a typo is refused, named
+        for key, value in changed.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"optim_config[{key!r}] must be a number, got {value!r}")
+            check_number(f"optim_config[{key!r}]", value, 0.0)
+        for cfg in self.optim_configs.values():
+            cfg.update(changed)
+        self._given_config = dict(self.optim_config)
+
     def _train(self):
         per_epoch = self._iterations_per_epoch()
         total = self.num_epochs * per_epoch
+        self._pass_on_config_changes()
         self._check_labels()
         # off the host a NaN is seen only at a check, after some updates: keep
         # where this call started, to return to if there is no best yet
@@ -582,6 +619,7 @@ class Solver:
         # older checkpoints have none: the best params then come back alone
         self.best_bn_stats = None if best_stats is None else backend.to_device(best_stats, dev)
         self.optim_configs = backend.to_device(fields["optim_configs"], dev)
+        self._given_config = dict(self.optim_config)
         self.loss_history = list(fields["loss_history"])
         self._checked = self._floats = len(self.loss_history)
         self.train_acc_history = list(fields["train_acc_history"])
