@@ -356,3 +356,54 @@ def test_warnings_are_one_line_without_source(tmp_path):
     assert out.stderr.splitlines() == [l for l in out.stderr.splitlines()
                                        if l.startswith("xpnn: warning: augment crop_pad=4")]
     assert len(out.stderr.splitlines()) == 1
+
+
+def test_a_resumed_run_goes_on_saving_as_it_did(tmp_path):
+    """--resume without --checkpoint once saved nothing of the new epochs and
+    said nothing, and --keep-checkpoints best was not carried over: now the
+    run saves under its own prefix, keeping what it kept (the earlier run's
+    files weighed too); a file not named PREFIX_epoch_<n>.npz is said to
+    save nothing; a missing epoch file lists those that are there."""
+    import re
+    import shutil
+    from xpnn.checkpoint import load_npz
+    out = _xpnn("train", "--model", "fc", "--epochs", "3", "--checkpoint", "runs/d",
+                "--keep-checkpoints", "best", "--plot", "none", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = _xpnn("train", "--resume", "runs/d_epoch_1.npz", "--epochs", "5", "--plot", "none",
+                cwd=tmp_path)
+    npz = lambda d: sorted(f for f in os.listdir(tmp_path / d) if f.endswith(".npz"))  # noqa
+    there = npz("runs")
+    assert out.returncode == 1 and "checkpoint 'runs/d_epoch_1.npz' does not exist; there " \
+        f"{'is' if len(there) == 1 else 'are'} " + ", ".join(
+            f"runs/{f}" for f in sorted(there, key=lambda f: int(re.findall(r"\d+", f)[0]))) \
+        in out.stderr, out.stderr
+    out = _xpnn("train", "--resume", "runs/d_epoch_3.npz", "--epochs", "5", "--plot", "none",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "saving runs/d_epoch_<n>.npz, keeping the last and the best epoch's" in out.stdout
+    val = load_npz(str(tmp_path / "runs" / "d_epoch_5.npz"))[0]["val_acc_history"]
+    best = max(range(1, 6), key=lambda e: val[e])
+    assert npz("runs") == sorted({f"d_epoch_{best}.npz",
+                                                            "d_epoch_5.npz"})
+    shutil.copy(tmp_path / "runs" / "d_epoch_5.npz", tmp_path / "mine.npz")
+    out = _xpnn("train", "--resume", "mine.npz", "--epochs", "6", "--plot", "none", "--quiet",
+                cwd=tmp_path)
+    assert out.returncode == 0 and "xpnn: mine.npz is not named PREFIX_epoch_<n>.npz, so the " \
+        "new epochs are not saved; give --checkpoint PREFIX to save them" in out.stderr
+    out = _xpnn("train", "--resume", "mine.npz", "--epochs", "6", "--plot", "none", "--quiet",
+                "--checkpoint", "other/m", "--keep-checkpoints", "last", cwd=tmp_path)
+    assert out.returncode == 0 and npz("other") == ["m_epoch_6.npz"]
+
+
+def test_a_file_that_is_not_a_checkpoint_says_what_it_is(tmp_path):
+    from xpnn.checkpoint import load_model
+    (tmp_path / "net.json").write_text('[{"type": "ReLU"}]')
+    for args in (["train", "--resume", "net.json"], ["prune", "--checkpoint", "net.json"]):
+        out = _xpnn(*args, cwd=tmp_path)
+        assert out.returncode == 1 and "'net.json' is not an .npz checkpoint: it is a JSON or " \
+            "text file (an architecture file is given to xpnn train --arch)" in out.stderr
+        assert "pickle" not in out.stderr
+    with pytest.raises(ValueError, match="is not an .npz checkpoint: it is empty"):
+        (tmp_path / "e.npz").write_bytes(b"")
+        load_model(str(tmp_path / "e.npz"))

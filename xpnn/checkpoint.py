@@ -232,10 +232,39 @@ def _unlock_file(fh) -> None:
     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _siblings(path):
+    """For a missing checkpoint: the epoch files of its prefix that do exist
+    (``--keep-checkpoints`` removes the others), or those in its folder."""
+    import glob
+    import re
+    m = re.match(r"(.*)_epoch_\d+\.npz$", path)
+    pattern = glob.escape(m.group(1)) + "_epoch_*.npz" if m else \
+        os.path.join(glob.escape(os.path.dirname(path) or "."), "*.npz")
+    def epoch(f):
+        e = re.search(r"_epoch_(\d+)\.npz$", f)
+        return (int(e.group(1)) if e else -1, f)
+    found = sorted(glob.glob(pattern), key=epoch)
+    if not found:
+        return ""
+    shown = ", ".join(found[-8:])
+    return f"; there {'is' if len(found) == 1 else 'are'} {shown}" + \
+        (f" (and {len(found) - 8} older)" if len(found) > 8 else "")
+
+
 def load_npz(path: str) -> tuple[dict, dict]:
     """(meta, arrays) from a file written by :func:`save_npz_atomic`."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist{_siblings(path)}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PK\x03\x04":   # every .npz is a zip archive
+        kind = ("a JSON or text file (an architecture file is given to xpnn train --arch)"
+                if head[:1] in (b"[", b"{") else
+                "a NumPy .npy file" if head == b"\x93NUM" else
+                "empty" if not head else f"a file starting with {head!r}")
+        raise ValueError(f"checkpoint {path!r} is not an .npz checkpoint: it is {kind}; "
+                         f"checkpoints are written by xpnn train --checkpoint, Solver("
+                         f"checkpoint_name=...) and save_model")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend
 from .recipes import (DATASETS, DEFAULTS, MODEL_CHOICES, Settings, build_model, load_data,
-                      make_solver, resume_solver)
+                      make_solver, resume_solver, resumed_prefix)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,11 +67,14 @@ def build_parser():
                    help="seed of NumPy's global RNG: weights and minibatches (default: 0)")
     t.add_argument("--checkpoint", metavar="PREFIX",
                    help="write PREFIX_epoch_<n>.npz after every epoch")
-    t.add_argument("--keep-checkpoints", choices=("all", "last", "best"), default="all",
+    t.add_argument("--keep-checkpoints", choices=("all", "last", "best"), default=None,
                    help="which epoch checkpoints stay: all, the last one, or the last and "
-                        "the best by validation accuracy (default: %(default)s)")
+                        "the best by validation accuracy (default: all; with --resume, the "
+                        "run's own)")
     t.add_argument("--resume", metavar="PATH",
-                   help="continue training from a checkpoint written with --checkpoint")
+                   help="continue training from a checkpoint written with --checkpoint, "
+                        "saving the new epochs beside it (PREFIX_epoch_<n>.npz, as the run "
+                        "did) unless --checkpoint names another prefix")
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
                    help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
     t.add_argument("--quiet", action="store_true", help="print only the final accuracies")
@@ -310,6 +313,10 @@ def _interrupted(args, solver, model):
     return 130
 
 
+_KEPT = {"all": "every epoch's", "last": "the last epoch's",
+         "best": "the last and the best epoch's"}
+
+
 def cmd_train(args):
     from .checkpoint import check_writable
     settings = Settings.from_options(args)
@@ -320,12 +327,15 @@ def cmd_train(args):
     t0 = time.perf_counter()
     data = load_data(settings)
     verbose = not args.quiet
+    if args.resume:
+        _refuse_conflicts_with_resume(args)
+        # the run goes on saving where it saved, keeping what it kept
+        args.checkpoint = args.checkpoint or resumed_prefix(args.resume)
     if args.checkpoint:
         check_writable(args.checkpoint)  # now, not after the first epoch
     if args.resume:
-        _refuse_conflicts_with_resume(args)
         solver = resume_solver(args.resume, data, args.epochs, args.checkpoint, verbose,
-                               settings.keep_checkpoints)
+                               args.keep_checkpoints)
         model = solver.model
         if solver.epoch >= solver.num_epochs:
             raise ValueError(
@@ -339,6 +349,13 @@ def cmd_train(args):
                   f"{solver.iteration}; from the checkpoint: the model, "
                   f"{solver.update_rule_name}{rate}, batch {solver.batch_size}; training to "
                   f"epoch {solver.num_epochs}")
+        if args.checkpoint:
+            if verbose:
+                print(f"saving {args.checkpoint}_epoch_<n>.npz, keeping "
+                      f"{_KEPT[solver.keep_checkpoints]}")
+        else:
+            print(f"xpnn: {args.resume} is not named PREFIX_epoch_<n>.npz, so the new epochs "
+                  f"are not saved; give --checkpoint PREFIX to save them", file=sys.stderr)
     else:
         model = build_model(settings, data)
         solver = make_solver(settings, data, model, args.epochs or 15, verbose)

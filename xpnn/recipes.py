@@ -18,7 +18,7 @@ from .backend import VALID_BACKENDS
 from .layers._util import check_int, check_number
 
 __all__ = ["Settings", "DEFAULTS", "MODEL_CHOICES", "DATASETS", "load_data", "build_model",
-           "make_solver", "resume_solver"]
+           "make_solver", "resume_solver", "resumed_prefix"]
 
 MODEL_CHOICES = ("convnet", "threelayer", "fc", "twolayer", "challenge")
 DATASETS = ("digits", "cifar10", "cinic10")
@@ -86,7 +86,8 @@ class Settings:
         ``xpnn train``'s or ``xpnn tune``'s options); the rest default."""
         options = options if isinstance(options, dict) else vars(options)
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in names})
+        # None: not given (an option without a value), so the default
+        return cls(**{k: v for k, v in options.items() if k in names and v is not None})
 
     def replace(self, **values) -> "Settings":
         """These settings with ``values`` instead (checked again)."""
@@ -181,11 +182,21 @@ def make_solver(settings: Settings, data: dict, model, epochs: int, verbose: boo
                   epoch_callback=epoch_callback)
 
 
+def resumed_prefix(path: str) -> str | None:
+    """The checkpoint prefix of an epoch file (``runs/digits`` for
+    ``runs/digits_epoch_5.npz``), where a resumed run goes on saving; None
+    for a file not so named."""
+    import re
+    m = re.match(r"(.+)_epoch_\d+\.npz$", path)
+    return m.group(1) if m else None
+
+
 def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | None,
-                  verbose: bool, keep_checkpoints: str = "all"):
+                  verbose: bool, keep_checkpoints: str | None = None):
     """The Solver of a checkpoint written by ``xpnn train --checkpoint``, its
     model rebuilt and its state restored, to train on to ``epochs`` (default:
-    the checkpoint's own)."""
+    the checkpoint's own), saving under ``checkpoint`` with
+    ``keep_checkpoints`` (default: the run's own, as it was saving)."""
     from .checkpoint import build_stored_model, load_npz, read_model_section
     from .solver import Solver
     meta, arrays = load_npz(path)
@@ -201,6 +212,7 @@ def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | N
                     num_epochs=epochs or s["num_epochs"],
                     num_train_samples=s["num_train_samples"],
                     num_val_samples=s["num_val_samples"], print_every=s["print_every"],
-                    checkpoint_name=checkpoint, keep_checkpoints=keep_checkpoints,
+                    checkpoint_name=checkpoint,
+                    keep_checkpoints=keep_checkpoints or s.get("keep_checkpoints", "all"),
                     verbose=verbose)
     return solver.load_checkpoint(path)

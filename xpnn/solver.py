@@ -549,7 +549,8 @@ class Solver:
                        "batch_size": self.batch_size,
                        "num_epochs": self.num_epochs,
                        "num_train_samples": self.num_train_samples,
-                       "num_val_samples": self.num_val_samples, "print_every": self.print_every},
+                       "num_val_samples": self.num_val_samples, "print_every": self.print_every,
+                       "keep_checkpoints": self.keep_checkpoints},
             "epoch": self.epoch, "iteration": self.iteration,
             "best_val_acc": self.best_val_acc, "best_params": self.best_params,
             "best_bn_stats": self.best_bn_stats,
@@ -625,7 +626,20 @@ class Solver:
         self.train_acc_history = list(fields["train_acc_history"])
         self.val_acc_history = list(fields["val_acc_history"])
         backend.set_rng_state(fields["rng"])
+        self._adopt_epoch_files()
         return self
+
+    def _adopt_epoch_files(self):
+        """A resumed run saving under its own prefix goes on keeping as it
+        did: the epoch files it wrote before (up to the epoch resumed) count
+        as this Solver's, so keep_checkpoints "best" weighs them too."""
+        self._written = []
+        if self.checkpoint_name is None:
+            return
+        for e in range(1, self.epoch + 1):
+            path = f"{self.checkpoint_name}_epoch_{e}.npz"
+            if os.path.isfile(path) and e < len(self.val_acc_history):
+                self._written.append((path, self.val_acc_history[e]))
 
 
 _STAT_KEYS = ("running_mean", "running_var")
