@@ -407,3 +407,25 @@ def test_a_file_that_is_not_a_checkpoint_says_what_it_is(tmp_path):
     with pytest.raises(ValueError, match="is not an .npz checkpoint: it is empty"):
         (tmp_path / "e.npz").write_bytes(b"")
         load_model(str(tmp_path / "e.npz"))
+
+
+@pytest.mark.parametrize("command, args, match", [
+    ("train", ["--warmup-epochs", "2"], "--warmup-epochs does not apply without --lr-schedule"),
+    ("tune", ["--warmup-epochs", "2"], "--warmup-epochs does not apply without --lr-schedule"),
+    ("train", ["--lr-schedule", "cosine", "--lr-decay", "0.5"],
+     "--lr-decay does not apply with --lr-schedule"),
+    ("train", ["--arch", "net.json", "--model", "fc"], "--model does not apply with --arch"),
+    ("tune", ["--arch", "net.json", "--model", "convnet"], "--model does not apply with --arch"),
+    ("train", ["--keep-checkpoints", "best"], "--keep-checkpoints does not apply without "
+                                              "--checkpoint"),
+    ("train", ["--data-dir", "somewhere"], "--data-dir does not apply to --dataset digits"),
+    ("prune", ["--checkpoint", "x.npz", "--data-dir", "d"],
+     "--data-dir does not apply to --dataset digits"),
+])
+def test_options_that_would_change_nothing_are_refused(command, args, match, tmp_path):
+    """--warmup-epochs without a schedule, --lr-decay with one and --model
+    beside --arch were silently ignored; each is refused as --hidden with
+    --arch is, in one line, before anything is loaded or trained."""
+    out = _xpnn(command, *args, cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.startswith(f"xpnn: error: {match}"), out.stderr
+    assert len(out.stderr.splitlines()) == 1 and not os.listdir(tmp_path)

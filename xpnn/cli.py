@@ -168,12 +168,12 @@ def build_parser():
 
 
 def _model_options(t):
-    t.add_argument("--model", choices=MODEL_CHOICES, default=DEFAULTS.model,
+    t.add_argument("--model", choices=MODEL_CHOICES, default=None,
                    help="convnet: [conv-bn-relu-pool]x2 - affine-bn-relu - affine; threelayer: "
                         "the course ThreeLayerConvNet; fc: FullyConnectedNet [100, 100] with "
                         "batchnorm; twolayer: TwoLayerNet; challenge: the seed notebooks' "
                         "[conv-bn-relu-pool-dropout]x3 64/128/256 - 512 - classes "
-                        "(default: %(default)s)")
+                        f"(default: {DEFAULTS.model})")
     t.add_argument("--arch", metavar="FILE.json",
                    help="train the xpnn.nn Sequential described in this JSON file (a list of "
                         "layers such as {\"type\": \"Conv2d\", \"in_channels\": 1, ...}); "
@@ -210,15 +210,16 @@ def _solver_options(t):
                    help="minibatch size (default: %(default)s)")
     t.add_argument("--lr", type=_positive_float, default=DEFAULTS.lr,
                    help="learning rate (default: %(default)s)")
-    t.add_argument("--lr-decay", type=_positive_float, default=DEFAULTS.lr_decay,
-                   help="learning-rate factor applied after each epoch (default: %(default)s)")
+    t.add_argument("--lr-decay", type=_positive_float, default=None,
+                   help="learning-rate factor applied after each epoch (default: "
+                        f"{DEFAULTS.lr_decay}; not with --lr-schedule)")
     t.add_argument("--lr-schedule", type=_schedule, default=None, metavar="SPEC",
                    help="instead of --lr-decay: 'cosine' (to 0 at the last iteration), "
                         "'step:E' or 'step:E:G' (times G, default 0.1, every E epochs), or "
                         "'constant'")
-    t.add_argument("--warmup-epochs", type=_nonneg_float, default=DEFAULTS.warmup_epochs,
+    t.add_argument("--warmup-epochs", type=_nonneg_float, default=None,
                    help="with --lr-schedule: ramp the learning rate up linearly over this many "
-                        "epochs first (default: %(default)s)")
+                        f"epochs first (default: {DEFAULTS.warmup_epochs:g})")
     t.add_argument("--augment", type=_augment, default=None, metavar="SPEC",
                    help="augment training batches: 'crop:P' (random crops of the images "
                         "zero-padded by P pixels), 'flip' (random left-right mirror), or "
@@ -280,7 +281,8 @@ def _refuse_conflicts_with_resume(args):
     """--resume continues the stored run as it was: a model or training
     option given beside it (one that differs from its default) would be
     ignored, so it is refused, named."""
-    given = [k for k in _FROM_CHECKPOINT if getattr(args, k, None) != getattr(DEFAULTS, k)]
+    given = [k for k in _FROM_CHECKPOINT if getattr(args, k, None) is not None and
+             getattr(args, k) != getattr(DEFAULTS, k)]
     if given:
         opts = ", ".join("--" + k.replace("_", "-") for k in given)
         raise ValueError(f"--resume continues the checkpoint's run with its own model and "
@@ -288,6 +290,31 @@ def _refuse_conflicts_with_resume(args):
                          f"{'it' if len(given) == 1 else 'them'}, or start a new run "
                          f"without --resume (--epochs, --checkpoint, --plot and the data "
                          f"options may be given)")
+
+
+# options that do nothing in some company: (option, when it is inapplicable,
+# why); each is refused the same way, as --hidden with --arch is
+_INAPPLICABLE = (
+    ("model", lambda a: a.arch, "with --arch (the JSON file describes the model)"),
+    ("warmup_epochs", lambda a: not a.lr_schedule,
+     "without --lr-schedule (it ramps up a schedule's rate: e.g. --lr-schedule cosine "
+     "--warmup-epochs 1)"),
+    ("lr_decay", lambda a: a.lr_schedule,
+     "with --lr-schedule (the schedule sets the rate every iteration; step:E:G multiplies "
+     "it by G every E epochs)"),
+    ("keep_checkpoints", lambda a: not (a.checkpoint or a.resume),
+     "without --checkpoint (no epoch is saved)"),
+    ("data_dir", lambda a: a.dataset == "digits",
+     "to --dataset digits (it ships with scikit-learn; --data-dir is for cifar10 and "
+     "cinic10)"),
+)
+
+
+def _refuse_inapplicable(args):
+    """Refuse an option given where it would change nothing."""
+    for name, inapplicable, why in _INAPPLICABLE:
+        if getattr(args, name, None) is not None and inapplicable(args):
+            raise ValueError(f"--{name.replace('_', '-')} does not apply {why}")
 
 
 def _interrupted(args, solver, model):
@@ -319,6 +346,7 @@ _KEPT = {"all": "every epoch's", "last": "the last epoch's",
 
 def cmd_train(args):
     from .checkpoint import check_writable
+    _refuse_inapplicable(args)
     settings = Settings.from_options(args)
     if settings.backend:
         backend.set_backend(settings.backend)
@@ -390,6 +418,7 @@ def cmd_train(args):
 def cmd_prune(args):
     from .checkpoint import load_model
     from .prune.sweep import sweep
+    _refuse_inapplicable(args)
     if args.backend:
         backend.set_backend(args.backend)
     backend.get_backend()
@@ -410,6 +439,7 @@ def cmd_prune(args):
 
 def cmd_tune(args):
     from . import tune
+    _refuse_inapplicable(args)
     summary = tune.run_search(tune.Search.from_options(args), Settings.from_options(args))
     return 0 if summary is not None or args.no_report else 1
 
