@@ -113,7 +113,10 @@ def test_search_on_digits_reports_saves_resumes(tmp_path):
     out = _tune(*common, "--trials", "9", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert len(_trial_lines(out.stdout)) == 2
-    assert len(_study(url, "s").trials) == 9
+    trials = _study(url, "s").trials
+    assert len(trials) == 9
+    # with new settings: a seeded sampler once started over, trials 7-8 repeating 0-1
+    assert all(t.params != u.params for t in trials[7:] for u in trials[:7])
 
 
 def test_a_diverging_trial_is_recorded_failed_and_the_search_goes_on(tmp_path):
@@ -449,3 +452,33 @@ def test_the_study_plots_say_what_they_show(tmp_path):
     assert "how much each setting mattered" in importance.get_title()
     for p in paths:
         assert matplotlib.image.imread(p).shape[1] >= 500
+
+
+def test_ctrl_c_says_how_to_continue_and_the_cut_trial_does_not_count(tmp_path):
+    """Ctrl-C in a search once dumped Optuna's 30-line traceback of the trial
+    it cut short, with no word of how to go on; that trial then counted
+    towards --trials. Now one line says where the study is and that the same
+    command continues it, which runs exactly the trials it lacks."""
+    import signal
+    from optuna.trial import TrialState
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["--storage", url, "--study", "c", "--epochs", "6", "--model", "fc", "--out",
+            str(tmp_path), "--no-plots"]
+    proc = subprocess.Popen([sys.executable, "-m", "xpnn.cli", "tune", *args, "--trials", "40"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for ln in proc.stdout:
+        if ln.startswith("trial   0 "):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert re.fullmatch(r"xpnn: interrupted; study 'c' in sqlite:///\S+c\.db keeps its \d+ "
+                        r"finished trials? \(one cut short does not count\); the same xpnn "
+                        r"tune command continues it, running only the trials it lacks\n",
+                        err), err
+    out = _tune(*args, "--trials", "3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = _study(url, "c").trials
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 3 and len(trials) - len(finished) <= 1

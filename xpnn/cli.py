@@ -440,7 +440,11 @@ def cmd_prune(args):
 def cmd_tune(args):
     from . import tune
     _refuse_inapplicable(args)
-    summary = tune.run_search(tune.Search.from_options(args), Settings.from_options(args))
+    try:
+        summary = tune.run_search(tune.Search.from_options(args), Settings.from_options(args))
+    except tune.SearchInterrupted as exc:
+        print(f"xpnn: {exc}", file=sys.stderr)
+        return 130
     return 0 if summary is not None or args.no_report else 1
 
 

@@ -151,9 +151,12 @@ def run_search(run: Search, settings: Settings):
         with threadpool_limits(limits=threads) if run.workers > 1 else nullcontext():
             ran = run_worker(study, space, settings, data, run.trials, run.epochs,
                              timeout=run.timeout, seed=run.seed, out_dir=run.out, on_trial=line)
-    finally:
         if others:
             ran_others = _join_workers(*others)
+    except (KeyboardInterrupt, SearchInterrupted):
+        if others:
+            _stop_workers(*others)
+        raise SearchInterrupted(_how_to_continue(study, run)) from None
     if others:
         print(f"{run.workers} workers ({threads} BLAS thread{'s' * (threads > 1)} each) ran "
               f"{ran + ran_others} trials in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -248,6 +251,30 @@ def _start_workers(run, settings, threads):
     return procs, relays, counts
 
 
+class SearchInterrupted(Exception):
+    """Ctrl-C in a search; the message says how to continue it."""
+
+
+def _how_to_continue(study, run):
+    """What an interrupted search says: what the study holds, where, and that
+    the same command continues it."""
+    from optuna.trial import TrialState
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    return (f"interrupted; study {study.study_name!r} in {_without_password(run.storage)} keeps "
+            f"its {done} finished trial{'s' * (done != 1)} (one cut short does not count); "
+            f"the same xpnn tune command continues it, running only the trials it lacks")
+
+
+def _stop_workers(procs, relays, counts):
+    """Stop the other workers (this one was interrupted)."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        p.wait()
+
+
 def _join_workers(procs, relays, counts):
     """Wait for the workers (stop them if this one is interrupted); the
     number of trials they ran."""
@@ -260,6 +287,8 @@ def _join_workers(procs, relays, counts):
                 p.terminate()
     for r in relays:
         r.join(timeout=10)
+    if any(p.returncode in (130, -2) for p in procs):   # Ctrl-C reached them
+        raise SearchInterrupted()
     bad = [p.returncode for p in procs if p.returncode]
     if bad:
         raise RuntimeError(f"{len(bad)} of {len(procs)} other tune workers failed (exit codes "
@@ -273,7 +302,7 @@ def _worker_main(argv):
     job = json.loads(argv[0])
     try:
         run_search(Search(**job["search"]), Settings(**job["settings"]))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SearchInterrupted):
         return 130
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"xpnn tune worker: error: {exc}", file=sys.stderr)
@@ -378,6 +407,10 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
     import warnings
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import logging
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _QuietInterrupts) for f in handler.filters):
+            handler.addFilter(_QuietInterrupts())
     # the heartbeat and the retry of a killed worker's trial are marked experimental
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     kwargs = {"heartbeat_interval": int(heartbeat), "grace_period": 3 * int(heartbeat)}
@@ -411,9 +444,17 @@ def open_study(storage, study_name, direction="maximize", sampler_seed=None, pru
         p = optuna.pruners.NopPruner()
     else:
         raise ValueError(f"pruner must be median, halving or none, got {pruner!r}")
-    sampler = optuna.samplers.TPESampler(seed=sampler_seed)
-    return optuna.create_study(storage=store, study_name=study_name, direction=direction,
-                               sampler=sampler, pruner=p, load_if_exists=True)
+    study = optuna.create_study(storage=store, study_name=study_name, direction=direction,
+                                sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+                                pruner=p, load_if_exists=True)
+    held = len(study.trials)
+    if held and sampler_seed is not None:
+        # a seeded sampler starts its random draws over in every process: a
+        # continued study would repeat the settings of its first trials, so
+        # it draws from a seed of its own, fixed by how many trials it holds
+        study.sampler = optuna.samplers.TPESampler(
+            seed=(int(sampler_seed) + 7919 * held) % 2 ** 32)
+    return study
 
 
 #: the PostgreSQL advisory lock that serialises creating Optuna's tables
@@ -458,7 +499,32 @@ def _counted(study):
     """Trials that count towards --trials: running and finished ones (not a
     killed worker's trial queued to run again)."""
     from optuna.trial import TrialState
-    return sum(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+    return sum(t.state != TrialState.WAITING and not _cut_short(t)
+               for t in study.get_trials(deepcopy=False))
+
+
+def _cut_short(trial):
+    """A trial stopped by Ctrl-C (failed, but not for its settings): it does
+    not count towards --trials, so a continued search runs one more."""
+    return trial.user_attrs.get("stopped") == _CUT_SHORT
+
+
+_CUT_SHORT = "interrupted (Ctrl-C)"
+
+
+class _QuietInterrupts:
+    """A logging filter for Optuna's handler: a trial failed by Ctrl-C is not
+    logged with its traceback (the search says how to continue instead)."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt()" in str(record.msg):
+            self.dropping = True
+            return False
+        if getattr(self, "dropping", False) and "failed with value None" in str(record.msg):
+            self.dropping = False
+            return False
+        return True
 
 
 def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, seed=0,
@@ -498,6 +564,9 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
             solver.train()
         except FloatingPointError as exc:
             trial.set_user_attr("stopped", f"failed: {exc}")
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("stopped", _CUT_SHORT)
             raise
         trial.set_user_attr("val_acc_history", [round(v, 6) for v in solver.val_acc_history])
         path = os.path.join(out_dir, f"{study.study_name}-trial-{trial.number}.npz")
