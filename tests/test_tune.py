@@ -449,7 +449,13 @@ def test_the_study_plots_say_what_they_show(tmp_path):
     assert list(dots.get_xdata()) == [t.number for t in complete]
     assert dots.get_markersize() >= 5 and dots.get_alpha() in (None, 1.0)
     assert lr.get_xlabel() == "learning rate (lr)" and lr.get_xscale() == "log"
-    assert "how much each setting mattered" in importance.get_title()
+    # xpnn's own bars, in the style of the others: one title (Optuna's once sat
+    # under it), no "Objective Value" legend, a bar per searched setting
+    assert importance.get_title() == "p: how much each setting mattered"
+    assert importance.figure._suptitle is None and importance.get_legend() is None
+    assert sorted(t.get_text() for t in importance.get_yticklabels()) == ["hidden", "lr"]
+    widths = [b.get_width() for b in importance.patches]
+    assert len(widths) == 2 and abs(sum(widths) - 1) < 1e-6 and widths == sorted(widths)
     for p in paths:
         assert matplotlib.image.imread(p).shape[1] >= 500
 

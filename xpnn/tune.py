@@ -779,21 +779,28 @@ def plot_study(study, out_dir="."):
         accuracy_axes(ax, "learning rate (lr)", "validation accuracy against the learning rate")
         finish(fig, "lr")
     if len(done) >= 2 and len({n for t in done for n in t.params}) >= 2:
-        import optuna.visualization.matplotlib as vm
+        import optuna
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            warnings.simplefilter("ignore")
             try:
-                ax = vm.plot_param_importances(study)
+                shares = optuna.importance.get_param_importances(study)
             except (ValueError, RuntimeError) as exc:  # e.g. too few trials
                 print(f"no importance plot: {exc}")
-                ax = None
-        if ax is not None:
-            ax = ax.flat[0] if hasattr(ax, "flat") else ax
-            ax.set_title(f"{study.study_name}: how much each setting mattered "
-                         f"(fANOVA importance)")
-            ax.set_xlabel("share of the validation accuracy's variance")
+                shares = None
+        if shares:
+            names = sorted(shares, key=shares.get)          # the largest on top
+            fig, ax = plt.subplots(figsize=(7, 1.2 + 0.5 * len(names)))
+            bars = ax.barh(names, [shares[n] for n in names], color="tab:blue", height=0.6)
+            for bar, n in zip(bars, names):
+                ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
+                        f" {shares[n]:.2f}", va="center")
+            ax.set_xlim(0, 1.1)
+            ax.set_xlabel("share of the variance of validation accuracy (fANOVA, "
+                          f"{len(done)} complete trials)")
             ax.set_ylabel("setting")
-            finish(ax.figure, "importance")
+            ax.set_title(f"{study.study_name}: how much each setting mattered")
+            ax.grid(alpha=0.3, axis="x")
+            finish(fig, "importance")
     return written
 
 

@@ -115,8 +115,18 @@ def plot_history(history, path=None, title=None):
     a1.set_ylabel("training loss")
     a2.plot(tr, "-o", label="train")
     a2.plot(va, "-o", label="val")
-    a2.set_xlabel("epoch")
+    a2.set_xlabel("epoch (0: after the first iteration)")
     a2.set_ylabel("accuracy")
+    accs = [float(v) for v in tr + va]
+    # accuracy on its own scale: down to the lowest tenth reached, up to 1 (one
+    # point alone once got an axis of 0.100 to 0.1175)
+    low = np.floor(10 * min(accs)) / 10 if accs else 0.0
+    a2.set_ylim(max(0.0, min(low, 0.9)), 1.005)
+    a2.set_xlim(-0.25, max(1, len(va) - 1) + 0.25)
+    a2.xaxis.get_major_locator().set_params(integer=True)
+    if len(va) == 1:
+        a2.text(0.5, 0.5, "no epoch finished yet", transform=a2.transAxes, ha="center",
+                color="0.4")
     a2.legend(loc="lower right")
     a2.grid(alpha=0.3)
     if title:
