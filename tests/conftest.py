@@ -43,13 +43,23 @@ def _cupy_skip_reason():
 
 
 _CUPY_REASON = _cupy_skip_reason()
+# each skipped test says why in a few words; how to install CuPy is said once,
+# in the run's header
+_CUPY_SHORT = None if _CUPY_REASON is None else \
+    f"no usable GPU: {_CUPY_REASON.split(';')[0][:100]} (the header says more)"
 
 BACKENDS = [
     "numpy",
     "array_api_strict",
-    pytest.param("cupy", marks=pytest.mark.skipif(
-        _CUPY_REASON is not None, reason=f"no usable GPU: {_CUPY_REASON}")),
+    pytest.param("cupy", marks=pytest.mark.skipif(_CUPY_REASON is not None,
+                                                  reason=_CUPY_SHORT or "")),
 ]
+
+
+def pytest_report_header(config):
+    if _CUPY_REASON is not None:
+        return f"cupy backend tests are skipped: {_CUPY_REASON}"
+    return "cupy backend tests run on the GPU"
 
 
 def host(a):

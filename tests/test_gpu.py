@@ -11,11 +11,11 @@ from xpnn.data import get_digits_data
 from xpnn.models import ConvNet
 from xpnn.solver import Solver
 
-from conftest import _CUPY_REASON
+from conftest import _CUPY_REASON, _CUPY_SHORT
 from layer_cases import CASES
 
 pytestmark = pytest.mark.skipif(_CUPY_REASON is not None,
-                                reason=f"no usable GPU: {_CUPY_REASON}")
+                                reason=_CUPY_SHORT or "")
 
 
 def _run_case(name, seed, dtype):
