@@ -43,7 +43,10 @@ def test_nan_at_the_first_step_leaves_the_weights_as_they_were(xb):
             else "The model is back at its parameters from the start of this train() call "
                  "(there is no best yet).")
     with pytest.raises(FloatingPointError, match=r"at iteration 1; lower the learning rate\. "
-                                                 + re.escape(kept) + "$"):
+                                                 + re.escape(kept) + r" To go on from here "
+                                                 r"with a lower rate: solver\.optim_config"
+                                                 r"\['learning_rate'\] = 0\.001; "
+                                                 r"solver\.train\(\)$"):
         s.train()
     after = host(model.params)
     for k in before:
@@ -139,6 +142,9 @@ def test_cinic_loader_refuses_what_would_mislead(tmp_path):
     assert D.get_CINIC10_data(str(tmp_path), classes=["cat", "dog"])["X_train"].shape[0] == 4
     with pytest.raises(ValueError, match="name each class once"):
         D.get_CINIC10_data(str(tmp_path), classes=["cat", "cat"])
+    # one class once trained and reported accuracy 1.0
+    with pytest.raises(ValueError, match=r"at least two classes to tell apart, got \['cat'\]"):
+        D.get_CINIC10_data(str(tmp_path), classes=["cat"])
     for bad in (-1, 0, 1.5, True):
         with pytest.raises(ValueError, match="num_per_class must be a positive integer"):
             D.get_CINIC10_data(str(tmp_path), classes=["cat", "dog"], num_per_class=bad)

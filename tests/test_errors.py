@@ -20,6 +20,11 @@ def test_conv_stride_that_does_not_fit(xb):
     ({"stride": 1, "pad": -1}, r"pad'\] must be an integer >= 0, got -1"),
     ({"stride": 0, "pad": 0}, r"stride'\] must be an integer >= 1, got 0"),
     ({"stride": 1.5, "pad": 0}, r"stride'\] must be an integer"),
+    # a missing key once meant pad 0 (the course's code reads both keys)
+    ({"stride": 1}, r"conv_param is missing 'pad'; it takes exactly 'stride' and 'pad'"),
+    ({"pad": 1}, r"conv_param is missing 'stride'"),
+    ({"stride": 1, "padding": 1}, r"is missing 'pad' and has 'padding' \(did you mean 'pad'"),
+    ({"stride": 1, "pad": 1, "dilation": 2}, r"conv_param has 'dilation'; it takes exactly"),
 ])
 def test_conv_bad_params(xb, param, match):
     x, w, b = (xb.asarray(np.zeros((1, 1, 5, 5))), xb.asarray(np.zeros((1, 1, 3, 3))),

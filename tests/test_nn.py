@@ -588,3 +588,18 @@ def test_readme_gradient_check_prints_what_the_readme_shows(capsys):
             assert abs(np.log10(float(g)) - np.log10(float(w))) < 0.5, (g, w)
         else:
             assert g == w
+
+
+def test_a_window_that_leaves_rows_unused_says_so():
+    """Sequential(Conv2d(1, 8, 3, stride=2), ...) on 8x8 follows PyTorch's
+    floor rule (the last row and column are not used) where the course's
+    layer functions refuse; the model's table says so instead of nothing."""
+    from xpnn.nn import Conv2d, Flatten, Linear, MaxPool2d, Sequential
+    m = Sequential(Conv2d(1, 8, 3, stride=2), MaxPool2d(2), Flatten(), Linear(8, 10),
+                   input_shape=(1, 8, 8))
+    rows = repr(m).splitlines()
+    assert "Conv2d(1, 8, 3, stride=2) (floor: last 1 row, 1 column unused)" in rows[2]
+    assert "MaxPool2d(2) (floor: last 1 row, 1 column unused)" in rows[3]
+    fits = Sequential(Conv2d(1, 8, 3, stride=1, padding=1), MaxPool2d(2), Flatten(),
+                      Linear(128, 10), input_shape=(1, 8, 8))
+    assert "unused" not in repr(fits)

@@ -155,8 +155,11 @@ def test_lowering_the_rate_in_optim_config_after_a_divergence_goes_on(xb, digits
 
 def test_unknown_kwargs_and_bad_data(digits):
     model = FullyConnectedNet([5], input_dim=64, num_classes=10)
-    with pytest.raises(ValueError, match="Unrecognized arguments learning_rate"):
+    with pytest.raises(ValueError, match="Unrecognized arguments learning_rate: 'learning_rate' "
+                                         r"\(an update rule's setting: optim_config="):
         Solver(model, _small(digits), learning_rate=1e-3)
+    with pytest.raises(ValueError, match=r"'num_epoch' \(did you mean 'num_epochs'\?\)"):
+        Solver(model, _small(digits), num_epoch=3)
     with pytest.raises(ValueError, match="missing 'y_val'"):
         Solver(model, {"X_train": 1, "y_train": 1, "X_val": 1})
     with pytest.raises(ValueError, match="unknown update rule 'adamax'"):

@@ -236,6 +236,9 @@ def get_CINIC10_data(root=None, classes=None, num_per_class=None, subtract_mean=
     twice = sorted({c for c in classes if classes.count(c) > 1})
     if twice or not classes:
         raise ValueError(f"classes must name each class once, got {list(classes)}")
+    if len(classes) < 2:   # one class: every prediction right, accuracy 1.0 says nothing
+        raise ValueError(f"classes must name at least two classes to tell apart, got "
+                         f"{list(classes)}; e.g. {','.join(CINIC10_CLASSES[:2])}")
     if num_per_class is not None and (isinstance(num_per_class, bool) or not isinstance(
             num_per_class, (int, np.integer)) or num_per_class < 1):
         raise ValueError(f"num_per_class must be a positive integer or None, got "

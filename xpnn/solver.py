@@ -133,8 +133,18 @@ class Solver:
     def __init__(self, model, data, **kwargs):
         unknown = sorted(set(kwargs) - set(_KWARGS))
         if unknown:
-            raise ValueError(f"Unrecognized arguments {', '.join(unknown)}; Solver accepts "
-                             f"{', '.join(_KWARGS)}")
+            import difflib
+            rule_keys = {"learning_rate", "momentum", "decay_rate", "beta1", "beta2",
+                         "epsilon", "weight_decay"}
+
+            def hint(k):
+                if k in rule_keys:
+                    return f"{k!r} (an update rule's setting: optim_config={{{k!r}: ...}})"
+                m = difflib.get_close_matches(str(k), list(_KWARGS), n=1)
+                return f"{k!r} (did you mean {m[0]!r}?)" if m else repr(k)
+            near = [hint(k) for k in unknown]
+            raise ValueError(f"Unrecognized arguments {', '.join(unknown)}: "
+                             f"{', '.join(near)}; Solver accepts {', '.join(_KWARGS)}")
         opts = {**_KWARGS, **kwargs}
         self.model = model
         if not isinstance(data, dict):
@@ -420,7 +430,8 @@ class Solver:
                 del self.loss_history[self.iteration:]
                 self._checked = self._floats = len(self.loss_history)
                 kept += self._restart_rule_state()
-                lr = self.optim_config.get("learning_rate")
+                lr = self.optim_config.get("learning_rate", getattr(
+                    self.update_rule, "defaults", {}).get("learning_rate"))
                 example = f"{lr / 10:g}" if isinstance(lr, (int, float)) else "1e-4"
                 raise FloatingPointError(
                     f"training diverged: the loss is {v} at iteration {i + 1}; lower the "

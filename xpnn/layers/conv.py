@@ -34,8 +34,19 @@ def _conv_geometry(x, w, b, conv_param, fn):
     if b.shape != (F,):
         raise ValueError(f"{fn}: b must have shape ({F},) for w {shape_str(w)}, "
                          f"got {shape_str(b)}")
-    stride = check_int(f"{fn}: conv_param['stride']", conv_param.get("stride", 1), 1)
-    pad = check_int(f"{fn}: conv_param['pad']", conv_param.get("pad", 0), 0)
+    # as the course's code reads them: both given (a missing 'pad' once meant 0)
+    missing = [k for k in ("stride", "pad") if k not in conv_param]
+    other = sorted(str(k) for k in conv_param if k not in ("stride", "pad"))
+    if missing or other:
+        import difflib
+        said = [f"is missing {', '.join(repr(k) for k in missing)}"] if missing else []
+        for k in other:
+            near = difflib.get_close_matches(k, ["stride", "pad"], n=1, cutoff=0.5)
+            said.append(f"has {k!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+        raise ValueError(f"{fn}: conv_param {' and '.join(said)}; it takes exactly 'stride' "
+                         f"and 'pad', e.g. {{'stride': 1, 'pad': 1}}")
+    stride = check_int(f"{fn}: conv_param['stride']", conv_param["stride"], 1)
+    pad = check_int(f"{fn}: conv_param['pad']", conv_param["pad"], 0)
     Hp, Wp = H + 2 * pad, W + 2 * pad
     for axis, size, k in (("height", Hp, HH), ("width", Wp, WW)):
         if k > size:

@@ -228,6 +228,7 @@ class Conv2d(Layer):
         Ho, Wo = _floor_out(H, kh, s, p), _floor_out(W, kw, s, p)
         # padded rows/columns beyond the last window: cropped before the conv
         self._crop = (H + 2 * p - kh) % s, (W + 2 * p - kw) % s
+        self.unused = self._crop
         fan_in = C * kh * kw
         self.param_shapes = {"W": ((self.out_channels, C, kh, kw), ("normal", fan_in)),
                              "b": ((self.out_channels,), ("zeros",))}
@@ -589,6 +590,7 @@ class _Pool(Layer):
             raise self._mismatch(f"a {kh}x{kw} window does not fit the input {H}x{W}" +
                                  (f" padded by {p}" if p else ""))
         self.pool_param = {"pool_height": kh, "pool_width": kw, "stride": s}
+        self.unused = ((H + 2 * p - kh) % s, (W + 2 * p - kw) % s)
         return (C, _floor_out(H, kh, s, p), _floor_out(W, kw, s, p))
 
 

@@ -200,6 +200,10 @@ class Network(DeviceModel):
         for name, layer, out, n, macs in self.summary_rows():
             depth = name.count(".") // 2
             label = type(layer).__name__ if layer.children() else repr(layer)
+            rows_cut, cols_cut = getattr(layer, "unused", (0, 0))
+            if rows_cut or cols_cut:   # PyTorch's floor rule: said, not silent
+                label += f" (floor: last {rows_cut} row{'s' * (rows_cut != 1)}, " \
+                         f"{cols_cut} column{'s' * (cols_cut != 1)} unused)"
             rows.append(("  " * depth + f"{name} {label}", "x".join(map(str, out)),
                          f"{n:,}" if n else "", f"{macs:,}" if macs else ""))
         total_p = sum(int(np.prod(v.shape)) for v in self.params.values())
