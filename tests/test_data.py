@@ -87,13 +87,13 @@ def test_cinic10_subset(tmp_path):
     assert data["X_train"].shape == (6, 3, 32, 32) and data["X_test"].shape == (6, 3, 32, 32)
     assert sorted(set(data["y_val"].tolist())) == [0, 1]
     with pytest.raises(FileNotFoundError, match=r"class folder .*train.*dog.* is missing"):
-        get_CINIC10_data(root, classes=["dog"])
+        get_CINIC10_data(root, classes=["dog", "cat"])
     with pytest.raises(ValueError, match="unknown CINIC-10 classes \\['cow'\\]"):
-        get_CINIC10_data(root, classes=["cow"])
+        get_CINIC10_data(root, classes=["cow", "cat"])
     with open(os.path.join(root, "train", "cat", "bad.png"), "wb") as fh:
         fh.write(b"not an image")
     with pytest.raises(ValueError, match="cannot read image .*bad.png"):
-        get_CINIC10_data(root, classes=["cat"])
+        get_CINIC10_data(root, classes=["cat", "ship"])
 
 
 def test_digits_split():
@@ -104,3 +104,14 @@ def test_digits_split():
     state = np.random.get_state()[1].copy()
     get_digits_data()
     assert np.array_equal(np.random.get_state()[1], state)  # global RNG untouched
+
+
+def test_load_cifar10_says_how_to_download(tmp_path):
+    """load_CIFAR10(path) said only that the folder was missing, where
+    get_CIFAR10_data() said how to get it; both now do."""
+    from xpnn.data import load_CIFAR10
+    for root in (str(tmp_path / "nowhere"), str(tmp_path)):
+        with pytest.raises(FileNotFoundError, match=r"from https://www\.cs\.toronto\.edu/~kriz/"
+                                                    r"cifar\.html: curl -L .*\| tar -xz makes it "
+                                                    r"in the working directory"):
+            load_CIFAR10(root)

@@ -16,7 +16,7 @@ def _headings(text):
 
 
 def test_the_readme_is_short_and_in_a_students_order():
-    assert len(README.splitlines()) <= 300
+    assert len(README.splitlines()) <= 320   # a few minutes to read
     order = ["Quick start", "Running a course notebook", "A gradient check", "`xpnn train`",
              "On a GPU and on Colab", "Composing networks: `xpnn.nn`", "Pruning",
              "`xpnn tune`: coarse-to-fine search", "Layers", "Speed, and developing xpnn"]
@@ -94,3 +94,11 @@ def test_the_colab_cell_works_as_pasted(tmp_path):
     train = shlex.split(shell[2].replace("XPNN_BACKEND=cupy ", "") + " --plot none --quiet")
     out = subprocess.run(train, env={**env, "XPNN_BACKEND": "numpy"}, **run)
     assert out.returncode == 0 and "val accuracy:" in out.stdout, out.stderr
+
+
+def test_the_benchmark_config_names_no_address_that_does_not_exist():
+    """asv.conf.json once pointed project_url at a package-index page for
+    xpnn, which does not exist; the dashboard needs none."""
+    import json
+    conf = json.loads((ROOT / "asv_benchmarks" / "asv.conf.json").read_text())
+    assert "project_url" not in conf and conf["repo"] == ".."

@@ -6,6 +6,8 @@ checked against PyTorch itself; shape mismatches named; attributes that stay
 the model's params; training through the Solver."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -282,6 +284,12 @@ def test_resumed_sequential_run_equals_the_uninterrupted_one(tmp_path, capsys):
     assert resumed.split("(")[0] == whole.split("(")[0]   # the same accuracies
 
 
+def _readme_section(section):
+    import os
+    text = open(os.path.join(os.path.dirname(__file__), "..", "README.md"), encoding="utf-8").read()
+    return " ".join(text.split(f"## {section}", 1)[1].split("\n## ", 1)[0].split())
+
+
 def _readme_blocks(section, lang):
     import os
     import re
@@ -296,7 +304,15 @@ def test_readme_section_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
-    assert "multiply-adds" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "multiply-adds" in out
+    # what the README says it prints: a first loss near 5.3 (He init, not the
+    # course's 2.30) and about 0.84 validation accuracy after the 3 epochs
+    first = float(re.search(r"\(Iteration 1 / \d+\) loss: ([\d.]+)", out).group(1))
+    last = float(re.findall(r"val_acc: ([\d.]+)", out)[-1])
+    assert 4.5 < first < 6.5 and 0.7 < last, out
+    said = _readme_section("Composing networks")
+    assert "the loss starts near 5.3" in said and "reaches about 0.84" in said
     assert namespace["model"][0].W is namespace["model"].params["0.W"]
     from xpnn.nn import load_arch
     (tmp_path / "net.json").write_text(arch)
@@ -600,6 +616,8 @@ def test_a_window_that_leaves_rows_unused_says_so():
     rows = repr(m).splitlines()
     assert "Conv2d(1, 8, 3, stride=2) (floor: last 1 row, 1 column unused)" in rows[2]
     assert "MaxPool2d(2) (floor: last 1 row, 1 column unused)" in rows[3]
-    fits = Sequential(Conv2d(1, 8, 3, stride=1, padding=1), MaxPool2d(2), Flatten(),
-                      Linear(128, 10), input_shape=(1, 8, 8))
+    # the usual stride-2 pad-1 conv leaves only padding unused; a 1x1 stride-2
+    # shortcut skips rows by design
+    fits = Sequential(Conv2d(1, 8, 3, stride=2, padding=1), Conv2d(8, 8, 1, stride=2),
+                      MaxPool2d(2), Flatten(), Linear(8, 10), input_shape=(1, 8, 8))
     assert "unused" not in repr(fits)

@@ -281,3 +281,28 @@ def test_dropout_needs_a_mode_and_keeps_its_own_backend(xb):
     with backend.use_backend("numpy"):
         out, _ = dropout_forward(x, {"mode": "train", "p": 0.5})
         assert backend.backend_of(out) == xb.name
+
+
+def test_the_convnet_gradient_check_prints_the_notebooks_numbers(xb, capsys):
+    """CS231n 2019's ThreeLayerConvNet gradient check prints W2 at 1.8e-02
+    for a correct implementation (the README's rule of thumb rests on it):
+    the cell as written, its printed lines compared to the notebook's."""
+    from xpnn.compat.cs231n_2019.classifiers.cnn import ThreeLayerConvNet
+    from xpnn.compat.cs231n_2019.gradient_check import eval_numerical_gradient
+    from conftest import host
+    num_inputs, input_dim, num_classes = 2, (3, 16, 16), 10
+    np.random.seed(231)
+    X = np.random.randn(num_inputs, *input_dim)
+    y = np.random.randint(num_classes, size=num_inputs)
+    model = ThreeLayerConvNet(num_filters=3, filter_size=3, input_dim=input_dim, hidden_dim=7,
+                              dtype=np.float64)
+    loss, grads = model.loss(xb.asarray(X), xb.asarray(y))
+    for name in sorted(grads):
+        def f(_):
+            return model.loss(xb.asarray(X), xb.asarray(y))[0]
+        num = eval_numerical_gradient(f, model.params[name], verbose=False, h=1e-6)
+        print("%s max relative error: %e" % (name, rel_error(host(num), host(grads[name]))))
+    assert capsys.readouterr().out.splitlines() == [
+        "W1 max relative error: 1.380104e-04", "W2 max relative error: 1.822723e-02",
+        "W3 max relative error: 3.064049e-04", "b1 max relative error: 3.477652e-05",
+        "b2 max relative error: 2.516375e-03", "b3 max relative error: 7.945660e-10"]

@@ -177,7 +177,8 @@ def test_loading_a_mismatched_checkpoint(tmp_path, digits):
         Solver(other, _small(digits), verbose=False).load_checkpoint(str(tmp_path / "nope.npz"))
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a readable xpnn .npz checkpoint"):
+    with pytest.raises(ValueError, match=r"bad\.npz' is not an \.npz checkpoint: it is a file "
+                                         r"starting with b'not '"):
         Solver(other, _small(digits), verbose=False).load_checkpoint(str(bad))
 
 
@@ -224,7 +225,8 @@ def test_checkpoint_restores_masks_statistics_optimizer_and_settings(digits, tmp
     assert meta["solver"] == {"update_rule": "sgd_momentum", "optim_config": {
         "learning_rate": 1e-2}, "lr_decay": 0.8, "lr_schedule": None, "augment": None,
         "batch_size": 40, "num_epochs": 2,
-        "num_train_samples": 300, "num_val_samples": 200, "print_every": 7}
+        "num_train_samples": 300, "num_val_samples": 200, "print_every": 7,
+        "keep_checkpoints": "all"}
     fresh = FullyConnectedNet([20], input_dim=64, num_classes=10, normalization="batchnorm",
                               reg=0.01, dtype=np.float64)
     t = Solver(fresh, X, update_rule="sgd_momentum", verbose=False).load_checkpoint(

@@ -52,7 +52,8 @@ class _BatchUnpickler(pickle.Unpickler):
 def _load_cifar_batch(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CIFAR-10 batch {path!r} is missing; expected the "
-                                "'cifar-10-batches-py' folder with data_batch_1..5 and test_batch")
+                                "'cifar-10-batches-py' folder with data_batch_1..5 and "
+                                f"test_batch{_get_cifar()}")
     try:
         with open(path, "rb") as fh:
             d = _BatchUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
@@ -97,12 +98,17 @@ def load_pickle(f):
         raise ValueError(f"not a readable pickle: {type(exc).__name__}: {exc}") from None
 
 
+def _get_cifar():
+    page, command = DOWNLOADS["cifar-10-batches-py"]
+    return f" (from {page}: {command} makes it in the working directory)"
+
+
 def load_CIFAR10(root):
     """(X_train, y_train, X_test, y_test) from the CIFAR-10 python batches in
     ``root``; X as float64 (N, 32, 32, 3), as the course loader returns."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CIFAR-10 folder {root!r} does not exist; expected the "
-                                "extracted 'cifar-10-batches-py' folder")
+                                f"extracted 'cifar-10-batches-py' folder{_get_cifar()}")
     parts = [_load_cifar_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
     Xtr = np.concatenate([p[0] for p in parts])
     Ytr = np.concatenate([p[1] for p in parts])
@@ -198,8 +204,11 @@ def _read_png(path):
 def _load_cinic_split(root, split, classes, limit):
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
+        page, command = DOWNLOADS["CINIC-10"]
+        hint = f" (from {page}: {command} makes it in the working directory)" \
+            if not os.path.exists(root) else ""
         raise FileNotFoundError(f"CINIC-10 split folder {folder!r} is missing; expected "
-                                f"{root}/{{train,valid,test}}/<class>/*.png")
+                                f"{root}/{{train,valid,test}}/<class>/*.png{hint}")
     xs, ys = [], []
     for label, cls in enumerate(classes):
         cdir = os.path.join(folder, cls)

@@ -41,6 +41,14 @@ def _pair(name, v, minimum):
     return v, v
 
 
+def _unused_rows(sizes, kernel, stride, pad):
+    """(rows, columns) of the input itself (not its padding) past the last
+    window under the floor rule: what a summary says is never looked at.
+    A window narrower than its stride skips rows anyway, by design: 0."""
+    return tuple(max(0, (n + 2 * pad - k) % stride - pad) if k >= stride else 0
+                 for n, k in zip(sizes, kernel))
+
+
 def _floor_out(size, k, stride, pad=0):
     return (size + 2 * pad - k) // stride + 1
 
@@ -228,7 +236,7 @@ class Conv2d(Layer):
         Ho, Wo = _floor_out(H, kh, s, p), _floor_out(W, kw, s, p)
         # padded rows/columns beyond the last window: cropped before the conv
         self._crop = (H + 2 * p - kh) % s, (W + 2 * p - kw) % s
-        self.unused = self._crop
+        self.unused = _unused_rows((H, W), (kh, kw), s, p)
         fan_in = C * kh * kw
         self.param_shapes = {"W": ((self.out_channels, C, kh, kw), ("normal", fan_in)),
                              "b": ((self.out_channels,), ("zeros",))}
@@ -590,7 +598,7 @@ class _Pool(Layer):
             raise self._mismatch(f"a {kh}x{kw} window does not fit the input {H}x{W}" +
                                  (f" padded by {p}" if p else ""))
         self.pool_param = {"pool_height": kh, "pool_width": kw, "stride": s}
-        self.unused = ((H + 2 * p - kh) % s, (W + 2 * p - kw) % s)
+        self.unused = _unused_rows((H, W), (kh, kw), s, p)
         return (C, _floor_out(H, kh, s, p), _floor_out(W, kw, s, p))
 
 
