@@ -13,6 +13,7 @@ from . import _host
 _host.tune_blas_wait()
 _host.tune_malloc()
 
+import os  # noqa: E402
 import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -43,6 +44,18 @@ _warned = False
 __all__ = ["NumpyBackend", "NumpyKernels", "BACKEND", "has_compiled"]
 
 
+def _why_not_built():
+    """Why the extension is missing: the reason the install left (setup.py's
+    BUILD_FAILED.txt: the compiler's error) or the import error."""
+    note = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cython",
+                        "BUILD_FAILED.txt")
+    try:
+        with open(note, encoding="utf-8") as fh:
+            return f"the install could not build it: {fh.read().strip()[:300]}"
+    except OSError:
+        return str(_IMPORT_ERROR)
+
+
 def has_compiled() -> bool:
     """True when the Cython extension was built and imported."""
     return _cy is not None
@@ -58,10 +71,9 @@ def _use_compiled(x) -> bool:
         if not _warned:
             _warned = True
             warnings.warn(
-                "xpnn's compiled im2col extension is missing "
-                f"({_IMPORT_ERROR}); using the slower portable path. Build it "
-                "with: pip install -e . (needs a C compiler, Cython and NumPy)",
-                RuntimeWarning, stacklevel=4)
+                f"xpnn's compiled im2col extension is missing ({_why_not_built()}); "
+                "using the slower portable path. Build it with: pip install -e . "
+                "(needs a C compiler, Cython and NumPy)", RuntimeWarning, stacklevel=4)
         return False
     return True
 
