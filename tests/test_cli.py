@@ -429,3 +429,23 @@ def test_options_that_would_change_nothing_are_refused(command, args, match, tmp
     out = _xpnn(command, *args, cwd=tmp_path)
     assert out.returncode == 1 and out.stderr.startswith(f"xpnn: error: {match}"), out.stderr
     assert len(out.stderr.splitlines()) == 1 and not os.listdir(tmp_path)
+
+
+def test_a_new_run_on_another_runs_prefix_is_refused(tmp_path):
+    """A second fresh run on runs/digits once left its epochs 11 and 15 beside
+    the first run's epoch 20, which the README's prune then took; and the
+    resume line quoted the starting learning rate, not the decayed one it
+    goes on at."""
+    out = _xpnn("train", "--model", "fc", "--epochs", "2", "--checkpoint", "runs/d",
+                "--plot", "none", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    out = _xpnn("train", "--model", "fc", "--epochs", "1", "--checkpoint", "runs/d",
+                "--plot", "none", "--quiet", cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "xpnn: error: --checkpoint runs/d already holds another run's epochs "
+        "(runs/d_epoch_1.npz, runs/d_epoch_2.npz); continue that run with --resume "
+        "runs/d_epoch_2.npz, give this run another --checkpoint, or delete those files")
+    out = _xpnn("train", "--resume", "runs/d_epoch_2.npz", "--epochs", "3", "--plot", "none",
+                cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "adam at learning rate 0.00162, batch 50" in out.stdout   # 2e-3 * 0.9 ** 2

@@ -303,16 +303,17 @@ def test_readme_section_runs_as_written(tmp_path, monkeypatch, capsys):
         _readme_blocks("Composing networks", "json")
     monkeypatch.chdir(tmp_path)
     namespace = {}
+    np.random.seed(0)    # the Solver's batches: one fixed draw of what a reader may get
     exec(compile(code, "README.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert "multiply-adds" in out
-    # what the README says it prints: a first loss near 5.3 (He init, not the
-    # course's 2.30) and about 0.84 validation accuracy after the 3 epochs
+    # what the README says it prints: a first loss between 5 and 6 (He init,
+    # not the course's 2.30) and 0.8 or so validation accuracy after 3 epochs
     first = float(re.search(r"\(Iteration 1 / \d+\) loss: ([\d.]+)", out).group(1))
     last = float(re.findall(r"val_acc: ([\d.]+)", out)[-1])
-    assert 4.5 < first < 6.5 and 0.7 < last, out
+    assert 5 < first < 6 and 0.7 < last, out
     said = _readme_section("Composing networks")
-    assert "the loss starts near 5.3" in said and "reaches about 0.84" in said
+    assert "the loss starts between 5 and 6" in said and "reaches 0.8 or so" in said
     assert namespace["model"][0].W is namespace["model"].params["0.W"]
     from xpnn.nn import load_arch
     (tmp_path / "net.json").write_text(arch)

@@ -77,7 +77,7 @@ def build_parser():
                         "did) unless --checkpoint names another prefix")
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
                    help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
-    t.add_argument("--quiet", action="store_true", help="print only the final accuracies")
+    t.add_argument("--quiet", action="store_true", help="print only the final accuracies (and the files written)")
 
     _model_options(t)
     _solver_options(t)
@@ -137,8 +137,8 @@ def build_parser():
     q = sub.add_parser("prune", help="prune a trained model and tabulate accuracy vs sparsity",
                        description="Load a trained model (a checkpoint from xpnn train "
                                    "--checkpoint, or a saved model), prune copies of it by each "
-                                   "amount and report sparsity, parameters, FLOPs and test "
-                                   "accuracy. Unstructured: global L1 over every conv and affine "
+                                   "amount and report sparsity, parameters, FLOPs and "
+                                   "validation accuracy. Unstructured: global L1 over every conv and affine "
                                    "weight. --structured: L1 filter pruning of every conv layer, "
                                    "then shrink, with inference time before and after.")
     q.add_argument("--checkpoint", metavar="PATH", required=True,
@@ -340,6 +340,20 @@ def _interrupted(args, solver, model):
     return 130
 
 
+def _refuse_another_runs_files(prefix):
+    """A new run on a prefix that holds another run's epoch files would mix
+    the two (its epoch 5 beside the other's epoch 20, which a later
+    --resume or prune would take for this run's): refused, naming them."""
+    import glob
+    theirs = sorted(glob.glob(glob.escape(prefix) + "_epoch_*.npz"))
+    if theirs:
+        shown = ", ".join(theirs[-3:]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3
+                                          else "")
+        raise ValueError(f"--checkpoint {prefix} already holds another run's epochs ({shown}); "
+                         f"continue that run with --resume {theirs[-1]}, give this run "
+                         f"another --checkpoint, or delete those files")
+
+
 _KEPT = {"all": "every epoch's", "last": "the last epoch's",
          "best": "the last and the best epoch's"}
 
@@ -361,6 +375,8 @@ def cmd_train(args):
         args.checkpoint = args.checkpoint or resumed_prefix(args.resume)
     if args.checkpoint:
         check_writable(args.checkpoint)  # now, not after the first epoch
+        if not args.resume:
+            _refuse_another_runs_files(args.checkpoint)
     if args.resume:
         solver = resume_solver(args.resume, data, args.epochs, args.checkpoint, verbose,
                                args.keep_checkpoints)
@@ -371,7 +387,9 @@ def cmd_train(args):
                 f"ends at epoch {solver.num_epochs}; --epochs is the epoch to reach, so "
                 f"--epochs {solver.epoch + 3} trains 3 more")
         if verbose:
-            lr = solver.optim_config.get("learning_rate")
+            # the rate it goes on at (decayed since the start), not the first one
+            rates = {c.get("learning_rate") for c in solver.optim_configs.values()}
+            lr = rates.pop() if len(rates) == 1 else solver.optim_config.get("learning_rate")
             rate = f" at learning rate {lr:g}" if isinstance(lr, (int, float)) else ""
             print(f"resumed {args.resume} at epoch {solver.epoch}, iteration "
                   f"{solver.iteration}; from the checkpoint: the model, "

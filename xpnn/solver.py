@@ -432,7 +432,11 @@ class Solver:
                 kept += self._restart_rule_state()
                 lr = self.optim_config.get("learning_rate", getattr(
                     self.update_rule, "defaults", {}).get("learning_rate"))
-                example = f"{lr / 10:g}" if isinstance(lr, (int, float)) else "1e-4"
+                # a tenth of the rate, but no more than the rule's own default: a
+                # wild rate (1e300) would otherwise take hundreds of tries
+                default = getattr(self.update_rule, "defaults", {}).get("learning_rate")
+                example = f"{min(lr / 10, default or lr / 10):g}" \
+                    if isinstance(lr, (int, float)) else "1e-4"
                 raise FloatingPointError(
                     f"training diverged: the loss is {v} at iteration {i + 1}; lower the "
                     f"learning rate. {kept} To go on from here with a lower rate: "

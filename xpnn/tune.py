@@ -541,7 +541,10 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
     ran = [0]
     threads = _blas_threads()
 
+    started = []
+
     def objective(trial):
+        started.append(trial.number)
         mine = settings.replace(**{k: _suggest(trial, k, d) for k, d in space.items()})
         trial_seed = (seed + trial.number) % 2**32
         trial.set_user_attr("seed", trial_seed)
@@ -583,9 +586,27 @@ def run_worker(study, space, settings, data, n_trials, epochs, timeout=None, see
             study.stop()
 
     if _counted(study) < n_trials:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[count],
-                       catch=(FloatingPointError,), gc_after_trial=False)
+        try:
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[count],
+                           catch=(FloatingPointError,), gc_after_trial=False)
+        except KeyboardInterrupt:
+            _close_cut_trials(study, started)
+            raise
     return ran[0]
+
+
+def _close_cut_trials(study, numbers):
+    """Ctrl-C can land outside the objective (while Optuna records a trial),
+    leaving this worker's trial RUNNING, as if still training: each of
+    ``numbers`` still running is failed as cut short, so it does not count."""
+    from optuna.trial import TrialState
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in numbers:
+            try:
+                study._storage.set_trial_user_attr(t._trial_id, "stopped", _CUT_SHORT)
+                study.tell(t.number, state=TrialState.FAIL)
+            except Exception:   # finished meanwhile, or the storage is gone: left as it is
+                pass
 
 
 def _keep_the_best_model_file(study):
@@ -673,9 +694,11 @@ def report(study, settings, data, epochs, out_dir=".", top=5, plots=True):
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     pruned = sum(t.state == TrialState.PRUNED for t in trials)
-    failed = sum(t.state == TrialState.FAIL for t in trials)
+    cut = sum(t.state == TrialState.FAIL and _cut_short(t) for t in trials)
+    failed = sum(t.state == TrialState.FAIL for t in trials) - cut
     print(f"study {study.study_name}: {len(trials)} trials, {len(done)} complete, {pruned} "
-          f"pruned, {failed} failed")
+          f"pruned, {failed} failed" + (f", {cut} cut short by Ctrl-C (not counted)"
+                                        if cut else ""))
     if not done:
         print("no trial completed; nothing to report")
         return None
@@ -762,6 +785,10 @@ def plot_study(study, out_dir="."):
         for t in order:
             best = max(best, t.value)
             xs.append(t.number)
+            ys.append(best)
+        final = max(t.number for t in trials)   # the best stays the best to the last trial
+        if final > xs[-1]:
+            xs.append(final)
             ys.append(best)
         ax.step(xs, ys, where="post", color="tab:red", label="best so far", zorder=1)
     accuracy_axes(ax, "trial", "validation accuracy of each trial")

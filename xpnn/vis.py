@@ -121,7 +121,7 @@ def plot_history(history, path=None, title=None):
     # accuracy on its own scale: down to the lowest tenth reached, up to 1 (one
     # point alone once got an axis of 0.100 to 0.1175)
     low = np.floor(10 * min(accs)) / 10 if accs else 0.0
-    a2.set_ylim(max(0.0, min(low, 0.9)), 1.005)
+    a2.set_ylim(max(0.0, min(low, 0.9)), 1.02)
     a2.set_xlim(-0.25, max(1, len(va) - 1) + 0.25)
     a2.xaxis.get_major_locator().set_params(integer=True)
     if len(va) == 1:

@@ -76,6 +76,8 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
     base_acc = accuracy(model)
     Xt = np.concatenate([X] * max(1, -(-2048 // len(X))))[:2048]  # a batch long enough to time
     base_ms = _infer_ms(model, Xt, repeat)
+    if epochs:
+        source += f" (each pruned copy fine-tuned {epochs} epoch{'s' * (epochs != 1)})"
     out(f"{type(model).__name__} from {source}: {base['params']} params, "
           f"{base['flops']} FLOPs/image, val accuracy {base_acc:.4f}, "
           f"inference {base_ms:.2f} ms per {len(Xt)} images")
@@ -99,7 +101,12 @@ def sweep(model, data, amounts=None, structured=False, finetune=0, repeat=7, sou
             fine_tune(m)
             sp = prune.sparsity(m)["global"]
             acc = accuracy(m)
-            small = prune.shrink(m)
+            try:
+                small = prune.shrink(m)
+            except ValueError as exc:
+                raise ValueError(f"--structured cannot remove filters of this "
+                                 f"{type(model).__name__}: {exc}. Prune it without "
+                                 f"--structured (the zeros then stay in place)") from None
             r = small.shrink_report
             t_masked, t_small = _infer_ms(m, Xt, repeat), _infer_ms(small, Xt, repeat)
             out(f"{a:6.2f} {sp:8.3f} {r['params_after']:8d} {r['flops_after']:9d} {acc:8.4f} "
