@@ -345,7 +345,7 @@ def test_a_divergence_says_which_option_to_lower_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr.startswith("xpnn: error: training diverged: the loss is nan at "
                                  "iteration ") and "(learning rate 1e+06); train again with " \
-                                 "a lower --lr, e.g. --lr 100000" in out.stderr
+                                 "a lower --lr, e.g. --lr 0.002" in out.stderr
     assert len(out.stderr.splitlines()) == 1, out.stderr
 
 

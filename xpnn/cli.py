@@ -77,7 +77,8 @@ def build_parser():
                         "did) unless --checkpoint names another prefix")
     t.add_argument("--plot", metavar="PATH", default="xpnn_train.png",
                    help="PNG of loss and accuracy curves; 'none' to skip (default: %(default)s)")
-    t.add_argument("--quiet", action="store_true", help="print only the final accuracies (and the files written)")
+    t.add_argument("--quiet", action="store_true",
+                   help="print only the final accuracies (and the files written)")
 
     _model_options(t)
     _solver_options(t)
@@ -138,8 +139,8 @@ def build_parser():
                        description="Load a trained model (a checkpoint from xpnn train "
                                    "--checkpoint, or a saved model), prune copies of it by each "
                                    "amount and report sparsity, parameters, FLOPs and "
-                                   "validation accuracy. Unstructured: global L1 over every conv and affine "
-                                   "weight. --structured: L1 filter pruning of every conv layer, "
+                                   "validation accuracy. Unstructured: global L1 over every "
+                                   "conv and affine weight. --structured: L1 filter pruning of every conv layer, "
                                    "then shrink, with inference time before and after.")
     q.add_argument("--checkpoint", metavar="PATH", required=True,
                    help="checkpoint or model file (.npz) to prune")
@@ -417,9 +418,10 @@ def cmd_train(args):
         return _interrupted(args, solver, model)
     except FloatingPointError as exc:   # the Python advice becomes the command's
         lr = solver.optim_config.get("learning_rate", settings.lr)
+        # a tenth, at most the default rate (a tenth of 1e6 would diverge again)
         raise FloatingPointError(
             f"{str(exc).split('; lower the')[0]} (learning rate {lr:g}); train again with a "
-            f"lower --lr, e.g. --lr {lr / 10:g}") from None
+            f"lower --lr, e.g. --lr {min(lr / 10, DEFAULTS.lr):g}") from None
     val_acc = solver.check_accuracy(data["X_val"], data["y_val"])
     test_acc = solver.check_accuracy(data["X_test"], data["y_test"])
     print(f"val accuracy: {val_acc:.4f}  test accuracy: {test_acc:.4f}  "
