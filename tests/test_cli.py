@@ -81,7 +81,8 @@ def test_resume_says_what_it_takes_and_refuses_what_it_would_ignore(tmp_path, ca
         assert "nothing to train" in err and "at epoch 2" in err and "--epochs 5" in err
     assert main(["train", "--resume", ck, "--epochs", "3", "--plot", "none"]) == 0
     out = capsys.readouterr().out
-    assert "from the checkpoint: the model, adam at learning rate 0.005, batch 50" in out
+    # the rate it goes on at: 0.005 decayed twice by 0.9
+    assert "from the checkpoint: the model, adam at learning rate 0.00405, batch 50" in out
     assert "training to epoch 3" in out and "(Epoch 3 / 3)" in out
 
 
