@@ -450,3 +450,17 @@ def test_a_new_run_on_another_runs_prefix_is_refused(tmp_path):
                 cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "adam at learning rate 0.00162, batch 50" in out.stdout   # 2e-3 * 0.9 ** 2
+
+
+def test_another_runs_files_are_named_newest_epoch_last(tmp_path):
+    """The refusal's --resume once named epoch 9 of epochs 1..12: the files
+    were sorted as text (epoch_12 before epoch_9)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for e in (2, 9, 12):
+        (runs / f"d_epoch_{e}.npz").write_bytes(b"")
+    (runs / "dx_epoch_40.npz").write_bytes(b"")        # another prefix's
+    out = _xpnn("train", "--model", "fc", "--epochs", "1", "--checkpoint", "runs/d",
+                "--plot", "none", "--quiet", cwd=tmp_path)
+    assert out.returncode == 1 and "(runs/d_epoch_2.npz, runs/d_epoch_9.npz, " \
+        "runs/d_epoch_12.npz); continue that run with --resume runs/d_epoch_12.npz" in out.stderr

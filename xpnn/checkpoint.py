@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tempfile
 import warnings
 from typing import Any
@@ -19,7 +20,8 @@ from .models.registry import build_model, model_class_name
 
 __all__ = ["PrefixLock", "save_npz_atomic", "write_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
-           "check_fits", "restore_model", "read_best_stats"]
+           "check_fits", "restore_model", "read_best_stats", "epoch_path", "epoch_prefix",
+           "epoch_files"]
 
 _META = "__meta__"
 
@@ -232,18 +234,43 @@ def _unlock_file(fh) -> None:
     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+# a training's epoch files: <prefix>_epoch_<e>.npz, named in one place
+_EPOCH_FILE = re.compile(r"(.+)_epoch_(\d+)\.npz$")
+
+
+def epoch_path(prefix: str, epoch: int) -> str:
+    """The checkpoint file of ``epoch`` under ``prefix``."""
+    return f"{prefix}_epoch_{epoch}.npz"
+
+
+def epoch_prefix(path: str) -> str | None:
+    """The prefix of an epoch file (``runs/digits`` for
+    ``runs/digits_epoch_5.npz``); None for a file not so named."""
+    m = _EPOCH_FILE.match(str(path))
+    return m.group(1) if m else None
+
+
+def epoch_files(prefix: str) -> list:
+    """The epoch files of ``prefix`` that exist, oldest epoch first (by
+    number: epoch 10 after epoch 9)."""
+    import glob
+    found = glob.glob(glob.escape(prefix) + "_epoch_*.npz")
+    mine = [(int(m.group(2)), f) for f in found
+            for m in [_EPOCH_FILE.match(f)] if m and m.group(1) == prefix]
+    return [f for _, f in sorted(mine)]
+
+
 def _siblings(path):
     """For a missing checkpoint: the epoch files of its prefix that do exist
     (``--keep-checkpoints`` removes the others), or those in its folder."""
     import glob
-    import re
-    m = re.match(r"(.*)_epoch_\d+\.npz$", path)
-    pattern = glob.escape(m.group(1)) + "_epoch_*.npz" if m else \
-        os.path.join(glob.escape(os.path.dirname(path) or "."), "*.npz")
-    def epoch(f):
-        e = re.search(r"_epoch_(\d+)\.npz$", f)
-        return (int(e.group(1)) if e else -1, f)
-    found = sorted(glob.glob(pattern), key=epoch)
+    prefix = epoch_prefix(path)
+    if prefix:
+        found = epoch_files(prefix)
+    else:   # any .npz of the folder, epoch files in epoch order
+        found = sorted(glob.glob(os.path.join(glob.escape(os.path.dirname(path) or "."),
+                                              "*.npz")),
+                       key=lambda f: (int(m.group(2)) if (m := _EPOCH_FILE.match(f)) else -1, f))
     if not found:
         return ""
     shown = ", ".join(found[-8:])

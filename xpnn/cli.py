@@ -16,7 +16,7 @@ import numpy as np
 
 from . import backend
 from .recipes import (DATASETS, DEFAULTS, MODEL_CHOICES, Settings, build_model, load_data,
-                      make_solver, resume_solver, resumed_prefix)
+                      make_solver, resume_solver)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -345,8 +345,8 @@ def _refuse_another_runs_files(prefix):
     """A new run on a prefix that holds another run's epoch files would mix
     the two (its epoch 5 beside the other's epoch 20, which a later
     --resume or prune would take for this run's): refused, naming them."""
-    import glob
-    theirs = sorted(glob.glob(glob.escape(prefix) + "_epoch_*.npz"))
+    from .checkpoint import epoch_files
+    theirs = epoch_files(prefix)   # by epoch: --resume names the newest
     if theirs:
         shown = ", ".join(theirs[-3:]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3
                                           else "")
@@ -373,7 +373,8 @@ def cmd_train(args):
     if args.resume:
         _refuse_conflicts_with_resume(args)
         # the run goes on saving where it saved, keeping what it kept
-        args.checkpoint = args.checkpoint or resumed_prefix(args.resume)
+        from .checkpoint import epoch_prefix
+        args.checkpoint = args.checkpoint or epoch_prefix(args.resume)
     if args.checkpoint:
         check_writable(args.checkpoint)  # now, not after the first epoch
         if not args.resume:

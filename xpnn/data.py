@@ -53,7 +53,7 @@ def _load_cifar_batch(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CIFAR-10 batch {path!r} is missing; expected the "
                                 "'cifar-10-batches-py' folder with data_batch_1..5 and "
-                                f"test_batch{_get_cifar()}")
+                                f"test_batch{_how_to_get('cifar-10-batches-py')}")
     try:
         with open(path, "rb") as fh:
             d = _BatchUnpickler(io.BytesIO(fh.read()), encoding="latin1").load()
@@ -98,8 +98,10 @@ def load_pickle(f):
         raise ValueError(f"not a readable pickle: {type(exc).__name__}: {exc}") from None
 
 
-def _get_cifar():
-    page, command = DOWNLOADS["cifar-10-batches-py"]
+def _how_to_get(name):
+    """Where data set ``name`` (a key of :data:`DOWNLOADS`) comes from, for an
+    error about a folder that is not there."""
+    page, command = DOWNLOADS[name]
     return f" (from {page}: {command} makes it in the working directory)"
 
 
@@ -108,7 +110,8 @@ def load_CIFAR10(root):
     ``root``; X as float64 (N, 32, 32, 3), as the course loader returns."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"CIFAR-10 folder {root!r} does not exist; expected the "
-                                f"extracted 'cifar-10-batches-py' folder{_get_cifar()}")
+                                f"extracted 'cifar-10-batches-py' folder"
+                                f"{_how_to_get('cifar-10-batches-py')}")
     parts = [_load_cifar_batch(os.path.join(root, f"data_batch_{b}")) for b in range(1, 6)]
     Xtr = np.concatenate([p[0] for p in parts])
     Ytr = np.concatenate([p[1] for p in parts])
@@ -204,9 +207,7 @@ def _read_png(path):
 def _load_cinic_split(root, split, classes, limit):
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):
-        page, command = DOWNLOADS["CINIC-10"]
-        hint = f" (from {page}: {command} makes it in the working directory)" \
-            if not os.path.exists(root) else ""
+        hint = _how_to_get("CINIC-10") if not os.path.exists(root) else ""
         raise FileNotFoundError(f"CINIC-10 split folder {folder!r} is missing; expected "
                                 f"{root}/{{train,valid,test}}/<class>/*.png{hint}")
     xs, ys = [], []

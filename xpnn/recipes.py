@@ -18,7 +18,7 @@ from .backend import VALID_BACKENDS
 from .layers._util import check_int, check_number
 
 __all__ = ["Settings", "DEFAULTS", "MODEL_CHOICES", "DATASETS", "load_data", "build_model",
-           "make_solver", "resume_solver", "resumed_prefix"]
+           "make_solver", "resume_solver"]
 
 MODEL_CHOICES = ("convnet", "threelayer", "fc", "twolayer", "challenge")
 DATASETS = ("digits", "cifar10", "cinic10")
@@ -180,15 +180,6 @@ def make_solver(settings: Settings, data: dict, model, epochs: int, verbose: boo
                   num_train_samples=1000, print_every=50, checkpoint_name=s.checkpoint,
                   keep_checkpoints=s.keep_checkpoints, verbose=verbose,
                   epoch_callback=epoch_callback)
-
-
-def resumed_prefix(path: str) -> str | None:
-    """The checkpoint prefix of an epoch file (``runs/digits`` for
-    ``runs/digits_epoch_5.npz``), where a resumed run goes on saving; None
-    for a file not so named."""
-    import re
-    m = re.match(r"(.+)_epoch_\d+\.npz$", path)
-    return m.group(1) if m else None
 
 
 def resume_solver(path: str, data: dict, epochs: int | None, checkpoint: str | None,

@@ -20,9 +20,9 @@ import warnings
 import numpy as np
 
 from . import backend
-from .checkpoint import (PrefixLock, check_fits, flatten_state, load_npz, model_section,
-                         read_best_stats, read_model_section, restore_model, save_npz_atomic,
-                         unflatten_state)
+from .checkpoint import (PrefixLock, check_fits, epoch_path, flatten_state, load_npz,
+                         model_section, read_best_stats, read_model_section, restore_model,
+                         save_npz_atomic, unflatten_state)
 from .layers._util import check_int, check_number, pad_hw
 from .optim import UpdateRule, get_update_rule, update_all
 
@@ -134,8 +134,9 @@ class Solver:
         unknown = sorted(set(kwargs) - set(_KWARGS))
         if unknown:
             import difflib
-            rule_keys = {"learning_rate", "momentum", "decay_rate", "beta1", "beta2",
-                         "epsilon", "weight_decay"}
+            from .optim import UPDATE_RULES
+            rule_keys = set().union(*(r.known_keys() for r in UPDATE_RULES.values()
+                                      if isinstance(r, UpdateRule)))
 
             def hint(k):
                 if k in rule_keys:
@@ -517,7 +518,7 @@ class Solver:
         batch-norm running statistics recorded with them)."""
         self.model.params = dict(self.best_params)
         if self.keep_best_stats and self.best_bn_stats is not None:
-            set_bn_stats(self.model, self.best_bn_stats)
+            _set_bn_stats(self.model, self.best_bn_stats)
 
     def _guard_and_report(self, t, total, bar):
         """After step ``t``: the NaN check (on the host ``_step`` made it
@@ -551,7 +552,7 @@ class Solver:
         if val_acc > self.best_val_acc and self._params_finite():
             self.best_val_acc = val_acc
             self.best_params = {k: _copy(v) for k, v in self.model.params.items()}
-            self.best_bn_stats = bn_stats(self.model)
+            self.best_bn_stats = _bn_stats(self.model)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self):
@@ -590,7 +591,7 @@ class Solver:
         earlier epoch files this Solver wrote that are no longer kept."""
         if self.checkpoint_name is None:
             return
-        path = self.save_checkpoint(f"{self.checkpoint_name}_epoch_{self.epoch}.npz")
+        path = self.save_checkpoint(epoch_path(self.checkpoint_name, self.epoch))
         acc = self.val_acc_history[-1] if self.val_acc_history else 0.0
         self._written = [(p, a) for p, a in self._written if p != path] + [(path, acc)]
         if self.keep_checkpoints == "all":
@@ -652,7 +653,7 @@ class Solver:
         if self.checkpoint_name is None:
             return
         for e in range(1, self.epoch + 1):
-            path = f"{self.checkpoint_name}_epoch_{e}.npz"
+            path = epoch_path(self.checkpoint_name, e)
             if os.path.isfile(path) and e < len(self.val_acc_history):
                 self._written.append((path, self.val_acc_history[e]))
 
@@ -660,7 +661,7 @@ class Solver:
 _STAT_KEYS = ("running_mean", "running_var")
 
 
-def bn_stats(model):
+def _bn_stats(model):
     """Copies of the batch-norm running statistics of ``model`` (one dict per
     ``bn_params`` entry, holding those it has); None for a model without."""
     entries = getattr(model, "bn_params", None)
@@ -670,8 +671,8 @@ def bn_stats(model):
             for p in entries]
 
 
-def set_bn_stats(model, stats):
-    """Put ``stats`` (from :func:`bn_stats`) back into the model's entries, in
+def _set_bn_stats(model, stats):
+    """Put ``stats`` (from :func:`_bn_stats`) back into the model's entries, in
     place (a layer keeps its entry); entries the model lacks are skipped."""
     for p, saved in zip(getattr(model, "bn_params", None) or [], stats):
         if isinstance(p, dict) and isinstance(saved, dict):
