@@ -48,11 +48,26 @@ _CUPY_REASON = _cupy_skip_reason()
 _CUPY_SHORT = None if _CUPY_REASON is None else \
     f"no usable GPU: {_CUPY_REASON.split(';')[0][:100]} (the header says more)"
 
+def _torch_skip_reason():
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return f"PyTorch is not installed ({exc}); xpnn's [test] extra brings it"
+    return None
+
+
+_TORCH_REASON = _torch_skip_reason()
+# the torch backend's tests run on its CPU device (a GPU's is the GPU check's
+# subject: benchmarks/gpu_check.sh), whatever XPNN_TORCH_DEVICE says
+os.environ["XPNN_TORCH_DEVICE"] = "cpu"
+
 BACKENDS = [
     "numpy",
     "array_api_strict",
     pytest.param("cupy", marks=pytest.mark.skipif(_CUPY_REASON is not None,
                                                   reason=_CUPY_SHORT or "")),
+    pytest.param("torch", marks=pytest.mark.skipif(_TORCH_REASON is not None,
+                                                   reason=_TORCH_REASON or "")),
 ]
 
 
@@ -83,9 +98,22 @@ def record_calls(monkeypatch, owner, name, log):
     monkeypatch.setattr(owner, name, recorded)
 
 
-#: backends whose arrays live off the host (array-api-strict's simulated
-#: device on every machine, CuPy where a GPU is usable)
-DEVICE_BACKENDS = BACKENDS[1:]
+def _name(param):
+    return param if isinstance(param, str) else param.values[0]
+
+
+#: backends whose arrays live off the host, where reading a value back waits
+#: for the device (array-api-strict's simulated device on every machine, CuPy
+#: where a GPU is usable), as each backend says of itself; torch's CPU
+#: device reads back for free, as NumPy does
+def _off_host(param) -> bool:
+    try:
+        return not backend.get(_name(param)).readback_is_free
+    except RuntimeError:   # not installed: its param is skipped, saying so
+        return True
+
+
+DEVICE_BACKENDS = [p for p in BACKENDS if _off_host(p)]
 
 
 class Backend:

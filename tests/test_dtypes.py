@@ -57,3 +57,38 @@ def test_batchnorm_running_statistics_keep_the_dtype(xb, dtype):
         assert xb.host(bn_param["running_var"]).dtype == dtype
         bn_param["mode"] = "test"
         assert xb.host(fwd(x, g, b, bn_param)[0]).dtype == dtype
+
+
+def _mixed_call(c, raw, put):
+    """A case's forward and backward with its first input in float32 and the
+    others in float64: (outputs as float64 NumPy, their dtype names), or the
+    exception's type."""
+    from conftest import host
+    first = next(iter(raw))
+    a = put({k: v.astype(np.float32 if k == first else np.float64) for k, v in raw.items()})
+    try:
+        out, cache = c["fwd"](a)
+        dout = put({"d": np.random.RandomState(1).randn(*out.shape)})["d"]
+        arrays = (out, *c["bwd"](dout, cache))
+    except (TypeError, ValueError) as exc:
+        return type(exc)
+    return [host(v) for v in arrays if v is not None]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_mixed_float32_and_float64_promote_alike_on_every_backend(xb, name):
+    """float32 against float64 promotes as NumPy promotes, on every backend
+    (torch's ``@`` alone does not promote: the layers call xp.matmul, which
+    does), with NumPy's values; where NumPy's layer refuses the mix, so does
+    the backend's."""
+    c = CASES[name]
+    raw = c["make"](np.random.RandomState(5))
+    want = _mixed_call(c, raw, lambda d: d)
+    got = _mixed_call(c, raw, xb.put)
+    if isinstance(want, type):
+        assert got is want, f"{name}: NumPy raises {want.__name__}, {xb.name} gave {got!r}"
+        return
+    assert not isinstance(got, type), f"{name}: {xb.name} raised {got.__name__}"
+    assert [g.dtype for g in got] == [w.dtype for w in want], name
+    for g, w in zip(got, want):   # float32 parts round alike, not bit for bit
+        assert _normwise(g.astype(np.float64), w.astype(np.float64)) < 1e-6, name

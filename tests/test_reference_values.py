@@ -302,7 +302,17 @@ def test_the_convnet_gradient_check_prints_the_notebooks_numbers(xb, capsys):
             return model.loss(xb.asarray(X), xb.asarray(y))[0]
         num = eval_numerical_gradient(f, model.params[name], verbose=False, h=1e-6)
         print("%s max relative error: %e" % (name, rel_error(host(num), host(grads[name]))))
-    assert capsys.readouterr().out.splitlines() == [
+    notebook = [
         "W1 max relative error: 1.380104e-04", "W2 max relative error: 1.822723e-02",
         "W3 max relative error: 3.064049e-04", "b1 max relative error: 3.477652e-05",
         "b2 max relative error: 2.516375e-03", "b3 max relative error: 7.945660e-10"]
+    printed = capsys.readouterr().out.splitlines()
+    if xb.name in ("numpy", "array_api_strict"):   # NumPy's own sums: digit for digit
+        assert printed == notebook
+        return
+    # torch's convolution sums in another order; these errors measure that
+    # rounding (h=1e-6), so their digits differ but not their size
+    assert [p.split(":")[0] for p in printed] == [n.split(":")[0] for n in notebook]
+    for p, n in zip(printed, notebook):
+        got, want = float(p.split(": ")[1]), float(n.split(": ")[1])
+        assert want / 10 < got < want * 10, (p, n)

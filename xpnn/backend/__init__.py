@@ -3,7 +3,7 @@ path runs.
 
 xpnn's layers are written once against the Python array-API standard. A
 backend (one module here per array library: :mod:`.numpy`, :mod:`.cupy`,
-:mod:`.strict`) is a :class:`~._base.Backend` object: where its arrays
+:mod:`.strict`, :mod:`.torch`) is a :class:`~._base.Backend` object: where its arrays
 live, how they move to and from the host, how it draws random numbers; and
 its :class:`~._base.Kernels`, the fast ops it has, each answering None where
 the portable path must run. Layers ask ``kernels(*arrays)`` once per fast
@@ -26,6 +26,7 @@ import array_api_compat  # noqa: E402
 from ._base import Backend, Kernels, KernelState, transfers  # noqa: E402
 from .cupy import BACKEND as _CUPY, cupy_module, probe_cuda_libraries  # noqa: E402
 from .strict import BACKEND as _STRICT, DEVICE_NAME as STRICT_DEVICE_NAME  # noqa: E402
+from .torch import BACKEND as _TORCH  # noqa: E402
 
 __all__ = [
     "VALID_BACKENDS", "get_backend", "set_backend", "use_backend", "namespace",
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 #: every backend by name
-_BACKENDS = {b.name: b for b in (_NUMPY, _CUPY, _STRICT)}
+_BACKENDS = {b.name: b for b in (_NUMPY, _CUPY, _STRICT, _TORCH)}
 #: the backends' array modules, for :func:`owner`
 _BY_MODULE = {b.array_module: b for b in _BACKENDS.values()}
 
@@ -61,7 +62,7 @@ def get(name: str) -> Backend:
 
 
 def get_backend() -> str:
-    """Name of the active backend: 'numpy', 'cupy' or 'array_api_strict'."""
+    """Name of the active backend: one of :data:`VALID_BACKENDS`."""
     if _state["name"] is None:
         set_backend(os.environ.get("XPNN_BACKEND", "numpy") or "numpy")
     return _state["name"]  # type: ignore[return-value]
@@ -72,18 +73,20 @@ def current() -> Backend:
     return _BACKENDS[get_backend()]
 
 
-def set_backend(name: str) -> None:
-    """Make ``name`` the active backend (checked: CuPy must find a GPU)."""
+def set_backend(name: str, device: str | None = None) -> None:
+    """Make ``name`` the active backend (checked: CuPy must find a GPU).
+    ``device``, for the torch backend only: "cuda" (or "cuda:N"), "mps" or
+    "cpu"; by default XPNN_TORCH_DEVICE or the best one present."""
     b = get(name)
-    b.load()
+    b.load(device)
     _state["name"] = b.name
 
 
 @contextlib.contextmanager
-def use_backend(name: str) -> Iterator[str]:
+def use_backend(name: str, device: str | None = None) -> Iterator[str]:
     """Context manager: run a block on backend ``name``, then restore."""
     previous = get_backend()
-    set_backend(name)
+    set_backend(name, device)
     try:
         yield _state["name"]  # type: ignore[misc]
     finally:
@@ -159,8 +162,8 @@ def namespace_of(**arrays: Any):
         b = backend_of(value)
         if b is None:
             raise TypeError(
-                f"argument {arg!r} must be an array of the numpy, cupy or "
-                f"array_api_strict backend, got {type(value).__name__}")
+                f"argument {arg!r} must be an array of one of the backends "
+                f"({', '.join(VALID_BACKENDS)}), got {type(value).__name__}")
         if first_backend is None:
             first_name, first_backend = arg, b
         elif b != first_backend:

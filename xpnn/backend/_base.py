@@ -187,8 +187,12 @@ class Backend:
     readback_is_free = False
     kernels = Kernels()
 
-    def load(self) -> None:
-        """Import the library and prove it works (RuntimeError saying why)."""
+    def load(self, device=None) -> None:
+        """Import the library and prove it works (RuntimeError saying why).
+        ``device``: where a backend has several (torch), which one."""
+        if device is not None:
+            raise ValueError(f"the {self.name} backend has no choice of device (device="
+                             f"{device!r}); only the torch backend takes one")
 
     def namespace(self):
         """The array-API namespace of this backend."""

@@ -28,7 +28,8 @@ class StrictBackend(Backend):
     name = "array_api_strict"
     array_module = "array_api_strict"
 
-    def load(self):
+    def load(self, device=None):
+        super().load(device)
         try:
             _xps()
         except ImportError as exc:

@@ -92,9 +92,12 @@ def conv_backward_naive(dout, cache):
     check_dout("conv_backward_naive", xp, dout, (x.shape[0], w.shape[0], Ho, Wo))
     N, F = x.shape[0], w.shape[0]
     HH, WW = w.shape[2], w.shape[3]
+    dt = xp.result_type(x, w)
+    if dout.dtype != dt:  # gradients in the layer's own dtype, as the fast backward's
+        dout = xp.astype(dout, dt)
     xpad = pad_hw(xp, x, pad)
-    dxpad = zeros_like_shape(xp, xpad, xpad.shape)
-    dw = zeros_like_shape(xp, w, w.shape)
+    dxpad = zeros_like_shape(xp, xpad, xpad.shape, dtype=dt)
+    dw = zeros_like_shape(xp, w, w.shape, dtype=dt)
     db = xp.sum(dout, axis=(0, 2, 3))
     for n in range(N):
         for f in range(F):
@@ -136,7 +139,7 @@ def conv_forward_fast(x, w, b, conv_param):
         out = xp.matmul(w2, xp.permute_dims(xp.reshape(cols, (K, N, P)), (1, 0, 2)))
         out += xp.reshape(b, (1, F, 1))
         return xp.reshape(out, (N, F, Ho, Wo)), (x, w, b, geometry, cols)
-    out = w2 @ cols
+    out = xp.matmul(w2, cols)
     out += xp.reshape(b, (F, 1))  # in place: no second (F, N*P) temporary
     out = xp.permute_dims(xp.reshape(out, (F, N, Ho, Wo)), (1, 0, 2, 3))
     return out, (x, w, b, geometry, cols)
@@ -175,10 +178,10 @@ def conv_backward_fast_params(dout, cache, need_dx=False):
         if isinstance(saved, KernelState) else saved
     d2 = xp.reshape(xp.permute_dims(dout, (1, 0, 2, 3)), (F, N * Ho * Wo))
     db = xp.sum(d2, axis=1)
-    dw = xp.reshape(d2 @ xp.matrix_transpose(cols), w.shape)
+    dw = xp.reshape(xp.matmul(d2, xp.matrix_transpose(cols)), w.shape)
     if not need_dx:
         return None, dw, db
-    dcols = xp.matrix_transpose(xp.reshape(w, (F, C * HH * WW))) @ d2
+    dcols = xp.matmul(xp.matrix_transpose(xp.reshape(w, (F, C * HH * WW))), d2)
     dx = k.conv_input_grad(dcols, N, C, H, W, HH, WW, s, pad, Ho, Wo)
     if dx is not None:
         return dx, dw, db

@@ -31,7 +31,7 @@ def affine_forward(x, w, b):
     if b.shape != (w.shape[1],):
         raise ValueError(f"affine_forward: b must have shape ({w.shape[1]},) to "
                          f"match w {shape_str(w)}, got {shape_str(b)}")
-    out = xp.reshape(x, (N, D)) @ w + b
+    out = xp.matmul(xp.reshape(x, (N, D)), w) + b
     return out, (x, w, b)
 
 
@@ -42,8 +42,8 @@ def affine_backward(dout, cache):
     N = x.shape[0]
     check_dout("affine_backward", xp, dout, (N, w.shape[1]))
     x2 = xp.reshape(x, (N, prod(x.shape[1:])))
-    dx = xp.reshape(dout @ xp.matrix_transpose(w), x.shape)
-    dw = xp.matrix_transpose(x2) @ dout
+    dx = xp.reshape(xp.matmul(dout, xp.matrix_transpose(w)), x.shape)
+    dw = xp.matmul(xp.matrix_transpose(x2), dout)
     db = xp.sum(dout, axis=0)
     return dx, dw, db
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from array_api_compat import device as _device
 
-from ..backend import kernels
+from ..backend import dtype_name, kernels
 from .core import relu_backward, relu_forward
 from ._util import (check_dout, check_int, check_ndim, out_size, shape_str, window, xp_of,
                     zeros_like_shape)
@@ -93,7 +93,7 @@ def max_pool_backward_naive(dout, cache):
     ph, pw, s, Ho, Wo = _pool_geometry(x, pool_param, "max_pool_backward_naive")
     N, C = x.shape[:2]
     check_dout("max_pool_backward_naive", xp, dout, (N, C, Ho, Wo))
-    dx = zeros_like_shape(xp, x, x.shape)
+    dx = zeros_like_shape(xp, x, x.shape, dtype=xp.result_type(x, dout))
     for n in range(N):
         for c in range(C):
             for i in range(Ho):
@@ -138,7 +138,7 @@ def max_pool_backward_fast(dout, cache):
                          f"expected the forward output's {shape_str(idx)}")
     Ho, Wo = idx.shape[2], idx.shape[3]
     if kind == "plane":
-        if str(dout.dtype) not in ("float32", "float64"):
+        if dtype_name(dout) not in ("float32", "float64"):
             raise TypeError(f"max_pool_backward_fast: dout must be float32 or float64 (the "
                             f"forward input's types), got dtype {dout.dtype}")
         dx = kernels(dout, idx).max_pool_backward(dout, idx, shape[2], shape[3], ph, pw, s)

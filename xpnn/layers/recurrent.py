@@ -54,7 +54,7 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
     (whose dx has x's shape)."""
     xp = xp_of(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, b=b)
     _check_step("rnn_step_forward", xp, x, prev_h, Wx, Wh, b, 1)
-    next_h = xp.tanh(x @ Wx + prev_h @ Wh + b)
+    next_h = xp.tanh(xp.matmul(x, Wx) + xp.matmul(prev_h, Wh) + b)
     return next_h, (x, prev_h, Wx, Wh, next_h)
 
 
@@ -66,7 +66,7 @@ def rnn_step_backward(dnext_h, cache):
     da = dnext_h * (1 - next_h * next_h)
     t = xp.matrix_transpose
     dx, dWx = _input_grads(xp, x, da, Wx)
-    return dx, da @ t(Wh), dWx, t(prev_h) @ da, xp.sum(da, axis=0)
+    return dx, xp.matmul(da, t(Wh)), dWx, xp.matmul(t(prev_h), da), xp.sum(da, axis=0)
 
 
 def _input_grads(xp, x, da, Wx):
@@ -74,8 +74,8 @@ def _input_grads(xp, x, da, Wx):
     sum of the rows' gradients."""
     if x.ndim == 1:
         da_sum = xp.sum(da, axis=0)
-        return da_sum @ xp.matrix_transpose(Wx), x[:, None] * da_sum[None, :]
-    return da @ xp.matrix_transpose(Wx), xp.matrix_transpose(x) @ da
+        return xp.matmul(da_sum, xp.matrix_transpose(Wx)), x[:, None] * da_sum[None, :]
+    return xp.matmul(da, xp.matrix_transpose(Wx)), xp.matmul(xp.matrix_transpose(x), da)
 
 
 def _check_sequence(fn, xp, x, h0, Wx, Wh, b, gates):
@@ -91,7 +91,7 @@ def _check_sequence(fn, xp, x, h0, Wx, Wh, b, gates):
 def _input_part(xp, x, Wx, b):
     """x @ Wx + b for every step at once: (N, T, k*H), one product."""
     N, T, D = x.shape
-    return xp.reshape(xp.reshape(x, (N * T, D)) @ Wx + b, (N, T, Wx.shape[1]))
+    return xp.reshape(xp.matmul(xp.reshape(x, (N * T, D)), Wx) + b, (N, T, Wx.shape[1]))
 
 
 def _sequence_grads(xp, x, h0, h, das, Wx):
@@ -101,8 +101,9 @@ def _sequence_grads(xp, x, h0, h, das, Wx):
     da2 = xp.reshape(xp.stack(das, axis=1), (N * T, Wx.shape[1]))
     hprev = xp.concat([h0[:, None, :], h[:, :-1, :]], axis=1)
     t = xp.matrix_transpose
-    return (xp.reshape(da2 @ t(Wx), x.shape), t(xp.reshape(x, (N * T, D))) @ da2,
-            t(xp.reshape(hprev, (N * T, h0.shape[1]))) @ da2, xp.sum(da2, axis=0))
+    return (xp.reshape(xp.matmul(da2, t(Wx)), x.shape),
+            xp.matmul(t(xp.reshape(x, (N * T, D))), da2),
+            xp.matmul(t(xp.reshape(hprev, (N * T, h0.shape[1]))), da2), xp.sum(da2, axis=0))
 
 
 def _step_product(xp, w, transpose=False):
@@ -113,7 +114,7 @@ def _step_product(xp, w, transpose=False):
     if prod is not None:
         return prod
     wt = xp.matrix_transpose(w) if transpose else w
-    return lambda h: h @ wt
+    return lambda h: xp.matmul(h, wt)
 
 
 def _empty_sequence(xp, x, h0):
@@ -197,7 +198,7 @@ def word_embedding_backward(dout, cache):
     flat = xp.reshape(x, (-1,))
     words = xp.arange(W.shape[0], dtype=flat.dtype, device=_device(flat))
     hot = xp.astype(flat[None, :] == words[:, None], dout.dtype)       # (V, N*T)
-    return hot @ xp.reshape(dout, (-1, W.shape[1]))
+    return xp.matmul(hot, xp.reshape(dout, (-1, W.shape[1])))
 
 
 # ------------------------------------------------------------------ LSTM
@@ -240,7 +241,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     if tuple(prev_c.shape) != tuple(prev_h.shape):
         raise ValueError(f"lstm_step_forward: prev_c {shape_str(prev_c)} must have prev_h's "
                          f"shape {shape_str(prev_h)} (or be a number, such as 0)")
-    next_h, next_c, gates = _lstm_gates(xp, x @ Wx + prev_h @ Wh + b, prev_c)
+    next_h, next_c, gates = _lstm_gates(xp, xp.matmul(x, Wx) + xp.matmul(prev_h, Wh) + b, prev_c)
     return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, *gates)
 
 
@@ -253,7 +254,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     da, dprev_c = _lstm_gate_grads(xp, dnext_h, dnext_c, prev_c, i, f, o, g, tc)
     t = xp.matrix_transpose
     dx, dWx = _input_grads(xp, x, da, Wx)
-    return (dx, da @ t(Wh), dprev_c, dWx, t(prev_h) @ da, xp.sum(da, axis=0))
+    return (dx, xp.matmul(da, t(Wh)), dprev_c, dWx, xp.matmul(t(prev_h), da), xp.sum(da, axis=0))
 
 
 def lstm_forward(x, h0, Wx, Wh, b):
@@ -315,7 +316,7 @@ def temporal_affine_forward(x, w, b):
     if w.shape[0] != D or tuple(b.shape) != (w.shape[1],):
         raise ValueError(f"temporal_affine_forward: x {shape_str(x)} needs w ({D}, M) and b "
                          f"(M,), got w {shape_str(w)} and b {shape_str(b)}")
-    out = xp.reshape(xp.reshape(x, (N * T, D)) @ w + b, (N, T, w.shape[1]))
+    out = xp.reshape(xp.matmul(xp.reshape(x, (N * T, D)), w) + b, (N, T, w.shape[1]))
     return out, (x, w, b, out)
 
 
@@ -327,8 +328,8 @@ def temporal_affine_backward(dout, cache):
     N, T, D = x.shape
     M = w.shape[1]
     d2 = xp.reshape(dout, (N * T, M))
-    dx = xp.reshape(d2 @ xp.matrix_transpose(w), (N, T, D))
-    dw = xp.matrix_transpose(xp.reshape(x, (N * T, D))) @ d2
+    dx = xp.reshape(xp.matmul(d2, xp.matrix_transpose(w)), (N, T, D))
+    dw = xp.matmul(xp.matrix_transpose(xp.reshape(x, (N * T, D))), d2)
     return dx, dw, xp.sum(d2, axis=0)
 
 

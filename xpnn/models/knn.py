@@ -25,7 +25,7 @@ def l2_distances(X, T):
     on their backend, without loops."""
     xp = backend.namespace_of(X=X, T=T)
     sq = xp.sum(X * X, axis=1)[:, None] + xp.sum(T * T, axis=1)[None, :] \
-        - 2 * (X @ xp.matrix_transpose(T))
+        - 2 * (xp.matmul(X, xp.matrix_transpose(T)))
     return xp.sqrt(xp.maximum(sq, xp.zeros_like(sq)))
 
 

@@ -89,7 +89,7 @@ def svm_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     loss = 0.0
     for i in range(N):
         x = X[i, ...]
-        scores = x @ W
+        scores = xp.matmul(x, W)
         correct = float(scores[labels[i]])
         for j in range(C):
             if j == labels[i]:
@@ -108,8 +108,8 @@ def svm_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     ``X.T @ dscores``."""
     xp, W, X, y, reg = _inputs("svm_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("svm_loss_vectorized", y, W.shape[1]):
-        loss, dscores = svm_loss(X @ W, y)
-    return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
+        loss, dscores = svm_loss(xp.matmul(X, W), y)
+    return _regularised(xp, W, loss, xp.matmul(xp.matrix_transpose(X), dscores), reg, reg_scale)
 
 
 def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
@@ -122,7 +122,7 @@ def softmax_loss_naive(W, X, y, reg, *, reg_scale=1.0):
     loss = 0.0
     for i in range(N):
         x = X[i, ...]
-        scores = x @ W
+        scores = xp.matmul(x, W)
         scores = scores - xp.max(scores)
         p = xp.exp(scores) / xp.sum(xp.exp(scores))
         loss -= float(xp.log(p[labels[i]]))
@@ -136,8 +136,8 @@ def softmax_loss_vectorized(W, X, y, reg, *, reg_scale=1.0):
     loops, through :func:`xpnn.layers.softmax_loss`."""
     xp, W, X, y, reg = _inputs("softmax_loss_vectorized", W, X, y, reg)
     with _device_labels_checked("softmax_loss_vectorized", y, W.shape[1]):
-        loss, dscores = softmax_loss(X @ W, y)
-    return _regularised(xp, W, loss, xp.matrix_transpose(X) @ dscores, reg, reg_scale)
+        loss, dscores = softmax_loss(xp.matmul(X, W), y)
+    return _regularised(xp, W, loss, xp.matmul(xp.matrix_transpose(X), dscores), reg, reg_scale)
 
 
 def training_set(X, y, fn="train"):
@@ -234,7 +234,7 @@ class LinearClassifier:
         if X.ndim != 2 or X.shape[1] != D:
             raise ValueError(f"predict: X must be (N, {D}), as the classifier's W "
                              f"{tuple(self.W.shape)} takes, got {tuple(X.shape)}")
-        return backend.to_numpy(xp.argmax(X @ backend.to_device(self.W), axis=1))
+        return backend.to_numpy(xp.argmax(xp.matmul(X, backend.to_device(self.W)), axis=1))
 
     def loss(self, X_batch, y_batch, reg):
         """(loss, dW) of a minibatch; set by the subclasses."""

@@ -64,9 +64,9 @@ class TwoLayerNet:
         W1, b1, W2, b2 = (self.params[k] for k in ("W1", "b1", "W2", "b2"))
         t = xp.matrix_transpose
         out_in = self.w_layout == "out_in"
-        a1 = X @ (t(W1) if out_in else W1) + b1
+        a1 = xp.matmul(X, t(W1) if out_in else W1) + b1
         h1 = xp.where(a1 > 0, a1, xp.zeros_like(a1))
-        scores = h1 @ (t(W2) if out_in else W2) + b2
+        scores = xp.matmul(h1, t(W2) if out_in else W2) + b2
         if y is None:
             return scores
         N, C = scores.shape
@@ -79,10 +79,10 @@ class TwoLayerNet:
         k = self.reg_scale * reg
         loss = data_loss + k * (xp.sum(W1 * W1) + xp.sum(W2 * W2))
         dscores = (probs - hot) / N
-        dW2 = t(dscores) @ h1 if out_in else t(h1) @ dscores
+        dW2 = xp.matmul(t(dscores), h1) if out_in else xp.matmul(t(h1), dscores)
         grads = {"W2": dW2 + 2 * k * W2, "b2": xp.sum(dscores, axis=0)}
-        dh1 = xp.where(a1 > 0, dscores @ (W2 if out_in else t(W2)), xp.zeros_like(a1))
-        dW1 = t(dh1) @ X if out_in else t(X) @ dh1
+        dh1 = xp.where(a1 > 0, xp.matmul(dscores, W2 if out_in else t(W2)), xp.zeros_like(a1))
+        dW1 = xp.matmul(t(dh1), X) if out_in else xp.matmul(t(X), dh1)
         grads["W1"] = dW1 + 2 * k * W1
         grads["b1"] = xp.sum(dh1, axis=0)
         return loss, grads

@@ -144,7 +144,7 @@ class CaptioningRNN:
         _, forward, backward = _CELLS[self.cell_type]
         captions_in, captions_out = captions[:, :-1], captions[:, 1:]
         mask = captions_out != self._null
-        h0 = features @ p["W_proj"] + p["b_proj"]
+        h0 = xp.matmul(features, p["W_proj"]) + p["b_proj"]
         x, c_embed = word_embedding_forward(captions_in, p["W_embed"])
         h, c_cell = forward(x, h0, p["Wx"], p["Wh"], p["b"])
         scores, c_vocab = temporal_affine_forward(h, p["W_vocab"], p["b_vocab"])
@@ -153,7 +153,7 @@ class CaptioningRNN:
         dh, grads["W_vocab"], grads["b_vocab"] = temporal_affine_backward(dscores, c_vocab)
         dx, dh0, grads["Wx"], grads["Wh"], grads["b"] = backward(dh, c_cell)
         grads["W_embed"] = word_embedding_backward(dx, c_embed)
-        grads["W_proj"] = xp.matrix_transpose(features) @ dh0
+        grads["W_proj"] = xp.matmul(xp.matrix_transpose(features), dh0)
         grads["b_proj"] = xp.sum(dh0, axis=0)
         return loss, grads
 
@@ -168,7 +168,7 @@ class CaptioningRNN:
             raise ValueError("sample: word_to_idx has no '<START>' word to begin captions with")
         p = self.params
         N = features.shape[0]
-        h = features @ p["W_proj"] + p["b_proj"]
+        h = xp.matmul(features, p["W_proj"]) + p["b_proj"]
         c = xp.zeros_like(h)
         words = xp.full((N,), self._start, dtype=xp.int64, device=_device(h))
         out = []
@@ -178,7 +178,7 @@ class CaptioningRNN:
                 h, _ = rnn_step_forward(x, h, p["Wx"], p["Wh"], p["b"])
             else:
                 h, c, _ = lstm_step_forward(x, h, c, p["Wx"], p["Wh"], p["b"])
-            words = xp.argmax(h @ p["W_vocab"] + p["b_vocab"], axis=1)
+            words = xp.argmax(xp.matmul(h, p["W_vocab"]) + p["b_vocab"], axis=1)
             out.append(words)
         if not out:
             return np.full((N, 0), self._null, dtype=np.int32)

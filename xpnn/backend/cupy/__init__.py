@@ -205,7 +205,8 @@ class CupyBackend(Backend):
     def __init__(self):  # pragma: no mutate block (runs at import)
         self._gen = None
 
-    def load(self):
+    def load(self, device=None):
+        super().load(device)
         cupy_module()
 
     def namespace(self):
