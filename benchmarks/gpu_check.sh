@@ -9,7 +9,8 @@
 #    spread over the machine's cores when pytest-xdist is installed;
 # 3. `xpnn train --backend cupy` with a checkpoint per epoch, a resume from
 #    epoch 1 that must end with the same loss history, and `xpnn prune`;
-# 4. launch counts per step (fused kernels on and off);
+# 4. the torch backend's tests on CUDA (XPNN_TEST_TORCH_DEVICE=cuda);
+#    launch counts per step (fused kernels on and off);
 # 5. images/s against PyTorch CUDA in FP32 and in TF32.
 #
 # Every step runs under its own time limit and under what is left of the
@@ -122,6 +123,9 @@ PYEOF
 run_step prune 120 "$PY" -m xpnn prune --backend "$B" --checkpoint "$RUN/full_epoch_3.npz" \
     --plot "$OUT/prune.png"
 if [ "$B" = cupy ]; then
+    # the torch backend on CUDA: its own tests and every torch-parametrized one
+    run_step torch_cuda 150 env XPNN_TEST_TORCH_DEVICE=cuda "$PY" -m pytest -q \
+        -p no:cacheprovider -rfEs --tb=short -m "not whole_suite" -k torch tests
     # shellcheck disable=SC2086
     run_step launches 120 "$PY" benchmarks/count_launches.py ${GPU_CHECK_LAUNCHES:---top 10} \
         --json "$OUT/launches.json"

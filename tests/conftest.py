@@ -57,9 +57,9 @@ def _torch_skip_reason():
 
 
 _TORCH_REASON = _torch_skip_reason()
-# the torch backend's tests run on its CPU device (a GPU's is the GPU check's
-# subject: benchmarks/gpu_check.sh), whatever XPNN_TORCH_DEVICE says
-os.environ["XPNN_TORCH_DEVICE"] = "cpu"
+# the torch backend's tests run on its CPU device, whatever XPNN_TORCH_DEVICE
+# says; XPNN_TEST_TORCH_DEVICE=cuda runs them on a GPU (benchmarks/gpu_check.sh)
+os.environ["XPNN_TORCH_DEVICE"] = os.environ.get("XPNN_TEST_TORCH_DEVICE", "cpu")
 
 BACKENDS = [
     "numpy",

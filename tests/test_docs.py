@@ -18,7 +18,7 @@ def _headings(text):
 def test_the_readme_is_short_and_in_a_students_order():
     assert len(README.splitlines()) <= 320   # a few minutes to read
     order = ["Quick start", "Running a course notebook", "A gradient check", "`xpnn train`",
-             "On a GPU and on Colab", "Composing networks: `xpnn.nn`", "Pruning",
+             "GPUs, Macs and Windows: the backends", "Composing networks: `xpnn.nn`", "Pruning",
              "`xpnn tune`: coarse-to-fine search", "Layers", "Speed, and developing xpnn"]
     assert _headings(README) == order
     # the table of contents lists every section, in order, and nothing else
@@ -68,7 +68,7 @@ def test_the_colab_cell_works_as_pasted(tmp_path):
     if os.environ.get("XPNN_TEST_UNPARAMETRIZED_ONLY") == "1":
         pytest.skip("installing from a clone does not depend on the default backend: it is "
                     "checked once, in the main run")
-    body = README.split("## On a GPU and on Colab", 1)[1].split("\n## ", 1)[0]
+    body = README.split("## GPUs, Macs and Windows: the backends", 1)[1].split("\n## ", 1)[0]
     (cell,) = re.findall(r"```python\n(.*?)```", body, re.S)
     lines = cell.strip().splitlines()
     assert lines[0] == 'XPNN_GIT = input("xpnn\'s git address: ")'

@@ -1,7 +1,8 @@
 """The README's commands, pasted in order into a fresh folder, as a new user
 runs them: each that a CPU without the downloaded data sets can run must
 succeed (and the files the next one reads must be there); one that needs
-CIFAR-10 or CINIC-10 must say where to get it; the GPU's need a GPU."""
+CIFAR-10 or CINIC-10 must say where to get it; the GPU's need a GPU; the
+torch one trains on the best device present."""
 from __future__ import annotations
 
 import json
@@ -74,9 +75,22 @@ def test_the_readme_commands_run_in_order_as_pasted(tmp_path):
     assert f"val accuracy {reported}," in said[first_prune], said[first_prune]
 
 
+_BACKENDS = "GPUs, Macs and Windows: the backends"
+
+
+def test_the_torch_command_trains_on_the_best_device_present(tmp_path):
+    from conftest import _TORCH_REASON
+    if _TORCH_REASON is not None:
+        pytest.skip(_TORCH_REASON)
+    (cmd,) = [c for c in _commands(_BACKENDS) if "torch" in " ".join(c)]
+    out = _run(list(cmd), tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "val accuracy: 0.9" in out.stdout, out.stdout[-500:]
+
+
 def test_the_gpu_command_needs_a_gpu(tmp_path):
     from conftest import _CUPY_REASON
-    (cmd,) = [c for c in _commands("On a GPU and on Colab")]
+    (cmd,) = [c for c in _commands(_BACKENDS) if "cupy" in " ".join(c)]
     if _CUPY_REASON is not None:
         out = _run(list(cmd), tmp_path)
         assert out.returncode == 1 and "cupy" in out.stderr.lower()

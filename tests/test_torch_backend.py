@@ -25,8 +25,8 @@ from xpnn.solver import Solver  # noqa: E402
 
 from conftest import host  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ON_CUDA = os.environ.get("XPNN_TEST_TORCH_DEVICE", "cpu").startswith("cuda")
+#: the device the torch tests run on (conftest: the CPU, or XPNN_TEST_TORCH_DEVICE)
+DEVICE = os.environ["XPNN_TORCH_DEVICE"]
 
 
 # ------------------------------------------------------------------ the device
@@ -60,6 +60,8 @@ def test_an_unknown_device_is_refused_by_name(bad):
 def test_set_backend_takes_a_device_for_torch_only():
     with backend.use_backend("torch", device="cpu"):
         assert backend.current().device == torch.device("cpu")
+    with _on("torch"):
+        assert backend.current().device == torch.device(DEVICE)
         assert backend.backend_of(backend.to_device(np.ones(2))) == "torch"
     with pytest.raises(ValueError, match="the numpy backend has no choice of device"):
         backend.set_backend("numpy", device="cpu")
@@ -81,7 +83,7 @@ def test_dtypes_torch_cannot_hold_are_refused(a):
 
 
 def test_moves_copy_and_keep_shape_and_byte_order():
-    with backend.use_backend("torch", device="cpu"):
+    with _on("torch"):
         a = np.arange(6.0).reshape(2, 3)
         t = backend.to_device(a)
         a[0, 0] = 99.0                      # the tensor does not share the caller's array
@@ -92,6 +94,10 @@ def test_moves_copy_and_keep_shape_and_byte_order():
         assert tuple(backend.to_device(np.array(0.5)).shape) == ()   # 0-d stays 0-d
         big_endian = np.arange(3, dtype=">f8")[::-1]
         np.testing.assert_array_equal(host(backend.to_device(big_endian)), [2.0, 1.0, 0.0])
+
+
+def _on(name):
+    return backend.use_backend(name, **({"device": DEVICE} if name == "torch" else {}))
 
 
 # ------------------------------------------------------------------ kernels
@@ -119,7 +125,7 @@ def test_torch_kernels_serve_the_layers(monkeypatch):
     gamma, beta = r.rand(3) + 0.5, r.randn(3)
     results = {}
     for name in ("numpy", "torch"):
-        with backend.use_backend(name, **({"device": "cpu"} if name == "torch" else {})):
+        with _on(name):
             d = backend.to_device
             out, cache = conv_forward_fast(d(x), d(w), d(b), {"stride": 2, "pad": 1})
             grads = conv_backward_fast(d(dout), cache)
@@ -153,8 +159,6 @@ def _solver(model, epochs, **solver_args):
                   num_train_samples=200, num_val_samples=200, **solver_args)
 
 
-def _on(name):
-    return backend.use_backend(name, **({"device": "cpu"} if name == "torch" else {}))
 
 
 def _seeded_run(name, dtype, epochs=1, **solver_args):
@@ -203,7 +207,7 @@ def test_a_checkpoint_written_on_one_backend_resumes_on_the_other(tmp_path, firs
 def _xpnn(*args):
     return subprocess.run([sys.executable, "-m", "xpnn.cli", *args], capture_output=True,
                           text=True, timeout=600,
-                          env=dict(os.environ, XPNN_BACKEND="numpy", XPNN_TORCH_DEVICE="cpu"))
+                          env=dict(os.environ, XPNN_BACKEND="numpy"))
 
 
 def test_xpnn_train_on_torch_reaches_numpys_accuracy(tmp_path):

@@ -154,7 +154,8 @@ def build_parser():
     q.add_argument("--data-dir", metavar="PATH", help="as for xpnn train")
     q.add_argument("--classes", metavar="A,B,...", help="as for xpnn train")
     q.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
-                   help="array backend (default: $XPNN_BACKEND or numpy)")
+                   help="array backend (default: $XPNN_BACKEND or numpy); torch runs on "
+                        "$XPNN_TORCH_DEVICE (cuda, mps, cpu) or the best one present")
     q.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
                    help="fine-tune each pruned copy for this many epochs (adam, lr 1e-3); "
                         "pruned weights stay zero (default: 0)")
@@ -191,7 +192,8 @@ def _model_options(t):
     t.add_argument("--dtype", choices=("float32", "float64"), default=DEFAULTS.dtype,
                    help="floating type of the model (default: %(default)s)")
     t.add_argument("--backend", choices=backend.VALID_BACKENDS, default=None,
-                   help="array backend (default: $XPNN_BACKEND or numpy)")
+                   help="array backend (default: $XPNN_BACKEND or numpy); torch runs on "
+                        "$XPNN_TORCH_DEVICE (cuda, mps, cpu) or the best one present")
     t.add_argument("--hidden", type=_positive_int, default=None,
                    help="width of each hidden affine layer (default: the model's: convnet "
                         "64, threelayer 64, fc 100, twolayer 100)")

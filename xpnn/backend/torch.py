@@ -9,7 +9,8 @@ optional dependency: xpnn imports and trains without it. Tensors here never
 carry autograd history: xpnn's layers compute their own gradients.
 
 MPS has no float64: a float64 array refused there says what to do (train in
-float32; run gradient checks on the CPU).
+float32; run gradient checks on the CPU). On CUDA, float32 convolutions run
+in float32 (torch's default is TF32, which ``XPNN_TORCH_TF32=1`` keeps).
 """
 from __future__ import annotations
 
@@ -170,6 +171,10 @@ class TorchBackend(Backend):
         torch = torch_module()
         if device is not None or self._device is None:
             self._device = choose_device(torch, device)
+            if self._device.type == "cuda" and os.environ.get("XPNN_TORCH_TF32") != "1":
+                # float32 convolutions in float32, as on every other backend
+                # (torch's default rounds their inputs to TF32's 10 bits)
+                torch.backends.cudnn.allow_tf32 = False
 
     @property
     def device(self):
