@@ -9,7 +9,9 @@ One row per case: the median per-step times of each library (median over
 pairs), the ratio xpnn / peer (lower is better) as the median of the
 pairwise ratios with their min-max, the peak resident memory of each
 process, and the target. Cases ending in ``_busy_core`` run while another
-process keeps one core busy (it stops itself). Two libraries in one
+process keeps one core busy (it stops itself); cases ending in
+``_on_torch`` run xpnn on its torch backend (torch's CPU kernels under
+xpnn's layers), the cost of xpnn's layering. Two libraries in one
 process disturb each other's thread pools and allocators, so every
 measurement here is a separate process. The xpnn process imports xpnn
 before NumPy (as ``xpnn train`` does), so OpenBLAS's threads wait the way
@@ -43,6 +45,10 @@ CASES = {
     "knn_no_loops_5000x500_f64": ("torch", 1.0, False),
     "three_layer_convnet_step_busy_core": ("torch", None, True),
     "challenge_net_step_busy_core": ("torch", None, True),
+    # xpnn on its torch backend (torch's CPU kernels) against plain PyTorch:
+    # the cost of xpnn's layering over the same convolutions
+    "three_layer_convnet_step_on_torch": ("torch", 1.2, False),
+    "challenge_net_step_on_torch": ("torch", 1.2, False),
 }
 
 
@@ -52,7 +58,7 @@ def _build(case, lib, threads):
     'course'), importing only that library."""
     import numpy as np
     r = np.random.RandomState(0)
-    base = case.replace("_busy_core", "")
+    base = case.replace("_busy_core", "").replace("_on_torch", "")
     f64 = base == "three_layer_f64_vs_course_ref"
     dt = np.float64 if f64 else np.float32
     if lib == "torch":
@@ -98,7 +104,9 @@ def _build(case, lib, threads):
             import course_reference as ref
             params = {k: np.asarray(v) for k, v in model.params.items()}
             return lambda: ref.three_layer_step(params, X, y, 7)
-        return lambda: model.loss(X, y)
+        from xpnn import backend
+        Xd, yd = backend.to_device(X), backend.to_device(y)   # as they are on NumPy
+        return lambda: model.loss(Xd, yd)
     if base == "conv_64x64x16x16_w128x3x3":
         x, w = r.randn(64, 64, 16, 16).astype(dt), r.randn(128, 64, 3, 3).astype(dt)
         b, dout = r.randn(128).astype(dt), r.randn(64, 128, 16, 16).astype(dt)
@@ -206,6 +214,10 @@ def worker(case, lib, steps, threads):
         # (see xpnn/backend/numpy/_host.py); the NumPy-only course peer keeps
         # OpenBLAS's own setting
         import xpnn  # noqa: F401
+        if case.endswith("_on_torch"):
+            import torch
+            torch.set_num_threads(threads)
+            xpnn.backend.set_backend("torch", device="cpu")
     times = step_times(_build(case, lib, threads), steps)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"ms": 1e3 * statistics.median(times), "peak_mb": peak_mb}
@@ -302,7 +314,8 @@ def main(argv=None):
     print(f"{'case':36s} {'xpnn ms':>8s} {'peer ms':>8s} {'ratio':>6s} {'min-max':>11s} "
           f"{'xpnn MB':>8s} {'peer MB':>8s} {'target':>7s}")
     print("# peer: PyTorch CPU, except *_vs_course_ref (the course reference algorithm); "
-          "*_busy_core: another process keeps one core busy meanwhile")
+          "*_busy_core: another process keeps one core busy meanwhile; *_on_torch: xpnn on "
+          "its torch backend")
     ok = True
     slowdown = {}
     for case in selected:

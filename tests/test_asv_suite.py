@@ -35,6 +35,12 @@ def test_asv_suite_runs_in_quick_mode(tmp_path):
                   "SolverEpoch.time_digits_convnet_epoch",
                   "ShrinkInference.time_inference_batch256"):
         assert bench in log, f"{bench} did not run"
+    # the backend parameter's torch rows ran (with PyTorch installed), beside numpy's
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    assert re.search(r"^\s+torch\s+[\d.]+(±[\d.]+)?[mu]?s\b", log, re.M), log[-4000:]
 
 
 def _asv(asv, args, cwd, env, timeout=1200):

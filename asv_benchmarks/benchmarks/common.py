@@ -3,12 +3,14 @@ import numpy as np
 
 from xpnn import backend
 
-BACKENDS = ["numpy", "cupy"]
+#: the backend parameter of every benchmark: torch runs on the best device
+#: present (the CPU here, CUDA on a GPU machine), cupy needs a GPU
+BACKENDS = ["numpy", "torch", "cupy"]
 
 
 def use(name):
-    """Switch to backend ``name``; a missing GPU skips the benchmark
-    (asv treats NotImplementedError raised in setup as 'skipped')."""
+    """Switch to backend ``name``; a missing GPU or PyTorch skips the
+    benchmark (asv treats NotImplementedError raised in setup as 'skipped')."""
     try:
         backend.set_backend(name)
     except RuntimeError as exc:
