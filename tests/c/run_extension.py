@@ -101,5 +101,7 @@ h = np.asarray(ext.rnn_gates_forward(xa[:, :H], hw[:, :H]))
 out["rnn_fwd"] = h
 out["rnn_bwd"] = np.asarray(ext.rnn_gates_backward(dh, dn, h))
 
+# the step product's version this CPU runs (aarch64: the baseline, 0)
+out["step_level"] = np.array(ext.STEP_LEVEL)
 np.savez(sys.argv[2], **out)
 print(f"{len(out)} results, numpy {np.__version__}")
