@@ -249,7 +249,7 @@ except RuntimeError as exc:
     print(exc)
 """
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, env=dict(os.environ, XPNN_BACKEND="numpy"))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0] == "trained True"
