@@ -182,3 +182,40 @@ def test_avgpool_padding_matches_pytorch():
                                    atol=1e-14)
     with pytest.raises(ValueError, match="padding 2 is more than half the 3x3 window"):
         AvgPool2d(3, padding=2)
+
+
+@pytest.mark.parametrize("row", sorted(LAYERS))
+def test_a_checkpoint_cannot_declare_the_layer_larger_than_it_stores(row, tmp_path):
+    """Each size argument a layer class declares (``size_args``) is checked
+    against the parameter values a checkpoint holds: a stored layer of this
+    kind that asks for 10^7 in any of them is refused, naming the setting,
+    before anything is allocated (before, an LSTM's hidden_size, a PReLU's
+    num_parameters or a kernel_size went unchecked). A layer with
+    parameters declares at least one."""
+    import json
+    from xpnn.checkpoint import load_model, save_model
+    model = _net(row)
+    path = str(tmp_path / "m.npz")
+    save_model(model, path)
+    layer = LAYERS[row]["make"]()
+    layer.in_shape_out(LAYERS[row]["shape"])
+    has_params = bool(layer.param_shapes)     # a Residual's are its body's layers'
+    sized = type(layer).size_args
+    assert sized or not has_params, f"{row} has parameters but declares no size_args"
+    assert set(sized) <= set(layer.config()), (row, sized)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["__meta__"]))
+    at = 1 if not LAYERS[row]["vocab"] else 0        # the row's layer in the stored list
+    stored = meta["model"]["init_kwargs"]["layers"][at]
+    assert stored["type"] == type(layer).__name__, stored
+    for key in sized:
+        crafted = json.loads(json.dumps(meta))
+        value = stored[key]
+        crafted["model"]["init_kwargs"]["layers"][at][key] = \
+            [10 ** 7] * len(value) if isinstance(value, list) else 10 ** 7
+        arrays["__meta__"] = np.array(json.dumps(crafted))
+        np.savez(tmp_path / "crafted.npz", **arrays)
+        with pytest.raises(ValueError, match=r"model setting layers asks for a size of "
+                                             r"10000000, more than the \d+ parameter values"):
+            load_model(str(tmp_path / "crafted.npz"))

@@ -17,6 +17,7 @@ import numpy as np
 
 from .backend import is_array, to_numpy
 from .models.registry import build_model, model_class_name
+from .nn.layers import layer_class
 
 __all__ = ["PrefixLock", "save_npz_atomic", "write_atomic", "load_npz", "flatten_state", "unflatten_state", "save_model",
            "load_model", "model_class_name", "model_section", "read_model_section",
@@ -399,14 +400,12 @@ def restore_model(model, sec, device=None, reg=True):
     return model
 
 
-# in a Sequential's stored layers, the settings that size a parameter (each
-# at most the number of values of the parameter it sizes)
-_SIZE_KEYS = ("features", "channels", "_dim", "embeddings")
-
-
 def _sizes(value):
     """The layer sizes in a stored constructor argument: its ints (bools
-    aside), and in a Sequential's layer dicts those of :data:`_SIZE_KEYS`."""
+    aside), and in a Sequential's stored layers the arguments each layer
+    class declares as sizing a parameter (``Layer.size_args``: a Conv2d's
+    channels and kernel size, an LSTM's input and hidden sizes, ...), in
+    nested layers (a Residual's body and shortcut) too."""
     if isinstance(value, bool):
         return []
     if isinstance(value, int):
@@ -414,8 +413,10 @@ def _sizes(value):
     if isinstance(value, list):
         return [n for item in value for n in _sizes(item)]
     if isinstance(value, dict):
-        return [n for k, v in value.items() if str(k).endswith(_SIZE_KEYS)
-                for n in _sizes(v)]
+        cls = layer_class(value.get("type"))
+        sized = cls.size_args if cls is not None else ()
+        return [n for k, v in value.items()
+                for n in (_sizes(v) if k in sized or isinstance(v, (list, dict)) else [])]
     return []
 
 

@@ -26,8 +26,8 @@ from ..layers.pooling import _max_pool_relu_backward as _pool_relu_backward
 from ..layers.pooling import _max_pool_relu_forward as _pool_relu_forward
 from ..layers._util import check_int, check_number, pad_hw, xp_of, zeros_like_shape
 
-__all__ = ["Layer", "layer_from_spec", "Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
-           "LayerNorm", "GroupNorm",
+__all__ = ["Layer", "layer_from_spec", "layer_class", "Conv2d", "Linear", "BatchNorm2d",
+           "BatchNorm1d", "LayerNorm", "GroupNorm",
            "ReLU", "LeakyReLU", "ELU", "PReLU", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d",
            "Dropout", "Flatten", "Residual", "Embedding", "RNN", "LSTM", "TemporalAffine"]
 
@@ -79,6 +79,11 @@ class Layer:
     #: for "new": the weight's axis of output channels, and what one is called
     out_dim: int | None = None
     unit = "channel"
+    #: the constructor arguments that size a parameter: none can exceed the
+    #: number of values of the parameter it sizes, so a checkpoint whose
+    #: stored layer declares one larger than the values the file holds is
+    #: refused before anything is allocated (xpnn.checkpoint)
+    size_args: tuple = ()
 
     def __init__(self):
         object.__setattr__(self, "_model", None)
@@ -206,6 +211,8 @@ class Conv2d(Layer):
     follows PyTorch's floor rule: rows or columns that no full window reaches
     are not used (a 3x3 stride-2 pad-1 conv maps 16x16 to 8x8)."""
 
+    size_args = ("in_channels", "out_channels", "kernel_size")
+
     weights = ("W",)
     channels = "new"
     out_dim = 0
@@ -292,6 +299,8 @@ class Linear(Layer):
     """Fully connected: ``x.reshape(N, in) @ W + b`` with ``W`` stored
     (in, out) as the course stores it. Flattens its input itself."""
 
+    size_args = ("in_features", "out_features")
+
     weights = ("W",)
     channels = "new"
     out_dim = 1
@@ -344,6 +353,8 @@ class Linear(Layer):
 class _Norm(Layer):
     """gamma/beta of shape (C,); batch norms keep running statistics in the
     model's ``bn_params`` (what checkpoints store)."""
+
+    size_args = ("num_features",)
 
     ndim = None
     running = True
@@ -454,6 +465,8 @@ class GroupNorm(Layer):
     channels; ``gamma``/``beta`` of shape (1, C, 1, 1), as the course's
     spatial_groupnorm takes them."""
 
+    size_args = ("num_groups", "num_channels")
+
     channels = "all"
 
     def __init__(self, num_groups, num_channels, eps=1e-5):
@@ -537,6 +550,8 @@ class ELU(Layer):
 class PReLU(Layer):
     """Leaky ReLU with a learnt slope ``a``: one shared (``num_parameters=1``)
     or one per channel (``num_parameters=C``), starting at ``init``."""
+
+    size_args = ("num_parameters",)
 
     channels = "same"
 
@@ -731,6 +746,8 @@ class Embedding(Layer):
     1) as ``torch.nn.Embedding`` draws them (or N(0, weight_scale^2)). Takes
     the model's input as it is (integers); it must be the first layer."""
 
+    size_args = ("num_embeddings", "embedding_dim")
+
     weights = ("W",)
     takes_indices = True
 
@@ -759,6 +776,8 @@ class Embedding(Layer):
 class _Recurrent(Layer):
     """A recurrent layer over (T, input_size) sequences from a zero state,
     returning every step's hidden state (T, hidden_size)."""
+
+    size_args = ("input_size", "hidden_size")
 
     weights = ("Wx", "Wh")
     gates = 1
@@ -819,6 +838,8 @@ class TemporalAffine(Layer):
     """The same fully connected layer at every step: (T, in_features) ->
     (T, out_features), ``W`` (in, out), ``b`` (out,) (as ``torch.nn.Linear``
     on the last axis, whose weight is W.T)."""
+
+    size_args = ("in_features", "out_features")
 
     weights = ("W",)
 
@@ -968,6 +989,16 @@ def _back(layers, dout, caches, need_input_grad=True):
     return dout, grads
 
 
+def layer_class(kind):
+    """The layer class a spec's ``"type"`` names (``"Conv2d"``), or None."""
+    if not isinstance(kind, str) or kind not in __all__ or kind in _NOT_LAYERS:
+        return None
+    return globals().get(kind)
+
+
+_NOT_LAYERS = ("Layer", "layer_from_spec", "layer_class")
+
+
 def layer_from_spec(spec, where="layer"):
     """A layer from its :meth:`Layer.spec` data (JSON): ``{"type": "Conv2d",
     "in_channels": 3, ...}``; Residual bodies and shortcuts nest. Bad data
@@ -976,10 +1007,9 @@ def layer_from_spec(spec, where="layer"):
         raise ValueError(f"{where}: expected an object with a \"type\" such as "
                          f"{{\"type\": \"ReLU\"}}, got {spec!r}")
     kind = spec["type"]
-    cls = globals().get(kind) if kind in __all__ and kind not in ("Layer", "layer_from_spec") \
-        else None
+    cls = layer_class(kind)
     if cls is None:
-        known = ", ".join(n for n in __all__ if n not in ("Layer", "layer_from_spec"))
+        known = ", ".join(n for n in __all__ if n not in _NOT_LAYERS)
         raise ValueError(f"{where}: unknown layer type {kind!r}; known: {known}")
     args = {k: v for k, v in spec.items() if k != "type"}
     if cls is Residual:
