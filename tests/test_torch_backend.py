@@ -46,7 +46,8 @@ def test_the_best_device_present_is_chosen(monkeypatch, cuda, mps, want):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_an_absent_device_says_which_are_present():
     with pytest.raises(RuntimeError, match=r"asked for device 'cuda', which this PyTorch .* "
-                                           r"cannot use here; present: .*cpu"):
+                                           r"cannot use here; present: .*cpu\. Name one of "
+                                           r"those, or none .*no device=\)"):
         xtorch.choose_device(torch, "cuda")
 
 

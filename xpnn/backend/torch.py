@@ -70,8 +70,9 @@ def choose_device(torch, name=None):
         present = [k for k in DEVICES if _device_available(torch, k)]
         raise RuntimeError(
             f"the 'torch' backend was asked for device {name!r}, which this PyTorch "
-            f"({torch.__version__}) cannot use here; present: {', '.join(present)}. Leave "
-            "XPNN_TORCH_DEVICE unset to take the best one present")
+            f"({torch.__version__}) cannot use here; present: {', '.join(present)}. Name "
+            "one of those, or none (XPNN_TORCH_DEVICE unset, no device=) for the best one "
+            "present")
     try:
         return torch.device(name)
     except RuntimeError as exc:
